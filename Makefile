@@ -1,0 +1,26 @@
+PYTHON ?= python
+PIP ?= $(PYTHON) -m pip
+DEMO_DIR ?= /tmp/keras_icnn_demo
+
+.PHONY: install test demo bench-layers bench-data preview
+
+# Installs the package and its test extras only when something is missing.
+install:
+	@$(PYTHON) -c "import keras_icnn, tensorflow, keras, tensorflow_datasets, sklearn, pytest, matplotlib" 2>/dev/null \
+		|| $(PIP) install -q -e ".[test,viz]"
+
+# pytest exits 5 when it collects no test; that is a failure here too.
+test: install
+	$(PYTHON) -m pytest -q tests
+
+demo: install
+	$(PYTHON) trainers/train_icnn.py --output_dir=$(DEMO_DIR) --epochs=8
+
+bench-layers: install
+	$(PYTHON) benchmarks/bench_layers.py --quick
+
+bench-data: install
+	$(PYTHON) benchmarks/bench_data.py
+
+preview: install
+	$(PYTHON) -m keras_icnn.data.synthetic_parts --preview $(DEMO_DIR)/preview.png

@@ -1,0 +1,364 @@
+"""InterpretableConv: conv -> ReLU -> filter loss -> PartMask (ICNN §3)."""
+
+import keras
+import tensorflow as tf
+
+from keras_icnn import losses as losses_lib
+from keras_icnn import templates as templates_lib
+from keras_icnn.layers import label_context
+from keras_icnn.layers.part_mask import MU_RULES, PartMask, validate_feature_map_shape
+
+GRADIENT_MODES = ("approximate", "exact")
+LOSS_SCHEDULES = ("constant", "paper", "inverse_epoch", "grad_ratio")
+
+
+def _mix_filter_gradient(maps, g, fraction):
+    """Identity on ``maps`` whose backward pass adds the filter-loss gradient.
+
+    Per filter ``f`` the added term is ``fraction * ||up_f|| * g_f / ||g_f||``
+    (norms over batch and space), so the filter loss always carries a set
+    fraction of the task gradient's magnitude: the explainer paper's rule for
+    lambda_f. It scales with ``up``, so loss scaling and replica scaling apply.
+    """
+
+    @tf.custom_gradient
+    def _identity(x):
+        def grad_fn(up):
+            up32 = tf.cast(up, tf.float32)
+            up_norm = tf.sqrt(tf.reduce_sum(tf.square(up32), axis=[0, 1, 2]))
+            g_norm = tf.sqrt(tf.reduce_sum(tf.square(g), axis=[0, 1, 2]))
+            extra = fraction * (up_norm / (g_norm + 1e-12)) * g
+            return tf.cast(up32 + extra, up.dtype)
+
+        return tf.identity(x), grad_fn
+
+    return _identity(maps)
+
+
+@keras.saving.register_keras_serializable(package="keras_icnn")
+class InterpretableConv(keras.layers.Layer):
+    """A conv layer whose filters learn to fire on one part of one category.
+
+    conv -> ReLU -> mutual-information filter loss on the post-ReLU map ->
+    :class:`PartMask`. During training the layer adds
+    ``lambda * sum_f Loss_f`` to the model's losses (``add_loss``), where
+    ``Loss_f = -MI(X; T)`` over the images of the batch. The labels come
+    from ``labels=`` or, inside ``keras_icnn.models.InterpretableModel.fit``,
+    automatically from the training step, so no custom ``train_step`` is needed.
+
+    Each filter's target category is the argmax over classes of a running mean
+    (EMA, ``target_decay``) of its spatial maximum on images of that class, a
+    non-trainable weight updated only when ``training=True``.
+
+    Args:
+        filters: number of filters K.
+        kernel_size: int or pair. Default 3.
+        strides: int or pair. Default 1.
+        padding: ``"same"`` (default) or ``"valid"``.
+        num_classes: number of classes C (required unless ``single_category``).
+        single_category: every filter belongs to ``positive_class``; all other
+            images are negatives (ICNN's single-category classification).
+        positive_class: the positive label in single-category mode (default 1).
+        gradient: ``"approximate"`` (eq. 5 via ``tf.custom_gradient``, default)
+            or ``"exact"`` (autodiff of the mini-batch MI).
+        gradient_form: ``"printed"`` (eq. 5 with ``1 +``, default) or
+            ``"appendix"``.
+        mu: ``"argmax"`` or ``"centroid"`` part location for the mask.
+        beta: template sharpness (default 4).
+        learnable_beta: learn a per-filter mask ``beta`` (see ``PartMask``).
+        loss_weight: the constant ``c`` of the schedule (default 0.1).
+        loss_schedule: ``"constant"`` (lambda = c), ``"paper"``
+            (lambda = c * mean_x max_ij x_ij, online), ``"inverse_epoch"``
+            (lambda = c / epoch) or ``"grad_ratio"`` (the filter-loss gradient
+            of each filter is c times the norm of the task gradient on its map).
+        target_decay: EMA decay of the per-class activation statistics (0.9).
+        use_bias, kernel_initializer, bias_initializer, kernel_regularizer:
+            as in ``keras.layers.Conv2D``.
+        **kwargs: base layer arguments.
+
+    Call arguments:
+        inputs: ``[B, H, W, C_in]`` feature maps.
+        labels: optional int ``[B]`` labels; defaults to the labels of the
+            enclosing ``InterpretableModel`` training step.
+        training: the filter loss and the target-class update run only when
+            ``True`` and labels are available.
+
+    Example:
+        >>> inputs = keras.Input((32, 32, 3))
+        >>> x = keras.layers.Conv2D(32, 3, strides=2, activation="relu")(inputs)
+        >>> x = keras_icnn.layers.InterpretableConv(64, num_classes=6)(x)
+        >>> outputs = keras.layers.Dense(6)(keras.layers.GlobalMaxPooling2D()(x))
+        >>> model = keras_icnn.models.InterpretableModel(inputs, outputs)
+        >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(True))
+        >>> model.fit(images, labels)  # labels reach the filter loss by themselves
+
+    Reference:
+        Zhang, Wu, Zhu. Interpretable Convolutional Neural Networks. CVPR 2018,
+        eq. (1)-(5).
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size=3,
+        strides=1,
+        padding="same",
+        num_classes=None,
+        single_category=False,
+        positive_class=1,
+        gradient="approximate",
+        gradient_form="printed",
+        mu="argmax",
+        beta=templates_lib.DEFAULT_BETA,
+        learnable_beta=False,
+        loss_weight=0.1,
+        loss_schedule="constant",
+        target_decay=0.9,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(filters) < 1:
+            raise ValueError(f"`filters` must be a positive integer. Received: filters={filters}")
+        self.filters = int(filters)
+        self.kernel_size = self._pair(kernel_size, "kernel_size")
+        self.strides = self._pair(strides, "strides")
+        if padding not in ("same", "valid"):
+            raise ValueError(
+                f"`padding` must be 'same' or 'valid'. Received: padding={padding!r}"
+            )
+        self.padding = padding
+        self.single_category = bool(single_category)
+        if self.single_category:
+            num_classes = max(int(num_classes or 2), int(positive_class) + 1)
+        elif num_classes is None or int(num_classes) < 2:
+            raise ValueError(
+                "`num_classes` must be an integer >= 2 (or set "
+                f"single_category=True). Received: num_classes={num_classes}"
+            )
+        self.num_classes = int(num_classes)
+        self.positive_class = int(positive_class)
+        if not 0 <= self.positive_class < self.num_classes:
+            raise ValueError(
+                f"`positive_class` must lie in [0, num_classes={self.num_classes}). "
+                f"Received: positive_class={positive_class}"
+            )
+        if gradient not in GRADIENT_MODES:
+            raise ValueError(
+                f"`gradient` must be one of {GRADIENT_MODES}. Received: gradient={gradient!r}"
+            )
+        if gradient_form not in losses_lib.GRADIENT_FORMS:
+            raise ValueError(
+                f"`gradient_form` must be one of {losses_lib.GRADIENT_FORMS}. "
+                f"Received: gradient_form={gradient_form!r}"
+            )
+        if mu not in MU_RULES:
+            raise ValueError(f"`mu` must be one of {MU_RULES}. Received: mu={mu!r}")
+        if loss_schedule not in LOSS_SCHEDULES:
+            raise ValueError(
+                f"`loss_schedule` must be one of {LOSS_SCHEDULES}. "
+                f"Received: loss_schedule={loss_schedule!r}"
+            )
+        if gradient == "exact" and loss_schedule == "grad_ratio":
+            raise ValueError(
+                "loss_schedule='grad_ratio' shapes the approximate gradient; "
+                "use gradient='approximate'. Received: gradient='exact'"
+            )
+        if not float(loss_weight) >= 0:
+            raise ValueError(f"`loss_weight` must be >= 0. Received: loss_weight={loss_weight}")
+        if not 0.0 <= float(target_decay) < 1.0:
+            raise ValueError(
+                f"`target_decay` must lie in [0, 1). Received: target_decay={target_decay}"
+            )
+        self.gradient = gradient
+        self.gradient_form = gradient_form
+        self.mu = mu
+        self.beta = float(beta)
+        self.learnable_beta = bool(learnable_beta)
+        self.loss_weight = float(loss_weight)
+        self.loss_schedule = loss_schedule
+        self.target_decay = float(target_decay)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.part_mask = PartMask(
+            beta=self.beta, mu=self.mu, learnable_beta=self.learnable_beta,
+            dtype=self.dtype_policy, name="part_mask",
+        )
+
+    @staticmethod
+    def _pair(value, name):
+        pair = (value, value) if isinstance(value, int) else tuple(value)
+        if len(pair) != 2 or any(int(v) < 1 for v in pair):
+            raise ValueError(
+                f"`{name}` must be a positive int or a pair of them. Received: {name}={value}"
+            )
+        return tuple(int(v) for v in pair)
+
+    def _output_hw(self, h, w):
+        out = []
+        for size, k, s in zip((h, w), self.kernel_size, self.strides):
+            if size is None:
+                out.append(None)
+            elif self.padding == "same":
+                out.append(-(-size // s))
+            else:
+                out.append((size - k) // s + 1)
+        return tuple(out)
+
+    def compute_output_shape(self, input_shape):
+        h, w = self._output_hw(input_shape[1], input_shape[2])
+        return (input_shape[0], h, w, self.filters)
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(
+                "InterpretableConv expects a 4D input [batch, height, width, "
+                f"channels]. Received: input_shape={tuple(input_shape)}"
+            )
+        out_shape = self.compute_output_shape(input_shape)
+        validate_feature_map_shape(out_shape, "InterpretableConv")
+        h, w = out_shape[1], out_shape[2]
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=self.kernel_size + (input_shape[-1], self.filters),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+        )
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias", shape=(self.filters,), initializer=self.bias_initializer
+            )
+        # Running per-class mean of each filter's spatial max (target classes).
+        self.class_activation = self.add_weight(
+            name="class_activation", shape=(self.num_classes, self.filters),
+            initializer="zeros", trainable=False, aggregation="mean",
+        )
+        self.class_seen = self.add_weight(
+            name="class_seen", shape=(self.num_classes,),
+            initializer="zeros", trainable=False, aggregation="mean",
+        )
+        self.epoch = self.add_weight(
+            name="epoch", shape=(), initializer="ones", trainable=False,
+            aggregation="only_first_replica",
+        )
+        self.part_mask.build(out_shape)
+        self._templates = templates_lib.template_matrix(h, w, beta=self.beta)
+        self._log_priors = templates_lib.uniform_log_priors(h, w)
+        self.built = True
+
+    @property
+    def target_classes(self):
+        """int32 ``[K]``: each filter's target category."""
+        if self.single_category:
+            return tf.fill([self.filters], self.positive_class)
+        return tf.argmax(
+            tf.convert_to_tensor(self.class_activation), axis=0, output_type=tf.int32
+        )
+
+    def _update_targets(self, maps, labels):
+        peak = tf.reduce_max(tf.cast(maps, tf.float32), axis=[1, 2])  # [B, K]
+        onehot = tf.one_hot(labels, self.num_classes, dtype=tf.float32)  # [B, C]
+        counts = tf.reduce_sum(onehot, axis=0)  # [C]
+        means = tf.matmul(onehot, peak, transpose_a=True) / tf.maximum(counts, 1.0)[:, None]
+        old = tf.convert_to_tensor(self.class_activation)
+        seen = tf.convert_to_tensor(self.class_seen)[:, None] > 0
+        ema = self.target_decay * old + (1.0 - self.target_decay) * means
+        present = (counts > 0)[:, None]
+        self.class_activation.assign(tf.where(present, tf.where(seen, ema, means), old))
+        self.class_seen.assign(tf.maximum(tf.convert_to_tensor(self.class_seen),
+                                          tf.cast(counts > 0, tf.float32)))
+
+    def _checked_labels(self, labels):
+        labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+        if self.single_category:
+            return labels
+        checks = [
+            tf.debugging.assert_greater_equal(
+                labels, 0, message=f"{self.name}: labels must lie in [0, {self.num_classes})"),
+            tf.debugging.assert_less(
+                labels, self.num_classes,
+                message=f"{self.name}: labels must lie in [0, {self.num_classes})"),
+        ]
+        with tf.control_dependencies(checks):
+            return tf.identity(labels)
+
+    def _weight(self, maps):
+        if self.loss_schedule == "paper":
+            peak = tf.reduce_max(tf.cast(maps, tf.float32), axis=[1, 2])
+            return self.loss_weight * tf.stop_gradient(tf.reduce_mean(peak))
+        if self.loss_schedule == "inverse_epoch":
+            return self.loss_weight / tf.maximum(tf.convert_to_tensor(self.epoch), 1.0)
+        return tf.constant(self.loss_weight, tf.float32)
+
+    def _filter_loss(self, maps, labels, scope):
+        """Adds the weighted filter loss; returns maps (re-wired for grad_ratio)."""
+        if self.gradient == "exact":
+            per_filter = losses_lib.mutual_information_loss(
+                maps, self._templates, self._log_priors)
+        elif self.loss_schedule == "grad_ratio":
+            g, log_pxt, log_px = losses_lib.approximate_gradient(
+                tf.stop_gradient(maps), labels, self.target_classes,
+                self._templates, self._log_priors, self.gradient_form)
+            maps = _mix_filter_gradient(maps, g, self.loss_weight)
+            per_filter = tf.stop_gradient(losses_lib.negative_mutual_information(
+                log_pxt, log_px, tf.constant(self._log_priors)))
+        else:
+            per_filter = losses_lib.approximate_mutual_information_loss(
+                maps, labels, self.target_classes, self._templates,
+                self._log_priors, form=self.gradient_form)
+        total = tf.reduce_sum(per_filter)
+        if self.loss_schedule != "grad_ratio":
+            self.add_loss(self._weight(maps) * total)
+        if scope is not None:
+            scope.filter_losses.append(tf.stop_gradient(total))
+        return maps
+
+    def call(self, inputs, labels=None, training=None):
+        x = tf.nn.convolution(
+            inputs, tf.cast(self.kernel, inputs.dtype), strides=self.strides,
+            padding=self.padding.upper(),
+        )
+        if self.use_bias:
+            x = x + tf.cast(self.bias, x.dtype)
+        x = tf.nn.relu(x)
+        scope = label_context.current_scope()
+        if labels is None and scope is not None:
+            labels = scope.labels
+        if training and labels is not None:
+            labels = self._checked_labels(labels)
+            if not self.single_category:
+                self._update_targets(x, labels)
+            x = self._filter_loss(x, labels, scope)
+        return self.part_mask(x)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+                "strides": self.strides,
+                "padding": self.padding,
+                "num_classes": self.num_classes,
+                "single_category": self.single_category,
+                "positive_class": self.positive_class,
+                "gradient": self.gradient,
+                "gradient_form": self.gradient_form,
+                "mu": self.mu,
+                "beta": self.beta,
+                "learnable_beta": self.learnable_beta,
+                "loss_weight": self.loss_weight,
+                "loss_schedule": self.loss_schedule,
+                "target_decay": self.target_decay,
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+            }
+        )
+        return config

@@ -1,0 +1,48 @@
+"""How labels reach interpretable layers during ``fit`` without a second input.
+
+``InterpretableModel.train_step`` opens ``label_scope(y)`` around its forward
+pass; every ``InterpretableConv`` called inside it (at any depth of a
+functional graph) reads the labels with :func:`current_scope` and reports its
+unweighted filter loss back to the scope for monitoring. The scope is
+thread-local, so each replica of a ``tf.distribute`` strategy (one thread per
+replica) sees only its own labels. It lives only while a step is traced, so
+it works in eager, graph and XLA-compiled steps alike.
+"""
+
+import contextlib
+import threading
+
+_state = threading.local()
+
+
+class LabelScope:
+    """Labels of the current training step and the filter losses it produced."""
+
+    def __init__(self, labels):
+        self.labels = labels
+        self.filter_losses = []
+
+
+def current_scope():
+    """The innermost active :class:`LabelScope`, or ``None``."""
+    stack = getattr(_state, "stack", None)
+    return stack[-1] if stack else None
+
+
+@contextlib.contextmanager
+def label_scope(labels):
+    """Make ``labels`` visible to every interpretable layer called inside.
+
+    Example:
+        >>> with label_scope(y) as scope:
+        ...     y_pred = model(x, training=True)
+        >>> scope.filter_losses  # one scalar per interpretable layer
+    """
+    if not hasattr(_state, "stack"):
+        _state.stack = []
+    scope = LabelScope(labels)
+    _state.stack.append(scope)
+    try:
+        yield scope
+    finally:
+        _state.stack.pop()

@@ -1,0 +1,11 @@
+"""Models: backbones and the interpretable-CNN construction."""
+
+from keras_icnn.models.backbones import (
+    BACKBONES, alexnet_backbone, get_backbone, resnet20_backbone, vgg_backbone)
+from keras_icnn.models.interpretable import (
+    FilterLossEpoch, InterpretableModel, make_interpretable)
+
+__all__ = [
+    "BACKBONES", "alexnet_backbone", "get_backbone", "resnet20_backbone", "vgg_backbone",
+    "FilterLossEpoch", "InterpretableModel", "make_interpretable",
+]

@@ -1,0 +1,119 @@
+"""Small VGG-, AlexNet- and ResNet-20-style CNNs for tests, demos and benchmarks.
+
+Each builder returns a functional ``keras.Model`` producing logits, with the
+top conv layer (or, for the ResNet, the last stage's output) named
+``"top_conv"`` so ``make_interpretable(model, "top_conv")`` finds it.
+"""
+
+import keras
+
+BACKBONES = ("vgg", "alexnet", "resnet20")
+
+
+def _check(input_shape, num_classes):
+    input_shape = tuple(int(v) for v in input_shape)
+    if len(input_shape) != 3:
+        raise ValueError(
+            "`input_shape` must be (height, width, channels). "
+            f"Received: input_shape={input_shape}"
+        )
+    if int(num_classes) < 2:
+        raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={num_classes}")
+    return input_shape, int(num_classes)
+
+
+def vgg_backbone(input_shape=(64, 64, 3), num_classes=6, width=16, dense_units=128,
+                 dropout=0.3, name="vgg"):
+    """VGG-style: three blocks of two 3x3 convs + max-pool, then ``top_conv``.
+
+    A 64x64 input gives 8x8 top maps with ``8 * width`` filters.
+
+    Example:
+        >>> model = vgg_backbone((64, 64, 3), num_classes=6)
+        >>> model.get_layer("top_conv").output.shape
+        (None, 8, 8, 128)
+    """
+    input_shape, num_classes = _check(input_shape, num_classes)
+    inputs = keras.Input(input_shape, name="images")
+    x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    for block, filters in enumerate((width, 2 * width, 4 * width), start=1):
+        for i in (1, 2):
+            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
+                                    name=f"block{block}_conv{i}")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+    x = keras.layers.Conv2D(8 * width, 3, padding="same", activation="relu",
+                            name="top_conv")(x)
+    return _dense_head(inputs, x, num_classes, dense_units, dropout, name)
+
+
+def alexnet_backbone(input_shape=(64, 64, 3), num_classes=6, width=24, dense_units=128,
+                     dropout=0.3, name="alexnet"):
+    """AlexNet-style: a large strided first conv, pools, three 3x3 convs, ``top_conv``."""
+    input_shape, num_classes = _check(input_shape, num_classes)
+    inputs = keras.Input(input_shape, name="images")
+    x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    x = keras.layers.Conv2D(width, 7, strides=2, padding="same", activation="relu",
+                            name="conv1")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool1")(x)
+    x = keras.layers.Conv2D(2 * width, 5, padding="same", activation="relu", name="conv2")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool2")(x)
+    x = keras.layers.Conv2D(4 * width, 3, padding="same", activation="relu", name="conv3")(x)
+    x = keras.layers.Conv2D(4 * width, 3, padding="same", activation="relu", name="conv4")(x)
+    x = keras.layers.Conv2D(4 * width, 3, padding="same", activation="relu", name="top_conv")(x)
+    return _dense_head(inputs, x, num_classes, dense_units, dropout, name)
+
+
+def _dense_head(inputs, x, num_classes, dense_units, dropout, name):
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(dense_units, activation="relu", name="fc1")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _residual_block(x, filters, stride, name):
+    shortcut = x
+    y = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
+                            name=f"{name}_conv1")(x)
+    y = keras.layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = keras.layers.ReLU(name=f"{name}_relu1")(y)
+    y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
+    y = keras.layers.BatchNormalization(name=f"{name}_bn2")(y)
+    if stride != 1 or shortcut.shape[-1] != filters:
+        shortcut = keras.layers.Conv2D(filters, 1, strides=stride, use_bias=False,
+                                       name=f"{name}_proj")(shortcut)
+        shortcut = keras.layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+    return keras.layers.Add(name=f"{name}_add")([y, shortcut])
+
+
+def resnet20_backbone(input_shape=(64, 64, 3), num_classes=6, width=16, blocks_per_stage=3,
+                      name="resnet20"):
+    """ResNet-20 style (3 stages of ``blocks_per_stage`` basic blocks, widths w, 2w, 4w).
+
+    The last stage's output (after ReLU) is the layer named ``"top_conv"``;
+    a 64x64 input gives 16x16 maps (a stride-2 stem pool brings them to 8x8).
+    """
+    input_shape, num_classes = _check(input_shape, num_classes)
+    inputs = keras.Input(input_shape, name="images")
+    x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name="stem_conv")(x)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.ReLU(name="stem_relu")(x)
+    x = keras.layers.MaxPooling2D(2, name="stem_pool")(x)
+    for stage, filters in enumerate((width, 2 * width, 4 * width), start=1):
+        for block in range(blocks_per_stage):
+            stride = 2 if (stage > 1 and block == 0) else 1
+            x = _residual_block(x, filters, stride, f"stage{stage}_block{block}")
+            last = stage == 3 and block == blocks_per_stage - 1
+            x = keras.layers.ReLU(name="top_conv" if last else f"stage{stage}_block{block}_out")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def get_backbone(name, input_shape=(64, 64, 3), num_classes=6, **kwargs):
+    """Build a backbone by name: one of ``BACKBONES``."""
+    builders = {"vgg": vgg_backbone, "alexnet": alexnet_backbone, "resnet20": resnet20_backbone}
+    if name not in builders:
+        raise ValueError(f"`name` must be one of {BACKBONES}. Received: name={name!r}")
+    return builders[name](input_shape=input_shape, num_classes=num_classes, **kwargs)
