@@ -32,13 +32,13 @@ from keras_icnn import templates as templates_lib
 GRADIENT_FORMS = ("printed", "appendix")
 
 
-def _constants(h, w, templates, log_priors, beta, tau):
+def _constants(h, w, templates, log_priors, beta, tau, dtype=tf.float32):
     if templates is None:
         templates = templates_lib.template_matrix(h, w, beta=beta, tau=tau)
     if log_priors is None:
         log_priors = templates_lib.uniform_log_priors(h, w)
-    templates = tf.convert_to_tensor(templates, tf.float32)
-    log_priors = tf.convert_to_tensor(log_priors, tf.float32)
+    templates = tf.cast(tf.convert_to_tensor(templates), dtype)
+    log_priors = tf.cast(tf.convert_to_tensor(log_priors), dtype)
     return templates, log_priors
 
 
@@ -60,7 +60,9 @@ def _check_feature_maps(x):
             "The filter loss needs feature maps of at least 2x2. "
             f"Received: shape={x.shape}"
         )
-    return tf.cast(x, tf.float32), int(h), int(w)
+    # float32 whatever the compute dtype (mixed precision); float64 stays float64.
+    dtype = tf.float64 if x.dtype == tf.float64 else tf.float32
+    return tf.cast(x, dtype), int(h), int(w)
 
 
 def template_scores(x, templates):
@@ -116,7 +118,7 @@ def mutual_information_loss(
         TensorShape([16])
     """
     x, h, w = _check_feature_maps(x)
-    templates, log_priors = _constants(h, w, templates, log_priors, beta, tau)
+    templates, log_priors = _constants(h, w, templates, log_priors, beta, tau, x.dtype)
     scores = template_scores(x, templates)
     log_p_x_given_t, log_p_x = log_likelihoods(scores, log_priors)
     return negative_mutual_information(log_p_x_given_t, log_p_x, log_priors)
@@ -147,6 +149,8 @@ def target_template_indices(x, labels, target_classes):
 def approximate_gradient(x, labels, target_classes, templates, log_priors, form):
     """The paper's approximate gradient (eq. 5) ``dLoss_f/dx``, shape of ``x``."""
     x, _, _ = _check_feature_maps(x)
+    templates = tf.cast(templates, x.dtype)
+    log_priors = tf.cast(log_priors, x.dtype)
     scores = template_scores(x, templates)
     log_p_x_given_t, log_p_x = log_likelihoods(scores, log_priors)
     idx = target_template_indices(x, labels, target_classes)  # [B, K]
@@ -195,7 +199,7 @@ def approximate_mutual_information_loss(
             f"`form` must be one of {GRADIENT_FORMS}. Received: form={form!r}"
         )
     x, h, w = _check_feature_maps(x)
-    templates, log_priors = _constants(h, w, templates, log_priors, beta, tau)
+    templates, log_priors = _constants(h, w, templates, log_priors, beta, tau, x.dtype)
     labels = tf.convert_to_tensor(labels)
     target_classes = tf.convert_to_tensor(target_classes)
 
@@ -207,7 +211,7 @@ def approximate_mutual_information_loss(
         value = negative_mutual_information(log_p_x_given_t, log_p_x, log_priors)
 
         def grad_fn(upstream):
-            return tf.reshape(upstream, [1, 1, 1, -1]) * g
+            return tf.reshape(tf.cast(upstream, g.dtype), [1, 1, 1, -1]) * g
 
         return value, grad_fn
 

@@ -236,15 +236,15 @@ class InterpretableConv(keras.layers.Layer):
         # Running per-class mean of each filter's spatial max (target classes).
         self.class_activation = self.add_weight(
             name="class_activation", shape=(self.num_classes, self.filters),
-            initializer="zeros", trainable=False, aggregation="mean",
+            initializer="zeros", trainable=False, aggregation="mean", autocast=False,
         )
         self.class_seen = self.add_weight(
             name="class_seen", shape=(self.num_classes,),
-            initializer="zeros", trainable=False, aggregation="mean",
+            initializer="zeros", trainable=False, aggregation="mean", autocast=False,
         )
         self.epoch = self.add_weight(
             name="epoch", shape=(), initializer="ones", trainable=False,
-            aggregation="only_first_replica",
+            aggregation="only_first_replica", autocast=False,
         )
         self.part_mask.build(out_shape)
         self._templates = templates_lib.template_matrix(h, w, beta=self.beta)

@@ -1,0 +1,70 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_icnn.layers import InterpretableConv
+from keras_icnn.models import (InterpretableModel, alexnet_backbone, make_interpretable,
+                               resnet20_backbone, vgg_backbone)
+
+
+def _data(n=8, size=32, classes=3):
+    rng = np.random.RandomState(0)
+    return (rng.randint(0, 256, (n, size, size, 3)).astype("float32"),
+            rng.randint(0, classes, n))
+
+
+def test_vgg_conversion_copies_weights_and_adds_layer():
+    base = vgg_backbone((32, 32, 3), num_classes=3, width=8)
+    model = make_interpretable(base, "top_conv", loss_weight=0.05, mu="centroid")
+    assert isinstance(model, InterpretableModel)
+    layers = model.interpretable_layers
+    assert [layer.name for layer in layers] == ["top_conv", "top_conv_interp"]
+    assert layers[0].loss_weight == 0.05 and layers[1].mu == "centroid"
+    assert layers[1].kernel.shape == (3, 3, 64, 64) and layers[1].num_classes == 3
+    np.testing.assert_array_equal(layers[0].kernel.numpy(), base.get_layer("top_conv").kernel.numpy())
+    np.testing.assert_array_equal(model.get_layer("block1_conv1").kernel.numpy(),
+                                  base.get_layer("block1_conv1").kernel.numpy())
+    # The original model is untouched and does not share variables.
+    assert base.get_layer("block1_conv1").kernel is not model.get_layer("block1_conv1").kernel
+    # Below the interpretable layers both networks compute the same thing.
+    x, y = _data()
+    a = keras.Model(base.inputs, base.get_layer("block3_pool").output)(x)
+    b = keras.Model(model.inputs, model.get_layer("block3_pool").output)(x)
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+@pytest.mark.parametrize("builder", [vgg_backbone, alexnet_backbone, resnet20_backbone])
+def test_fit_with_arrays_and_dataset_jit(builder):
+    kwargs = {"blocks_per_stage": 1} if builder is resnet20_backbone else {}
+    base = builder((32, 32, 3), num_classes=3, width=8, **kwargs)
+    model = make_interpretable(base, "top_conv")
+    x, y = _data()
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(True),
+                  metrics=["accuracy"], jit_compile=True)
+    h1 = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    h2 = model.fit(ds, epochs=1, verbose=0)
+    for h in (h1, h2):
+        assert np.isfinite(h.history["loss"][0]) and h.history["filter_loss"][0] < 0
+    for layer in model.interpretable_layers:
+        assert layer.class_seen.numpy().sum() > 0
+
+
+def test_resnet_layers_go_after_last_stage():
+    base = resnet20_backbone((32, 32, 3), num_classes=3, width=8, blocks_per_stage=1)
+    model = make_interpretable(base, "top_conv")
+    names = [layer.name for layer in model.layers]
+    i = names.index("top_conv")
+    assert names[i + 1:i + 3] == ["top_conv_interp1", "top_conv_interp2"]
+    assert all(isinstance(model.layers[j], InterpretableConv) for j in (i + 1, i + 2))
+
+
+def test_single_category_and_errors():
+    base = vgg_backbone((32, 32, 3), num_classes=2, width=8)
+    model = make_interpretable(base, "top_conv", single_category=True)
+    assert all(layer.single_category for layer in model.interpretable_layers)
+    with pytest.raises(ValueError, match="no layer named 'nope'"):
+        make_interpretable(base, "nope")
+    with pytest.raises(ValueError, match="4D output"):
+        make_interpretable(base, "fc1")

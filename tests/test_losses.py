@@ -1,0 +1,139 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_icnn import losses, templates
+
+
+def _logsumexp(a, axis):
+    m = a.max(axis=axis, keepdims=True)
+    return m + np.log(np.exp(a - m).sum(axis=axis, keepdims=True))
+
+
+def numpy_terms(x):
+    """Float64 reference of the mini-batch estimator, written from SPEC §3."""
+    x = np.asarray(x, np.float64)
+    b, h, w, k = x.shape
+    t = np.float64(templates.template_matrix(h, w))
+    n_t = t.shape[1]
+    log_prior = np.log(np.full(n_t, 1.0 / n_t))
+    s = np.zeros((b, k, n_t))
+    for bi in range(b):
+        for ki in range(k):
+            for ti in range(n_t):
+                s[bi, ki, ti] = np.sum(x[bi, :, :, ki].reshape(-1) * t[:, ti])
+    log_pxt = s - _logsumexp(s, 0)
+    log_px = _logsumexp(log_pxt + log_prior, -1)[..., 0]
+    return t, log_prior, log_pxt, log_px
+
+
+def numpy_negative_mi(x):
+    _, log_prior, log_pxt, log_px = numpy_terms(x)
+    mi = np.zeros(log_pxt.shape[1])
+    for ti in range(log_pxt.shape[2]):
+        p = np.exp(log_pxt[:, :, ti])
+        mi += np.exp(log_prior[ti]) * np.sum(p * (log_pxt[:, :, ti] - log_px), axis=0)
+    return -mi
+
+
+@pytest.mark.parametrize("shape,scale", [((6, 3, 3, 4), 50.0), ((5, 4, 3, 2), 200.0), ((3, 2, 2, 3), 1.0)])
+def test_mutual_information_loss_matches_numpy(shape, scale):
+    x = np.random.RandomState(0).uniform(0, scale, shape).astype(np.float32)
+    got = losses.mutual_information_loss(x).numpy()
+    assert got.shape == (shape[-1],) and got.dtype == np.float32
+    np.testing.assert_allclose(got, numpy_negative_mi(x), rtol=1e-4, atol=1e-6)
+    # -MI is never positive.
+    assert np.all(got <= 1e-6)
+
+
+def test_loss_is_finite_for_huge_activations_and_single_image():
+    x = np.random.RandomState(1).uniform(0, 1e4, (4, 5, 5, 3)).astype(np.float32)
+    for batch in (x, x[:1], np.zeros_like(x)):
+        v = losses.mutual_information_loss(batch)
+        a = losses.approximate_mutual_information_loss(
+            batch, np.arange(len(batch)) % 2, np.array([0, 1, 0]))
+        assert np.all(np.isfinite(v.numpy())) and np.all(np.isfinite(a.numpy()))
+    np.testing.assert_allclose(losses.mutual_information_loss(x[:1]).numpy(), 0.0, atol=1e-6)
+    with tf.GradientTape() as tape:
+        xt = tf.constant(x)
+        tape.watch(xt)
+        total = tf.reduce_sum(losses.approximate_mutual_information_loss(
+            xt, [0, 1, 0, 1], [0, 1, 1]))
+    assert np.all(np.isfinite(tape.gradient(total, xt).numpy()))
+
+
+def test_well_localised_filter_has_higher_mi_than_noise():
+    rng = np.random.RandomState(2)
+    peaked = np.zeros((8, 6, 6, 1), np.float32)
+    for i in range(8):
+        peaked[i, rng.randint(6), rng.randint(6), 0] = 300.0
+    noise = rng.uniform(0, 300.0 / 36, (8, 6, 6, 1)).astype(np.float32)
+    assert losses.mutual_information_loss(peaked)[0] < losses.mutual_information_loss(noise)[0]
+
+
+@pytest.mark.parametrize("form", ["printed", "appendix"])
+def test_approximate_gradient_matches_formula(form):
+    rng = np.random.RandomState(3)
+    x = rng.uniform(0, 40, (6, 3, 4, 3)).astype(np.float32)
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    target = np.array([0, 2, 1])
+    upstream = np.array([1.0, -0.5, 2.0], np.float32)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        value = losses.approximate_mutual_information_loss(xt, labels, target, form=form)
+        total = tf.reduce_sum(value * upstream)
+    grad = tape.gradient(total, xt).numpy()
+    # The value is the exact -MI.
+    np.testing.assert_allclose(value.numpy(), numpy_negative_mi(x), rtol=1e-4, atol=1e-6)
+    t, log_prior, log_pxt, log_px = numpy_terms(x)
+    expected = np.zeros_like(x, dtype=np.float64)
+    b, h, w, k = x.shape
+    for bi in range(b):
+        for ki in range(k):
+            if labels[bi] == target[ki]:
+                col = int(np.argmax(x[bi, :, :, ki].reshape(-1)))
+            else:
+                col = h * w
+            lp = log_pxt[bi, ki, col]
+            bracket = lp - log_px[bi, ki] + (1.0 if form == "printed" else 0.0)
+            coeff = -np.exp(log_prior[col]) * np.exp(lp) * bracket
+            expected[bi, :, :, ki] = upstream[ki] * coeff * t[:, col].reshape(h, w)
+    np.testing.assert_allclose(grad, expected, rtol=2e-4, atol=1e-9)
+
+
+def test_exact_gradient_matches_finite_differences():
+    rng = np.random.RandomState(4)
+    x = rng.uniform(0, 30, (4, 3, 3, 2))
+    xt = tf.constant(x, tf.float64)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        total = tf.reduce_sum(losses.mutual_information_loss(xt) * [1.0, 0.3])
+    grad = tape.gradient(total, xt).numpy()
+    eps = 1e-5
+    fd = np.zeros_like(x)
+    for idx in np.ndindex(*x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += eps
+        xm[idx] -= eps
+        fp = np.sum(losses.mutual_information_loss(tf.constant(xp)).numpy() * [1.0, 0.3])
+        fm = np.sum(losses.mutual_information_loss(tf.constant(xm)).numpy() * [1.0, 0.3])
+        fd[idx] = (fp - fm) / (2 * eps)
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-9)
+
+
+def test_target_template_indices():
+    x = np.zeros((2, 2, 3, 2), np.float32)
+    x[0, 1, 2, 0] = 1.0  # flat index 5
+    x[1, 0, 1, 1] = 1.0  # flat index 1
+    idx = losses.target_template_indices(x, [0, 1], [0, 1]).numpy()
+    np.testing.assert_array_equal(idx, [[5, 6], [6, 1]])
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match=r"rank 4 \[batch, height, width, filters\]"):
+        losses.mutual_information_loss(np.zeros((3, 3, 3)))
+    with pytest.raises(ValueError, match="at least 2x2"):
+        losses.mutual_information_loss(np.zeros((2, 1, 4, 3)))
+    with pytest.raises(ValueError, match="`form` must be one of"):
+        losses.approximate_mutual_information_loss(np.zeros((2, 2, 2, 1)), [0, 0], [0], form="x")
