@@ -60,6 +60,12 @@ class InterpretableModel(keras.Model):
         logs["filter_loss"] = self.filter_loss_tracker.result()
         return logs
 
+    def test_step(self, data):
+        # The filter loss exists only in training; do not log a meaningless 0.
+        logs = dict(super().test_step(data))
+        logs.pop("filter_loss", None)
+        return logs
+
     def fit(self, *args, callbacks=None, **kwargs):
         callbacks = list(callbacks or [])
         if not any(isinstance(c, FilterLossEpoch) for c in callbacks):
