@@ -14,7 +14,7 @@ test: install
 	$(PYTHON) -m pytest -q tests
 
 demo: install
-	$(PYTHON) trainers/train_icnn.py --output_dir=$(DEMO_DIR) --epochs=8
+	$(PYTHON) trainers/train_icnn.py --output_dir=$(DEMO_DIR) --epochs=8 --verbose=1
 
 bench-layers: install
 	$(PYTHON) benchmarks/bench_layers.py --quick

@@ -1,0 +1,158 @@
+import socket
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_icnn.data import pipeline, synthetic_parts
+
+
+@pytest.fixture(scope="module")
+def examples():
+    return synthetic_parts.make_examples(120, image_size=64, seed=3)
+
+
+def test_deterministic_and_pure_in_index(examples):
+    again = synthetic_parts.make_examples(120, image_size=64, seed=3)
+    for k in examples:
+        np.testing.assert_array_equal(examples[k], again[k])
+    tail = synthetic_parts.make_examples(20, image_size=64, seed=3, start=100)
+    for k in examples:
+        np.testing.assert_array_equal(examples[k][100:], tail[k])
+    other = synthetic_parts.make_examples(20, image_size=64, seed=4)
+    assert np.mean(other["image"] != examples["image"][:20]) > 0.5
+    test_split = synthetic_parts.make_examples(20, image_size=64, seed=3, split="test")
+    assert np.mean(test_split["image"] != examples["image"][:20]) > 0.5
+
+
+def test_shapes_and_dtypes(examples):
+    assert examples["image"].shape == (120, 64, 64, 3) and examples["image"].dtype == np.uint8
+    assert examples["part_masks"].shape == (120, 64, 64, 4) and examples["part_masks"].dtype == bool
+    assert examples["landmarks"].shape == (120, 4, 2)
+    assert examples["object_mask"].shape == (120, 64, 64)
+    assert examples["bbox"].shape == (120, 4)
+
+
+def test_classes_balanced(examples):
+    counts = np.bincount(examples["label"], minlength=6)
+    np.testing.assert_array_equal(counts, np.full(6, 20))
+
+
+def test_landmarks_inside_their_part_masks(examples):
+    lm, masks = examples["landmarks"], examples["part_masks"]
+    visible = np.isfinite(lm[..., 0])
+    assert visible.mean() > 0.8  # most parts are visible
+    for i, k in zip(*np.nonzero(visible)):
+        x, y = lm[i, k]
+        assert masks[i, int(y), int(x), k], (i, k)
+    # A part hidden entirely has a NaN landmark.
+    empty = ~masks.any(axis=(1, 2))
+    assert not np.any(visible & empty)
+
+
+def test_masks_inside_object_and_disjoint(examples):
+    masks, obj = examples["part_masks"], examples["object_mask"]
+    assert not np.any(masks.any(-1) & ~obj)
+    assert masks.sum(-1).max() <= 1
+    # The box encloses the object mask.
+    for i in range(len(obj)):
+        rows, cols = np.nonzero(obj[i])
+        x0, y0, x1, y1 = examples["bbox"][i]
+        assert cols.min() == x0 and rows.min() == y0 and cols.max() + 1 == x1 and rows.max() + 1 == y1
+
+
+def test_object_scale_and_variation(examples):
+    b = examples["bbox"]
+    extent = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) / 64.0
+    assert 0.25 < extent.min() and extent.max() <= 1.0
+    assert extent.std() > 0.08  # scales vary
+
+
+def test_categories_differ_in_part_appearance():
+    a = synthetic_parts.make_examples(30, category=0, occlusion=0.0)
+    b = synthetic_parts.make_examples(30, category=1, occlusion=0.0)
+    head_a = a["image"][a["part_masks"][..., 0]].mean(0)
+    head_b = b["image"][b["part_masks"][..., 0]].mean(0)
+    assert np.abs(head_a - head_b).max() > 30
+
+
+def test_negatives_and_single_category():
+    neg = synthetic_parts.make_examples(10, negatives=True)
+    assert np.all(neg["label"] == -1) and not neg["part_masks"].any()
+    assert np.all(np.isnan(neg["landmarks"]))
+    single = synthetic_parts.make_single_category_examples("cat", 10)
+    np.testing.assert_array_equal(single["label"], [1, 0] * 5)
+    assert single["object_mask"][0::2].any(axis=(1, 2)).all()
+    assert not single["object_mask"][1::2].any()
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="`split` must be one of"):
+        synthetic_parts.make_examples(2, split="dev")
+    with pytest.raises(ValueError, match=r"`num_classes` must lie in \[1, 12\]"):
+        synthetic_parts.make_examples(2, num_classes=13)
+    with pytest.raises(ValueError, match="Unknown category 'unicorn'"):
+        synthetic_parts.make_single_category_examples("unicorn", 2)
+
+
+def test_flip_keeps_landmarks_on_parts(examples):
+    ex = {k: examples[k][:40] for k in examples}
+    ds = tf.data.Dataset.from_tensor_slices(ex).map(pipeline.flip_example)
+    flipped = {k: np.stack([e[k].numpy() for e in ds]) for k in ex}
+    np.testing.assert_array_equal(flipped["image"], ex["image"][:, :, ::-1])
+    visible = np.isfinite(flipped["landmarks"][..., 0])
+    for i, k in zip(*np.nonzero(visible)):
+        x, y = flipped["landmarks"][i, k]
+        assert flipped["part_masks"][i, int(y), int(x), k]
+    for i in range(40):
+        rows, cols = np.nonzero(flipped["object_mask"][i])
+        np.testing.assert_array_equal(flipped["bbox"][i],
+                                      [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])
+
+
+def test_training_pipeline_batches_and_flips(examples):
+    ds = pipeline.make_dataset(examples, batch_size=32, training=True, seed=1)
+    images, labels = next(iter(ds))
+    assert images.shape == (32, 64, 64, 3) and labels.shape == (32,)
+    ds_eval = pipeline.make_dataset(examples, batch_size=50, as_supervised=False)
+    batch = next(iter(ds_eval))
+    np.testing.assert_array_equal(batch["image"].numpy(), examples["image"][:50])
+
+
+def test_validate_examples_errors(examples):
+    bad = dict(examples, image=examples["image"].astype(np.float32))
+    bad["image"][5, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="image 5 contains NaN or Inf"):
+        pipeline.validate_examples(bad, 6)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\). Received: min=0, max=5"):
+        pipeline.validate_examples(examples, 4)
+    with pytest.raises(ValueError, match=r"`image` must have shape \[N, H, W, 3\]"):
+        pipeline.validate_examples({"image": np.zeros((2, 8, 8)), "label": np.zeros(2, int)})
+
+
+def test_tfds_build_and_load_offline(tmp_path, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise OSError("network access attempted in an offline test")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    import tensorflow_datasets as tfds
+
+    from keras_icnn.data import tfds_builder
+
+    builder = tfds_builder.build("tiny_64", str(tmp_path))
+    assert builder.info.splits["train"].num_examples == 96
+    ds = tfds.load("synthetic_parts/tiny_64", split="test", data_dir=str(tmp_path), download=False)
+    got = sorted((ex["label"].numpy(), ex["image"].numpy().tobytes(),
+                  ex["part_masks"].numpy().tobytes()) for ex in ds)
+    ref = synthetic_parts.make_examples(48, split="test")
+    want = sorted((ref["label"][i], ref["image"][i].tobytes(), ref["part_masks"][i].tobytes())
+                  for i in range(48))
+    assert [g[0] for g in got] == [w[0] for w in want]
+    assert [g[1:] for g in got] == [w[1:] for w in want]
+
+
+def test_preview_writes_png(tmp_path):
+    out = tmp_path / "preview.png"
+    synthetic_parts.main(["--preview", str(out), "--n", "4"])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
