@@ -1,0 +1,159 @@
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy import io as sio
+
+from keras_icnn.data import readers
+
+CUB_PARTS = ["back", "beak", "belly", "breast", "crown", "forehead", "left eye", "left leg",
+             "left wing", "nape", "right eye", "right leg", "right wing", "tail", "throat"]
+
+
+def _write_jpeg(path, image):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tf.io.write_file(path, tf.io.encode_jpeg(image, quality=95))
+
+
+@pytest.fixture
+def cub_root(tmp_path):
+    root = tmp_path / "CUB_200_2011"
+    names = {1: "001.Black_footed_Albatross/Black_Footed_Albatross_0046_18.jpg",
+             2: "001.Black_footed_Albatross/Black_Footed_Albatross_0009_34.jpg",
+             3: "002.Laysan_Albatross/Laysan_Albatross_0002_1027.jpg"}
+    for i, name in names.items():
+        img = np.full((80, 100, 3), 40 * i, np.uint8)
+        img[20:60, 30:70] = 250  # the bird inside its box
+        _write_jpeg(str(root / "images" / name), img)
+    (root / "parts").mkdir(parents=True)
+    (root / "images.txt").write_text("".join(f"{i} {n}\n" for i, n in names.items()))
+    (root / "image_class_labels.txt").write_text("1 1\n2 1\n3 2\n")
+    (root / "bounding_boxes.txt").write_text("1 30.0 20.0 40.0 40.0\n2 30.0 20.0 40.0 40.0\n"
+                                            "3 0.0 0.0 100.0 80.0\n")
+    (root / "train_test_split.txt").write_text("1 1\n2 0\n3 1\n")
+    (root / "parts" / "parts.txt").write_text("".join(f"{k + 1} {n}\n" for k, n in enumerate(CUB_PARTS)))
+    lines = []
+    for i in names:
+        for k, n in enumerate(CUB_PARTS):
+            visible = 0 if (i == 1 and n == "tail") else 1
+            x, y = (40.0, 30.0) if n in ("beak", "crown") else (50.0, 40.0)
+            if n == "left leg":
+                x, y = 44.0, 56.0
+            lines.append(f"{i} {k + 1} {x if visible else 0.0} {y if visible else 0.0} {visible}\n")
+    (root / "parts" / "part_locs.txt").write_text("".join(lines))
+    return str(root)
+
+
+def test_cub_reader(cub_root):
+    ex = readers.read_cub(cub_root, split="train", image_size=32)
+    assert ex["image"].shape == (2, 32, 32, 3) and ex["image"].dtype == np.uint8
+    np.testing.assert_array_equal(ex["label"], [0, 1])
+    assert list(ex["part_names"]) == ["head", "torso", "legs", "tail"]
+    # Image 1: box (30, 20, 40x40) -> scale 32/40. Head group = mean of beak, crown
+    # (40, 30) and forehead, eyes, nape, throat (50, 40): 2 of 7 at (40,30).
+    head = (np.array([2 * 40 + 5 * 50, 2 * 30 + 5 * 40]) / 7 - [30, 20]) * 0.8
+    np.testing.assert_allclose(ex["landmarks"][0, 0], head, rtol=1e-5)
+    # Legs = mean of left leg (44, 56) and right leg (50, 40).
+    np.testing.assert_allclose(ex["landmarks"][0, 2], (np.array([47, 48]) - [30, 20]) * 0.8, rtol=1e-5)
+    assert np.all(np.isnan(ex["landmarks"][0, 3]))  # tail not visible
+    assert not ex["part_masks"][0, ..., 3].any()
+    # Legs mask: a disk (radius 0.06 * 32) around each leg point.
+    left_leg = (np.array([44, 56]) - [30, 20]) * 0.8
+    assert ex["part_masks"][0, int(left_leg[1]), int(left_leg[0]), 2]
+    assert ex["part_masks"][0, ..., 2].sum() < 2 * np.pi * (0.06 * 32 + 1) ** 2
+    # The crop is the bird: bright everywhere.
+    assert ex["image"][0].mean() > 230
+    test = readers.read_cub(cub_root, split="test", image_size=32)
+    np.testing.assert_array_equal(test["label"], [0])
+
+
+def test_cub_errors(cub_root, tmp_path):
+    with pytest.raises(FileNotFoundError, match="directory not found: .*missing"):
+        readers.read_cub(str(tmp_path / "missing"))
+    boxes = os.path.join(cub_root, "bounding_boxes.txt")
+    good = open(boxes).read()
+    with open(boxes, "a") as f:
+        f.write("4 1.0 two 3.0\n")
+    with pytest.raises(ValueError, match=r"bounding_boxes.txt:4: malformed line .*expected "
+                                         r"'<image_id> <x> <y> <width> <height>'"):
+        readers.read_cub(cub_root)
+    open(boxes, "w").write(good)
+    os.remove(os.path.join(cub_root, "parts", "parts.txt"))
+    with pytest.raises(FileNotFoundError, match=r"CUB parts.txt: expected file not found: .*parts.txt"):
+        readers.read_cub(cub_root)
+
+
+def _struct_array(records, fields):
+    arr = np.zeros((1, len(records)), dtype=[(f, object) for f in fields])
+    for i, rec in enumerate(records):
+        for f in fields:
+            arr[0, i][f] = rec[f]
+    return arr
+
+
+@pytest.fixture
+def pascal_root(tmp_path):
+    root = tmp_path / "pascal"
+    h, w = 60, 80
+    img = np.zeros((h, w, 3), np.uint8)
+    img[10:50, 20:60] = 200
+    _write_jpeg(str(root / "JPEGImages" / "2008_000001.jpg"), img)
+
+    def mask(y0, y1, x0, x1):
+        m = np.zeros((h, w), np.uint8)
+        m[y0:y1, x0:x1] = 1
+        return m
+
+    bird_parts = _struct_array([
+        {"part_name": "head", "mask": mask(10, 20, 20, 30)},
+        {"part_name": "beak", "mask": mask(10, 20, 30, 34)},
+        {"part_name": "torso", "mask": mask(20, 40, 20, 60)},
+        {"part_name": "lleg", "mask": mask(40, 50, 30, 34)},
+        {"part_name": "rfoot", "mask": mask(40, 50, 40, 44)},
+    ], ("part_name", "mask"))
+    person_parts = _struct_array([{"part_name": "hair", "mask": mask(0, 5, 0, 5)}],
+                                 ("part_name", "mask"))
+    objects = _struct_array([
+        {"class": "bird", "class_ind": 3, "mask": mask(10, 50, 20, 60), "parts": bird_parts},
+        {"class": "person", "class_ind": 15, "mask": mask(0, 10, 0, 10), "parts": person_parts},
+    ], ("class", "class_ind", "mask", "parts"))
+    os.makedirs(root / "Annotations_Part")
+    sio.savemat(str(root / "Annotations_Part" / "2008_000001.mat"),
+                {"anno": {"imname": "2008_000001", "objects": objects}})
+    return str(root)
+
+
+def test_pascal_part_reader(pascal_root):
+    ex = readers.read_pascal_part(pascal_root, categories=("bird", "cat"), image_size=40)
+    assert ex["image"].shape == (1, 40, 40, 3)
+    assert list(ex["part_names"]) == ["head", "torso", "legs", "frontal_legs", "back_legs", "tail"]
+    np.testing.assert_array_equal(ex["label"], [0])
+    pm = ex["part_masks"][0]
+    # Crop = the object box (x 20..60, y 10..50) at scale 1: head+beak merged = x 0..14, y 0..10.
+    expected_head = np.zeros((40, 40), bool)
+    expected_head[0:10, 0:14] = True
+    np.testing.assert_array_equal(pm[..., 0], expected_head)
+    expected_legs = np.zeros((40, 40), bool)
+    expected_legs[30:40, 10:14] = True
+    expected_legs[30:40, 20:24] = True
+    np.testing.assert_array_equal(pm[..., 2], expected_legs)
+    assert not pm[..., 3:].any()
+    assert ex["object_mask"][0].all()
+    lm = ex["landmarks"][0]
+    for g in range(3):
+        x, y = lm[g]
+        assert pm[int(y), int(x), g]
+    assert np.all(np.isnan(lm[3:]))
+
+
+def test_pascal_part_errors(pascal_root, tmp_path):
+    with pytest.raises(ValueError, match="Unknown Pascal-Part categories"):
+        readers.read_pascal_part(pascal_root, categories=("unicorn",))
+    with pytest.raises(FileNotFoundError, match="Annotations_Part"):
+        os.makedirs(tmp_path / "empty")
+        readers.read_pascal_part(str(tmp_path / "empty"))
+    bad = os.path.join(pascal_root, "Annotations_Part", "2008_000002.mat")
+    sio.savemat(bad, {"something": np.zeros(3)})
+    with pytest.raises(ValueError, match="not a Pascal-Part annotation"):
+        readers.read_pascal_part(pascal_root, image_ids=["2008_000002"])
