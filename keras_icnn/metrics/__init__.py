@@ -1,0 +1,17 @@
+"""Interpretability metrics: plain functions over arrays, plus model-level wrappers."""
+
+from keras_icnn.metrics.interpretability import (
+    filter_thresholds, l1_density, location_instability, location_instability_multi,
+    mutual_information_matrix, mutual_information_score, part_interpretability, part_ious,
+    upsample_maps)
+from keras_icnn.metrics.model_eval import (
+    collect_responses, default_layer, evaluate_interpretability, filter_classes_by_activation)
+from keras_icnn.metrics.receptive_field import AxisField, ReceptiveField, receptive_field
+
+__all__ = [
+    "filter_thresholds", "l1_density", "location_instability", "location_instability_multi",
+    "mutual_information_matrix", "mutual_information_score", "part_interpretability",
+    "part_ious", "upsample_maps", "collect_responses", "default_layer",
+    "evaluate_interpretability", "filter_classes_by_activation", "AxisField", "ReceptiveField",
+    "receptive_field",
+]

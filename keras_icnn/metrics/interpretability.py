@@ -1,0 +1,221 @@
+"""The papers' filter-interpretability metrics, vectorised over images and filters.
+
+Shapes: ``N`` images, ``F`` filters, ``P`` parts / landmarks, ``C`` classes,
+maps ``h x w``, images ``H x W``. Arrays in, numbers out.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+def _as_float(x):
+    return np.asarray(x, np.float64)
+
+
+def _select_top_k(scores, valid, top_k):
+    """Boolean [N, ...] mask of the ``top_k`` highest ``scores`` where ``valid``, per column."""
+    masked = np.where(valid, scores, -np.inf)
+    order = np.argsort(-masked, axis=0, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(len(scores)).reshape((-1,) + (1,) * (scores.ndim - 1)),
+                      axis=0)
+    return (ranks < top_k) & valid
+
+
+def _masked_std(values, mask):
+    """Population std of ``values`` over axis 0 where ``mask``; NaN where nothing is selected."""
+    count = mask.sum(0)
+    safe = np.maximum(count, 1)
+    mean = np.where(mask, values, 0.0).sum(0) / safe
+    var = np.where(mask, (values - mean) ** 2, 0.0).sum(0) / safe
+    return np.where(count > 0, np.sqrt(var), np.nan)
+
+
+def _distances(part_positions, landmarks, image_size):
+    h, w = image_size
+    diag = np.sqrt(float(h) ** 2 + float(w) ** 2)
+    pos = _as_float(part_positions)[:, :, None, :]  # [N, F, 1, 2]
+    lm = _as_float(landmarks)[:, None, :, :]  # [N, 1, P, 2]
+    return np.sqrt(((pos - lm) ** 2).sum(-1)) / diag  # [N, F, P], NaN where landmark absent
+
+
+def _check_instability_inputs(part_positions, landmarks, scores):
+    pos, lm, sc = np.asarray(part_positions), np.asarray(landmarks), np.asarray(scores)
+    if pos.ndim != 3 or pos.shape[-1] != 2:
+        raise ValueError(f"`part_positions` must be [N, F, 2]. Received: shape={pos.shape}")
+    if lm.ndim != 3 or lm.shape[-1] != 2 or lm.shape[0] != pos.shape[0]:
+        raise ValueError(f"`landmarks` must be [N, P, 2] with N={pos.shape[0]}. "
+                         f"Received: shape={lm.shape}")
+    if sc.shape != pos.shape[:2]:
+        raise ValueError(f"`scores` must be [N, F] = {pos.shape[:2]}. Received: shape={sc.shape}")
+
+
+def location_instability(part_positions, landmarks, image_size, scores, top_k=100):
+    """Location instability of filters (ICNN §5.2.2), single-category form.
+
+    For each filter f and landmark k, among images that show k take the
+    ``top_k`` by the filter's peak score; ``d = ||landmark - position|| /
+    sqrt(H^2 + W^2)``; ``D[f, k]`` is the population standard deviation of d.
+
+    Args:
+        part_positions: [N, F, 2] image-plane (x, y) of each filter's peak.
+        landmarks: [N, P, 2] (x, y), NaN where absent.
+        image_size: (H, W).
+        scores: [N, F] peak activations.
+        top_k: images per filter and landmark (100 in the paper).
+
+    Returns:
+        ``(mean over f and k of D, D [F, P])``; pairs without images are NaN
+        in ``D`` and left out of the mean.
+    """
+    _check_instability_inputs(part_positions, landmarks, scores)
+    d = _distances(part_positions, landmarks, image_size)  # [N, F, P]
+    valid = np.broadcast_to(np.isfinite(_as_float(landmarks)[..., 0])[:, None, :], d.shape)
+    sc = np.broadcast_to(_as_float(scores)[:, :, None], d.shape)
+    selected = _select_top_k(sc, valid, top_k)
+    deviation = _masked_std(np.nan_to_num(d), selected)  # [F, P]
+    return float(np.nanmean(deviation)), deviation
+
+
+def location_instability_multi(part_positions, landmarks, labels, image_size, scores,
+                               num_classes, top_k=100, rule="lowest_deviation"):
+    """Multi-category location instability (SPEC §7).
+
+    ``D_c[f, k]`` is computed as in :func:`location_instability` over images
+    of class c. A filter's category is the class with the lowest
+    ``mean_k D_c[f, k]`` (``rule="lowest_deviation"``, ICNN's text) or the
+    class whose images activate it most (``rule="most_activated"``, the
+    explainer paper).
+
+    Returns:
+        ``(mean over f of mean_k D_{c_f}[f, k], D [F, P], filter_classes [F])``.
+    """
+    _check_instability_inputs(part_positions, landmarks, scores)
+    if rule not in ("lowest_deviation", "most_activated"):
+        raise ValueError("`rule` must be 'lowest_deviation' or 'most_activated'. "
+                         f"Received: rule={rule!r}")
+    labels = np.asarray(labels).astype(int)
+    _check_labels(labels, num_classes)
+    d = _distances(part_positions, landmarks, image_size)[:, :, None, :]  # [N, F, 1, P]
+    onehot = labels[:, None] == np.arange(num_classes)[None, :]  # [N, C]
+    shown = np.isfinite(_as_float(landmarks)[..., 0])  # [N, P]
+    valid = onehot[:, None, :, None] & shown[:, None, None, :]  # [N, 1, C, P]
+    shape = (d.shape[0], d.shape[1], num_classes, d.shape[3])
+    valid = np.broadcast_to(valid, shape)
+    sc = np.broadcast_to(_as_float(scores)[:, :, None, None], shape)
+    selected = _select_top_k(sc, valid, top_k)
+    dev = _masked_std(np.broadcast_to(np.nan_to_num(d), shape), selected)  # [F, C, P]
+    with np.errstate(invalid="ignore"):
+        per_class = np.nanmean(np.where(np.isnan(dev), np.nan, dev), axis=-1)  # [F, C]
+    if rule == "lowest_deviation":
+        classes = np.argmin(np.where(np.isnan(per_class), np.inf, per_class), axis=1)
+    else:
+        counts = np.maximum(onehot.sum(0), 1)
+        mean_score = (_as_float(scores).T @ onehot) / counts  # [F, C]
+        classes = np.argmax(mean_score, axis=1)
+    chosen = dev[np.arange(dev.shape[0]), classes]  # [F, P]
+    return float(np.nanmean(np.nanmean(chosen, axis=1))), chosen, classes
+
+
+def _check_labels(labels, num_classes):
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must lie in [0, {num_classes}). "
+                         f"Received: min={labels.min()}, max={labels.max()}")
+
+
+def filter_thresholds(activation_maps, top_quantile=0.005):
+    """Per-filter threshold ``T_f`` with ``P(x > T_f) = top_quantile`` over all units. [F]"""
+    maps = np.asarray(activation_maps)
+    flat = maps.reshape(-1, maps.shape[-1])
+    return np.quantile(flat, 1.0 - top_quantile, axis=0, method="linear")
+
+
+def upsample_maps(maps, size):
+    """Bilinear upsampling [N, h, w, F] -> [N, H, W, F] (identity when already that size)."""
+    maps = np.asarray(maps, np.float32)
+    if tuple(maps.shape[1:3]) == tuple(size):
+        return maps
+    return tf.image.resize(maps, size, method="bilinear").numpy()
+
+
+def part_ious(activation_maps, part_masks, thresholds, chunk=64):
+    """IoU [N, F, P] of each filter's above-threshold region with each part mask.
+
+    Maps are upsampled bilinearly to the mask size and thresholded with
+    ``thresholds`` [F]. Streams over chunks of images to bound memory.
+    """
+    masks = np.asarray(part_masks, bool)
+    size = masks.shape[1:3]
+    out = []
+    for a in range(0, len(masks), chunk):
+        up = upsample_maps(np.asarray(activation_maps[a:a + chunk]), size)
+        region = (up > np.asarray(thresholds)[None, None, None, :]).astype(np.float32)
+        m = masks[a:a + chunk].astype(np.float32)
+        inter = np.einsum("nhwf,nhwp->nfp", region, m)
+        union = region.sum((1, 2))[:, :, None] + m.sum((1, 2))[:, None, :] - inter
+        out.append(np.where(union > 0, inter / np.maximum(union, 1.0), 0.0))
+    return np.concatenate(out) if out else np.zeros((0, np.shape(activation_maps)[-1], masks.shape[-1]))
+
+
+def part_interpretability(activation_maps, part_masks, top_quantile=0.005, iou_threshold=0.2,
+                          labels=None, filter_classes=None):
+    """Part interpretability of filters (ICNN §5.2.1, after Bau et al.).
+
+    Args:
+        activation_maps: [N, h, w, F] filter maps (after ReLU / mask).
+        part_masks: [N, H, W, P] bool ground-truth part masks.
+        top_quantile: fraction of all units of a filter above its threshold.
+        iou_threshold: IoU above which an image associates a filter with a part.
+        labels, filter_classes: optional [N] and [F]; when given, filter f is
+            evaluated only on images of its class (the multi-category form).
+
+    Returns:
+        ``(mean P_f, P_f [F], P [F, P])`` where ``P[f, k]`` is the fraction of
+        images showing part k with IoU > threshold and ``P_f = max_k P[f, k]``.
+    """
+    maps = np.asarray(activation_maps)
+    masks = np.asarray(part_masks, bool)
+    if maps.ndim != 4 or masks.ndim != 4 or len(maps) != len(masks):
+        raise ValueError("`activation_maps` must be [N, h, w, F] and `part_masks` [N, H, W, P] "
+                         f"with the same N. Received: {maps.shape}, {masks.shape}")
+    thresholds = filter_thresholds(maps, top_quantile)
+    iou = part_ious(maps, masks, thresholds)  # [N, F, P]
+    present = masks.any(axis=(1, 2))[:, None, :]  # [N, 1, P]
+    use = np.broadcast_to(present, iou.shape)
+    if labels is not None and filter_classes is not None:
+        own = np.asarray(labels)[:, None] == np.asarray(filter_classes)[None, :]  # [N, F]
+        use = use & own[:, :, None]
+    hits = ((iou > iou_threshold) & use).sum(0)
+    count = use.sum(0)
+    p = np.where(count > 0, hits / np.maximum(count, 1), 0.0)
+    p_f = p.max(axis=1)
+    return float(p_f.mean()), p_f, p
+
+
+def mutual_information_matrix(features, labels, num_classes, random_state=0):
+    """``M[k, c] = MI(a_k; 1[y = c])`` with sklearn's ``mutual_info_classif``. [K, C]
+
+    Args:
+        features: [N, K] (e.g. global-average-pooled filter responses).
+        labels: [N] ints in [0, num_classes).
+    """
+    from sklearn.feature_selection import mutual_info_classif
+
+    features = np.asarray(features, np.float64)
+    labels = np.asarray(labels).astype(int)
+    _check_labels(labels, num_classes)
+    columns = [mutual_info_classif(features, (labels == c).astype(int),
+                                   random_state=random_state) for c in range(num_classes)]
+    return np.stack(columns, axis=1)
+
+
+def mutual_information_score(features, labels, num_classes, random_state=0):
+    """MIS = mean over filters of the max over classes of ``M[k, c]`` (CSG §4.3)."""
+    return float(mutual_information_matrix(features, labels, num_classes, random_state)
+                 .max(axis=1).mean())
+
+
+def l1_density(gate):
+    """``||G||_1 / (C * K)`` of a gate matrix [C, K]."""
+    g = np.asarray(gate, np.float64)
+    return float(np.abs(g).sum() / g.size)

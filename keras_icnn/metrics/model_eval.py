@@ -1,0 +1,116 @@
+"""Model-level wrappers: stream a dataset through a model, then apply the metrics."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_icnn.metrics import interpretability
+from keras_icnn.metrics.receptive_field import receptive_field
+
+_SPATIAL = (keras.layers.Conv2D, keras.layers.ReLU, keras.layers.Activation)
+
+
+def default_layer(model):
+    """Name of the last layer with a 4D output that a filter metric applies to."""
+    for layer in reversed(model.layers):
+        if len(getattr(layer.output, "shape", ())) != 4:
+            continue
+        if isinstance(layer, _SPATIAL) or hasattr(layer, "part_mask"):
+            return layer.name
+    raise ValueError(f"Model {model.name!r} has no conv layer with a 4D output")
+
+
+def collect_responses(model, layer_name, examples, batch_size=64, verbose=1):
+    """Run images through ``model`` and collect what the metrics need.
+
+    Args:
+        model: a Keras model taking images.
+        layer_name: layer whose maps are evaluated.
+        examples: dict of arrays with ``image`` (+ ``label``, ``landmarks``,
+            ``part_masks`` when present).
+        batch_size: images per step.
+        verbose: show a progress bar.
+
+    Returns:
+        dict: ``maps`` [N,h,w,F], ``positions`` [N,F,2] image-plane (x, y) of
+        each filter's peak (receptive-field centres), ``scores`` [N,F] peak
+        values, ``logits`` [N,C], plus the example's labels, landmarks and
+        part masks.
+    """
+    rf = receptive_field(model, layer_name)
+    probe = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.outputs[0]])
+    images = examples["image"]
+    n = len(images)
+    bar = keras.utils.Progbar(n, unit_name="image", verbose=verbose)
+
+    @tf.function
+    def step(x):
+        maps, logits = probe(x, training=False)
+        maps = tf.cast(maps, tf.float32)
+        shape = tf.shape(maps)
+        flat = tf.reshape(maps, [shape[0], shape[1] * shape[2], shape[3]])
+        idx = tf.argmax(flat, axis=1, output_type=tf.int32)
+        return maps, tf.reduce_max(flat, axis=1), idx // shape[2], idx % shape[2], logits
+
+    out = {"maps": [], "scores": [], "i": [], "j": [], "logits": []}
+    for a in range(0, n, batch_size):
+        maps, scores, i, j, logits = step(tf.convert_to_tensor(images[a:a + batch_size]))
+        for key, value in zip(("maps", "scores", "i", "j", "logits"), (maps, scores, i, j, logits)):
+            out[key].append(value.numpy())
+        bar.update(min(a + batch_size, n))
+    result = {key: np.concatenate(value) for key, value in out.items()}
+    x, y = rf.centers(result.pop("i"), result.pop("j"))
+    result["positions"] = np.stack([x, y], -1).astype(np.float32)
+    for key in ("label", "landmarks", "part_masks"):
+        if key in examples:
+            result[key] = np.asarray(examples[key])
+    return result
+
+
+def filter_classes_by_activation(maps, labels, num_classes):
+    """ICNN's filter category: ``argmax_c mean_{I in c} sum_ij x_ij``. [F]"""
+    total = np.asarray(maps, np.float64).sum(axis=(1, 2))  # [N, F]
+    onehot = (np.asarray(labels)[:, None] == np.arange(num_classes)).astype(np.float64)
+    mean = onehot.T @ total / np.maximum(onehot.sum(0), 1)[:, None]  # [C, F]
+    return mean.argmax(0)
+
+
+def evaluate_interpretability(model, examples, layer_name=None, num_classes=None, top_k=100,
+                              batch_size=64, verbose=1):
+    """Accuracy, location instability and part interpretability of one model.
+
+    Multi-category data use the multi-category forms: location instability
+    with ICNN's lowest-deviation category rule, part interpretability on the
+    images of each filter's most-activating category. Single-category data
+    (labels 0/1) use the positive images only.
+
+    Returns:
+        dict of floats: ``accuracy``, ``location_instability``,
+        ``part_interpretability`` (and the layer name).
+    """
+    layer_name = layer_name or default_layer(model)
+    r = collect_responses(model, layer_name, examples, batch_size, verbose)
+    labels = r["label"]
+    num_classes = num_classes or int(r["logits"].shape[-1])
+    size = np.asarray(examples["image"]).shape[1:3]
+    result = {"layer": layer_name,
+              "accuracy": float(np.mean(np.argmax(r["logits"], -1) == labels))}
+    if "landmarks" in r:
+        if num_classes == 2 and "part_masks" in r and not r["part_masks"][labels == 0].any():
+            pos = labels == 1  # single-category: positives carry the parts
+            li, _ = interpretability.location_instability(
+                r["positions"][pos], r["landmarks"][pos], size, r["scores"][pos], top_k)
+        else:
+            li, _, _ = interpretability.location_instability_multi(
+                r["positions"], r["landmarks"], labels, size, r["scores"], num_classes, top_k)
+        result["location_instability"] = li
+    if "part_masks" in r:
+        if num_classes == 2 and not r["part_masks"][labels == 0].any():
+            pos = labels == 1
+            pi, _, _ = interpretability.part_interpretability(r["maps"][pos], r["part_masks"][pos])
+        else:
+            classes = filter_classes_by_activation(r["maps"], labels, num_classes)
+            pi, _, _ = interpretability.part_interpretability(
+                r["maps"], r["part_masks"], labels=labels, filter_classes=classes)
+        result["part_interpretability"] = pi
+    return result
