@@ -4,6 +4,9 @@ from keras_icnn.metrics.interpretability import (
     filter_thresholds, l1_density, location_instability, location_instability_multi,
     mutual_information_matrix, mutual_information_score, part_interpretability, part_ious,
     upsample_maps)
+from keras_icnn.metrics.localization import (
+    activation_map_localization, cam_localization, class_activation_maps, filter_correlation,
+    gradient_map_localization, gradient_maps, inter_class_correlation, redundancy_ratio)
 from keras_icnn.metrics.model_eval import (
     collect_responses, default_layer, evaluate_interpretability, filter_classes_by_activation)
 from keras_icnn.metrics.receptive_field import AxisField, ReceptiveField, receptive_field
@@ -13,5 +16,7 @@ __all__ = [
     "mutual_information_matrix", "mutual_information_score", "part_interpretability",
     "part_ious", "upsample_maps", "collect_responses", "default_layer",
     "evaluate_interpretability", "filter_classes_by_activation", "AxisField", "ReceptiveField",
-    "receptive_field",
+    "receptive_field", "activation_map_localization", "cam_localization",
+    "class_activation_maps", "filter_correlation", "gradient_map_localization", "gradient_maps",
+    "inter_class_correlation", "redundancy_ratio",
 ]
