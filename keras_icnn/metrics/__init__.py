@@ -8,7 +8,8 @@ from keras_icnn.metrics.localization import (
     activation_map_localization, cam_localization, class_activation_maps, filter_correlation,
     gradient_map_localization, gradient_maps, inter_class_correlation, redundancy_ratio)
 from keras_icnn.metrics.model_eval import (
-    collect_responses, default_layer, evaluate_interpretability, filter_classes_by_activation)
+    collect_responses, default_layer, evaluate_interpretability, filter_classes_by_activation,
+    part_contributions)
 from keras_icnn.metrics.receptive_field import AxisField, ReceptiveField, receptive_field
 
 __all__ = [
@@ -18,5 +19,5 @@ __all__ = [
     "evaluate_interpretability", "filter_classes_by_activation", "AxisField", "ReceptiveField",
     "receptive_field", "activation_map_localization", "cam_localization",
     "class_activation_maps", "filter_correlation", "gradient_map_localization", "gradient_maps",
-    "inter_class_correlation", "redundancy_ratio",
+    "inter_class_correlation", "redundancy_ratio", "part_contributions",
 ]

@@ -56,7 +56,7 @@ def activation_map_localization(activation_maps, object_masks, labels, num_class
     masks = np.asarray(object_masks, bool)
     thresholds = np.quantile(maps.reshape(-1, maps.shape[-1]), 1.0 - top_fraction, axis=0)
     iou = np.concatenate([
-        _iou(upsample_maps(maps[a:a + chunk], masks.shape[1:3]) >= thresholds, masks[a:a + chunk])
+        _iou(upsample_maps(maps[a:a + chunk], masks.shape[1:3]) > thresholds, masks[a:a + chunk])
         for a in range(0, len(maps), chunk)])  # [N, K]
     return _per_filter_scores(iou, labels, num_classes, ns)
 

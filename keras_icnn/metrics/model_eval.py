@@ -114,3 +114,33 @@ def evaluate_interpretability(model, examples, layer_name=None, num_classes=None
                 r["maps"], r["part_masks"], labels=labels, filter_classes=classes)
         result["part_interpretability"] = pi
     return result
+
+
+def part_contributions(model, layer_name, images, filter_parts, num_parts):
+    """Share of each prediction's class score carried by each part's filters.
+
+    ``contribution_f = sum_ij (d logit_c / d A_f) * A_f`` (gradient x
+    activation at ``layer_name``, ``c`` the predicted class), summed over the
+    filters associated with each part and divided by the logit.
+
+    Args:
+        images: [N, H, W, 3].
+        filter_parts: [F] part index of each filter, -1 for filters with no part.
+        num_parts: P.
+
+    Returns:
+        ``(shares [N, P + 1] (last column: filters with no part), classes [N], logits [N])``.
+    """
+    probe = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.outputs[0]])
+    x = tf.convert_to_tensor(np.asarray(images, np.float32))
+    with tf.GradientTape() as tape:
+        maps, logits = probe(x, training=False)
+        classes = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        chosen = tf.gather(logits, classes, axis=1, batch_dims=1)
+    grads = tape.gradient(chosen, maps)
+    per_filter = tf.reduce_sum(tf.cast(grads * maps, tf.float64), axis=[1, 2]).numpy()  # [N, F]
+    parts = np.where(np.asarray(filter_parts) < 0, num_parts, np.asarray(filter_parts))
+    onehot = (parts[:, None] == np.arange(num_parts + 1)[None, :]).astype(np.float64)
+    score = chosen.numpy().astype(np.float64)
+    shares = per_filter @ onehot / np.where(np.abs(score) > 1e-12, score, 1.0)[:, None]
+    return shares, classes.numpy(), score

@@ -21,7 +21,7 @@ def test_activation_map_localization_matches_reference():
     labels = np.arange(n) % c
     out = metrics.activation_map_localization(maps, masks, labels, c)
     t = np.quantile(maps.reshape(-1, k), 0.7, axis=0)
-    iou = np.array([[_iou(maps[i, :, :, f] >= t[f], masks[i]) for f in range(k)] for i in range(n)])
+    iou = np.array([[_iou(maps[i, :, :, f] > t[f], masks[i]) for f in range(k)] for i in range(n)])
     ious, ap20, ap30 = [], [], []
     for f in range(k):
         ap20_c = [np.mean([iou[i, f] >= 0.2 for i in range(n) if labels[i] == cc]) for cc in range(c)]
