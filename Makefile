@@ -4,9 +4,10 @@ DEMO_DIR ?= /tmp/keras_icnn_demo
 
 .PHONY: install test demo bench-layers bench-data preview
 
-# Installs the package and its test extras only when something is missing.
+# Installs the package (editable, from this checkout) and its extras only when
+# something is missing or keras_icnn resolves to another checkout.
 install:
-	@$(PYTHON) -c "import keras_icnn, tensorflow, keras, tensorflow_datasets, sklearn, pytest, matplotlib" 2>/dev/null \
+	@cd / && $(PYTHON) -c "import sys, keras_icnn, tensorflow, keras, tensorflow_datasets, sklearn, pytest, matplotlib; sys.exit(not keras_icnn.__file__.startswith('$(CURDIR)/'))" 2>/dev/null \
 		|| $(PIP) install -q -e ".[test,viz]"
 
 # pytest exits 5 when it collects no test; that is a failure here too.
