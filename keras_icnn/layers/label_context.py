@@ -16,10 +16,15 @@ _state = threading.local()
 
 
 class LabelScope:
-    """Labels of the current training step and the filter losses it produced."""
+    """Labels of the current training step and the filter losses it produced.
 
-    def __init__(self, labels):
+    ``use_gate`` tells ``ClassSpecificGate`` layers to take the CSG path
+    (gate by ``G[y]``); otherwise they are the identity.
+    """
+
+    def __init__(self, labels, use_gate=False):
         self.labels = labels
+        self.use_gate = use_gate
         self.filter_losses = []
 
 
@@ -30,7 +35,7 @@ def current_scope():
 
 
 @contextlib.contextmanager
-def label_scope(labels):
+def label_scope(labels, use_gate=False):
     """Make ``labels`` visible to every interpretable layer called inside.
 
     Example:
@@ -40,7 +45,7 @@ def label_scope(labels):
     """
     if not hasattr(_state, "stack"):
         _state.stack = []
-    scope = LabelScope(labels)
+    scope = LabelScope(labels, use_gate)
     _state.stack.append(scope)
     try:
         yield scope

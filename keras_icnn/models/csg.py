@@ -1,0 +1,267 @@
+"""CSG training (Liang et al. 2020, Algorithm 1) as a Keras model trained with ``fit``."""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_icnn.layers import label_context
+from keras_icnn.layers.class_specific_gate import ClassSpecificGate
+
+PHASES = ("std", "csg")
+
+
+def phase_for_epoch(epoch, period=3, csg_epochs=1, warmup=3):
+    """Phase of a 0-based epoch: STD during ``warmup``, then per ``period`` epochs
+    the first ``csg_epochs`` are CSG and the rest STD.
+
+    Algorithm 1 prints the test as ``e % period <= csg_epochs``, which gives one
+    CSG epoch more per period than ``csg_epochs`` says; this schedule gives
+    exactly ``csg_epochs`` (with ``warmup = 0`` and ``csg_epochs = k`` it equals
+    Algorithm 1's ``e % period < k``).
+    """
+    if epoch < warmup:
+        return "std"
+    return "csg" if (epoch - warmup) % period < csg_epochs else "std"
+
+
+def phase_table(epochs, period=3, csg_epochs=1, warmup=3):
+    """Phases of epochs ``0 .. epochs-1``."""
+    return [phase_for_epoch(e, period, csg_epochs, warmup) for e in range(epochs)]
+
+
+def _check_schedule(period, csg_epochs, warmup):
+    if int(period) < 1 or not 0 <= int(csg_epochs) <= int(period) or int(warmup) < 0:
+        raise ValueError(
+            "The CSG schedule needs period >= 1, 0 <= csg_epochs <= period, warmup >= 0. "
+            f"Received: period={period}, csg_epochs={csg_epochs}, warmup={warmup}")
+
+
+class CSGSchedule(keras.callbacks.Callback):
+    """Sets ``model.phase`` from the epoch schedule; retraces only on a switch."""
+
+    def __init__(self, period=3, csg_epochs=1, warmup=3):
+        super().__init__()
+        _check_schedule(period, csg_epochs, warmup)
+        self.period, self.csg_epochs, self.warmup = int(period), int(csg_epochs), int(warmup)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        phase = phase_for_epoch(epoch, self.period, self.csg_epochs, self.warmup)
+        self.model.current_epoch = epoch
+        if phase != self.model.phase:
+            self.model.phase = phase
+            self.model.make_train_function(force=True)
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops training with a clear message when the loss becomes NaN or Inf."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        for key in ("loss", "csg_loss"):
+            value = logs.get(key)
+            if value is not None and not math.isfinite(float(value)):
+                self.model.stop_training = True
+                raise FloatingPointError(
+                    f"Non-finite {key} ({float(value)}) in the {self.model.phase.upper()} phase, "
+                    f"epoch {getattr(self.model, 'current_epoch', 0) + 1}, step {batch + 1}. "
+                    "Lower the learning rate of that phase (--lr / --csg_lr / --gate_lr).")
+
+
+@keras.saving.register_keras_serializable(package="keras_icnn")
+class CSGModel(keras.Model):
+    """A classifier with a ``ClassSpecificGate`` after its last conv layer, trained by phases.
+
+    Build it with :func:`make_csg` (or functionally, with a ``ClassSpecificGate``
+    in the graph). ``fit`` runs Algorithm 1: STD epochs minimise ``CE(y, y^)``
+    over the network; CSG epochs minimise ``lambda1 CE(y, y^G) + lambda2 d(||G||_1, g)``
+    (plus ``CE(y, y^)`` with ``std_in_csg``, eq. 3) over the network and G,
+    each phase with its own optimizer and G with its own (larger) learning
+    rate. The phase comes from :class:`CSGSchedule`, which ``fit`` adds; G is
+    projected after every update by its weight constraint. ``evaluate`` and
+    ``predict`` always use the STD path (the gate is the identity).
+
+    Example:
+        >>> base = keras_icnn.models.resnet20_backbone((64, 64, 3), num_classes=6)
+        >>> model = keras_icnn.models.make_csg(base, "top_conv", num_classes=6)
+        >>> model.compile(keras.optimizers.Adam(1e-3), gate_optimizer=keras.optimizers.Adam(0.05))
+        >>> model.fit(train_ds, epochs=12, schedule=dict(period=3, csg_epochs=1, warmup=3))
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.phase = "std"
+        self.current_epoch = 0
+        self.std_loss_tracker = keras.metrics.Mean(name="std_loss")
+        self.std_accuracy = keras.metrics.SparseCategoricalAccuracy(name="std_accuracy")
+        self.csg_loss_tracker = keras.metrics.Mean(name="csg_loss")
+        self.csg_accuracy = keras.metrics.SparseCategoricalAccuracy(name="csg_accuracy")
+        self.density_tracker = keras.metrics.Mean(name="l1_density")
+
+    @property
+    def gate_layer(self):
+        gates = [layer for layer in self._flatten_layers(include_self=False)
+                 if isinstance(layer, ClassSpecificGate)]
+        if len(gates) != 1:
+            raise ValueError(f"CSGModel needs exactly one ClassSpecificGate; found {len(gates)}")
+        return gates[0]
+
+    @property
+    def num_classes(self):
+        return self.gate_layer.num_classes
+
+    def compile(self, optimizer="adam", csg_optimizer=None, gate_optimizer=None,
+                lambda1=1.0, lambda2=1e-3, std_in_csg=False, **kwargs):
+        """Compile with one optimizer per phase and one for G.
+
+        Args:
+            optimizer: updates the network in STD epochs.
+            csg_optimizer: updates the network in CSG epochs (default: a fresh
+                optimizer with the same configuration as ``optimizer``).
+            gate_optimizer: updates G (default ``Adam(0.05)``: G needs a much
+                larger learning rate than the network, SPEC §6).
+            lambda1, lambda2: weights of the CSG cross-entropy and of the
+                sparsity penalty.
+            std_in_csg: add the STD cross-entropy in CSG epochs (eq. 3).
+            **kwargs: ``keras.Model.compile`` arguments (``jit_compile``, ...); the
+                loss (cross-entropy on logits) and metrics (accuracy of both
+                paths, L1-density) are built in.
+        """
+        for key in ("loss", "metrics"):
+            if kwargs.pop(key, None) is not None:
+                raise ValueError(f"CSGModel computes its own losses and metrics; do not pass `{key}`")
+        super().compile(optimizer=optimizer, **kwargs)
+        self.csg_optimizer = (csg_optimizer if csg_optimizer is not None else
+                              self.optimizer.__class__.from_config(self.optimizer.get_config()))
+        self.gate_optimizer = gate_optimizer if gate_optimizer is not None else \
+            keras.optimizers.Adam(0.05)
+        self.csg_optimizer = keras.optimizers.get(self.csg_optimizer)
+        self.gate_optimizer = keras.optimizers.get(self.gate_optimizer)
+        self.lambda1, self.lambda2, self.std_in_csg = float(lambda1), float(lambda2), bool(std_in_csg)
+        gate = self.gate_layer.gate
+        self._theta = [v for v in self.trainable_variables if v is not gate]
+        # Every optimizer is built once with every variable it will ever update.
+        self.optimizer.build(self._theta)
+        self.csg_optimizer.build(self._theta)
+        if self.gate_layer.trainable and gate.trainable:
+            self.gate_optimizer.build([gate])
+
+    def _cross_entropy(self, y, logits):
+        per_example = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+        return tf.reduce_mean(tf.cast(per_example, tf.float32))
+
+    def _checked_labels(self, y):
+        y = tf.cast(tf.reshape(y, [-1]), tf.int32)
+        message = f"labels must lie in [0, {self.num_classes})"
+        checks = [tf.debugging.assert_greater_equal(y, 0, message=message),
+                  tf.debugging.assert_less(y, self.num_classes, message=message)]
+        with tf.control_dependencies(checks):
+            return tf.identity(y)
+
+    def train_step(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        y = self._checked_labels(y)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        gate_layer = self.gate_layer
+        csg = self.phase == "csg"
+        opt = self.csg_optimizer if csg else self.optimizer
+        with tf.GradientTape() as tape:
+            if csg:
+                with label_context.label_scope(y, use_gate=True):
+                    logits_g = self(x, training=True)
+                csg_ce = self._cross_entropy(y, logits_g)
+                loss = self.lambda1 * csg_ce + self.lambda2 * gate_layer.sparsity_loss()
+                csg_loss = loss
+            if not csg or self.std_in_csg:
+                logits = self(x, training=True)
+                std_ce = self._cross_entropy(y, logits)
+                loss = loss + std_ce if csg else std_ce
+            if self.losses:
+                loss = loss + tf.add_n([tf.cast(v, tf.float32) for v in self.losses])
+            # Gradients are summed over replicas: scale each replica's mean.
+            scaled = opt.scale_loss(loss / replicas)
+        train_gate = csg and gate_layer.trainable and gate_layer.gate.trainable
+        variables = self._theta + ([gate_layer.gate] if train_gate else [])
+        grads = tape.gradient(scaled, variables)
+        opt.apply(grads[:len(self._theta)], self._theta)
+        if train_gate:
+            loss_scale = opt.scale_loss(tf.constant(1.0))
+            self.gate_optimizer.apply([grads[-1] / loss_scale], [gate_layer.gate])
+        logs = {}
+        if csg:
+            self.csg_loss_tracker.update_state(csg_loss)
+            self.csg_accuracy.update_state(y, logits_g)
+            logs.update(csg_loss=self.csg_loss_tracker.result(),
+                        csg_accuracy=self.csg_accuracy.result())
+        if not csg or self.std_in_csg:
+            self.std_loss_tracker.update_state(std_ce)
+            self.std_accuracy.update_state(y, logits)
+            logs.update(loss=self.std_loss_tracker.result(), accuracy=self.std_accuracy.result())
+        if csg and "loss" not in logs:
+            logs["loss"] = self.csg_loss_tracker.result()
+        self.density_tracker.update_state(gate_layer.l1_density())
+        logs["l1_density"] = self.density_tracker.result()
+        return logs
+
+    def test_step(self, data):
+        """Always the STD path: cross-entropy and accuracy."""
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        y = self._checked_labels(y)
+        logits = self(x, training=False)
+        self.std_loss_tracker.update_state(self._cross_entropy(y, logits))
+        self.std_accuracy.update_state(y, logits)
+        return {"loss": self.std_loss_tracker.result(), "accuracy": self.std_accuracy.result()}
+
+    def fit(self, *args, schedule=None, callbacks=None, **kwargs):
+        """``keras.Model.fit`` plus ``schedule=dict(period, csg_epochs, warmup)``."""
+        callbacks = list(callbacks or [])
+        if not any(isinstance(c, CSGSchedule) for c in callbacks):
+            callbacks.insert(0, CSGSchedule(**(schedule or {})))
+        if not any(isinstance(c, StopOnNonFinite) for c in callbacks):
+            callbacks.append(StopOnNonFinite())
+        return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    def csg_logits(self, x, y):
+        """Predictions through the CSG path (the gate row of each label)."""
+        with label_context.label_scope(tf.convert_to_tensor(y), use_gate=True):
+            return self(x, training=False)
+
+
+def make_csg(model, layer_name, num_classes=None, copy_weights=True, **gate_kwargs):
+    """Insert a ``ClassSpecificGate`` after ``layer_name`` (the last conv layer).
+
+    Args:
+        model: a functional classifier producing logits.
+        layer_name: the layer whose output is gated (its maps feed the head).
+        num_classes: C; defaults to the model's output size.
+        copy_weights: copy the model's weights (otherwise fresh initialisation).
+        **gate_kwargs: ``ClassSpecificGate`` options (density, sparsity, fixed, ...).
+
+    Returns:
+        A :class:`CSGModel`.
+    """
+    target = model.get_layer(layer_name)
+    if len(target.output.shape) != 4:
+        raise ValueError(f"make_csg needs a layer with 4D output; {layer_name!r} outputs "
+                         f"{tuple(target.output.shape)}")
+    num_classes = int(num_classes or model.outputs[0].shape[-1])
+    gate = ClassSpecificGate(num_classes, name="class_specific_gate", **gate_kwargs)
+
+    def call_function(layer, *args, **kwargs):
+        out = layer(*args, **kwargs)
+        return gate(out) if layer.name == layer_name else out
+
+    cloned = keras.models.clone_model(
+        model, clone_function=lambda layer: layer.__class__.from_config(layer.get_config()),
+        call_function=call_function)
+    if copy_weights:
+        for layer in model.layers:
+            if layer.weights:
+                cloned.get_layer(layer.name).set_weights(layer.get_weights())
+    return CSGModel(cloned.inputs, cloned.outputs, name=f"{model.name}_csg")
+
+
+def gate_matrix(model):
+    """The gate matrix G [C, K] of a CSG model as numpy."""
+    return np.asarray(model.gate_layer.gate)
