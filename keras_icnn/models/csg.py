@@ -140,12 +140,18 @@ class CSGModel(keras.Model):
         self.gate_optimizer = keras.optimizers.get(self.gate_optimizer)
         self.lambda1, self.lambda2, self.std_in_csg = float(lambda1), float(lambda2), bool(std_in_csg)
         gate = self.gate_layer.gate
-        self._theta = [v for v in self.trainable_variables if v is not gate]
+        theta = self._network_variables()
         # Every optimizer is built once with every variable it will ever update.
-        self.optimizer.build(self._theta)
-        self.csg_optimizer.build(self._theta)
+        self.optimizer.build(theta)
+        self.csg_optimizer.build(theta)
         if self.gate_layer.trainable and gate.trainable:
             self.gate_optimizer.build([gate])
+
+    def _network_variables(self):
+        """Trainable variables of the network, without G (a fresh list: never stored on
+        the model, where Keras would track it as the model's own variables)."""
+        gate = self.gate_layer.gate
+        return [v for v in self.trainable_variables if v is not gate]
 
     def _cross_entropy(self, y, logits):
         per_example = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
@@ -182,9 +188,9 @@ class CSGModel(keras.Model):
             # Gradients are summed over replicas: scale each replica's mean.
             scaled = opt.scale_loss(loss / replicas)
         train_gate = csg and gate_layer.trainable and gate_layer.gate.trainable
-        variables = self._theta + ([gate_layer.gate] if train_gate else [])
-        grads = tape.gradient(scaled, variables)
-        opt.apply(grads[:len(self._theta)], self._theta)
+        theta = self._network_variables()
+        grads = tape.gradient(scaled, theta + ([gate_layer.gate] if train_gate else []))
+        opt.apply(grads[:len(theta)], theta)
         if train_gate:
             loss_scale = opt.scale_loss(tf.constant(1.0))
             self.gate_optimizer.apply([grads[-1] / loss_scale], [gate_layer.gate])

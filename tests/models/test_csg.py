@@ -1,0 +1,119 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_icnn import distribute
+from keras_icnn.models import (CSGModel, gate_matrix, make_csg, phase_table, resnet20_backbone)
+
+
+def test_phase_table_matches_algorithm_1():
+    s, c = "std", "csg"
+    assert phase_table(12, period=3, csg_epochs=1, warmup=3) == [s, s, s, c, s, s, c, s, s, c, s, s]
+    assert phase_table(12, period=4, csg_epochs=2, warmup=0) == [c, c, s, s] * 3
+    assert phase_table(12, period=2, csg_epochs=1, warmup=1) == [s] + [c, s] * 5 + [c]
+    assert phase_table(12, period=5, csg_epochs=0, warmup=0) == [s] * 12
+    # Algorithm 1 with warmup 0: CSG iff e % period < csg_epochs.
+    for period, k in ((3, 1), (4, 3), (6, 2)):
+        assert phase_table(12, period, k, 0) == [c if e % period < k else s for e in range(12)]
+
+
+def _tiny_backbone(num_classes=3, seed=0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="c1")(inputs)
+    x = keras.layers.Conv2D(12, 3, padding="same", activation="relu", name="top_conv")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes, name="logits")(x))
+
+
+def _data(n=64, seed=0):
+    rng = np.random.RandomState(seed)
+    y = np.arange(n) % 3
+    x = rng.uniform(0, 1, (n, 16, 16, 3)).astype("float32")
+    x[..., 0] += y[:, None, None] * 0.5  # a learnable signal
+    return x, y
+
+
+def _fit(strategy, epochs, schedule):
+    x, y = _data()
+    with strategy.scope():
+        model = make_csg(_tiny_backbone(), "top_conv", density=0.4)
+        model.compile(keras.optimizers.SGD(0.05), gate_optimizer=keras.optimizers.SGD(0.5))
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    history = model.fit(ds, epochs=epochs, verbose=0, schedule=schedule)
+    return model, history
+
+
+def test_trains_in_both_phases_and_gate_moves_only_in_csg():
+    model, h = _fit(tf.distribute.get_strategy(), 1, dict(warmup=1))
+    np.testing.assert_array_equal(gate_matrix(model), 1.0)  # STD epoch: G untouched
+    assert "csg_loss" not in h.history
+    x, y = _data()
+    before = model.get_layer("c1").kernel.numpy().copy()
+    h = model.fit(x, y, batch_size=16, epochs=1, verbose=0, schedule=dict(warmup=0))
+    g = gate_matrix(model)
+    assert g.min() < 1.0 and np.allclose(g.max(0), 1.0)
+    assert not np.allclose(model.get_layer("c1").kernel.numpy(), before)
+    assert np.isfinite(h.history["csg_loss"][0]) and 0 < h.history["l1_density"][0] <= 1
+    # evaluate/predict use the STD path: identical to the network without gate.
+    logits = model.predict(x, verbose=0)
+    ungated = keras.Model(model.inputs, model.outputs)(x, training=False)
+    np.testing.assert_allclose(logits, ungated, rtol=1e-6)
+    gated = model.csg_logits(x, y)
+    assert not np.allclose(gated, logits)
+    scores = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert set(scores) == {"loss", "accuracy"}
+
+
+def test_mirrored_matches_default():
+    ref, h_ref = _fit(tf.distribute.get_strategy(), 2, dict(warmup=1, period=1, csg_epochs=1))
+    strategy = distribute.get_strategy("mirrored", num_cpu_devices=2)
+    assert strategy.num_replicas_in_sync == 2
+    mir, h_mir = _fit(strategy, 2, dict(warmup=1, period=1, csg_epochs=1))
+    np.testing.assert_allclose(gate_matrix(mir), gate_matrix(ref), rtol=1e-4, atol=1e-5)
+    assert gate_matrix(ref).min() < 1.0
+    np.testing.assert_allclose(h_mir.history["loss"], h_ref.history["loss"], rtol=1e-4)
+    for a, b in zip(mir.weights, ref.weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-5)
+
+
+def test_fixed_gate_mode_keeps_gate():
+    x, y = _data()
+    model = make_csg(_tiny_backbone(), "top_conv", density=0.5, fixed=True,
+                     filters_per_class=3, shared_filters=3)
+    model.compile(keras.optimizers.SGD(0.05))
+    g0 = gate_matrix(model).copy()
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, schedule=dict(warmup=0))
+    np.testing.assert_array_equal(gate_matrix(model), g0)
+
+
+def test_nan_loss_stops_with_phase_epoch_step():
+    x, y = _data(32)
+    model = make_csg(_tiny_backbone(), "top_conv", density=0.4)
+    model.compile(keras.optimizers.SGD(0.05))
+    model.get_layer("logits").kernel.assign(np.full((12, 3), np.nan, np.float32))
+    with pytest.raises(FloatingPointError, match=r"Non-finite loss \(nan\) in the CSG phase, "
+                                                 r"epoch 1, step 1"):
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0, schedule=dict(warmup=0))
+
+
+def test_labels_out_of_range():
+    x, y = _data(16)
+    model = make_csg(_tiny_backbone(), "top_conv", density=0.4)
+    model.compile(keras.optimizers.SGD(0.05))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"labels must lie in \[0, 3\)"):
+        model.fit(x, y + 1, batch_size=16, epochs=1, verbose=0)
+
+
+def test_save_load_round_trip(tmp_path):
+    x, y = _data()
+    model = make_csg(resnet20_backbone((16, 16, 3), 3, width=4, blocks_per_stage=1), "top_conv",
+                     density=0.4)
+    model.compile(keras.optimizers.Adam(1e-3))
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, schedule=dict(warmup=0))
+    model.save(tmp_path / "csg.keras")
+    loaded = keras.models.load_model(tmp_path / "csg.keras")
+    assert isinstance(loaded, CSGModel)
+    np.testing.assert_array_equal(gate_matrix(loaded), gate_matrix(model))
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5)
