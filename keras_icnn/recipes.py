@@ -156,3 +156,156 @@ def format_table(rows, columns):
     return "\n".join(lines)
 
 
+
+
+@dataclasses.dataclass
+class CSGConfig:
+    """Settings of a CSG experiment (see ``trainers/train_csg.py``)."""
+
+    backbone: str = "resnet20"
+    width: int = 16
+    dataset: str = "synthetic"  # synthetic | cub
+    data_dir: str = ""
+    image_size: int = 64
+    num_classes: int = 6
+    num_train: int = 3000
+    num_val: int = 300
+    num_test: int = 1200
+    epochs: int = 6
+    batch_size: int = 64
+    lr: float = 1e-3
+    csg_lr: float = 1e-3
+    gate_lr: float = 0.05
+    period: int = 3
+    csg_epochs: int = 1
+    warmup: int = 1
+    density: float = 0.2
+    sparsity: str = "l1"
+    lambda1: float = 1.0
+    lambda2: float = 1e-3
+    std_in_csg: bool = False
+    fixed_gate: bool = False
+    filters_per_class: int = 0
+    shared_filters: int = 0
+    train_baseline: bool = False
+    strategy: str = "default"
+    num_cpu_devices: int = 2
+    checkpoint: bool = True
+    seed: int = 0
+    output_dir: str = "/tmp/keras_icnn_csg"
+    verbose: int = 1
+
+
+def _csg_splits(config):
+    if config.dataset == "synthetic":
+        icnn_like = ICNNConfig(image_size=config.image_size, num_classes=config.num_classes,
+                               num_train=config.num_train, num_val=config.num_val,
+                               num_test=config.num_test, seed=config.seed)
+        return synthetic_splits(icnn_like), config.num_classes
+    if config.dataset == "cub":
+        from keras_icnn.data import readers
+
+        if not config.data_dir:
+            raise ValueError("--dataset=cub needs --data_dir (a local CUB_200_2011 directory)")
+        train = readers.read_cub(config.data_dir, "train", config.image_size, limit=config.num_train)
+        test = readers.read_cub(config.data_dir, "test", config.image_size, limit=config.num_test)
+        cut = max(1, len(train["image"]) // 10)
+        split = {"train": {k: v[cut:] for k, v in train.items() if k != "part_names"},
+                 "validation": {k: v[:cut] for k, v in train.items() if k != "part_names"},
+                 "test": {k: v for k, v in test.items() if k != "part_names"}}
+        return split, int(max(train["label"].max(), test["label"].max())) + 1
+    raise ValueError(f"`dataset` must be synthetic or cub. Received: dataset={config.dataset!r}")
+
+
+def _pooled_features(model, layer_name, images, batch_size=128):
+    probe = keras.Model(model.inputs, model.get_layer(layer_name).output)
+    maps = probe.predict(images, batch_size=batch_size, verbose=0)
+    return maps.mean(axis=(1, 2))
+
+
+def run_csg_experiment(config):
+    """Train a CSG model (and optionally an STD baseline); write results.json, G and its heatmap."""
+    from keras_icnn import distribute, viz
+    from keras_icnn.models import csg as csg_lib
+
+    strategy = distribute.get_strategy(config.strategy, config.num_cpu_devices)
+    os.makedirs(config.output_dir, exist_ok=True)
+    t0 = time.time()
+    splits, num_classes = _csg_splits(config)
+    for name, ex in splits.items():
+        pipeline.validate_examples(ex, num_classes, name=f"{name} split")
+    train = pipeline.make_dataset(splits["train"], config.batch_size, training=True,
+                                  seed=config.seed)
+    val = pipeline.make_dataset(splits["validation"], config.batch_size)
+    shape = (config.image_size, config.image_size, 3)
+    gate_kwargs = dict(density=config.density, sparsity=config.sparsity)
+    if config.fixed_gate:
+        gate_kwargs.update(fixed=True, filters_per_class=config.filters_per_class,
+                           shared_filters=config.shared_filters)
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        base = backbones.get_backbone(config.backbone, shape, num_classes, width=config.width)
+        model = csg_lib.make_csg(base, "top_conv", num_classes, **gate_kwargs)
+        model.compile(keras.optimizers.Adam(config.lr),
+                      csg_optimizer=keras.optimizers.Adam(config.csg_lr),
+                      gate_optimizer=keras.optimizers.Adam(config.gate_lr),
+                      lambda1=config.lambda1, lambda2=config.lambda2,
+                      std_in_csg=config.std_in_csg)
+    callbacks = []
+    if config.checkpoint:
+        callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(config.output_dir, "backup")))
+    schedule = dict(period=config.period, csg_epochs=config.csg_epochs, warmup=config.warmup)
+    if config.verbose:
+        print(f"phases: {' '.join(csg_lib.phase_table(config.epochs, **schedule))}")
+    model.fit(train, validation_data=val, epochs=config.epochs, callbacks=callbacks,
+              schedule=schedule, verbose=config.verbose)
+    test = splits["test"]
+    images, labels = test["image"], test["label"]
+    std_logits = model.predict(images, batch_size=config.batch_size, verbose=0)
+    csg_logits = np.concatenate([
+        np.asarray(model.csg_logits(images[a:a + 256], labels[a:a + 256]))
+        for a in range(0, len(images), 256)])
+    gate = csg_lib.gate_matrix(model)
+    density = metrics.l1_density(gate)
+    results = {
+        "num_classes": num_classes, "strategy": config.strategy,
+        "replicas": int(strategy.num_replicas_in_sync),
+        "csg": {"std_path_test_accuracy": float(np.mean(std_logits.argmax(-1) == labels)),
+                "csg_path_test_accuracy": float(np.mean(csg_logits.argmax(-1) == labels)),
+                "mis": metrics.mutual_information_score(
+                    _pooled_features(model, "top_conv", images), labels, num_classes, config.seed)},
+        "l1_density": density,
+        "l1_interval": [1.0 / num_classes, config.density],
+        "l1_density_in_interval": bool(1.0 / num_classes - 1e-6 <= density <= config.density + 1e-6),
+    }
+    if config.train_baseline:
+        keras.utils.set_random_seed(config.seed)
+        with strategy.scope():
+            baseline = backbones.get_backbone(config.backbone, shape, num_classes,
+                                              width=config.width)
+            baseline.compile(keras.optimizers.Adam(config.lr),
+                             keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                             metrics=["accuracy"])
+        if config.verbose:
+            print("\n== training the STD baseline ==")
+        baseline.fit(train, validation_data=val, epochs=config.epochs, verbose=config.verbose)
+        base_logits = baseline.predict(images, batch_size=config.batch_size, verbose=0)
+        results["baseline"] = {
+            "test_accuracy": float(np.mean(base_logits.argmax(-1) == labels)),
+            "mis": metrics.mutual_information_score(
+                _pooled_features(baseline, "top_conv", images), labels, num_classes, config.seed)}
+        results["mis_ratio"] = results["csg"]["mis"] / max(results["baseline"]["mis"], 1e-12)
+        baseline.save(os.path.join(config.output_dir, "baseline.keras"))
+    np.save(os.path.join(config.output_dir, "gate.npy"), gate)
+    try:
+        viz.matrix_heatmap(os.path.join(config.output_dir, "gate.png"), gate, "filter", "class",
+                           f"gate matrix G (L1-density {density:.3f})", vmin=0, vmax=1)
+    except ImportError:  # matplotlib is an optional extra
+        pass
+    model.save(os.path.join(config.output_dir, "csg.keras"))
+    results["seconds"] = round(time.time() - t0, 1)
+    with open(os.path.join(config.output_dir, "config.json"), "w") as f:
+        json.dump(dataclasses.asdict(config), f, indent=2)
+    with open(os.path.join(config.output_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    return results
