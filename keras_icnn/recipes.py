@@ -191,6 +191,7 @@ class CSGConfig:
     strategy: str = "default"
     num_cpu_devices: int = 2
     checkpoint: bool = True
+    crash_after_epoch: int = 0  # testing aid: exit hard after this epoch (like a kill)
     seed: int = 0
     output_dir: str = "/tmp/keras_icnn_csg"
     verbose: int = 1
@@ -215,6 +216,39 @@ def _csg_splits(config):
                  "test": {k: v for k, v in test.items() if k != "part_names"}}
         return split, int(max(train["label"].max(), test["label"].max())) + 1
     raise ValueError(f"`dataset` must be synthetic or cub. Received: dataset={config.dataset!r}")
+
+
+class _ResumeReport(keras.callbacks.Callback):
+    """Records where a run starts: epoch, phase and, when resumed, G at that moment."""
+
+    def __init__(self, output_dir, verbose):
+        super().__init__()
+        self.output_dir, self.verbose, self.start = output_dir, verbose, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.start is None:
+            self.start = {"epoch": int(epoch), "phase": self.model.phase}
+            if epoch > 0:
+                np.save(os.path.join(self.output_dir, "gate_at_resume.npy"),
+                        np.asarray(self.model.gate_layer.gate))
+                if self.verbose:
+                    print(f"resumed at epoch {epoch + 1} ({self.model.phase.upper()} phase)")
+
+
+class _HardExitAfterEpoch(keras.callbacks.Callback):
+    """Testing aid: after the backup of ``epoch`` is written, exit like a killed process."""
+
+    def __init__(self, epoch, output_dir):
+        super().__init__()
+        self.epoch, self.output_dir = epoch, output_dir
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            np.save(os.path.join(self.output_dir, "gate_at_crash.npy"),
+                    np.asarray(self.model.gate_layer.gate))
+            with open(os.path.join(self.output_dir, "phase_at_crash.txt"), "w") as f:
+                f.write(self.model.phase)
+            os._exit(3)
 
 
 def _pooled_features(model, layer_name, images, batch_size=128):
@@ -251,9 +285,13 @@ def run_csg_experiment(config):
                       gate_optimizer=keras.optimizers.Adam(config.gate_lr),
                       lambda1=config.lambda1, lambda2=config.lambda2,
                       std_in_csg=config.std_in_csg)
+    report = _ResumeReport(config.output_dir, config.verbose)
     callbacks = []
     if config.checkpoint:
         callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(config.output_dir, "backup")))
+    callbacks.append(report)
+    if config.crash_after_epoch:
+        callbacks.append(_HardExitAfterEpoch(config.crash_after_epoch, config.output_dir))
     schedule = dict(period=config.period, csg_epochs=config.csg_epochs, warmup=config.warmup)
     if config.verbose:
         print(f"phases: {' '.join(csg_lib.phase_table(config.epochs, **schedule))}")
@@ -268,7 +306,7 @@ def run_csg_experiment(config):
     gate = csg_lib.gate_matrix(model)
     density = metrics.l1_density(gate)
     results = {
-        "num_classes": num_classes, "strategy": config.strategy,
+        "num_classes": num_classes, "strategy": config.strategy, "started_at": report.start,
         "replicas": int(strategy.num_replicas_in_sync),
         "csg": {"std_path_test_accuracy": float(np.mean(std_logits.argmax(-1) == labels)),
                 "csg_path_test_accuracy": float(np.mean(csg_logits.argmax(-1) == labels)),

@@ -51,6 +51,8 @@ flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"]
                   "tf.distribute strategy (multi_worker reads TF_CONFIG).")
 flags.DEFINE_integer("num_cpu_devices", 2, "Logical CPU devices for --strategy=mirrored without GPUs.")
 flags.DEFINE_bool("checkpoint", True, "Back up every epoch and resume a killed run.")
+flags.DEFINE_integer("crash_after_epoch", 0,
+                     "Testing aid: exit hard after this epoch's backup, like a killed run.")
 flags.DEFINE_integer("seed", 0, "Seed of data, weights and shuffling.")
 flags.DEFINE_string("output_dir", "/tmp/keras_icnn_csg", "Where results and checkpoints go.")
 flags.DEFINE_integer("verbose", 1, "Keras verbosity (1 = progress bars).")

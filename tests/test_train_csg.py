@@ -1,0 +1,86 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--num_train=96", "--num_val=32", "--num_test=48", "--image_size=32", "--width=4",
+        "--batch_size=32", "--verbose=0", "--num_classes=3", "--density=0.4"]
+
+
+def _env(**extra):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    env.update(extra)
+    return env
+
+
+def _run(args, timeout=400, **env):
+    return subprocess.run([sys.executable, "trainers/train_csg.py"] + TINY + args, cwd=ROOT,
+                          env=_env(**env), capture_output=True, text=True, timeout=timeout)
+
+
+def test_kill_and_resume_same_epoch_phase_and_gate(tmp_path):
+    args = [f"--output_dir={tmp_path}", "--epochs=4", "--warmup=1", "--period=2", "--csg_epochs=1"]
+    # Phases: std csg std csg. Die after epoch 2 (a CSG epoch), right after its backup.
+    crashed = _run(args + ["--crash_after_epoch=2"])
+    assert crashed.returncode == 3, crashed.stderr[-3000:]
+    assert (tmp_path / "phase_at_crash.txt").read_text() == "csg"
+    resumed = _run(args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["started_at"] == {"epoch": 2, "phase": "std"}  # epoch 3 of 4 is STD
+    np.testing.assert_array_equal(np.load(tmp_path / "gate_at_resume.npy"),
+                                  np.load(tmp_path / "gate_at_crash.npy"))
+    assert np.load(tmp_path / "gate_at_crash.npy").min() < 1.0  # G had moved before the kill
+
+
+def test_resume_into_a_csg_epoch(tmp_path):
+    args = [f"--output_dir={tmp_path}", "--epochs=3", "--warmup=1", "--period=1", "--csg_epochs=1"]
+    assert _run(args + ["--crash_after_epoch=1"]).returncode == 3
+    resumed = _run(args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["started_at"] == {"epoch": 1, "phase": "csg"}
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_two_worker_multi_worker_mirrored_on_localhost(tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        out = tmp_path / f"worker{index}"
+        procs.append(subprocess.Popen(
+            [sys.executable, "trainers/train_csg.py"] + TINY +
+            ["--strategy=multi_worker", "--epochs=2", "--warmup=1", "--period=1",
+             "--checkpoint=false", f"--output_dir={out}"],
+            cwd=ROOT, env=_env(TF_CONFIG=tf_config), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
+    outputs = [p.communicate(timeout=500) for p in procs]
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-4000:]
+    g0 = np.load(tmp_path / "worker0" / "gate.npy")
+    g1 = np.load(tmp_path / "worker1" / "gate.npy")
+    np.testing.assert_array_equal(g0, g1)
+    assert g0.min() < 1.0  # the CSG epoch updated G
+    r0 = json.loads((tmp_path / "worker0" / "results.json").read_text())
+    assert r0["replicas"] == 2
+
+
+def test_train_csg_rejects_out_of_range_density(tmp_path):
+    out = _run([f"--output_dir={tmp_path}", "--density=0.1", "--epochs=1"])
+    assert out.returncode != 0
+    assert "`density` must lie in [1/num_classes, 1]" in out.stderr
