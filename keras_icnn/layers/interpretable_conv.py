@@ -260,7 +260,10 @@ class InterpretableConv(keras.layers.Layer):
             tf.convert_to_tensor(self.class_activation), axis=0, output_type=tf.int32
         )
 
-    def _update_targets(self, maps, labels):
+    def update_targets(self, maps, labels):
+        """Update the per-class running peak statistics from ``maps`` [B,h,w,K] (training only)."""
+        if self.single_category:
+            return
         peak = tf.reduce_max(tf.cast(maps, tf.float32), axis=[1, 2])  # [B, K]
         onehot = tf.one_hot(labels, self.num_classes, dtype=tf.float32)  # [B, C]
         counts = tf.reduce_sum(onehot, axis=0)  # [C]
@@ -295,12 +298,27 @@ class InterpretableConv(keras.layers.Layer):
             return self.loss_weight / tf.maximum(tf.convert_to_tensor(self.epoch), 1.0)
         return tf.constant(self.loss_weight, tf.float32)
 
+    def filter_loss_per_filter(self, maps, labels):
+        """Unweighted ``-MI`` per filter [K] of ``maps``, with this layer's gradient mode."""
+        if self.gradient == "exact":
+            return losses_lib.mutual_information_loss(maps, self._templates, self._log_priors)
+        return losses_lib.approximate_mutual_information_loss(
+            maps, labels, self.target_classes, self._templates, self._log_priors,
+            form=self.gradient_form)
+
+    def conv_relu(self, inputs):
+        """The layer's post-ReLU, pre-mask maps."""
+        x = tf.nn.convolution(
+            inputs, tf.cast(self.kernel, inputs.dtype), strides=self.strides,
+            padding=self.padding.upper(),
+        )
+        if self.use_bias:
+            x = x + tf.cast(self.bias, x.dtype)
+        return tf.nn.relu(x)
+
     def _filter_loss(self, maps, labels, scope):
         """Adds the weighted filter loss; returns maps (re-wired for grad_ratio)."""
-        if self.gradient == "exact":
-            per_filter = losses_lib.mutual_information_loss(
-                maps, self._templates, self._log_priors)
-        elif self.loss_schedule == "grad_ratio":
+        if self.loss_schedule == "grad_ratio":
             g, log_pxt, log_px = losses_lib.approximate_gradient(
                 tf.stop_gradient(maps), labels, self.target_classes,
                 self._templates, self._log_priors, self.gradient_form)
@@ -308,9 +326,7 @@ class InterpretableConv(keras.layers.Layer):
             per_filter = tf.stop_gradient(losses_lib.negative_mutual_information(
                 log_pxt, log_px, tf.constant(self._log_priors)))
         else:
-            per_filter = losses_lib.approximate_mutual_information_loss(
-                maps, labels, self.target_classes, self._templates,
-                self._log_priors, form=self.gradient_form)
+            per_filter = self.filter_loss_per_filter(maps, labels)
         total = tf.reduce_sum(per_filter)
         if self.loss_schedule != "grad_ratio":
             self.add_loss(self._weight(maps) * total)
@@ -319,20 +335,13 @@ class InterpretableConv(keras.layers.Layer):
         return maps
 
     def call(self, inputs, labels=None, training=None):
-        x = tf.nn.convolution(
-            inputs, tf.cast(self.kernel, inputs.dtype), strides=self.strides,
-            padding=self.padding.upper(),
-        )
-        if self.use_bias:
-            x = x + tf.cast(self.bias, x.dtype)
-        x = tf.nn.relu(x)
+        x = self.conv_relu(inputs)
         scope = label_context.current_scope()
         if labels is None and scope is not None:
             labels = scope.labels
         if training and labels is not None:
             labels = self._checked_labels(labels)
-            if not self.single_category:
-                self._update_targets(x, labels)
+            self.update_targets(x, labels)
             x = self._filter_loss(x, labels, scope)
         return self.part_mask(x)
 

@@ -4,6 +4,8 @@ from keras_icnn.models.backbones import (
     BACKBONES, alexnet_backbone, get_backbone, resnet20_backbone, vgg_backbone)
 from keras_icnn.models.csg import (
     CSGModel, CSGSchedule, StopOnNonFinite, gate_matrix, make_csg, phase_for_epoch, phase_table)
+from keras_icnn.models.explainer import (
+    Explainer, ExplainerDistiller, build_explainer, reconstruction_targets, split_performer)
 from keras_icnn.models.interpretable import (
     FilterLossEpoch, InterpretableModel, make_interpretable)
 
@@ -11,5 +13,6 @@ __all__ = [
     "BACKBONES", "alexnet_backbone", "get_backbone", "resnet20_backbone", "vgg_backbone",
     "FilterLossEpoch", "InterpretableModel", "make_interpretable",
     "CSGModel", "CSGSchedule", "StopOnNonFinite", "gate_matrix", "make_csg", "phase_for_epoch",
-    "phase_table",
+    "phase_table", "Explainer", "ExplainerDistiller", "build_explainer",
+    "reconstruction_targets", "split_performer",
 ]

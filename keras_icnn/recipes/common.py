@@ -1,0 +1,12 @@
+"""Helpers shared by the recipes."""
+
+
+def format_table(rows, columns):
+    """A plain-text table: ``rows`` is a list of dicts, ``columns`` (key, header) pairs."""
+    cells = [[h for _, h in columns]] + [
+        [f"{r[k]:.4f}" if isinstance(r.get(k), float) else str(r.get(k, "-")) for k, _ in columns]
+        for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

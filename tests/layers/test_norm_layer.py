@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+
+from keras_icnn.layers import NormLayer
+from tests.layer_contract import run_layer_contract
+
+
+def test_contract():
+    run_layer_contract(NormLayer, {"momentum": 0.9}, (4, 5, 5, 3), (4, 5, 5, 3), 0, 2)
+
+
+def test_running_alpha_vs_numpy_and_frozen_in_inference():
+    rng = np.random.RandomState(0)
+    layer = NormLayer(momentum=0.8)
+    alpha = None
+    for _ in range(4):
+        x = rng.normal(size=(6, 4, 4, 3)).astype(np.float32) * [1.0, 5.0, 0.0]
+        out = layer(x, training=True).numpy()
+        batch = np.maximum(x, 0).sum(axis=(1, 2)).mean(0)
+        alpha = batch if alpha is None else 0.8 * alpha + 0.2 * batch
+        np.testing.assert_allclose(layer.alpha.numpy(), alpha, rtol=1e-5)
+        safe = np.where(alpha > 1e-6, alpha, 1.0)
+        np.testing.assert_allclose(out, x / safe, rtol=1e-5)
+    frozen = layer.alpha.numpy().copy()
+    y = rng.normal(size=(2, 4, 4, 3)).astype(np.float32) * 100
+    out = layer(y, training=False).numpy()
+    np.testing.assert_array_equal(layer.alpha.numpy(), frozen)
+    np.testing.assert_allclose(out[..., :2], y[..., :2] / frozen[:2], rtol=1e-5)
+    np.testing.assert_array_equal(out[..., 2], y[..., 2])  # all-zero channel: unscaled, no NaN
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match=r"`momentum` must lie in \[0, 1\)"):
+        NormLayer(momentum=1.0)
+    with pytest.raises(ValueError, match="expects a 4D input"):
+        NormLayer()(np.zeros((2, 3), np.float32))
