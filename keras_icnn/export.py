@@ -1,0 +1,223 @@
+"""Export to SavedModel for TensorFlow Serving, with the explanation in the served model.
+
+Layout: ``<base_dir>/<name>/<version>/`` (TF Serving's), two signatures:
+
+* ``serving_default``: ``images`` [batch, H, W, 3] -> ``probabilities`` [batch, C],
+  ``class_ids`` [batch] (int64).
+* ``explain``: ``images`` -> ``probabilities``, ``class_ids``, ``part_locations``
+  [batch, F, 2] (x, y image pixels of each filter's peak), ``part_scores``
+  [batch, F] (peak activations), ``filter_classes`` [F] (each filter's
+  category; -1 where the model has none), and per kind:
+  CSG models ``filter_relevance`` [batch, F] (``G[predicted class]``);
+  interpretable and explainer models ``part_contributions`` [batch, F]
+  (gradient x activation of each filter for the predicted class, as a share
+  of its logit); ordinary models ``part_contributions`` too.
+
+Preprocessing (the models' own ``Rescaling``) is inside the graph; inputs are
+validated inside the graph (rank, size, finite values) with messages naming
+the expected shape. The result is a pure TF graph: ``tf.saved_model.load``
+serves it in a process that never imports keras_icnn.
+"""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_icnn.metrics.model_eval import default_layer
+from keras_icnn.metrics.receptive_field import receptive_field
+from keras_icnn.models.csg import CSGModel
+from keras_icnn.models.explainer import ExplainerDistiller
+from keras_icnn.models.interpretable import InterpretableModel
+
+KINDS = ("ordinary", "interpretable", "csg", "explainer")
+WARMUP_FILE = "tf_serving_warmup_requests"
+
+
+def model_kind(model):
+    """``ordinary``, ``interpretable``, ``csg`` or ``explainer`` (a distiller)."""
+    if isinstance(model, ExplainerDistiller):
+        return "explainer"
+    if isinstance(model, CSGModel):
+        return "csg"
+    if isinstance(model, InterpretableModel) or model.__class__.__name__ == "InterpretableModel":
+        return "interpretable"
+    return "ordinary"
+
+
+def next_version(model_dir):
+    """1 + the largest integer version folder in ``model_dir`` (1 when there is none)."""
+    if not os.path.isdir(model_dir):
+        return 1
+    versions = [int(d) for d in os.listdir(model_dir) if d.isdigit()]
+    return max(versions, default=0) + 1
+
+
+class _Exporter:
+    """Builds the two signature functions for one model."""
+
+    def __init__(self, model, layer_name=None, input_dtype="float32"):
+        if model_kind(model) == "explainer":
+            layer_name = None  # the distiller knows its target layer
+        if input_dtype not in ("float32", "uint8"):
+            raise ValueError(f"`input_dtype` must be 'float32' or 'uint8'. Received: {input_dtype!r}")
+        self.model, self.kind = model, model_kind(model)
+        self.input_dtype = tf.as_dtype(input_dtype)
+        classifier = model.performer if self.kind == "explainer" else model
+        shape = classifier.inputs[0].shape
+        self.height, self.width, self.channels = int(shape[1]), int(shape[2]), int(shape[3])
+        if self.kind == "explainer":
+            self.layer_name = model.target_layer  # the explainer reads it
+            self.rf = receptive_field(model.performer, model.target_layer)
+        else:
+            self.layer_name = layer_name or default_layer(model)
+            self.rf = receptive_field(model, self.layer_name)
+            self.probe = keras.Model(model.inputs[0], [model.get_layer(self.layer_name).output,
+                                                       model.outputs[0]])
+
+    def _validate(self, images):
+        expected = f"[batch, {self.height}, {self.width}, {self.channels}]"
+        checks = [
+            tf.debugging.assert_rank(images, 4, message=f"images must have shape {expected}"),
+        ]
+        with tf.control_dependencies(checks):
+            shape = tf.shape(images)
+            checks.append(tf.debugging.assert_equal(
+                shape[1:], tf.constant([self.height, self.width, self.channels]),
+                message=f"images must have shape {expected}"))
+        with tf.control_dependencies(checks):
+            x = tf.cast(images, tf.float32)
+            x = tf.debugging.assert_all_finite(x, "images must be finite (no NaN or Inf)")
+        return tf.ensure_shape(x, [None, self.height, self.width, self.channels])
+
+    def _logits(self, x):
+        classifier = self.model.performer if self.kind == "explainer" else self.model
+        return classifier(x, training=False)
+
+    def serve(self, images):
+        logits = tf.cast(self._logits(self._validate(images)), tf.float32)
+        return {"probabilities": tf.nn.softmax(logits),
+                "class_ids": tf.argmax(logits, axis=-1, output_type=tf.int64)}
+
+    def _locations(self, maps):
+        shape = tf.shape(maps)
+        flat = tf.reshape(maps, [shape[0], shape[1] * shape[2], shape[3]])
+        idx = tf.argmax(flat, axis=1, output_type=tf.int32)
+        i = tf.cast(idx // shape[2], tf.float32)
+        j = tf.cast(idx % shape[2], tf.float32)
+        x = self.rf.cols.start + j * self.rf.cols.jump
+        y = self.rf.rows.start + i * self.rf.rows.jump
+        return tf.stack([x, y], axis=-1), tf.reduce_max(flat, axis=1)
+
+    def _filter_classes(self, num_filters):
+        if self.kind == "explainer":
+            return self.model.explainer.conv_interp_2.target_classes
+        layer = self.model.get_layer(self.layer_name)
+        if hasattr(layer, "target_classes"):
+            return layer.target_classes
+        if self.kind == "csg":
+            return tf.argmax(tf.convert_to_tensor(self.model.gate_layer.gate), axis=0,
+                             output_type=tf.int32)
+        return tf.fill([num_filters], -1)
+
+    def explain(self, images):
+        x = self._validate(images)
+        if self.kind == "explainer":
+            ex = self.model.explainer
+            logits = tf.cast(self._logits(x), tf.float32)
+            classes = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            feats, _, _ = self.model.performer_outputs(x)
+            parts = ex.encode(feats, training=False)
+            with tf.GradientTape() as tape:
+                interp = parts["interp"]
+                tape.watch(interp)
+                enc = parts["p"] * interp + (1.0 - parts["p"]) * parts["ordin"]
+                recon = tf.cast(ex.decode(enc, training=False)[-1], tf.float32)
+                chosen = tf.gather(recon, classes, axis=1, batch_dims=1)
+            grads = tape.gradient(chosen, interp)
+            maps = tf.cast(interp, tf.float32)
+            contributions = tf.reduce_sum(tf.cast(grads, tf.float32) * parts["p"] * maps, [1, 2])
+        else:
+            with tf.GradientTape() as tape:
+                maps, logits = self.probe(x, training=False)
+                tape.watch(maps)
+                logits = tf.cast(logits, tf.float32)
+                classes = tf.argmax(logits, axis=-1, output_type=tf.int32)
+                chosen = tf.gather(logits, classes, axis=1, batch_dims=1)
+            grads = tape.gradient(chosen, maps)
+            maps = tf.cast(maps, tf.float32)
+            contributions = tf.reduce_sum(tf.cast(grads, tf.float32) * maps, axis=[1, 2])
+        safe = tf.where(tf.abs(chosen) > 1e-12, chosen, tf.ones_like(chosen))
+        locations, scores = self._locations(maps)
+        out = {
+            "probabilities": tf.nn.softmax(logits),
+            "class_ids": tf.cast(classes, tf.int64),
+            "part_locations": locations,
+            "part_scores": scores,
+            "filter_classes": tf.cast(self._filter_classes(tf.shape(maps)[-1]), tf.int32),
+        }
+        if self.kind == "csg":
+            gate = tf.convert_to_tensor(self.model.gate_layer.gate)
+            out["filter_relevance"] = tf.gather(gate, classes)
+        else:
+            out["part_contributions"] = contributions / safe[:, None]
+        return out
+
+
+def export_model(model, base_dir, name, version=None, layer_name=None, input_dtype="float32",
+                 warmup=True):
+    """Export ``model`` to ``<base_dir>/<name>/<version>/`` with ``serving_default`` and ``explain``.
+
+    Args:
+        model: a Keras classifier (ordinary, ``InterpretableModel``,
+            ``CSGModel``) or an ``ExplainerDistiller`` (explainer + performer).
+        base_dir, name: TF Serving's model base path and model name.
+        version: integer version (default: the next free one).
+        layer_name: layer explained by ``explain`` (default: the top conv layer).
+        input_dtype: ``"float32"`` (pixel values 0-255) or ``"uint8"``.
+        warmup: write ``assets.extra/tf_serving_warmup_requests``.
+
+    Returns:
+        The version directory.
+
+    Example:
+        >>> path = export_model(model, "/models", "icnn")
+        >>> served = tf.saved_model.load(path)
+        >>> served.signatures["explain"](images=tf.constant(batch))
+    """
+    exporter = _Exporter(model, layer_name, input_dtype)
+    model_dir = os.path.join(base_dir, name)
+    version = int(version) if version else next_version(model_dir)
+    path = os.path.join(model_dir, str(version))
+    if os.path.exists(path):
+        raise FileExistsError(f"Version directory already exists: {path}")
+    spec = tf.TensorSpec([None, None, None, None], exporter.input_dtype, name="images")
+    if not model.built:  # e.g. a distiller never called: one forward pass builds it
+        model(tf.zeros((1, exporter.height, exporter.width, exporter.channels)))
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", exporter.serve, input_signature=[spec])
+    archive.add_endpoint("explain", exporter.explain, input_signature=[spec])
+    archive.write_out(path, verbose=False)
+    if warmup:
+        write_warmup(path, name, exporter.height, exporter.width, exporter.input_dtype)
+    return path
+
+
+def write_warmup(path, name, height, width, dtype, batch_size=1):
+    """``assets.extra/tf_serving_warmup_requests``: one PredictionLog per signature."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    folder = os.path.join(path, "assets.extra")
+    os.makedirs(folder, exist_ok=True)
+    images = np.zeros((batch_size, height, width, 3), np.dtype(dtype.as_numpy_dtype))
+    with tf.io.TFRecordWriter(os.path.join(folder, WARMUP_FILE)) as writer:
+        for signature in ("serving_default", "explain"):
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=name, signature_name=signature))
+            request.inputs["images"].CopyFrom(tf.make_tensor_proto(images))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    return os.path.join(folder, WARMUP_FILE)
