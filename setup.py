@@ -24,7 +24,8 @@ setup(
         "absl-py",
     ],
     extras_require={
-        "test": ["pytest", "scikit-learn"],
+        "test": ["pytest", "scikit-learn", "tensorflow-serving-api"],
+        "serving": ["tensorflow-serving-api"],
         "viz": ["matplotlib"],
     },
 )
