@@ -39,12 +39,9 @@ flags.DEFINE_integer("verbose", 1, "Progress bars (1) or quiet (0).")
 
 def main(argv):
     del argv
-    from keras_icnn import report
+    from keras_icnn import recipes, report
 
-    fields = {f.name for f in report.dataclasses.fields(report.EvalConfig)}
-    values = {k: FLAGS[k].value for k in fields}
-    values["models"], values["names"] = tuple(values["models"]), tuple(values["names"])
-    result, table = report.evaluate_models(report.EvalConfig(**values))
+    result, table = report.evaluate_models(recipes.config_from_flags(report.EvalConfig, FLAGS))
     print("\n" + table)
     print(f"\nreport: {os.path.join(FLAGS.output_dir, 'report.md')} ({result['seconds']} s)")
 

@@ -62,8 +62,7 @@ def main(argv):
     del argv
     from keras_icnn import recipes
 
-    fields = {f.name for f in recipes.dataclasses.fields(recipes.CSGConfig)}
-    config = recipes.CSGConfig(**{k: FLAGS[k].value for k in fields})
+    config = recipes.config_from_flags(recipes.CSGConfig, FLAGS)
     r = recipes.run_csg_experiment(config)
     rows = [dict(model="CSG (STD path)", accuracy=r["csg"]["std_path_test_accuracy"],
                  mis=r["csg"]["mis"]),

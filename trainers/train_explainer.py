@@ -48,8 +48,7 @@ def main(argv):
     del argv
     from keras_icnn import recipes
 
-    fields = {f.name for f in recipes.dataclasses.fields(recipes.ExplainerConfig)}
-    config = recipes.ExplainerConfig(**{k: FLAGS[k].value for k in fields})
+    config = recipes.config_from_flags(recipes.ExplainerConfig, FLAGS)
     r = recipes.run_explainer_experiment(config)
     li = r["location_instability"]
     print(f"\np = {r['p']:.3f} (paper 0.80-0.96 for VGG performers)")

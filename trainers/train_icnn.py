@@ -48,8 +48,7 @@ def main(argv):
     del argv
     from keras_icnn import recipes
 
-    fields = {f.name for f in recipes.dataclasses.fields(recipes.ICNNConfig)}
-    config = recipes.ICNNConfig(**{k: FLAGS[k].value for k in fields})
+    config = recipes.config_from_flags(recipes.ICNNConfig, FLAGS)
     results = recipes.run_icnn_experiment(config)
     rows = [dict(model=name, **results[name]) for name in ("ordinary", "interpretable")]
     print("\n" + recipes.format_table(rows, [

@@ -10,3 +10,14 @@ def format_table(rows, columns):
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def config_from_flags(config_cls, flag_values):
+    """A config dataclass filled from the absl flags of the same names (lists become tuples)."""
+    import dataclasses
+
+    values = {}
+    for field in dataclasses.fields(config_cls):
+        value = flag_values[field.name].value
+        values[field.name] = tuple(value) if isinstance(value, list) else value
+    return config_cls(**values)

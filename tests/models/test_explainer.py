@@ -107,3 +107,15 @@ def test_explain_and_save_load(performer, tmp_path):
     for a, b in zip(loaded(feats), explainer(feats)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
     assert float(loaded.p) == pytest.approx(float(explainer.p))
+
+
+def test_distils_under_mirrored_strategy(performer):
+    from keras_icnn import distribute
+
+    strategy = distribute.get_strategy("mirrored", num_cpu_devices=2)
+    with strategy.scope():
+        explainer, distiller = build_explainer(performer, "block3_pool")
+        distiller.compile(keras.optimizers.Adam(1e-3))
+    history = distiller.fit(_images(), batch_size=16, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert float(explainer.norm_interp.alpha.numpy().sum()) > 0
