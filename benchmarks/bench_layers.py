@@ -12,7 +12,7 @@ Usage:
     python benchmarks/bench_layers.py              # the full grid
     python benchmarks/bench_layers.py --sizes=14 --filters=512 --batch_size=32
 
-Writes benchmarks/results/layers.json (or --out).
+Writes benchmarks/results/layers.json (layers_quick.json with --quick, or --out).
 """
 import argparse
 import json
@@ -100,9 +100,13 @@ def main():
     p.add_argument("--gradients", default="approximate,exact")
     p.add_argument("--xla", default="on,off", help="on, off or on,off")
     p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                 "results", "layers.json"))
+    p.add_argument("--out", default=None,
+                   help="JSON file (default benchmarks/results/layers.json, layers_quick.json "
+                        "with --quick)")
     args = p.parse_args()
+    if args.out is None:
+        args.out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                                "layers_quick.json" if args.quick else "layers.json")
     if args.quick:
         configs = [(14, 512, "approximate", True, args.batch_size),
                    (14, 512, "exact", True, args.batch_size),
