@@ -5,6 +5,9 @@ import os
 import tensorflow as tf
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
+# One strategy per kind and device set per process: a second MirroredStrategy over the
+# same devices reuses collective instance keys of the first and aborts its collectives.
+_CACHE = {}
 
 
 def split_cpu(num_devices):
@@ -43,6 +46,8 @@ def get_strategy(name="default", num_cpu_devices=None):
         num_cpu_devices: logical CPU devices for ``mirrored`` without GPUs
             (default 2).
 
+    The same strategy object is returned for the same arguments within a process.
+
     Example:
         >>> strategy = get_strategy("mirrored", num_cpu_devices=2)
         >>> with strategy.scope():
@@ -54,10 +59,11 @@ def get_strategy(name="default", num_cpu_devices=None):
         return tf.distribute.get_strategy()
     if name == "mirrored":
         gpus = tf.config.list_physical_devices("GPU")
-        if gpus:
-            return tf.distribute.MirroredStrategy()
-        devices = split_cpu(num_cpu_devices or 2)
-        return tf.distribute.MirroredStrategy(devices)
+        devices = None if gpus else tuple(split_cpu(num_cpu_devices or 2))
+        if ("mirrored", devices) not in _CACHE:
+            _CACHE[("mirrored", devices)] = tf.distribute.MirroredStrategy(
+                list(devices) if devices else None)
+        return _CACHE[("mirrored", devices)]
     if "TF_CONFIG" not in os.environ:
         raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
                          '(e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, '
@@ -65,4 +71,6 @@ def get_strategy(name="default", num_cpu_devices=None):
     from keras_icnn import keras_compat
 
     keras_compat.patch_multi_worker_fit()
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    if "multi_worker" not in _CACHE:
+        _CACHE["multi_worker"] = tf.distribute.MultiWorkerMirroredStrategy()
+    return _CACHE["multi_worker"]
