@@ -2,7 +2,7 @@ PYTHON ?= python
 PIP ?= $(PYTHON) -m pip
 DEMO_DIR ?= /tmp/keras_icnn_demo
 
-.PHONY: install test demo bench-layers bench-data preview
+.PHONY: install test demo bench bench-quick bench-layers bench-data preview
 
 # Installs the package (editable, from this checkout) and its extras only when
 # something is missing or keras_icnn resolves to another checkout.
@@ -16,6 +16,12 @@ test: install
 
 demo: install
 	$(PYTHON) trainers/train_icnn.py --output_dir=$(DEMO_DIR) --epochs=8 --verbose=1
+
+bench: install
+	$(PYTHON) benchmarks/bench_interpretability.py
+
+bench-quick: install
+	$(PYTHON) benchmarks/bench_interpretability.py --quick
 
 bench-layers: install
 	$(PYTHON) benchmarks/bench_layers.py --quick
