@@ -7,9 +7,7 @@
 Batch sizes 1 and 32. Usage: python benchmarks/bench_export.py [--repeats 30] [--out FILE]
 """
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -17,7 +15,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import bench_common  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -68,11 +68,7 @@ def main():
     for r in rows:
         print(f"{r['batch']:>5} {r['plain_serving_ms']:>9.2f} {r['icnn_serving_ms']:>9.2f} "
               f"{r['icnn_explain_ms']:>11.2f} {r['serving_ratio']:>11.2f} {r['explain_ratio']:>14.2f}")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
-                   "date": time.strftime("%Y-%m-%d"), "rows": rows}, f, indent=2)
-    print(f"wrote {args.out}")
+    bench_common.write_rows(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -15,16 +15,16 @@ Usage:
 Writes benchmarks/results/layers.json (layers_quick.json with --quick, or --out).
 """
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import bench_common  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -131,11 +131,7 @@ def main():
         worst = max(r["ratio"] for r in target)
         print(f"\n14x14x512, batch {args.batch_size}: worst ratio {worst:.2f} "
               f"(target <= 1.15: {'met' if worst <= 1.15 else 'MISSED'})")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
-                   "date": time.strftime("%Y-%m-%d"), "rows": rows}, f, indent=2)
-    print(f"wrote {args.out}")
+    bench_common.write_rows(args.out, rows)
 
 
 if __name__ == "__main__":

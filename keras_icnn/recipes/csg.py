@@ -194,10 +194,12 @@ def run_csg_experiment(config):
         baseline.save(os.path.join(config.output_dir, "baseline.keras"))
     np.save(os.path.join(config.output_dir, "gate.npy"), gate)
     try:
-        viz.matrix_heatmap(os.path.join(config.output_dir, "gate.png"), gate, "filter", "class",
-                           f"gate matrix G (L1-density {density:.3f})", vmin=0, vmax=1)
-    except ImportError:  # matplotlib is an optional extra
-        pass
+        results["gate_png"] = viz.matrix_heatmap(
+            os.path.join(config.output_dir, "gate.png"), gate, "filter", "class",
+            f"gate matrix G (L1-density {density:.3f})", vmin=0, vmax=1)
+    except ImportError as err:  # matplotlib is an optional extra: say so, keep the rest
+        results["gate_png"] = None
+        print(f"gate.png not written: {err}")
     model.save(os.path.join(config.output_dir, "csg.keras"))
     results["seconds"] = round(time.time() - t0, 1)
     with open(os.path.join(config.output_dir, "config.json"), "w") as f:
