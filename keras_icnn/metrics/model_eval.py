@@ -20,27 +20,43 @@ def default_layer(model):
     raise ValueError(f"Model {model.name!r} has no conv layer with a 4D output")
 
 
+def _batches(examples, batch_size):
+    """(batch dict, number of images or None) from a dict of arrays or a tf.data.Dataset."""
+    if isinstance(examples, tf.data.Dataset):
+        spec = examples.element_spec
+        if not isinstance(spec, dict) or "image" not in spec:
+            raise ValueError("collect_responses needs a dataset of feature dicts with an 'image' "
+                             f"key (use make_dataset(..., as_supervised=False)). Received: {spec}")
+        if spec["image"].shape.rank == 3:  # unbatched examples
+            examples = examples.batch(batch_size)
+        return ({k: v.numpy() for k, v in batch.items()} for batch in examples), None
+    n = len(examples["image"])
+    return ({k: np.asarray(v)[a:a + batch_size] for k, v in examples.items()}
+            for a in range(0, n, batch_size)), n
+
+
 def collect_responses(model, layer_name, examples, batch_size=64, verbose=1):
     """Run images through ``model`` and collect what the metrics need.
 
     Args:
         model: a Keras model taking images.
         layer_name: layer whose maps are evaluated.
-        examples: dict of arrays with ``image`` (+ ``label``, ``landmarks``,
-            ``part_masks`` when present).
-        batch_size: images per step.
+        examples: a dict of arrays with ``image`` (+ ``label``, ``landmarks``,
+            ``part_masks``, ``object_mask`` when present), or a
+            ``tf.data.Dataset`` of such dicts (batched or not), streamed
+            batch by batch.
+        batch_size: images per step (for arrays and unbatched datasets).
         verbose: show a progress bar.
 
     Returns:
         dict: ``maps`` [N,h,w,F], ``positions`` [N,F,2] image-plane (x, y) of
         each filter's peak (receptive-field centres), ``scores`` [N,F] peak
-        values, ``logits`` [N,C], plus the example's labels, landmarks and
-        part masks.
+        values, ``logits`` [N,C], plus the examples' labels, landmarks,
+        part masks and object masks.
     """
     rf = receptive_field(model, layer_name)
-    probe = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.outputs[0]])
-    images = examples["image"]
-    n = len(images)
+    probe = keras.Model(model.inputs[0], [model.get_layer(layer_name).output, model.outputs[0]])
+    batches, n = _batches(examples, batch_size)
     bar = keras.utils.Progbar(n, unit_name="image", verbose=verbose)
 
     @tf.function
@@ -52,18 +68,22 @@ def collect_responses(model, layer_name, examples, batch_size=64, verbose=1):
         idx = tf.argmax(flat, axis=1, output_type=tf.int32)
         return maps, tf.reduce_max(flat, axis=1), idx // shape[2], idx % shape[2], logits
 
-    out = {"maps": [], "scores": [], "i": [], "j": [], "logits": []}
-    for a in range(0, n, batch_size):
-        maps, scores, i, j, logits = step(tf.convert_to_tensor(images[a:a + batch_size]))
-        for key, value in zip(("maps", "scores", "i", "j", "logits"), (maps, scores, i, j, logits)):
+    keys = ("maps", "scores", "i", "j", "logits")
+    carried = ("label", "landmarks", "part_masks", "object_mask")
+    out = {k: [] for k in keys + carried}
+    seen = 0
+    for batch in batches:
+        values = step(tf.convert_to_tensor(batch["image"]))
+        for key, value in zip(keys, values):
             out[key].append(value.numpy())
-        bar.update(min(a + batch_size, n))
-    result = {key: np.concatenate(value) for key, value in out.items()}
+        for key in carried:
+            if key in batch:
+                out[key].append(np.asarray(batch[key]))
+        seen += len(batch["image"])
+        bar.update(seen)
+    result = {key: np.concatenate(value) for key, value in out.items() if value}
     x, y = rf.centers(result.pop("i"), result.pop("j"))
     result["positions"] = np.stack([x, y], -1).astype(np.float32)
-    for key in ("label", "landmarks", "part_masks"):
-        if key in examples:
-            result[key] = np.asarray(examples[key])
     return result
 
 

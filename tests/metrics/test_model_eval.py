@@ -35,3 +35,21 @@ def test_filter_classes_by_activation():
     maps[3, ..., 1] = 2.0  # class 1 activates filter 1
     np.testing.assert_array_equal(
         metrics.filter_classes_by_activation(maps, np.array([0, 0, 1, 1]), 2), [0, 1])
+
+
+def test_collect_responses_streams_a_tf_data_dataset():
+    import tensorflow as tf
+
+    from keras_icnn.data import pipeline
+
+    keras.utils.set_random_seed(0)
+    model = make_interpretable(vgg_backbone((32, 32, 3), 3, width=4), "top_conv")
+    ex = synthetic_parts.make_examples(20, image_size=32, num_classes=3)
+    from_arrays = metrics.collect_responses(model, "top_conv_interp", ex, batch_size=8, verbose=0)
+    ds = pipeline.make_dataset(ex, batch_size=6, as_supervised=False)
+    from_dataset = metrics.collect_responses(model, "top_conv_interp", ds, verbose=0)
+    unbatched = tf.data.Dataset.from_tensor_slices(ex)
+    from_unbatched = metrics.collect_responses(model, "top_conv_interp", unbatched, verbose=0)
+    for got in (from_dataset, from_unbatched):
+        for key in ("maps", "scores", "positions", "label", "landmarks", "part_masks"):
+            np.testing.assert_allclose(got[key], from_arrays[key], rtol=1e-5, atol=1e-6)
