@@ -59,7 +59,7 @@ def collect_responses(model, layer_name, examples, batch_size=64, verbose=1):
     batches, n = _batches(examples, batch_size)
     bar = keras.utils.Progbar(n, unit_name="image", verbose=verbose)
 
-    @tf.function
+    @tf.function(autograph=False)  # straight-line code: nothing to convert
     def step(x):
         maps, logits = probe(x, training=False)
         maps = tf.cast(maps, tf.float32)

@@ -111,6 +111,11 @@ class Explainer(keras.Model):
         self.decoder = [keras.layers.deserialize(c) for c in self.head_configs]
         self.w_p = self.add_weight(name="w_p", shape=(), autocast=False,
                                    initializer=keras.initializers.Constant(self.p_init))
+        # Running mean magnitude of the performer's top-conv channels (what the norm-layers
+        # divide out): the decoder sees x_enc * performer_alpha, on the performer's scale.
+        self.performer_alpha = self.add_weight(
+            name="performer_alpha", shape=(self.filters,), initializer="zeros", trainable=False,
+            aggregation="mean", autocast=False)
 
     @property
     def p(self):
@@ -149,8 +154,14 @@ class Explainer(keras.Model):
         return {"x1": x1, "x2": x2, "interp": interp, "ordin": ordin, "p": p,
                 "enc": p * interp + (1.0 - p) * ordin}
 
+    def rescale(self, enc):
+        """``x_enc * performer_alpha`` per channel (identity where alpha is still 0)."""
+        alpha = tf.convert_to_tensor(self.performer_alpha)
+        alpha = tf.where(alpha > 0, alpha, tf.ones_like(alpha))
+        return enc * tf.cast(alpha, enc.dtype)
+
     def decode(self, enc, training=False):
-        outputs, x = [], enc
+        outputs, x = [], self.rescale(enc)
         for i, layer in enumerate(self.decoder):
             x = layer(x, training=training)
             if i in self.target_indices:
@@ -212,7 +223,7 @@ class ExplainerDistiller(keras.Model):
         top, head = split_performer(performer, target_layer)
         self.top_layer_name = top.name
         targets = reconstruction_targets(head)
-        outputs = ([performer.get_layer(target_layer).output]
+        outputs = ([performer.get_layer(target_layer).output, top.output]
                    + [head[i].output for i in targets] + [performer.outputs[0]])
         self._probe = keras.Model(performer.inputs[0], outputs, name="performer_probe")
         self.epoch = self.add_weight(name="epoch", shape=(), initializer="ones", trainable=False,
@@ -222,10 +233,13 @@ class ExplainerDistiller(keras.Model):
         self.filter_tracker = keras.metrics.Mean(name="filter_loss")
         self.loss_tracker = keras.metrics.Mean(name="loss")
 
-    def performer_outputs(self, images):
-        """(target features, reconstruction targets, logits) of the frozen performer."""
+    def performer_outputs(self, images, with_top=False):
+        """(target features, reconstruction targets, logits) of the frozen performer
+        (and its top-conv maps first when ``with_top``)."""
         out = self._probe(images, training=False)
-        return out[0], out[1:-1], out[-1]
+        if with_top:
+            return out[1], out[0], out[2:-1], out[-1]
+        return out[0], out[2:-1], out[-1]
 
     def _reconstruction(self, recon, targets):
         terms = []
@@ -242,10 +256,16 @@ class ExplainerDistiller(keras.Model):
 
     def train_step(self, data):
         images = data[0] if isinstance(data, (tuple, list)) else data
-        feats, targets, logits = self.performer_outputs(images)
+        top, feats, targets, logits = self.performer_outputs(images, with_top=True)
         feats, targets = tf.stop_gradient(feats), [tf.stop_gradient(t) for t in targets]
         labels = tf.argmax(logits, axis=-1, output_type=tf.int32)
         ex = self.explainer
+        batch_alpha = tf.reduce_mean(tf.reduce_sum(tf.nn.relu(tf.cast(top, tf.float32)), [1, 2]), 0)
+        old = tf.convert_to_tensor(ex.performer_alpha)
+        momentum = ex.norm_momentum
+        ex.performer_alpha.assign(tf.where(tf.reduce_any(old > 0),
+                                           momentum * old + (1.0 - momentum) * batch_alpha,
+                                           batch_alpha))
         with tf.GradientTape(persistent=True) as tape:
             parts = ex.encode(feats, labels=labels, training=True)
             x1, x2 = parts["x1"], parts["x2"]
