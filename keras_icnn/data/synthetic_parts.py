@@ -243,7 +243,8 @@ class _Creatures:
                 for k in range(4)]
 
 
-def _render_chunk(r, noise, image_size, num_classes, specs, labels, negatives, occlusion):
+def _render_chunk(r, noise, image_size, num_classes, specs, labels, occlusion):
+    # Negative examples carry label -1: no creature is drawn for them.
     """Render one chunk from per-example uniforms ``r`` [n, _N_UNIFORMS] and noise [n, H, W, 3]."""
     n = r.shape[0]
     size = float(image_size)
@@ -435,12 +436,12 @@ def make_examples(n, image_size=64, num_classes=6, seed=0, split="train", negati
     noise *= 6.0
     chunks = [
         _render_chunk(uniforms[a:a + _CHUNK], noise[a:a + _CHUNK], image_size, num_classes,
-                      specs, labels[a:a + _CHUNK], negatives, float(occlusion))
+                      specs, labels[a:a + _CHUNK], float(occlusion))
         for a in range(0, n, _CHUNK)
     ]
     if not chunks:
         return _render_chunk(uniforms, noise, image_size, num_classes, specs, labels,
-                             negatives, float(occlusion))
+                             float(occlusion))
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
