@@ -52,14 +52,12 @@ def build(size, filters, kind, gradient):
 
 def time_steps(models, x, y, steps, repeats):
     """Median seconds per training step of each model, measured alternately."""
-    fns = []
     for model in models:
         model.train_on_batch(x, y)  # trace and compile
         model.train_on_batch(x, y)
-        fns.append(model)
     samples = [[] for _ in models]
     for _ in range(repeats):
-        for i, model in enumerate(fns):
+        for i, model in enumerate(models):
             t0 = time.perf_counter()
             for _ in range(steps):
                 model.train_on_batch(x, y)
