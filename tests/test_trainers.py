@@ -48,6 +48,26 @@ def test_train_icnn_tiny_run(tmp_path):
     assert "interpretable" in out.stdout and "test accuracy" in out.stdout
 
 
+def test_train_icnn_measures_on_validation_when_asked(tmp_path):
+    """--eval_split=validation --models=interpretable: one model, figures on the validation split."""
+    out = _run(["trainers/train_icnn.py", f"--output_dir={tmp_path}", "--num_train=64",
+                "--num_val=24", "--num_test=8", "--epochs=1", "--width=4", "--verbose=0",
+                "--eval_split=validation", "--models=interpretable", "--jit_compile=false"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert "ordinary" not in results and "ratios" not in results
+    assert results["eval_split"] == "validation"
+    assert len(results["interpretable"]["val_accuracy"]) == 1
+    import keras_icnn  # noqa: F401
+    from keras_icnn.data import synthetic_parts
+
+    model = keras.models.load_model(tmp_path / "interpretable.keras")
+    val = synthetic_parts.make_examples(24, split="validation")
+    acc = np.mean(np.argmax(model.predict(val["image"], verbose=0), -1) == val["label"])
+    assert abs(acc - results["interpretable"]["validation_accuracy"]) < 1e-6
+    assert "validation accuracy" in out.stdout
+
+
 def test_train_icnn_rejects_bad_category(tmp_path):
     out = _run(["trainers/train_icnn.py", f"--output_dir={tmp_path}", "--task=single",
                 "--category=unicorn", "--verbose=0"])

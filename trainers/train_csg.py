@@ -54,6 +54,8 @@ flags.DEFINE_bool("checkpoint", True, "Back up every epoch and resume a killed r
 flags.DEFINE_integer("crash_after_epoch", 0,
                      "Testing aid: exit hard after this epoch's backup, like a killed run.")
 flags.DEFINE_integer("seed", 0, "Seed of data, weights and shuffling.")
+flags.DEFINE_enum("eval_split", "test", ["test", "validation"],
+                  "Split the results are measured on (validation when tuning settings).")
 flags.DEFINE_string("output_dir", "/tmp/keras_icnn_csg", "Where results and checkpoints go.")
 flags.DEFINE_integer("verbose", 1, "Keras verbosity (1 = progress bars).")
 
@@ -64,13 +66,15 @@ def main(argv):
 
     config = recipes.config_from_flags(recipes.CSGConfig, FLAGS)
     r = recipes.run_csg_experiment(config)
-    rows = [dict(model="CSG (STD path)", accuracy=r["csg"]["std_path_test_accuracy"],
-                 mis=r["csg"]["mis"]),
-            dict(model="CSG (CSG path, sees labels)", accuracy=r["csg"]["csg_path_test_accuracy"])]
+    split = config.eval_split
+    csg = r["csg"]
+    rows = [dict(model="CSG (STD path)", accuracy=csg[f"std_path_{split}_accuracy"],
+                 mis=csg["mis"]),
+            dict(model="CSG (CSG path, sees labels)", accuracy=csg[f"csg_path_{split}_accuracy"])]
     if "baseline" in r:
-        rows.append(dict(model="STD baseline", accuracy=r["baseline"]["test_accuracy"],
+        rows.append(dict(model="STD baseline", accuracy=r["baseline"][f"{split}_accuracy"],
                          mis=r["baseline"]["mis"]))
-    print("\n" + recipes.format_table(rows, [("model", "model"), ("accuracy", "test accuracy"),
+    print("\n" + recipes.format_table(rows, [("model", "model"), ("accuracy", f"{split} accuracy"),
                                              ("mis", "MIS")]))
     if "mis_ratio" in r:
         print(f"MIS(CSG) / MIS(STD) = {r['mis_ratio']:.2f} (paper ~1.4)")

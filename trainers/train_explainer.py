@@ -36,6 +36,9 @@ flags.DEFINE_float("filter_fraction", 0.1,
                    "c of the gradient-ratio rule: |dLoss_f/dx| = c |d rec/dx| per filter.")
 flags.DEFINE_bool("fraction_decay", False, "Divide c by the epoch N (the paper's 1/(300 N)).")
 flags.DEFINE_bool("mix_trick", True, "conv-interp-2's filter loss on p x_f + (1-p) x_ordin.")
+flags.DEFINE_float("initial_p", 0.5, "Starting mixing weight p of the interpretable track.")
+flags.DEFINE_enum("eval_split", "test", ["test", "validation"],
+                  "Split the results are measured on (validation when tuning settings).")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                   "tf.distribute strategy.")
 flags.DEFINE_integer("num_cpu_devices", 2, "Logical CPU devices for --strategy=mirrored.")
@@ -52,8 +55,9 @@ def main(argv):
     r = recipes.run_explainer_experiment(config)
     li = r["location_instability"]
     print(f"\np = {r['p']:.3f} (paper 0.80-0.96 for VGG performers)")
-    print(f"delta error = {r['delta_error']:+.4f} (performer error {r['performer_test_error']:.4f}, "
-          f"on reconstructed features {r['reconstruction_test_error']:.4f})")
+    print(f"delta error = {r['delta_error']:+.4f} (on the {r['eval_split']} split: performer error "
+          f"{r['performer_test_error']:.4f}, on reconstructed features "
+          f"{r['reconstruction_test_error']:.4f})")
     print(f"location instability: performer top conv {li['performer_top_conv']:.4f}, "
           f"explainer conv-interp-2 {li['explainer']:.4f} (ratio {li['ratio']:.2f}, "
           "paper 0.36-0.69)")

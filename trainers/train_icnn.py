@@ -40,6 +40,10 @@ flags.DEFINE_enum("loss_schedule", "constant",
                   ["constant", "paper", "inverse_epoch", "grad_ratio"], "Filter-loss weight rule.")
 flags.DEFINE_float("occlusion", 0.2, "Probability of an occluding box per image.")
 flags.DEFINE_bool("jit_compile", True, "Compile the train step with XLA.")
+flags.DEFINE_enum("eval_split", "test", ["test", "validation"],
+                  "Split the results are measured on (validation when tuning settings).")
+flags.DEFINE_multi_enum("models", ["ordinary", "interpretable"], ["ordinary", "interpretable"],
+                        "Which models to train (repeat the flag for both).")
 flags.DEFINE_string("output_dir", "/tmp/keras_icnn_icnn", "Where models and results go.")
 flags.DEFINE_integer("verbose", 1, "Keras verbosity (1 = progress bars).")
 
@@ -50,15 +54,18 @@ def main(argv):
 
     config = recipes.config_from_flags(recipes.ICNNConfig, FLAGS)
     results = recipes.run_icnn_experiment(config)
-    rows = [dict(model=name, **results[name]) for name in ("ordinary", "interpretable")]
+    rows = [dict(model=name, **results[name]) for name in ("ordinary", "interpretable")
+            if name in results]
+    split = config.eval_split
     print("\n" + recipes.format_table(rows, [
-        ("model", "model"), ("test_accuracy", "test accuracy"),
+        ("model", "model"), (f"{split}_accuracy", f"{split} accuracy"),
         ("location_instability", "location instability (lower is better)"),
         ("part_interpretability", "part interpretability (higher is better)")]))
-    ratios = results["ratios"]
-    print(f"interpretable / ordinary: location instability {ratios['location_instability']:.2f}x "
-          f"(paper ~0.62x), part interpretability {ratios['part_interpretability']:.2f}x "
-          "(paper 1.5-1.9x)")
+    ratios = results.get("ratios")
+    if ratios:
+        print(f"interpretable / ordinary: location instability {ratios['location_instability']:.2f}x "
+              f"(paper ~0.62x), part interpretability {ratios['part_interpretability']:.2f}x "
+              "(paper 1.5-1.9x)")
     print(f"\nresults: {os.path.join(config.output_dir, 'results.json')} "
           f"({results['seconds']} s)")
 

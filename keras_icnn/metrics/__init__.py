@@ -2,8 +2,8 @@
 
 from keras_icnn.metrics.interpretability import (
     filter_thresholds, l1_density, location_instability, location_instability_multi,
-    mutual_information_matrix, mutual_information_score, part_interpretability, part_ious,
-    upsample_maps)
+    mutual_information_ceiling, mutual_information_matrix, mutual_information_score,
+    part_interpretability, part_ious, upsample_maps)
 from keras_icnn.metrics.localization import (
     activation_map_localization, cam_localization, class_activation_maps, filter_correlation,
     gradient_map_localization, gradient_maps, inter_class_correlation, redundancy_ratio)
@@ -14,8 +14,8 @@ from keras_icnn.metrics.receptive_field import AxisField, ReceptiveField, recept
 
 __all__ = [
     "filter_thresholds", "l1_density", "location_instability", "location_instability_multi",
-    "mutual_information_matrix", "mutual_information_score", "part_interpretability",
-    "part_ious", "upsample_maps", "collect_responses", "default_layer",
+    "mutual_information_ceiling", "mutual_information_matrix", "mutual_information_score",
+    "part_interpretability", "part_ious", "upsample_maps", "collect_responses", "default_layer",
     "evaluate_interpretability", "filter_classes_by_activation", "AxisField", "ReceptiveField",
     "receptive_field", "activation_map_localization", "cam_localization",
     "class_activation_maps", "filter_correlation", "gradient_map_localization", "gradient_maps",

@@ -13,6 +13,8 @@ The performer's pooling is applied to ``x_enc`` (both tracks must share a
 shape to be mixed).
 """
 
+import math
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -60,6 +62,9 @@ def reconstruction_targets(head):
     return [i for i, layer in enumerate(head) if isinstance(layer, keras.layers.Dense)]
 
 
+DEFAULT_P_SCALE = 10.0
+
+
 @keras.saving.register_keras_serializable(package="keras_icnn")
 class Explainer(keras.Model):
     """The explainer network (encoder with two tracks + decoder).
@@ -93,13 +98,13 @@ class Explainer(keras.Model):
     """
 
     def __init__(self, filters, num_classes, head_configs, target_indices, norm_momentum=0.9,
-                 p_init=0.0, p_scale=10.0, interp_kwargs=None, **kwargs):
+                 p_init=0.0, p_scale=None, interp_kwargs=None, **kwargs):
         super().__init__(**kwargs)
         self.filters, self.num_classes = int(filters), int(num_classes)
         self.head_configs = list(head_configs)
         self.target_indices = [int(i) for i in target_indices]
         self.norm_momentum, self.p_init = float(norm_momentum), float(p_init)
-        self.p_scale = float(p_scale)
+        self.p_scale = float(DEFAULT_P_SCALE if p_scale is None else p_scale)
         self.interp_kwargs = dict(interp_kwargs or {})
         common = dict(num_classes=self.num_classes, loss_weight=0.0, **self.interp_kwargs)
         self.conv_interp_1 = InterpretableConv(self.filters, 3, name="conv_interp_1", **common)
@@ -365,12 +370,13 @@ class _EpochCounter(keras.callbacks.Callback):
 
 
 def build_explainer(performer, target_layer, copy_weights=True, norm_momentum=0.9, p_init=0.0,
-                    interp_kwargs=None, **distiller_kwargs):
+                    interp_kwargs=None, initial_p=None, **distiller_kwargs):
     """An :class:`Explainer` for ``performer`` at ``target_layer`` and its distiller.
 
     conv-interp-1 starts from the performer's top conv weights and the
     decoder from the performer's head (both when ``copy_weights``); the
-    performer itself is frozen and never changed.
+    performer itself is frozen and never changed. ``initial_p`` (in (0, 1))
+    sets the starting mixing weight p and overrides ``p_init`` (the raw ``w_p``).
 
     Returns:
         ``(explainer, distiller)``; compile and ``fit`` the distiller.
@@ -380,6 +386,10 @@ def build_explainer(performer, target_layer, copy_weights=True, norm_momentum=0.
     decoder_layers = head[:targets[-1] + 1]
     configs = [keras.layers.serialize(layer) for layer in decoder_layers]
     num_classes = int(performer.outputs[0].shape[-1])
+    if initial_p is not None:
+        if not 0.0 < float(initial_p) < 1.0:
+            raise ValueError(f"`initial_p` must lie in (0, 1). Received: initial_p={initial_p}")
+        p_init = math.log(initial_p / (1.0 - initial_p)) / DEFAULT_P_SCALE
     explainer = Explainer(int(top.filters), num_classes, configs, targets,
                           norm_momentum=norm_momentum, p_init=p_init, interp_kwargs=interp_kwargs,
                           name=f"{performer.name}_explainer")

@@ -34,11 +34,13 @@ class ExplainerConfig:
     filter_fraction: float = 0.1
     fraction_decay: bool = False
     mix_trick: bool = True
+    initial_p: float = 0.5
     strategy: str = "default"
     num_cpu_devices: int = 2
     seed: int = 0
     output_dir: str = "/tmp/keras_icnn_explainer"
     verbose: int = 1
+    eval_split: str = "test"  # "validation" when tuning: never tune on the test split
 
 
 def run_explainer_experiment(config):
@@ -46,6 +48,11 @@ def run_explainer_experiment(config):
     from keras_icnn import distribute
     from keras_icnn.models import explainer as explainer_lib
 
+    if config.eval_split not in ("validation", "test"):
+        raise ValueError("`eval_split` must be 'validation' or 'test'. "
+                         f"Received: eval_split={config.eval_split!r}")
+    if not 0.0 < config.initial_p < 1.0:
+        raise ValueError(f"`initial_p` must lie in (0, 1). Received: initial_p={config.initial_p}")
     strategy = distribute.get_strategy(config.strategy, config.num_cpu_devices)
     os.makedirs(config.output_dir, exist_ok=True)
     t0 = time.time()
@@ -75,7 +82,8 @@ def run_explainer_experiment(config):
     with strategy.scope():
         explainer, distiller = explainer_lib.build_explainer(
             performer, config.layer, eta=config.eta, filter_fraction=config.filter_fraction,
-            fraction_decay=config.fraction_decay, mix_trick=config.mix_trick)
+            fraction_decay=config.fraction_decay, mix_trick=config.mix_trick,
+            initial_p=config.initial_p)
         distiller.compile(keras.optimizers.Adam(config.lr))
     before = [np.asarray(w).copy() for w in performer.weights]
     if config.verbose:
@@ -86,7 +94,7 @@ def run_explainer_experiment(config):
     history = distiller.fit(images("train"), validation_data=images("validation"),
                             epochs=config.epochs, verbose=config.verbose)
     unchanged = all(np.array_equal(a, np.asarray(b)) for a, b in zip(before, performer.weights))
-    test = splits["test"]
+    test = splits[config.eval_split]  # named test below, the split measured on
     labels = test["label"]
     perf_err = float(np.mean(performer.predict(test["image"], verbose=0).argmax(-1) != labels))
     rec_err = float(np.mean(distiller.reconstructed_logits(test["image"]).argmax(-1) != labels))
@@ -101,6 +109,7 @@ def run_explainer_experiment(config):
         explanation["part_locations"], test["landmarks"], labels, size,
         explanation["part_scores"], config.num_classes, rule="most_activated")
     results = {
+        "eval_split": config.eval_split,
         "p": explanation["p"],
         "performer_test_error": perf_err,
         "reconstruction_test_error": rec_err,

@@ -38,6 +38,8 @@ class ICNNConfig:
     jit_compile: bool = True
     output_dir: str = "/tmp/keras_icnn_icnn"
     verbose: int = 1
+    eval_split: str = "test"  # "validation" when tuning: never tune on the test split
+    models: tuple = ("ordinary", "interpretable")
 
     def validate(self):
         if self.task not in ("multi", "single"):
@@ -47,6 +49,13 @@ class ICNNConfig:
                 raise ValueError(f"`{key}` must be >= 1. Received: {key}={getattr(self, key)}")
         if self.task == "single":
             synthetic_parts.category_index(self.category, self.num_classes)
+        if self.eval_split not in ("validation", "test"):
+            raise ValueError("`eval_split` must be 'validation' or 'test'. "
+                             f"Received: eval_split={self.eval_split!r}")
+        unknown = set(self.models) - {"ordinary", "interpretable"}
+        if unknown or not self.models:
+            raise ValueError("`models` must name 'ordinary' and/or 'interpretable'. "
+                             f"Received: models={self.models!r}")
         return self
 
 
@@ -94,8 +103,9 @@ def build_icnn_pair(config, num_classes):
 def run_icnn_experiment(config):
     """Train an ordinary and an interpretable CNN on the synthetic part data.
 
-    Both are measured on the test split: accuracy, location instability and
-    part interpretability of their top conv layer. Writes ``ordinary.keras``,
+    Both are measured on the test split (``eval_split``): accuracy, location
+    instability and part interpretability of their top conv layer; the
+    per-epoch validation accuracy is kept in ``val_accuracy``. Writes ``ordinary.keras``,
     ``interpretable.keras``, ``config.json`` and ``results.json`` into
     ``config.output_dir`` and returns the results dict.
     """
@@ -109,30 +119,34 @@ def run_icnn_experiment(config):
     train = pipeline.make_dataset(splits["train"], config.batch_size, training=True,
                                   seed=config.seed)
     val = pipeline.make_dataset(splits["validation"], config.batch_size)
-    test = pipeline.make_dataset(splits["test"], config.batch_size)
+    evaluation = pipeline.make_dataset(splits[config.eval_split], config.batch_size)
     ordinary, icnn = build_icnn_pair(config, num_classes)
-    results = {"task": config.task, "num_classes": num_classes}
+    results = {"task": config.task, "num_classes": num_classes, "eval_split": config.eval_split}
     for name, model in (("ordinary", ordinary), ("interpretable", icnn)):
+        if name not in config.models:
+            continue
         if config.verbose:
             print(f"\n== training the {name} CNN ({config.backbone}, {config.epochs} epochs) ==")
         keras.utils.set_random_seed(config.seed)
         history = model.fit(train, validation_data=val, epochs=config.epochs,
                             verbose=config.verbose)
-        scores = model.evaluate(test, verbose=0, return_dict=True)
-        results[name] = {"test_accuracy": float(scores["accuracy"]),
-                         "final_train_loss": float(history.history["loss"][-1])}
+        scores = model.evaluate(evaluation, verbose=0, return_dict=True)
+        results[name] = {f"{config.eval_split}_accuracy": float(scores["accuracy"]),
+                         "final_train_loss": float(history.history["loss"][-1]),
+                         "val_accuracy": [float(a) for a in history.history["val_accuracy"]]}
         if config.verbose:
-            print(f"measuring the {name} CNN's filters on the test split")
-        figures = metrics.evaluate_interpretability(model, splits["test"], verbose=config.verbose)
+            print(f"measuring the {name} CNN's filters on the {config.eval_split} split")
+        figures = metrics.evaluate_interpretability(model, splits[config.eval_split],
+                                                    verbose=config.verbose)
         results[name].update(layer=figures["layer"],
                              location_instability=figures["location_instability"],
                              part_interpretability=figures["part_interpretability"])
         model.save(os.path.join(config.output_dir, f"{name}.keras"))
-    o, i = results["ordinary"], results["interpretable"]
-    results["ratios"] = {
-        "location_instability": i["location_instability"] / max(o["location_instability"], 1e-12),
-        "part_interpretability": i["part_interpretability"] / max(o["part_interpretability"], 1e-12),
-    }
+    if "ordinary" in results and "interpretable" in results:
+        o, i = results["ordinary"], results["interpretable"]
+        results["ratios"] = {
+            key: i[key] / max(o[key], 1e-12)
+            for key in ("location_instability", "part_interpretability")}
     results["seconds"] = round(time.time() - t0, 1)
     with open(os.path.join(config.output_dir, "config.json"), "w") as f:
         json.dump(dataclasses.asdict(config), f, indent=2)

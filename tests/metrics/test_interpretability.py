@@ -143,6 +143,10 @@ def test_mis_of_one_hot_features_is_binary_entropy_and_noise_near_zero():
     assert metrics.mutual_information_score(onehot, labels, 3) == pytest.approx(entropy.mean(), abs=0.03)
     noise = rng.normal(size=(600, 4))
     assert metrics.mutual_information_score(noise, labels, 3) < 0.03
+    # The ceiling is the largest class entropy, here that of the 0.5 class: ln 2.
+    assert metrics.mutual_information_ceiling(labels, 3) == pytest.approx(entropy.max(), rel=1e-12)
+    assert metrics.mutual_information_ceiling(np.repeat(np.arange(6), 10), 6) == pytest.approx(
+        -(np.log(1 / 6) / 6 + 5 / 6 * np.log(5 / 6)), rel=1e-12)
 
 
 def test_l1_density():

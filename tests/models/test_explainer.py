@@ -58,6 +58,15 @@ def test_fit_keeps_performer_bit_identical(performer):
         assert np.isfinite(history.history[key][0])
 
 
+def test_initial_p_sets_the_starting_mixing_weight(performer):
+    explainer, _ = build_explainer(performer, "block3_pool", initial_p=0.9)
+    assert float(explainer.p) == pytest.approx(0.9, rel=1e-5)
+    # w_p = logit(0.9) / p_scale
+    assert float(explainer.w_p) == pytest.approx(np.log(0.9 / 0.1) / 10.0, rel=1e-5)
+    with pytest.raises(ValueError, match="initial_p"):
+        build_explainer(performer, "block3_pool", initial_p=1.0)
+
+
 def test_log_p_term_raises_p(performer):
     explainer, distiller = build_explainer(performer, "block3_pool", eta=1.0, recon_weight=0.0,
                                            filter_fraction=0.0)
