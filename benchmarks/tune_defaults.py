@@ -32,9 +32,12 @@ RUNS = os.path.join(ROOT, "benchmarks", "results", "runs", "tuning")
 
 
 def _icnn(name, **overrides):
-    models = ("ordinary",) if name == "ordinary" else ("interpretable",)
-    config = recipes.ICNNConfig(num_train=FULL["icnn_train"], num_val=FULL["test"],
-                                epochs=FULL["icnn_epochs"], eval_split="validation",
+    models = ("ordinary",) if name.startswith("ordinary") else ("interpretable",)
+    single = overrides.get("task") == "single"
+    config = recipes.ICNNConfig(num_train=FULL["single_train" if single else "icnn_train"],
+                                num_val=FULL["test"],
+                                epochs=FULL["single_epochs" if single else "icnn_epochs"],
+                                eval_split="validation",
                                 models=models, output_dir=os.path.join(RUNS, "icnn", name),
                                 verbose=2, **overrides)
     r = recipes.run_icnn_experiment(config)[models[0]]
@@ -75,8 +78,16 @@ def _csg(name, **overrides):
 STUDIES = {
     "icnn": (_icnn, {
         "ordinary": {},
+        "ordinary_cosine": dict(lr_schedule="cosine"),
+        "constant_0.1_cosine": dict(loss_weight=0.1, loss_schedule="constant", lr_schedule="cosine"),
+        "constant_0.05_cosine": dict(loss_weight=0.05, loss_schedule="constant", lr_schedule="cosine"),
         "constant_0.1": dict(loss_weight=0.1, loss_schedule="constant"),
         "constant_0.05": dict(loss_weight=0.05, loss_schedule="constant"),
+        "ordinary_cosine_single_bird": dict(lr_schedule="cosine", task="single", category="bird"),
+        "ordinary_single_bird": dict(task="single", category="bird"),
+        "constant_0.1_single_bird": dict(task="single", category="bird"),
+        "constant_0.05_cosine_single_bird": dict(loss_weight=0.05, lr_schedule="cosine",
+                                                 task="single", category="bird"),
         "constant_0.02": dict(loss_weight=0.02, loss_schedule="constant"),
         "inverse_epoch_0.3": dict(loss_weight=0.3, loss_schedule="inverse_epoch"),
         "inverse_epoch_0.1": dict(loss_weight=0.1, loss_schedule="inverse_epoch"),

@@ -30,6 +30,8 @@ flags.DEFINE_integer("num_test", 1200, "Test images.")
 flags.DEFINE_integer("epochs", 15, "Training epochs of each model.")
 flags.DEFINE_integer("batch_size", 32, "Batch size.")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_enum("lr_schedule", "constant", ["constant", "cosine"],
+                  "Learning rate over the run: constant, or cosine decay to 0 by the last step.")
 flags.DEFINE_integer("seed", 0, "Seed of the data, the initial weights and the shuffling.")
 flags.DEFINE_enum("gradient", "approximate", ["approximate", "exact"], "Filter-loss gradient.")
 flags.DEFINE_enum("gradient_form", "printed", ["printed", "appendix"],

@@ -28,6 +28,7 @@ class ICNNConfig:
     epochs: int = 15
     batch_size: int = 32
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # "constant" or "cosine" (decay to 0 over the run)
     seed: int = 0
     gradient: str = "approximate"
     gradient_form: str = "printed"
@@ -49,6 +50,9 @@ class ICNNConfig:
                 raise ValueError(f"`{key}` must be >= 1. Received: {key}={getattr(self, key)}")
         if self.task == "single":
             synthetic_parts.category_index(self.category, self.num_classes)
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError("`lr_schedule` must be 'constant' or 'cosine'. "
+                             f"Received: lr_schedule={self.lr_schedule!r}")
         if self.eval_split not in ("validation", "test"):
             raise ValueError("`eval_split` must be 'validation' or 'test'. "
                              f"Received: eval_split={self.eval_split!r}")
@@ -74,9 +78,14 @@ def synthetic_splits(config):
     return out
 
 
-def _compile(model, config):
+def _compile(model, config, total_steps=None):
+    """Adam at ``config.learning_rate``; cosine-decayed to 0 over ``total_steps`` when
+    ``config.lr_schedule == "cosine"`` (and ``total_steps`` is given)."""
+    lr = config.learning_rate
+    if getattr(config, "lr_schedule", "constant") == "cosine" and total_steps:
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=int(total_steps))
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
+        optimizer=keras.optimizers.Adam(lr),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         jit_compile=config.jit_compile,
@@ -97,7 +106,8 @@ def build_icnn_pair(config, num_classes):
         layer_kwargs.update(single_category=True, positive_class=1)
     icnn = interpretable.make_interpretable(ordinary, "top_conv", num_classes=num_classes,
                                             **layer_kwargs)
-    return _compile(ordinary, config), _compile(icnn, config)
+    steps = -(-config.num_train // config.batch_size) * config.epochs
+    return _compile(ordinary, config, steps), _compile(icnn, config, steps)
 
 
 def run_icnn_experiment(config):
