@@ -28,11 +28,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_interpretability import SETTINGS  # noqa: E402
 
 FULL = {k: v[0] for k, v in SETTINGS.items()}
+ICNN_BASE = dict(loss_weight=0.1, loss_schedule="constant", lr_schedule="constant")
+EXPLAINER_BASE = dict(eta=1.0, mix_trick=True, initial_p=0.5)
 RUNS = os.path.join(ROOT, "benchmarks", "results", "runs", "tuning")
 
 
 def _icnn(name, **overrides):
     models = ("ordinary",) if name.startswith("ordinary") else ("interpretable",)
+    # Variants are spelled against the pre-tuning settings, whatever the defaults are now.
+    overrides = {**ICNN_BASE, **overrides}
     single = overrides.get("task") == "single"
     config = recipes.ICNNConfig(num_train=FULL["single_train" if single else "icnn_train"],
                                 num_val=FULL["test"],
@@ -50,10 +54,11 @@ def _explainer(name, **overrides):
     performer = os.path.join(RUNS, "icnn", "ordinary", "ordinary.keras")
     if not os.path.exists(performer):
         raise FileNotFoundError(f"run `--study=icnn --variants=ordinary` first ({performer})")
-    config = recipes.ExplainerConfig(
-        performer=performer, layer="block3_pool", num_train=FULL["icnn_train"],
-        num_val=FULL["test"], epochs=FULL["explainer_epochs"], eval_split="validation",
-        output_dir=os.path.join(RUNS, "explainer", name), verbose=2, **overrides)
+    overrides = {**EXPLAINER_BASE, **overrides}
+    config = recipes.ExplainerConfig(**{
+        **dict(performer=performer, layer="block3_pool", num_train=FULL["icnn_train"],
+               num_val=FULL["test"], epochs=FULL["explainer_epochs"], eval_split="validation",
+               output_dir=os.path.join(RUNS, "explainer", name), verbose=2), **overrides})
     r = recipes.run_explainer_experiment(config)
     return {"p": r["p"], "delta_error": r["delta_error"],
             "location_instability_ratio": r["location_instability"]["ratio"],
@@ -101,6 +106,11 @@ STUDIES = {
         "eta0.1": dict(mix_trick=False, eta=0.1),
         "eta0.1_p0.9": dict(mix_trick=False, eta=0.1, initial_p=0.9),
         "eta0.03_p0.9": dict(mix_trick=False, eta=0.03, initial_p=0.9),
+        "eta1_p0.9": dict(mix_trick=False, eta=1.0, initial_p=0.9),
+        "eta2": dict(mix_trick=False, eta=2.0),
+        "eta3": dict(mix_trick=False, eta=3.0),
+        "eta2_20epochs": dict(mix_trick=False, eta=2.0, epochs=20),
+        "eta1_20epochs": dict(mix_trick=False, eta=1.0, epochs=20),
     }),
     "csg": (_csg, {
         "std_baseline": {},

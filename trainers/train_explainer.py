@@ -1,7 +1,7 @@
 """Distil an explainer network from a frozen performer CNN (Zhang et al.).
 
 Examples:
-    python trainers/train_explainer.py --epochs=3                 # trains a VGG performer first
+    python trainers/train_explainer.py                            # trains a VGG performer first
     python trainers/train_explainer.py --performer=model.keras --layer=block3_pool
 
 Writes results.json (p, delta error = error of the performer's head on the
@@ -25,17 +25,17 @@ flags.DEFINE_integer("performer_epochs", 6, "Epochs of the performer when traini
 flags.DEFINE_integer("width", 16, "Width of the VGG performer when training one.")
 flags.DEFINE_integer("image_size", 64, "Image side in pixels.")
 flags.DEFINE_integer("num_classes", 6, "Synthetic categories.")
-flags.DEFINE_integer("num_train", 3000, "Training images.")
+flags.DEFINE_integer("num_train", 4800, "Training images.")
 flags.DEFINE_integer("num_val", 300, "Validation images.")
 flags.DEFINE_integer("num_test", 1200, "Test images.")
-flags.DEFINE_integer("epochs", 3, "Distillation epochs.")
+flags.DEFINE_integer("epochs", 20, "Distillation epochs.")
 flags.DEFINE_integer("batch_size", 32, "Batch size.")
 flags.DEFINE_float("lr", 1e-3, "Adam learning rate.")
 flags.DEFINE_float("eta", 1.0, "Weight of -log p.")
 flags.DEFINE_float("filter_fraction", 0.1,
                    "c of the gradient-ratio rule: |dLoss_f/dx| = c |d rec/dx| per filter.")
 flags.DEFINE_bool("fraction_decay", False, "Divide c by the epoch N (the paper's 1/(300 N)).")
-flags.DEFINE_bool("mix_trick", True, "conv-interp-2's filter loss on p x_f + (1-p) x_ordin.")
+flags.DEFINE_bool("mix_trick", False, "conv-interp-2's filter loss on p x_f + (1-p) x_ordin.")
 flags.DEFINE_float("initial_p", 0.5, "Starting mixing weight p of the interpretable track.")
 flags.DEFINE_enum("eval_split", "test", ["test", "validation"],
                   "Split the results are measured on (validation when tuning settings).")

@@ -30,14 +30,14 @@ flags.DEFINE_integer("num_test", 1200, "Test images.")
 flags.DEFINE_integer("epochs", 15, "Training epochs of each model.")
 flags.DEFINE_integer("batch_size", 32, "Batch size.")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
-flags.DEFINE_enum("lr_schedule", "constant", ["constant", "cosine"],
+flags.DEFINE_enum("lr_schedule", "cosine", ["constant", "cosine"],
                   "Learning rate over the run: constant, or cosine decay to 0 by the last step.")
 flags.DEFINE_integer("seed", 0, "Seed of the data, the initial weights and the shuffling.")
 flags.DEFINE_enum("gradient", "approximate", ["approximate", "exact"], "Filter-loss gradient.")
 flags.DEFINE_enum("gradient_form", "printed", ["printed", "appendix"],
                   "Approximate gradient with (printed) or without (appendix) the '1 +'.")
 flags.DEFINE_enum("mu", "argmax", ["argmax", "centroid"], "Part location rule of the mask.")
-flags.DEFINE_float("loss_weight", 0.1, "Filter-loss weight c (see --loss_schedule).")
+flags.DEFINE_float("loss_weight", 0.05, "Filter-loss weight c (see --loss_schedule).")
 flags.DEFINE_enum("loss_schedule", "constant",
                   ["constant", "paper", "inverse_epoch", "grad_ratio"], "Filter-loss weight rule.")
 flags.DEFINE_float("occlusion", 0.2, "Probability of an occluding box per image.")

@@ -28,12 +28,12 @@ class ICNNConfig:
     epochs: int = 15
     batch_size: int = 32
     learning_rate: float = 1e-3
-    lr_schedule: str = "constant"  # "constant" or "cosine" (decay to 0 over the run)
+    lr_schedule: str = "cosine"  # or "constant"; cosine decays to 0 by the last step
     seed: int = 0
     gradient: str = "approximate"
     gradient_form: str = "printed"
     mu: str = "argmax"
-    loss_weight: float = 0.1
+    loss_weight: float = 0.05
     loss_schedule: str = "constant"
     occlusion: float = 0.2
     jit_compile: bool = True
