@@ -29,7 +29,7 @@ SETTINGS = {
     "icnn_train": (4800, 2400), "icnn_epochs": (15, 4),
     "single_train": (2400, 1200), "single_epochs": (10, 2),
     "csg_train": (3000, 1500), "csg_epochs": (30, 4), "csg_warmup": (3, 1),
-    "explainer_epochs": (10, 2),
+    "explainer_epochs": (20, 3),
     "test": (1200, 600),
 }
 

@@ -30,6 +30,7 @@ from bench_interpretability import SETTINGS  # noqa: E402
 FULL = {k: v[0] for k, v in SETTINGS.items()}
 ICNN_BASE = dict(loss_weight=0.1, loss_schedule="constant", lr_schedule="constant")
 EXPLAINER_BASE = dict(eta=1.0, mix_trick=True, initial_p=0.5)
+CSG_BASE = dict(period=3, density=0.2)
 RUNS = os.path.join(ROOT, "benchmarks", "results", "runs", "tuning")
 
 
@@ -67,6 +68,7 @@ def _explainer(name, **overrides):
 
 def _csg(name, **overrides):
     baseline = name == "std_baseline"
+    overrides = {**CSG_BASE, **overrides}
     config = recipes.CSGConfig(
         num_train=FULL["csg_train"], num_test=FULL["test"], num_val=600,
         epochs=FULL["csg_epochs"], warmup=FULL["csg_warmup"], eval_split="validation",
@@ -129,8 +131,8 @@ def markdown(study, table):
              "| variant | settings | " + " | ".join(keys) + " |",
              "| --- | --- |" + " --- |" * len(keys)]
     for name, row in table.items():
-        cells = [f"{row[k]:.4f}" if isinstance(row.get(k), float) else str(row.get(k, "-"))
-                 for k in keys]
+        cells = [(f"{row[k]:.0f}" if k == "seconds" else f"{row[k]:.4f}")
+                 if isinstance(row.get(k), float) else str(row.get(k, "-")) for k in keys]
         lines.append(f"| {name} | {json.dumps(row['settings'])} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

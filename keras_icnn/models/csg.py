@@ -12,7 +12,7 @@ from keras_icnn.layers.class_specific_gate import ClassSpecificGate
 PHASES = ("std", "csg")
 
 
-def phase_for_epoch(epoch, period=3, csg_epochs=1, warmup=3):
+def phase_for_epoch(epoch, period=2, csg_epochs=1, warmup=3):
     """Phase of a 0-based epoch: STD during ``warmup``, then per ``period`` epochs
     the first ``csg_epochs`` are CSG and the rest STD.
 
@@ -26,7 +26,7 @@ def phase_for_epoch(epoch, period=3, csg_epochs=1, warmup=3):
     return "csg" if (epoch - warmup) % period < csg_epochs else "std"
 
 
-def phase_table(epochs, period=3, csg_epochs=1, warmup=3):
+def phase_table(epochs, period=2, csg_epochs=1, warmup=3):
     """Phases of epochs ``0 .. epochs-1``."""
     return [phase_for_epoch(e, period, csg_epochs, warmup) for e in range(epochs)]
 
@@ -41,7 +41,7 @@ def _check_schedule(period, csg_epochs, warmup):
 class CSGSchedule(keras.callbacks.Callback):
     """Sets ``model.phase`` from the epoch schedule; retraces only on a switch."""
 
-    def __init__(self, period=3, csg_epochs=1, warmup=3):
+    def __init__(self, period=2, csg_epochs=1, warmup=3):
         super().__init__()
         _check_schedule(period, csg_epochs, warmup)
         self.period, self.csg_epochs, self.warmup = int(period), int(csg_epochs), int(warmup)

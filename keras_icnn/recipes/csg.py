@@ -32,7 +32,7 @@ class CSGConfig:
     lr: float = 1e-3
     csg_lr: float = 1e-3
     gate_lr: float = 0.05
-    period: int = 3
+    period: int = 2
     csg_epochs: int = 1
     warmup: int = 1
     density: float = 0.2
