@@ -8,7 +8,7 @@ benchmarks/results/interpretability.json and interpretability.md (our figures
 next to the papers').
 
 Usage:
-    python benchmarks/bench_interpretability.py            # full run (about 30 minutes here)
+    python benchmarks/bench_interpretability.py            # full run (about 25 minutes here)
     python benchmarks/bench_interpretability.py --quick    # smaller, under 8 minutes
 """
 import argparse
