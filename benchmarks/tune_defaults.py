@@ -30,7 +30,7 @@ from bench_interpretability import SETTINGS  # noqa: E402
 FULL = {k: v[0] for k, v in SETTINGS.items()}
 ICNN_BASE = dict(loss_weight=0.1, loss_schedule="constant", lr_schedule="constant")
 EXPLAINER_BASE = dict(eta=1.0, mix_trick=True, initial_p=0.5)
-CSG_BASE = dict(period=3, density=0.2)
+CSG_BASE = dict(period=3, density=0.2, lr_schedule="constant")
 RUNS = os.path.join(ROOT, "benchmarks", "results", "runs", "tuning")
 
 
@@ -67,7 +67,7 @@ def _explainer(name, **overrides):
 
 
 def _csg(name, **overrides):
-    baseline = name == "std_baseline"
+    baseline = name.endswith("std_baseline")
     overrides = {**CSG_BASE, **overrides}
     config = recipes.CSGConfig(
         num_train=FULL["csg_train"], num_test=FULL["test"], num_val=600,
@@ -120,6 +120,7 @@ STUDIES = {
         "density0.17": dict(density=0.17),
         "period2": dict(period=2),
         "period2_density0.17": dict(period=2, density=0.17),
+        "period2_cosine_std_baseline": dict(period=2, lr_schedule="cosine"),
     }),
 }
 

@@ -84,3 +84,28 @@ def test_train_csg_rejects_out_of_range_density(tmp_path):
     out = _run([f"--output_dir={tmp_path}", "--density=0.1", "--epochs=1"])
     assert out.returncode != 0
     assert "`density` must lie in [1/num_classes, 1]" in out.stderr
+
+
+def test_cosine_learning_rates_span_the_steps_each_optimizer_takes():
+    from keras_icnn.models.csg import phase_table
+    from keras_icnn.recipes import CSGConfig
+    from keras_icnn.recipes.csg import _network_learning_rates
+
+    config = CSGConfig(epochs=7, period=2, csg_epochs=1, warmup=1, lr=2e-3, csg_lr=1e-3)
+    phases = phase_table(7, period=2, csg_epochs=1, warmup=1)  # s c s c s c s
+    std, csg, base = _network_learning_rates(config, 10, phases)
+    assert std.decay_steps == 40 and csg.decay_steps == 30 and base.decay_steps == 70
+    # Cosine decay by hand: lr * (1 + cos(pi * t / T)) / 2.
+    np.testing.assert_allclose(float(std(20)), 2e-3 * (1 + np.cos(np.pi * 20 / 40)) / 2, rtol=1e-6)
+    np.testing.assert_allclose(float(std(10)), 2e-3 * (1 + np.cos(np.pi * 10 / 40)) / 2, rtol=1e-6)
+    assert abs(float(csg(30))) < 1e-12
+    np.testing.assert_allclose(float(base(0)), 2e-3, rtol=1e-6)
+    config.lr_schedule = "constant"
+    assert _network_learning_rates(config, 10, phases) == (2e-3, 1e-3, 2e-3)
+    config.lr_schedule = "step"
+    try:
+        _network_learning_rates(config, 10, phases)
+    except ValueError as err:
+        assert "lr_schedule" in str(err)
+    else:
+        raise AssertionError("an unknown lr_schedule was accepted")

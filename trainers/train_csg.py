@@ -35,6 +35,9 @@ flags.DEFINE_integer("batch_size", 64, "Global batch size.")
 flags.DEFINE_float("lr", 1e-3, "Adam learning rate of the network in STD epochs.")
 flags.DEFINE_float("csg_lr", 1e-3, "Adam learning rate of the network in CSG epochs.")
 flags.DEFINE_float("gate_lr", 0.05, "Adam learning rate of the gate matrix G.")
+flags.DEFINE_enum("lr_schedule", "constant", ["constant", "cosine"],
+                  "Network learning rates (--lr, --csg_lr; baseline too): constant, or cosine decay "
+                  "to 0 over the steps each optimizer takes. G's stays constant.")
 flags.DEFINE_integer("period", 2, "Epochs per STD/CSG period.")
 flags.DEFINE_integer("csg_epochs", 1, "CSG epochs at the start of each period.")
 flags.DEFINE_integer("warmup", 1, "STD epochs before the first period.")

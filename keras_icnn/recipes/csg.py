@@ -32,6 +32,7 @@ class CSGConfig:
     lr: float = 1e-3
     csg_lr: float = 1e-3
     gate_lr: float = 0.05
+    lr_schedule: str = "constant"  # or "cosine": network learning rates decay to 0 by the end
     period: int = 2
     csg_epochs: int = 1
     warmup: int = 1
@@ -114,6 +115,24 @@ def _pooled_features(model, layer_name, images, batch_size=128):
     return maps.mean(axis=(1, 2))
 
 
+def _network_learning_rates(config, steps_per_epoch, phases):
+    """(STD lr, CSG lr, baseline lr): constants, or cosine decays over the steps each
+    optimizer will take (the STD and CSG optimizers step only in their own epochs)."""
+    if config.lr_schedule not in ("constant", "cosine"):
+        raise ValueError("`lr_schedule` must be 'constant' or 'cosine'. "
+                         f"Received: lr_schedule={config.lr_schedule!r}")
+    if config.lr_schedule == "constant":
+        return config.lr, config.csg_lr, config.lr
+
+    def cosine(lr, epochs):
+        if epochs == 0:
+            return lr
+        return keras.optimizers.schedules.CosineDecay(lr, decay_steps=epochs * steps_per_epoch)
+
+    return (cosine(config.lr, phases.count("std")), cosine(config.csg_lr, phases.count("csg")),
+            cosine(config.lr, len(phases)))
+
+
 def run_csg_experiment(config):
     """Train a CSG model (and optionally an STD baseline); write results.json, G and its heatmap."""
     from keras_icnn import distribute, viz
@@ -136,12 +155,16 @@ def run_csg_experiment(config):
     if config.fixed_gate:
         gate_kwargs.update(fixed=True, filters_per_class=config.filters_per_class,
                            shared_filters=config.shared_filters)
+    schedule = dict(period=config.period, csg_epochs=config.csg_epochs, warmup=config.warmup)
+    steps_per_epoch = -(-len(splits["train"]["image"]) // config.batch_size)
+    std_lr, csg_lr, baseline_lr = _network_learning_rates(
+        config, steps_per_epoch, csg_lib.phase_table(config.epochs, **schedule))
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         base = backbones.get_backbone(config.backbone, shape, num_classes, width=config.width)
         model = csg_lib.make_csg(base, "top_conv", num_classes, **gate_kwargs)
-        model.compile(keras.optimizers.Adam(config.lr),
-                      csg_optimizer=keras.optimizers.Adam(config.csg_lr),
+        model.compile(keras.optimizers.Adam(std_lr),
+                      csg_optimizer=keras.optimizers.Adam(csg_lr),
                       gate_optimizer=keras.optimizers.Adam(config.gate_lr),
                       lambda1=config.lambda1, lambda2=config.lambda2,
                       std_in_csg=config.std_in_csg)
@@ -152,7 +175,6 @@ def run_csg_experiment(config):
     callbacks.append(report)
     if config.crash_after_epoch:
         callbacks.append(_HardExitAfterEpoch(config.crash_after_epoch, config.output_dir))
-    schedule = dict(period=config.period, csg_epochs=config.csg_epochs, warmup=config.warmup)
     if config.verbose:
         print(f"phases: {' '.join(csg_lib.phase_table(config.epochs, **schedule))}")
     model.fit(train, validation_data=val, epochs=config.epochs, callbacks=callbacks,
@@ -185,7 +207,7 @@ def run_csg_experiment(config):
         with strategy.scope():
             baseline = backbones.get_backbone(config.backbone, shape, num_classes,
                                               width=config.width)
-            baseline.compile(keras.optimizers.Adam(config.lr),
+            baseline.compile(keras.optimizers.Adam(baseline_lr),
                              keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                              metrics=["accuracy"])
         if config.verbose:
