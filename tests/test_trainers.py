@@ -96,3 +96,12 @@ def test_train_explainer_missing_performer(tmp_path):
                 "--num_val=8", "--num_test=8", "--image_size=32", "--num_classes=3"])
     assert out.returncode != 0
     assert "performer model not found" in out.stderr
+
+
+def test_recipe_configs_reject_unknown_choices():
+    from keras_icnn import recipes
+
+    for bad, match in ((dict(eval_split="train"), "eval_split"), (dict(lr_schedule="step"), "lr_schedule"),
+                       (dict(models=("resnet",)), "models")):
+        with pytest.raises(ValueError, match=match):
+            recipes.ICNNConfig(**bad).validate()

@@ -12,6 +12,17 @@ def format_table(rows, columns):
     return "\n".join(lines)
 
 
+EVAL_SPLITS = ("validation", "test")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def check_choice(config, key, choices):
+    """Raise a ValueError naming ``key``, its value and ``choices`` unless the value is one."""
+    value = getattr(config, key)
+    if value not in choices:
+        raise ValueError(f"`{key}` must be one of {choices}. Received: {key}={value!r}")
+
+
 def config_from_flags(config_cls, flag_values):
     """A config dataclass filled from the absl flags of the same names (lists become tuples)."""
     import dataclasses

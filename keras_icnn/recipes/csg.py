@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from keras_icnn import metrics
+from keras_icnn.recipes.common import EVAL_SPLITS, LR_SCHEDULES, check_choice
 from keras_icnn.data import pipeline
 from keras_icnn.models import backbones
 from keras_icnn.recipes.icnn import ICNNConfig, synthetic_splits
@@ -118,9 +119,7 @@ def _pooled_features(model, layer_name, images, batch_size=128):
 def _network_learning_rates(config, steps_per_epoch, phases):
     """(STD lr, CSG lr, baseline lr): constants, or cosine decays over the steps each
     optimizer will take (the STD and CSG optimizers step only in their own epochs)."""
-    if config.lr_schedule not in ("constant", "cosine"):
-        raise ValueError("`lr_schedule` must be 'constant' or 'cosine'. "
-                         f"Received: lr_schedule={config.lr_schedule!r}")
+    check_choice(config, "lr_schedule", LR_SCHEDULES)
     if config.lr_schedule == "constant":
         return config.lr, config.csg_lr, config.lr
 
@@ -138,9 +137,7 @@ def run_csg_experiment(config):
     from keras_icnn import distribute, viz
     from keras_icnn.models import csg as csg_lib
 
-    if config.eval_split not in ("validation", "test"):
-        raise ValueError("`eval_split` must be 'validation' or 'test'. "
-                         f"Received: eval_split={config.eval_split!r}")
+    check_choice(config, "eval_split", EVAL_SPLITS)
     strategy = distribute.get_strategy(config.strategy, config.num_cpu_devices)
     os.makedirs(config.output_dir, exist_ok=True)
     t0 = time.time()

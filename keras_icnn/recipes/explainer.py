@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from keras_icnn import metrics
+from keras_icnn.recipes.common import EVAL_SPLITS, check_choice
 from keras_icnn.data import pipeline
 from keras_icnn.models import backbones
 from keras_icnn.recipes.icnn import ICNNConfig, _compile, synthetic_splits
@@ -48,9 +49,7 @@ def run_explainer_experiment(config):
     from keras_icnn import distribute
     from keras_icnn.models import explainer as explainer_lib
 
-    if config.eval_split not in ("validation", "test"):
-        raise ValueError("`eval_split` must be 'validation' or 'test'. "
-                         f"Received: eval_split={config.eval_split!r}")
+    check_choice(config, "eval_split", EVAL_SPLITS)
     if not 0.0 < config.initial_p < 1.0:
         raise ValueError(f"`initial_p` must lie in (0, 1). Received: initial_p={config.initial_p}")
     strategy = distribute.get_strategy(config.strategy, config.num_cpu_devices)

@@ -8,6 +8,7 @@ import time
 import keras
 
 from keras_icnn import metrics
+from keras_icnn.recipes.common import EVAL_SPLITS, LR_SCHEDULES, check_choice
 from keras_icnn.data import pipeline, synthetic_parts
 from keras_icnn.models import backbones, interpretable
 
@@ -50,12 +51,8 @@ class ICNNConfig:
                 raise ValueError(f"`{key}` must be >= 1. Received: {key}={getattr(self, key)}")
         if self.task == "single":
             synthetic_parts.category_index(self.category, self.num_classes)
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError("`lr_schedule` must be 'constant' or 'cosine'. "
-                             f"Received: lr_schedule={self.lr_schedule!r}")
-        if self.eval_split not in ("validation", "test"):
-            raise ValueError("`eval_split` must be 'validation' or 'test'. "
-                             f"Received: eval_split={self.eval_split!r}")
+        check_choice(self, "lr_schedule", LR_SCHEDULES)
+        check_choice(self, "eval_split", EVAL_SPLITS)
         unknown = set(self.models) - {"ordinary", "interpretable"}
         if unknown or not self.models:
             raise ValueError("`models` must name 'ordinary' and/or 'interpretable'. "
