@@ -91,7 +91,8 @@ def test_cosine_learning_rates_span_the_steps_each_optimizer_takes():
     from keras_icnn.recipes import CSGConfig
     from keras_icnn.recipes.csg import _network_learning_rates
 
-    config = CSGConfig(epochs=7, period=2, csg_epochs=1, warmup=1, lr=2e-3, csg_lr=1e-3)
+    config = CSGConfig(epochs=7, period=2, csg_epochs=1, warmup=1, lr=2e-3, csg_lr=1e-3,
+                       lr_schedule="cosine")
     phases = phase_table(7, period=2, csg_epochs=1, warmup=1)  # s c s c s c s
     std, csg, base = _network_learning_rates(config, 10, phases)
     assert std.decay_steps == 40 and csg.decay_steps == 30 and base.decay_steps == 70
