@@ -116,7 +116,6 @@ STUDIES = {
     }),
     "csg": (_csg, {
         "std_baseline": {},
-        "density0.2": dict(density=0.2),
         "density0.17": dict(density=0.17),
         "period2": dict(period=2),
         "period2_density0.17": dict(period=2, density=0.17),

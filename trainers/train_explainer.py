@@ -55,9 +55,10 @@ def main(argv):
     r = recipes.run_explainer_experiment(config)
     li = r["location_instability"]
     print(f"\np = {r['p']:.3f} (paper 0.80-0.96 for VGG performers)")
-    print(f"delta error = {r['delta_error']:+.4f} (on the {r['eval_split']} split: performer error "
-          f"{r['performer_test_error']:.4f}, on reconstructed features "
-          f"{r['reconstruction_test_error']:.4f})")
+    split = r["eval_split"]
+    print(f"delta error = {r['delta_error']:+.4f} (on the {split} split: performer error "
+          f"{r[f'performer_{split}_error']:.4f}, on reconstructed features "
+          f"{r[f'reconstruction_{split}_error']:.4f})")
     print(f"location instability: performer top conv {li['performer_top_conv']:.4f}, "
           f"explainer conv-interp-2 {li['explainer']:.4f} (ratio {li['ratio']:.2f}, "
           "paper 0.36-0.69)")

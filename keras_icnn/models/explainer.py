@@ -98,13 +98,13 @@ class Explainer(keras.Model):
     """
 
     def __init__(self, filters, num_classes, head_configs, target_indices, norm_momentum=0.9,
-                 p_init=0.0, p_scale=None, interp_kwargs=None, **kwargs):
+                 p_init=0.0, p_scale=DEFAULT_P_SCALE, interp_kwargs=None, **kwargs):
         super().__init__(**kwargs)
         self.filters, self.num_classes = int(filters), int(num_classes)
         self.head_configs = list(head_configs)
         self.target_indices = [int(i) for i in target_indices]
         self.norm_momentum, self.p_init = float(norm_momentum), float(p_init)
-        self.p_scale = float(DEFAULT_P_SCALE if p_scale is None else p_scale)
+        self.p_scale = float(p_scale)
         self.interp_kwargs = dict(interp_kwargs or {})
         common = dict(num_classes=self.num_classes, loss_weight=0.0, **self.interp_kwargs)
         self.conv_interp_1 = InterpretableConv(self.filters, 3, name="conv_interp_1", **common)

@@ -9,9 +9,9 @@ import keras
 import numpy as np
 
 from keras_icnn import metrics
-from keras_icnn.recipes.common import EVAL_SPLITS, LR_SCHEDULES, check_choice
 from keras_icnn.data import pipeline
 from keras_icnn.models import backbones
+from keras_icnn.recipes.common import EVAL_SPLITS, LR_SCHEDULES, check_choice
 from keras_icnn.recipes.icnn import ICNNConfig, synthetic_splits
 
 
@@ -185,7 +185,8 @@ def run_csg_experiment(config):
     gate = csg_lib.gate_matrix(model)
     density = metrics.l1_density(gate)
     results = {
-        "num_classes": num_classes, "eval_split": split, "strategy": config.strategy, "started_at": report.start,
+        "num_classes": num_classes, "eval_split": split, "strategy": config.strategy,
+        "started_at": report.start,
         "replicas": int(strategy.num_replicas_in_sync),
         "csg": {f"std_path_{split}_accuracy": float(np.mean(std_logits.argmax(-1) == labels)),
                 f"csg_path_{split}_accuracy": float(np.mean(csg_logits.argmax(-1) == labels)),

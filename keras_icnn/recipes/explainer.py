@@ -9,9 +9,9 @@ import keras
 import numpy as np
 
 from keras_icnn import metrics
-from keras_icnn.recipes.common import EVAL_SPLITS, check_choice
 from keras_icnn.data import pipeline
 from keras_icnn.models import backbones
+from keras_icnn.recipes.common import EVAL_SPLITS, check_choice
 from keras_icnn.recipes.icnn import ICNNConfig, _compile, synthetic_splits
 
 
@@ -50,8 +50,6 @@ def run_explainer_experiment(config):
     from keras_icnn.models import explainer as explainer_lib
 
     check_choice(config, "eval_split", EVAL_SPLITS)
-    if not 0.0 < config.initial_p < 1.0:
-        raise ValueError(f"`initial_p` must lie in (0, 1). Received: initial_p={config.initial_p}")
     strategy = distribute.get_strategy(config.strategy, config.num_cpu_devices)
     os.makedirs(config.output_dir, exist_ok=True)
     t0 = time.time()
@@ -93,7 +91,8 @@ def run_explainer_experiment(config):
     history = distiller.fit(images("train"), validation_data=images("validation"),
                             epochs=config.epochs, verbose=config.verbose)
     unchanged = all(np.array_equal(a, np.asarray(b)) for a, b in zip(before, performer.weights))
-    test = splits[config.eval_split]  # named test below, the split measured on
+    split = config.eval_split
+    test = splits[split]
     labels = test["label"]
     perf_err = float(np.mean(performer.predict(test["image"], verbose=0).argmax(-1) != labels))
     rec_err = float(np.mean(distiller.reconstructed_logits(test["image"]).argmax(-1) != labels))
@@ -110,8 +109,8 @@ def run_explainer_experiment(config):
     results = {
         "eval_split": config.eval_split,
         "p": explanation["p"],
-        "performer_test_error": perf_err,
-        "reconstruction_test_error": rec_err,
+        f"performer_{split}_error": perf_err,
+        f"reconstruction_{split}_error": rec_err,
         "delta_error": rec_err - perf_err,
         "location_instability": {"performer_top_conv": li_perf, "explainer": li_expl,
                                  "ratio": li_expl / max(li_perf, 1e-12)},

@@ -8,9 +8,9 @@ import time
 import keras
 
 from keras_icnn import metrics
-from keras_icnn.recipes.common import EVAL_SPLITS, LR_SCHEDULES, check_choice
 from keras_icnn.data import pipeline, synthetic_parts
 from keras_icnn.models import backbones, interpretable
+from keras_icnn.recipes.common import EVAL_SPLITS, LR_SCHEDULES, check_choice
 
 
 @dataclasses.dataclass
@@ -79,7 +79,7 @@ def _compile(model, config, total_steps=None):
     """Adam at ``config.learning_rate``; cosine-decayed to 0 over ``total_steps`` when
     ``config.lr_schedule == "cosine"`` (and ``total_steps`` is given)."""
     lr = config.learning_rate
-    if getattr(config, "lr_schedule", "constant") == "cosine" and total_steps:
+    if config.lr_schedule == "cosine" and total_steps:
         lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=int(total_steps))
     model.compile(
         optimizer=keras.optimizers.Adam(lr),
@@ -110,7 +110,7 @@ def build_icnn_pair(config, num_classes):
 def run_icnn_experiment(config):
     """Train an ordinary and an interpretable CNN on the synthetic part data.
 
-    Both are measured on the test split (``eval_split``): accuracy, location
+    Both are measured on ``eval_split`` (the test split by default): accuracy, location
     instability and part interpretability of their top conv layer; the
     per-epoch validation accuracy is kept in ``val_accuracy``. Writes ``ordinary.keras``,
     ``interpretable.keras``, ``config.json`` and ``results.json`` into
