@@ -7,7 +7,7 @@ DEMO_DIR ?= /tmp/keras_icnn_demo
 # Installs the package (editable, from this checkout) and its extras only when
 # something is missing or keras_icnn resolves to another checkout.
 install:
-	@(cd / && $(PYTHON) -c "import sys, keras_icnn, tensorflow, keras, tensorflow_datasets, sklearn, pytest, matplotlib, tensorflow_serving; sys.exit(not keras_icnn.__file__.startswith('$(CURDIR)/'))") 2>/dev/null \
+	@(cd / && $(PYTHON) -c "import sys, keras_icnn, tensorflow, keras, tensorflow_datasets, sklearn, scipy, pytest, matplotlib, tensorflow_serving; sys.exit(not keras_icnn.__file__.startswith('$(CURDIR)/'))") 2>/dev/null \
 		|| $(PIP) install -q -e ".[test,viz]"
 
 # pytest exits 5 when it collects no test; that is a failure here too.

@@ -12,7 +12,11 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=["keras_icnn", "keras_icnn.*"]),
-    python_requires=">=3.9",
+    # Keras 3.15, the version the code runs and is tested with, needs Python 3.11.
+    python_requires=">=3.11",
+    # Everything a default command path imports. Optional: matplotlib (pictures; evaluate.py
+    # and train_csg.py skip them with a notice) and tensorflow-serving-api (the exporter's
+    # warm-up requests; skipped with a notice).
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3",
@@ -22,9 +26,11 @@ setup(
         "importlib_resources",
         "numpy",
         "absl-py",
+        "scikit-learn",  # MIS (mutual_info_classif): train_csg.py, evaluate.py
+        "scipy",  # Pascal-Part annotations (.mat)
     ],
     extras_require={
-        "test": ["pytest", "scikit-learn", "tensorflow-serving-api"],
+        "test": ["pytest", "tensorflow-serving-api"],
         "serving": ["tensorflow-serving-api"],
         "viz": ["matplotlib"],
     },

@@ -11,7 +11,7 @@ Writes <base_dir>/<name>/<version>/ (TF Serving's layout) with signatures
 `serving_default` (images -> probabilities, class_ids) and `explain`
 (+ part_locations, part_scores, filter_classes and, by model kind,
 part_contributions or filter_relevance), plus
-assets.extra/tf_serving_warmup_requests.
+assets.extra/tf_serving_warmup_requests when tensorflow-serving-api is installed.
 """
 import os
 import sys
@@ -28,9 +28,10 @@ flags.DEFINE_string("layer", "", "Layer to explain (default: top conv); for --ex
                                  "the performer layer the explainer reads.")
 flags.DEFINE_string("base_dir", "/tmp/keras_icnn_models", "TF Serving model base directory.")
 flags.DEFINE_string("name", "icnn", "Model name (a folder under --base_dir).")
-flags.DEFINE_integer("version", 0, "Version number (0: the next free one).")
+flags.DEFINE_integer("version", 0, "Version number (0: the next free one).", lower_bound=0)
 flags.DEFINE_enum("input_dtype", "float32", ["float32", "uint8"], "dtype of the images input.")
-flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
+flags.DEFINE_bool("warmup", None, "Write assets.extra/tf_serving_warmup_requests (needs the "
+                  "serving extra). Default: when tensorflow-serving-api is installed.")
 flags.mark_flag_as_required("model")
 
 

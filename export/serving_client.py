@@ -39,14 +39,23 @@ def grpc_request(images, signature="serving_default", model_name="icnn", version
     return request
 
 
-def answer_locally(saved_model_dir, request):
-    """Serve a PredictRequest with ``tf.saved_model.load`` (what the model server does)."""
+def answer_locally(saved_model_dir, request=None, images=None, signature="serving_default"):
+    """Answer with ``tf.saved_model.load`` (what the model server does): a PredictRequest, or
+    ``images`` and a ``signature`` (no tensorflow-serving-api needed)."""
     import tensorflow as tf
 
+    if not os.path.isdir(saved_model_dir):
+        raise FileNotFoundError(f"--saved_model directory not found: {saved_model_dir}")
     served = tf.saved_model.load(saved_model_dir)
-    fn = served.signatures[request.model_spec.signature_name or "serving_default"]
-    inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
-    return {k: v.numpy() for k, v in fn(**inputs).items()}
+    if request is not None:
+        signature = request.model_spec.signature_name or "serving_default"
+        inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+    else:
+        inputs = {"images": tf.constant(np.asarray(images))}
+    if signature not in served.signatures:
+        raise ValueError(f"`signature` must be one of {sorted(served.signatures)}. "
+                         f"Received: signature={signature!r}")
+    return {k: v.numpy() for k, v in served.signatures[signature](**inputs).items()}
 
 
 def main(argv=None):
@@ -59,14 +68,21 @@ def main(argv=None):
     p.add_argument("--format", default="rest", choices=["rest", "grpc"])
     p.add_argument("--saved_model", help="answer the request locally from this export")
     args = p.parse_args(argv)
+    if args.image_size < 1:
+        p.error(f"--image_size must be >= 1. Received: {args.image_size}")
     if args.images:
         if not os.path.exists(args.images):
-            raise FileNotFoundError(f"--images file not found: {args.images}")
-        images = np.load(args.images).astype(args.dtype)
+            p.error(f"--images file not found: {args.images}")
+        images = np.load(args.images)
+        if images.ndim != 4 or images.shape[-1] != 3:
+            p.error(f"--images must hold an array [N, H, W, 3]. Received: shape {images.shape}")
+        images = images.astype(args.dtype)
     else:
         images = np.zeros((1, args.image_size, args.image_size, 3), args.dtype)
     if args.saved_model:
-        outputs = answer_locally(args.saved_model, grpc_request(images, args.signature, args.model_name))
+        if not os.path.isdir(args.saved_model):
+            p.error(f"--saved_model directory not found: {args.saved_model}")
+        outputs = answer_locally(args.saved_model, images=images, signature=args.signature)
         print(json.dumps({k: v.tolist() for k, v in outputs.items()}))
     elif args.format == "rest":
         print(json.dumps(rest_payload(images, args.signature)))

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_icnn import validation
 from keras_icnn.metrics.model_eval import default_layer
 from keras_icnn.metrics.receptive_field import receptive_field
 from keras_icnn.models.csg import CSGModel
@@ -72,20 +73,32 @@ class _Exporter:
             self.rf = receptive_field(model.performer, model.target_layer)
         else:
             self.layer_name = layer_name or default_layer(model)
+            try:
+                layer = model.get_layer(self.layer_name)
+            except ValueError:
+                raise ValueError(
+                    f"`layer_name` must name a layer of model {model.name!r}. Received: "
+                    f"layer_name={self.layer_name!r}; layers: {[l.name for l in model.layers]}"
+                ) from None
+            if len(getattr(layer.output, "shape", ())) != 4:
+                raise ValueError(
+                    "`layer_name` must name a layer with 4D feature maps [batch, h, w, filters] "
+                    f"(a conv layer). Received: layer_name={self.layer_name!r} "
+                    f"({layer.__class__.__name__}, output shape {layer.output.shape})")
             self.rf = receptive_field(model, self.layer_name)
             self.probe = keras.Model(model.inputs[0], [model.get_layer(self.layer_name).output,
                                                        model.outputs[0]])
 
     def _validate(self, images):
         expected = f"[batch, {self.height}, {self.width}, {self.channels}]"
-        checks = [
-            tf.debugging.assert_rank(images, 4, message=f"images must have shape {expected}"),
-        ]
-        with tf.control_dependencies(checks):
-            shape = tf.shape(images)
-            checks.append(tf.debugging.assert_equal(
-                shape[1:], tf.constant([self.height, self.width, self.channels]),
-                message=f"images must have shape {expected}"))
+        # Rank first, then the sizes, without comparing shapes of different lengths
+        # (that fails inside Equal with "Incompatible shapes" before any assert).
+        shape = tf.concat([tf.shape(images), tf.zeros([4], tf.int32)], 0)[:4]
+        ok = tf.logical_and(
+            tf.equal(tf.rank(images), 4),
+            tf.reduce_all(tf.equal(shape[1:], [self.height, self.width, self.channels])))
+        checks = [tf.debugging.Assert(
+            ok, [f"images must have shape {expected}. Received: shape", tf.shape(images)])]
         with tf.control_dependencies(checks):
             x = tf.cast(images, tf.float32)
             x = tf.debugging.assert_all_finite(x, "images must be finite (no NaN or Inf)")
@@ -95,8 +108,20 @@ class _Exporter:
         classifier = self.model.performer if self.kind == "explainer" else self.model
         return classifier(x, training=False)
 
+    @staticmethod
+    def _at_least_one(x):
+        """``(x, n)``: ``x`` with one zero image appended when it holds none, and its true size.
+
+        Some kernels (oneDNN's batch norm among them) fail on an empty batch; an
+        empty request runs on one blank image and gets its outputs cut to 0 rows.
+        """
+        n = tf.shape(x)[0]
+        blank = tf.zeros(tf.concat([[1], tf.shape(x)[1:]], 0), x.dtype)
+        return tf.concat([x, blank], 0)[:tf.maximum(n, 1)], n
+
     def serve(self, images):
-        logits = tf.cast(self._logits(self._validate(images)), tf.float32)
+        x, n = self._at_least_one(self._validate(images))
+        logits = tf.cast(self._logits(x), tf.float32)[:n]
         return {"probabilities": tf.nn.softmax(logits),
                 "class_ids": tf.argmax(logits, axis=-1, output_type=tf.int64)}
 
@@ -122,7 +147,7 @@ class _Exporter:
         return tf.fill([num_filters], -1)
 
     def explain(self, images):
-        x = self._validate(images)
+        x, n = self._at_least_one(self._validate(images))
         if self.kind == "explainer":
             ex = self.model.explainer
             logits = tf.cast(self._logits(x), tf.float32)
@@ -162,11 +187,12 @@ class _Exporter:
             out["filter_relevance"] = tf.gather(gate, classes)
         else:
             out["part_contributions"] = contributions / safe[:, None]
-        return out
+        # Per-image outputs lose the blank image of an empty request; filter_classes is per model.
+        return {k: v if k == "filter_classes" else v[:n] for k, v in out.items()}
 
 
 def export_model(model, base_dir, name, version=None, layer_name=None, input_dtype="float32",
-                 warmup=True):
+                 warmup=None):
     """Export ``model`` to ``<base_dir>/<name>/<version>/`` with ``serving_default`` and ``explain``.
 
     Args:
@@ -176,7 +202,9 @@ def export_model(model, base_dir, name, version=None, layer_name=None, input_dty
         version: integer version (default: the next free one).
         layer_name: layer explained by ``explain`` (default: the top conv layer).
         input_dtype: ``"float32"`` (pixel values 0-255) or ``"uint8"``.
-        warmup: write ``assets.extra/tf_serving_warmup_requests``.
+        warmup: write ``assets.extra/tf_serving_warmup_requests`` (needs the
+            ``serving`` extra). None (default): when it is installed, with a
+            notice otherwise; True: required.
 
     Returns:
         The version directory.
@@ -186,13 +214,27 @@ def export_model(model, base_dir, name, version=None, layer_name=None, input_dty
         >>> served = tf.saved_model.load(path)
         >>> served.signatures["explain"](images=tf.constant(batch))
     """
+    if not name or os.sep in str(name) or str(name) in (".", ".."):
+        raise ValueError("`name` must be a plain folder name (TF Serving's model name). "
+                         f"Received: name={name!r}")
+    if version is not None:
+        version = validation.positive_int(version, "version")
+    if warmup is None:  # auto: write it when the serving protos are installed
+        warmup = serving_protos_available()
+        if not warmup:
+            print("warm-up requests not written: tensorflow-serving-api is not installed "
+                  "(pip install 'keras_icnn[serving]')")
+    elif warmup and not serving_protos_available():
+        raise ImportError("warmup=True needs tensorflow-serving-api for the request protos: "
+                          "pip install 'keras_icnn[serving]', or pass warmup=False / --nowarmup")
     exporter = _Exporter(model, layer_name, input_dtype)
     model_dir = os.path.join(base_dir, name)
-    version = int(version) if version else next_version(model_dir)
+    version = version or next_version(model_dir)
     path = os.path.join(model_dir, str(version))
     if os.path.exists(path):
         raise FileExistsError(f"Version directory already exists: {path}")
-    spec = tf.TensorSpec([None, None, None, None], exporter.input_dtype, name="images")
+    # Unknown rank: a wrong-rank request reaches _validate and gets its message.
+    spec = tf.TensorSpec(None, exporter.input_dtype, name="images")
     if not model.built:  # e.g. a distiller never called: one forward pass builds it
         model(tf.zeros((1, exporter.height, exporter.width, exporter.channels)))
     archive = keras.export.ExportArchive()
@@ -203,6 +245,16 @@ def export_model(model, base_dir, name, version=None, layer_name=None, input_dty
     if warmup:
         write_warmup(path, name, exporter.height, exporter.width, exporter.input_dtype)
     return path
+
+
+def serving_protos_available():
+    """Whether ``tensorflow_serving.apis`` (the ``serving`` extra) can be imported."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("tensorflow_serving.apis") is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def write_warmup(path, name, height, width, dtype, batch_size=1):

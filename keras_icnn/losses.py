@@ -28,6 +28,7 @@ the per-filter loss, shape ``[K]``, in float32 whatever the input dtype.
 import tensorflow as tf
 
 from keras_icnn import templates as templates_lib
+from keras_icnn import validation
 
 GRADIENT_FORMS = ("printed", "appendix")
 
@@ -175,6 +176,8 @@ def approximate_mutual_information_loss(
     beta=templates_lib.DEFAULT_BETA,
     tau=None,
     form="printed",
+    num_classes=None,
+    check_labels=True,
 ):
     """``-MI(X; T)`` per filter whose gradient is the paper's approximation.
 
@@ -190,6 +193,10 @@ def approximate_mutual_information_loss(
         templates, log_priors, beta, tau: as in :func:`mutual_information_loss`.
         form: ``"printed"`` (eq. 5 as printed, with ``1 +``) or
             ``"appendix"`` (without it).
+        num_classes: when given, labels must lie in ``[0, num_classes)``
+            (otherwise only ``>= 0``); labels must be whole numbers, one per
+            image, whatever their dtype.
+        check_labels: add those checks (callers that checked already pass False).
 
     Returns:
         float32 ``[K]``.
@@ -200,7 +207,13 @@ def approximate_mutual_information_loss(
         )
     x, h, w = _check_feature_maps(x)
     templates, log_priors = _constants(h, w, templates, log_priors, beta, tau, x.dtype)
-    labels = tf.convert_to_tensor(labels)
+    if check_labels:
+        labels = validation.labels_tf(
+            labels, num_classes,
+            batch_size=x.shape[0] if x.shape[0] is not None else tf.shape(x)[0],
+            where="approximate_mutual_information_loss")
+    else:
+        labels = tf.convert_to_tensor(labels)
     target_classes = tf.convert_to_tensor(target_classes)
 
     @tf.custom_gradient

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from keras_icnn import metrics
+from keras_icnn.validation import check_fields
 from keras_icnn.data import readers, synthetic_parts
 
 COLUMNS = (
@@ -49,6 +50,34 @@ class EvalConfig:
     batch_size: int = 64
     output_dir: str = "/tmp/keras_icnn_eval"
     verbose: int = 1
+
+    def validate(self):
+        """Raise a ValueError/TypeError/FileNotFoundError naming the first bad field."""
+        if not self.models:
+            raise ValueError("`models` must name at least one .keras file "
+                             "(--models=a.keras,b.keras). Received: models=()")
+        if self.names and len(self.names) != len(self.models):
+            raise ValueError(f"`names` must give one name per model ({len(self.models)}). "
+                             f"Received: names={list(self.names)}")
+        for path in self.models:
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"`models`: model file not found: {path}")
+        check_fields(self, positive=("num_examples", "image_size", "top_k", "batch_size"),
+                     non_negative=("gradmap_examples", "seed"),
+                     choices={"dataset": ("synthetic", "cub", "pascal_part"),
+                              "task": ("multi", "single")})
+        if self.num_classes < 2:
+            raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={self.num_classes}")
+        if self.dataset == "synthetic":
+            if self.split not in ("train", "validation", "test"):
+                raise ValueError("`split` must be train, validation or test. "
+                                 f"Received: split={self.split!r}")
+        elif not self.data_dir:
+            raise ValueError(f"`data_dir` is needed with dataset={self.dataset!r} (a local copy "
+                             "of it). Received: data_dir=''")
+        elif not os.path.isdir(self.data_dir):
+            raise FileNotFoundError(f"`data_dir` not found. Received: data_dir={self.data_dir!r}")
+        return self
 
 
 def load_examples(config):
@@ -91,7 +120,10 @@ def _gap_dense_kernel(model, layer_name):
 
 
 def evaluate_model(model, examples, part_names, class_names, config, name, pictures_dir):
-    """All applicable metrics of one model and its pictures; returns a dict of numbers."""
+    """All applicable metrics of one model and its pictures; returns a dict of numbers.
+
+    ``pictures_dir`` None draws no pictures (``pictures`` is then ``{}``).
+    """
     layer_name = config.layer or metrics.default_layer(model)
     r = metrics.collect_responses(model, layer_name, examples, config.batch_size, config.verbose)
     labels = r["label"]
@@ -143,8 +175,9 @@ def evaluate_model(model, examples, part_names, class_names, config, name, pictu
         out["redundancy_r0.1"] = metrics.redundancy_ratio(corr, 0.1)
         out["c_ic"] = metrics.inter_class_correlation(
             corr, class_act, max(1, out["filters"] // num_classes))
-    out["pictures"] = _pictures(model, name, layer_name, examples, part_names, class_names, r, p,
-                                p_f, mi, classes, pos, pictures_dir)
+    out["pictures"] = (_pictures(model, name, layer_name, examples, part_names, class_names, r,
+                                 p, p_f, mi, classes, pos, pictures_dir)
+                       if pictures_dir else {})
     return out
 
 
@@ -205,24 +238,24 @@ def markdown_table(rows):
 
 def evaluate_models(config):
     """Evaluate every model of the config; write report.json, report.md and pictures."""
-    if not config.models:
-        raise ValueError("Give at least one model: --models=a.keras,b.keras")
+    config.validate()
     names = list(config.names) or [os.path.splitext(os.path.basename(m))[0] for m in config.models]
-    if len(names) != len(config.models):
-        raise ValueError(f"{len(config.models)} models but {len(names)} names")
-    for path in config.models:
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"model file not found: {path}")
     t0 = time.time()
     os.makedirs(config.output_dir, exist_ok=True)
     examples, part_names, class_names = load_examples(config)
+    from keras_icnn import viz
+
+    pictures_dir = os.path.join(config.output_dir, "pictures") if viz.available() else None
+    if pictures_dir is None:
+        print("pictures not drawn: matplotlib is not installed (pip install 'keras_icnn[viz]'); "
+              "the numbers are all in report.json / report.md")
     rows = {}
     for name, path in zip(names, config.models):
         if config.verbose:
             print(f"evaluating {name} ({path})")
         model = keras.models.load_model(path)
         rows[name] = evaluate_model(model, examples, part_names, class_names, config, name,
-                                    os.path.join(config.output_dir, "pictures"))
+                                    pictures_dir)
     report = {"config": dataclasses.asdict(config), "models": rows,
               "seconds": round(time.time() - t0, 1)}
     with open(os.path.join(config.output_dir, "report.json"), "w") as f:

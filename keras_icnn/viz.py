@@ -8,6 +8,13 @@ import numpy as np
 from keras_icnn.metrics.interpretability import upsample_maps
 
 
+def available():
+    """Whether matplotlib (the ``viz`` extra) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def _plt():
     try:
         import matplotlib

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_icnn import validation
 from keras_icnn.layers import label_context
 
 SPARSITY_NORMS = ("l1", "l2", "smooth_l1")
@@ -157,7 +158,10 @@ class ClassSpecificGate(keras.layers.Layer):
                 labels = scope.labels
         if labels is None:
             return inputs
-        labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+        labels = validation.labels_tf(
+            labels, self.num_classes,
+            batch_size=inputs.shape[0] if inputs.shape[0] is not None else tf.shape(inputs)[0],
+            where=f"ClassSpecificGate {self.name!r}")
         rows = tf.gather(tf.convert_to_tensor(self.gate), labels)  # [B, K]
         return inputs * tf.cast(rows, inputs.dtype)[:, None, None, :]
 

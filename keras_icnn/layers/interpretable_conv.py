@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from keras_icnn import losses as losses_lib
 from keras_icnn import templates as templates_lib
+from keras_icnn import validation
 from keras_icnn.layers import label_context
 from keras_icnn.layers.part_mask import MU_RULES, PartMask, validate_feature_map_shape
 
@@ -277,19 +278,12 @@ class InterpretableConv(keras.layers.Layer):
         self.class_seen.assign(tf.maximum(tf.convert_to_tensor(self.class_seen),
                                           tf.cast(counts > 0, tf.float32)))
 
-    def _checked_labels(self, labels):
-        labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
-        if self.single_category:
-            return labels
-        checks = [
-            tf.debugging.assert_greater_equal(
-                labels, 0, message=f"{self.name}: labels must lie in [0, {self.num_classes})"),
-            tf.debugging.assert_less(
-                labels, self.num_classes,
-                message=f"{self.name}: labels must lie in [0, {self.num_classes})"),
-        ]
-        with tf.control_dependencies(checks):
-            return tf.identity(labels)
+    def _checked_labels(self, labels, inputs):
+        # Single-category: any label other than positive_class is a negative.
+        return validation.labels_tf(
+            labels, None if self.single_category else self.num_classes,
+            batch_size=inputs.shape[0] if inputs.shape[0] is not None else tf.shape(inputs)[0],
+            where=f"InterpretableConv {self.name!r}")
 
     def _weight(self, maps):
         if self.loss_schedule == "paper":
@@ -305,7 +299,7 @@ class InterpretableConv(keras.layers.Layer):
             return losses_lib.mutual_information_loss(maps, self._templates, self._log_priors)
         return losses_lib.approximate_mutual_information_loss(
             maps, labels, self.target_classes, self._templates, self._log_priors,
-            form=self.gradient_form)
+            form=self.gradient_form, check_labels=False)  # checked in call
 
     def conv_relu(self, inputs):
         """The layer's post-ReLU, pre-mask maps."""
@@ -333,6 +327,8 @@ class InterpretableConv(keras.layers.Layer):
             self.add_loss(self._weight(maps) * total)
         if scope is not None:
             scope.filter_losses.append(tf.stop_gradient(total))
+            scope.finite_maps.append(
+                (self.name, tf.reduce_all(tf.math.is_finite(tf.stop_gradient(maps)))))
         return maps
 
     def call(self, inputs, labels=None, training=None):
@@ -341,7 +337,7 @@ class InterpretableConv(keras.layers.Layer):
         if labels is None and scope is not None:
             labels = scope.labels
         if training and labels is not None:
-            labels = self._checked_labels(labels)
+            labels = self._checked_labels(labels, inputs)
             self.update_targets(x, labels)
             x = self._filter_loss(x, labels, scope)
         return self.part_mask(x)

@@ -26,6 +26,7 @@ class LabelScope:
         self.labels = labels
         self.use_gate = use_gate
         self.filter_losses = []
+        self.finite_maps = []  # (layer name, bool scalar: all maps finite)
 
 
 def current_scope():

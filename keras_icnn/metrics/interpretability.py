@@ -7,6 +7,8 @@ maps ``h x w``, images ``H x W``. Arrays in, numbers out.
 import numpy as np
 import tensorflow as tf
 
+from keras_icnn import validation
+
 
 def _as_float(x):
     return np.asarray(x, np.float64)
@@ -39,15 +41,25 @@ def _distances(part_positions, landmarks, image_size):
     return np.sqrt(((pos - lm) ** 2).sum(-1)) / diag  # [N, F, P], NaN where landmark absent
 
 
-def _check_instability_inputs(part_positions, landmarks, scores):
+def _check_instability_inputs(part_positions, landmarks, scores, image_size, top_k):
     pos, lm, sc = np.asarray(part_positions), np.asarray(landmarks), np.asarray(scores)
-    if pos.ndim != 3 or pos.shape[-1] != 2:
-        raise ValueError(f"`part_positions` must be [N, F, 2]. Received: shape={pos.shape}")
+    if pos.ndim != 3 or pos.shape[-1] != 2 or pos.shape[0] < 1:
+        raise ValueError("`part_positions` must be [N, F, 2] with N >= 1 images. "
+                         f"Received: shape={pos.shape}")
     if lm.ndim != 3 or lm.shape[-1] != 2 or lm.shape[0] != pos.shape[0]:
         raise ValueError(f"`landmarks` must be [N, P, 2] with N={pos.shape[0]}. "
                          f"Received: shape={lm.shape}")
     if sc.shape != pos.shape[:2]:
         raise ValueError(f"`scores` must be [N, F] = {pos.shape[:2]}. Received: shape={sc.shape}")
+    validation.finite_array(pos, "part_positions")
+    validation.finite_array(sc, "scores")
+    if not np.isfinite(_as_float(lm)[..., 0]).any():
+        raise ValueError("`landmarks` must show at least one landmark (NaN marks a hidden one). "
+                         f"Received: all {lm.shape[0] * lm.shape[1]} landmarks hidden")
+    size = tuple(np.atleast_1d(image_size))
+    if len(size) != 2 or min(size) <= 0:
+        raise ValueError(f"`image_size` must be (H, W), both > 0. Received: image_size={image_size}")
+    validation.positive_int(top_k, "top_k")
 
 
 def location_instability(part_positions, landmarks, image_size, scores, top_k=100):
@@ -68,7 +80,7 @@ def location_instability(part_positions, landmarks, image_size, scores, top_k=10
         ``(mean over f and k of D, D [F, P])``; pairs without images are NaN
         in ``D`` and left out of the mean.
     """
-    _check_instability_inputs(part_positions, landmarks, scores)
+    _check_instability_inputs(part_positions, landmarks, scores, image_size, top_k)
     d = _distances(part_positions, landmarks, image_size)  # [N, F, P]
     valid = np.broadcast_to(np.isfinite(_as_float(landmarks)[..., 0])[:, None, :], d.shape)
     sc = np.broadcast_to(_as_float(scores)[:, :, None], d.shape)
@@ -90,12 +102,12 @@ def location_instability_multi(part_positions, landmarks, labels, image_size, sc
     Returns:
         ``(mean over f of mean_k D_{c_f}[f, k], D [F, P], filter_classes [F])``.
     """
-    _check_instability_inputs(part_positions, landmarks, scores)
+    _check_instability_inputs(part_positions, landmarks, scores, image_size, top_k)
     if rule not in ("lowest_deviation", "most_activated"):
         raise ValueError("`rule` must be 'lowest_deviation' or 'most_activated'. "
                          f"Received: rule={rule!r}")
-    labels = np.asarray(labels).astype(int)
-    _check_labels(labels, num_classes)
+    num_classes = validation.positive_int(num_classes, "num_classes")
+    labels = validation.labels_np(labels, num_classes, count=len(np.asarray(scores)))
     d = _distances(part_positions, landmarks, image_size)[:, :, None, :]  # [N, F, 1, P]
     onehot = labels[:, None] == np.arange(num_classes)[None, :]  # [N, C]
     shown = np.isfinite(_as_float(landmarks)[..., 0])  # [N, P]
@@ -115,12 +127,6 @@ def location_instability_multi(part_positions, landmarks, labels, image_size, sc
         classes = np.argmax(mean_score, axis=1)
     chosen = dev[np.arange(dev.shape[0]), classes]  # [F, P]
     return float(np.nanmean(np.nanmean(chosen, axis=1))), chosen, classes
-
-
-def _check_labels(labels, num_classes):
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels must lie in [0, {num_classes}). "
-                         f"Received: min={labels.min()}, max={labels.max()}")
 
 
 def filter_thresholds(activation_maps, top_quantile=0.005):
@@ -175,9 +181,21 @@ def part_interpretability(activation_maps, part_masks, top_quantile=0.005, iou_t
     """
     maps = np.asarray(activation_maps)
     masks = np.asarray(part_masks, bool)
-    if maps.ndim != 4 or masks.ndim != 4 or len(maps) != len(masks):
+    if maps.ndim != 4 or masks.ndim != 4 or len(maps) != len(masks) or len(maps) < 1:
         raise ValueError("`activation_maps` must be [N, h, w, F] and `part_masks` [N, H, W, P] "
-                         f"with the same N. Received: {maps.shape}, {masks.shape}")
+                         f"with the same N >= 1. Received: {maps.shape}, {masks.shape}")
+    validation.number_in(top_quantile, "top_quantile", 0, 1, low_open=True, high_open=True)
+    validation.number_in(iou_threshold, "iou_threshold", 0, 1)
+    if (labels is None) != (filter_classes is None):
+        raise ValueError("`labels` and `filter_classes` go together (the multi-category form). "
+                         f"Received: labels={'set' if labels is not None else None}, "
+                         f"filter_classes={'set' if filter_classes is not None else None}")
+    if labels is not None:
+        labels = validation.labels_np(labels, count=len(maps))
+        filter_classes = np.asarray(filter_classes)
+        if filter_classes.shape != (maps.shape[-1],):
+            raise ValueError(f"`filter_classes` must be [F] = [{maps.shape[-1]}]. "
+                             f"Received: shape={filter_classes.shape}")
     thresholds = filter_thresholds(maps, top_quantile)
     iou = part_ious(maps, masks, thresholds)  # [N, F, P]
     present = masks.any(axis=(1, 2))[:, None, :]  # [N, 1, P]
@@ -201,9 +219,12 @@ def mutual_information_matrix(features, labels, num_classes, random_state=0):
     """
     from sklearn.feature_selection import mutual_info_classif
 
-    features = np.asarray(features, np.float64)
-    labels = np.asarray(labels).astype(int)
-    _check_labels(labels, num_classes)
+    features = validation.finite_array(features, "features")
+    if features.ndim != 2 or len(features) < 2:
+        raise ValueError("`features` must be [N, K] with N >= 2 examples. "
+                         f"Received: shape={features.shape}")
+    num_classes = validation.positive_int(num_classes, "num_classes")
+    labels = validation.labels_np(labels, num_classes, count=len(features))
     columns = [mutual_info_classif(features, (labels == c).astype(int),
                                    random_state=random_state) for c in range(num_classes)]
     return np.stack(columns, axis=1)
@@ -226,8 +247,7 @@ def mutual_information_ceiling(labels, num_classes):
         >>> mutual_information_ceiling(np.repeat(np.arange(6), 100), 6)  # H_b(1/6)
         0.4505...
     """
-    labels = np.asarray(labels).astype(int)
-    _check_labels(labels, num_classes)
+    labels = validation.labels_np(labels, validation.positive_int(num_classes, "num_classes"))
     q = np.bincount(labels, minlength=num_classes) / max(len(labels), 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         h = -(np.where(q > 0, q * np.log(q), 0.0) + np.where(q < 1, (1 - q) * np.log(1 - q), 0.0))
@@ -237,4 +257,7 @@ def mutual_information_ceiling(labels, num_classes):
 def l1_density(gate):
     """``||G||_1 / (C * K)`` of a gate matrix [C, K]."""
     g = np.asarray(gate, np.float64)
-    return float(np.abs(g).sum() / g.size)
+    if g.ndim != 2 or g.size == 0:
+        raise ValueError("`gate` must be a non-empty [C, K] matrix. "
+                         f"Received: shape={g.shape}")
+    return float(np.abs(validation.finite_array(g, "gate")).sum() / g.size)

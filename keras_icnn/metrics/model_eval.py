@@ -152,13 +152,26 @@ def part_contributions(model, layer_name, images, filter_parts, num_parts):
         ``(shares [N, P + 1] (last column: filters with no part), classes [N], logits [N])``.
     """
     probe = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.outputs[0]])
-    x = tf.convert_to_tensor(np.asarray(images, np.float32))
-    with tf.GradientTape() as tape:
-        maps, logits = probe(x, training=False)
-        classes = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        chosen = tf.gather(logits, classes, axis=1, batch_dims=1)
-    grads = tape.gradient(chosen, maps)
-    per_filter = tf.reduce_sum(tf.cast(grads * maps, tf.float64), axis=[1, 2]).numpy()  # [N, F]
+
+    # Traced, not eager: an eager tape runs every recorded op's full gradient,
+    # including Conv2DBackpropFilter of the convs below the layer, which this
+    # never needs. Tracing prunes those kernels, and with them oneDNN's 1x1
+    # strided backward-weights kernel that overruns its buffer on small
+    # batches (see keras_compat.onednn_unsafe_convs).
+    @tf.function(autograph=False)
+    def step(x):
+        with tf.GradientTape() as tape:
+            maps, logits = probe(x, training=False)
+            tape.watch(maps)
+            classes = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            chosen = tf.gather(logits, classes, axis=1, batch_dims=1)
+        grads = tape.gradient(chosen, maps)
+        per_filter = tf.reduce_sum(tf.cast(grads, tf.float64) * tf.cast(maps, tf.float64),
+                                   axis=[1, 2])
+        return per_filter, classes, chosen
+
+    per_filter, classes, chosen = step(tf.convert_to_tensor(np.asarray(images, np.float32)))
+    per_filter = per_filter.numpy()  # [N, F]
     parts = np.where(np.asarray(filter_parts) < 0, num_parts, np.asarray(filter_parts))
     onehot = (parts[:, None] == np.arange(num_parts + 1)[None, :]).astype(np.float64)
     score = chosen.numpy().astype(np.float64)

@@ -92,7 +92,15 @@ def _residual_block(x, filters, stride, name):
     y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
     y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn2")(y)
     if stride != 1 or shortcut.shape[-1] != filters:
-        shortcut = keras.layers.Conv2D(filters, 1, strides=stride, use_bias=False,
+        if stride != 1:
+            # A 1x1 conv with stride s equals subsampling by s then a 1x1 conv
+            # with stride 1. Written this way because oneDNN's strided 1x1
+            # backward-weights kernel writes past its buffer when the input has
+            # fewer channels than its block (16 on AVX-512) and the batch is
+            # smaller than the thread count (keras_compat.onednn_unsafe_convs).
+            shortcut = keras.layers.MaxPooling2D(1, strides=stride,
+                                                 name=f"{name}_subsample")(shortcut)
+        shortcut = keras.layers.Conv2D(filters, 1, use_bias=False,
                                        name=f"{name}_proj")(shortcut)
         shortcut = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_proj_bn")(shortcut)
     return keras.layers.Add(name=f"{name}_add")([y, shortcut])

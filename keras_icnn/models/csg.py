@@ -6,8 +6,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_icnn import keras_compat, validation
 from keras_icnn.layers import label_context
 from keras_icnn.layers.class_specific_gate import ClassSpecificGate
+from keras_icnn.models.interpretable import as_functional
 
 PHASES = ("std", "csg")
 
@@ -158,12 +160,7 @@ class CSGModel(keras.Model):
         return tf.reduce_mean(tf.cast(per_example, tf.float32))
 
     def _checked_labels(self, y):
-        y = tf.cast(tf.reshape(y, [-1]), tf.int32)
-        message = f"labels must lie in [0, {self.num_classes})"
-        checks = [tf.debugging.assert_greater_equal(y, 0, message=message),
-                  tf.debugging.assert_less(y, self.num_classes, message=message)]
-        with tf.control_dependencies(checks):
-            return tf.identity(y)
+        return validation.labels_tf(y, self.num_classes, where=f"CSGModel {self.name!r}")
 
     def train_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -219,14 +216,19 @@ class CSGModel(keras.Model):
         self.std_accuracy.update_state(y, logits)
         return {"loss": self.std_loss_tracker.result(), "accuracy": self.std_accuracy.result()}
 
-    def fit(self, *args, schedule=None, callbacks=None, **kwargs):
-        """``keras.Model.fit`` plus ``schedule=dict(period, csg_epochs, warmup)``."""
+    def fit(self, x=None, y=None, *args, schedule=None, callbacks=None, **kwargs):
+        """``keras.Model.fit`` plus ``schedule=dict(period, csg_epochs, warmup)``.
+
+        Labels are checked (whole numbers in ``[0, C)``, one per image) before
+        the compiled step, which may drop assert ops under XLA.
+        """
+        x, y = validation.checked_fit_data(x, y, self.num_classes, f"CSGModel {self.name!r}")
         callbacks = list(callbacks or [])
         if not any(isinstance(c, CSGSchedule) for c in callbacks):
             callbacks.insert(0, CSGSchedule(**(schedule or {})))
         if not any(isinstance(c, StopOnNonFinite) for c in callbacks):
             callbacks.append(StopOnNonFinite())
-        return super().fit(*args, callbacks=callbacks, **kwargs)
+        return super().fit(x, y, *args, callbacks=callbacks, **kwargs)
 
     def csg_logits(self, x, y):
         """Predictions through the CSG path (the gate row of each label)."""
@@ -247,7 +249,12 @@ def make_csg(model, layer_name, num_classes=None, copy_weights=True, **gate_kwar
     Returns:
         A :class:`CSGModel`.
     """
-    target = model.get_layer(layer_name)
+    model = as_functional(model, "make_csg")
+    try:
+        target = model.get_layer(layer_name)
+    except ValueError:
+        raise ValueError(f"make_csg: no layer named {layer_name!r} in model {model.name!r}. "
+                         f"Layers: {[layer.name for layer in model.layers]}") from None
     if len(target.output.shape) != 4:
         raise ValueError(f"make_csg needs a layer with 4D output; {layer_name!r} outputs "
                          f"{tuple(target.output.shape)}")
@@ -265,7 +272,9 @@ def make_csg(model, layer_name, num_classes=None, copy_weights=True, **gate_kwar
         for layer in model.layers:
             if layer.weights:
                 cloned.get_layer(layer.name).set_weights(layer.get_weights())
-    return CSGModel(cloned.inputs, cloned.outputs, name=f"{model.name}_csg")
+    result = CSGModel(cloned.inputs, cloned.outputs, name=f"{model.name}_csg")
+    keras_compat.warn_onednn_unsafe_convs(result)
+    return result
 
 
 def gate_matrix(model):

@@ -3,6 +3,9 @@
 import keras
 import tensorflow as tf
 
+import math
+
+from keras_icnn import keras_compat, validation
 from keras_icnn.layers import label_context
 from keras_icnn.layers.interpretable_conv import InterpretableConv
 
@@ -18,6 +21,29 @@ class FilterLossEpoch(keras.callbacks.Callback):
         for layer in self.model._flatten_layers(include_self=False):
             if isinstance(layer, InterpretableConv) and layer.built:
                 layer.epoch.assign(float(epoch + 1))
+
+
+class StopOnNonFiniteMaps(keras.callbacks.Callback):
+    """Stops training with a ``ValueError`` naming the layer when NaN/Inf maps reach a filter loss.
+
+    ``InterpretableModel.fit`` adds it by itself. It reads the model's count
+    of non-finite maps per interpretable layer after every batch (a check
+    outside the compiled step, so it works under XLA too).
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        for name, tracker in self.model.nonfinite_trackers.items():
+            count = float(tracker.result())
+            if count > 0 or not math.isfinite(count):
+                self.model.stop_training = True
+                raise ValueError(
+                    f"Non-finite activations (NaN or Inf) reached the filter loss of layer "
+                    f"{name!r} at epoch {getattr(self, '_epoch', 0) + 1}, step {batch + 1}: the "
+                    "filter loss and the weights would become NaN. Check the inputs for NaN/Inf "
+                    "pixels (keras_icnn.data.validate_examples) and lower the learning rate.")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
 
 
 @keras.saving.register_keras_serializable(package="keras_icnn")
@@ -43,6 +69,9 @@ class InterpretableModel(keras.Model):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.filter_loss_tracker = keras.metrics.Mean(name="filter_loss")
+        # Non-finite maps per interpretable layer, read by StopOnNonFiniteMaps (not logged).
+        self.nonfinite_trackers = {layer.name: keras.metrics.Sum(name=f"nonfinite_{layer.name}")
+                                   for layer in self.interpretable_layers}
 
     @property
     def interpretable_layers(self):
@@ -56,21 +85,34 @@ class InterpretableModel(keras.Model):
             logs = super().train_step(data)
         if scope.filter_losses:
             self.filter_loss_tracker.update_state(tf.add_n(scope.filter_losses))
-        logs = dict(logs)
+        for name, finite in scope.finite_maps:
+            if name in self.nonfinite_trackers:
+                self.nonfinite_trackers[name].update_state(1.0 - tf.cast(finite, tf.float32))
+        logs = {k: v for k, v in dict(logs).items() if not k.startswith("nonfinite_")}
         logs["filter_loss"] = self.filter_loss_tracker.result()
         return logs
 
     def test_step(self, data):
         # The filter loss exists only in training; do not log a meaningless 0.
         logs = dict(super().test_step(data))
-        logs.pop("filter_loss", None)
-        return logs
+        return {k: v for k, v in logs.items()
+                if k != "filter_loss" and not k.startswith("nonfinite_")}
 
-    def fit(self, *args, callbacks=None, **kwargs):
+    def fit(self, x=None, y=None, *args, callbacks=None, **kwargs):
+        """``keras.Model.fit``; labels are checked (whole numbers in ``[0, C)``) before the
+        compiled step, and training stops with the layer's name when NaN/Inf maps reach a
+        filter loss (:class:`StopOnNonFiniteMaps`)."""
+        classes = {layer.num_classes for layer in self.interpretable_layers
+                   if not layer.single_category}
+        if classes:
+            x, y = validation.checked_fit_data(x, y, max(classes),
+                                               f"InterpretableModel {self.name!r}")
         callbacks = list(callbacks or [])
         if not any(isinstance(c, FilterLossEpoch) for c in callbacks):
             callbacks.append(FilterLossEpoch())
-        return super().fit(*args, callbacks=callbacks, **kwargs)
+        if not any(isinstance(c, StopOnNonFiniteMaps) for c in callbacks):
+            callbacks.append(StopOnNonFiniteMaps())
+        return super().fit(x, y, *args, callbacks=callbacks, **kwargs)
 
 
 def _interpretable_like(conv, num_classes, layer_kwargs):
@@ -87,6 +129,32 @@ def _interpretable_like(conv, num_classes, layer_kwargs):
         padding=conv.padding, use_bias=conv.use_bias, num_classes=num_classes,
         name=conv.name, **layer_kwargs,
     )
+
+
+def as_functional(model, caller):
+    """``model`` as a functional model: a ``Sequential`` is rebuilt on its own layers.
+
+    ``keras.models.clone_model(..., call_function=...)`` needs a functional
+    graph; a ``Sequential`` built on a known input shape has one.
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"{caller} needs a keras.Model. Received: model={model!r}")
+    if not isinstance(model, keras.Sequential):
+        return model
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
+        raise ValueError(
+            f"{caller} needs a built Sequential model with a known input shape (start it with "
+            f"keras.Input(shape) or call it on a batch first). Received: model {model.name!r}, "
+            "not built")
+    x = inputs = keras.Input(batch_shape=inputs[0].shape, dtype=inputs[0].dtype,
+                             name=inputs[0].name.split(":")[0] or "images")
+    for layer in model.layers:
+        x = layer(x)
+    return keras.Model(inputs, x, name=model.name)
 
 
 def make_interpretable(model, layer_name, num_classes=None, copy_weights=True, **layer_kwargs):
@@ -112,6 +180,7 @@ def make_interpretable(model, layer_name, num_classes=None, copy_weights=True, *
     Returns:
         An :class:`InterpretableModel`; train it with ordinary ``fit``.
     """
+    model = as_functional(model, "make_interpretable")
     try:
         target = model.get_layer(layer_name)
     except ValueError:
@@ -165,4 +234,6 @@ def make_interpretable(model, layer_name, num_classes=None, copy_weights=True, *
                     first.bias.assign(target.bias)
             elif layer.weights:
                 cloned.get_layer(layer.name).set_weights(layer.get_weights())
-    return InterpretableModel(cloned.inputs, cloned.outputs, name=f"{model.name}_interpretable")
+    result = InterpretableModel(cloned.inputs, cloned.outputs, name=f"{model.name}_interpretable")
+    keras_compat.warn_onednn_unsafe_convs(result)
+    return result

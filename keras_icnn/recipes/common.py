@@ -1,5 +1,7 @@
 """Helpers shared by the recipes."""
 
+from keras_icnn.validation import check_choice, check_fields  # noqa: F401 (re-exported)
+
 
 def format_table(rows, columns):
     """A plain-text table: ``rows`` is a list of dicts, ``columns`` (key, header) pairs."""
@@ -16,19 +18,20 @@ EVAL_SPLITS = ("validation", "test")
 LR_SCHEDULES = ("constant", "cosine")
 
 
-def check_choice(config, key, choices):
-    """Raise a ValueError naming ``key``, its value and ``choices`` unless the value is one."""
-    value = getattr(config, key)
-    if value not in choices:
-        raise ValueError(f"`{key}` must be one of {choices}. Received: {key}={value!r}")
-
-
 def config_from_flags(config_cls, flag_values):
-    """A config dataclass filled from the absl flags of the same names (lists become tuples)."""
+    """A config dataclass filled from the absl flags of the same names (lists become tuples),
+    checked with its ``validate()``; a bad value stops the trainer with a usage error that
+    names the flag."""
     import dataclasses
+
+    from absl import app
 
     values = {}
     for field in dataclasses.fields(config_cls):
         value = flag_values[field.name].value
         values[field.name] = tuple(value) if isinstance(value, list) else value
-    return config_cls(**values)
+    config = config_cls(**values)
+    try:
+        return config.validate()
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        raise app.UsageError(f"bad flag value: {err}") from err

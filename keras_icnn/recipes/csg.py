@@ -11,7 +11,8 @@ import numpy as np
 from keras_icnn import metrics
 from keras_icnn.data import pipeline
 from keras_icnn.models import backbones
-from keras_icnn.recipes.common import EVAL_SPLITS, LR_SCHEDULES, check_choice
+from keras_icnn import validation
+from keras_icnn.recipes.common import EVAL_SPLITS, LR_SCHEDULES, check_choice, check_fields
 from keras_icnn.recipes.icnn import ICNNConfig, synthetic_splits
 
 
@@ -54,6 +55,43 @@ class CSGConfig:
     output_dir: str = "/tmp/keras_icnn_csg"
     verbose: int = 1
     eval_split: str = "test"  # "validation" when tuning: never tune on the test split
+
+    def validate(self):
+        """Raise a ValueError/TypeError naming the first bad field; returns the config."""
+        from keras_icnn import distribute
+        from keras_icnn.layers.class_specific_gate import SPARSITY_NORMS
+
+        check_fields(
+            self, positive=("width", "image_size", "num_train", "num_test", "epochs",
+                            "batch_size", "period", "num_cpu_devices"),
+            non_negative=("num_val", "csg_epochs", "warmup", "filters_per_class",
+                          "shared_filters", "crash_after_epoch", "seed"),
+            positive_numbers=("lr", "csg_lr", "gate_lr"),
+            non_negative_numbers=("lambda1", "lambda2"),
+            choices={"backbone": ("resnet20", "vgg", "alexnet"),
+                     "dataset": ("synthetic", "cub"), "sparsity": SPARSITY_NORMS,
+                     "strategy": distribute.STRATEGIES, "lr_schedule": LR_SCHEDULES,
+                     "eval_split": EVAL_SPLITS})
+        num_classes = validation.positive_int(self.num_classes, "num_classes")
+        if num_classes < 2:
+            raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={num_classes}")
+        if self.csg_epochs > self.period:
+            raise ValueError("`csg_epochs` must be <= `period`. "
+                             f"Received: csg_epochs={self.csg_epochs}, period={self.period}")
+        if not self.fixed_gate:
+            validation.number_in(self.density, "density", 1.0 / num_classes, 1.0)
+        elif self.filters_per_class < 1:
+            raise ValueError("`filters_per_class` must be >= 1 with fixed_gate. "
+                             f"Received: filters_per_class={self.filters_per_class}")
+        if self.dataset == "cub" and not self.data_dir:
+            raise ValueError("`data_dir` is needed with dataset='cub' (a local CUB_200_2011 "
+                             "directory). Received: data_dir=''")
+        if self.data_dir and not os.path.isdir(self.data_dir):
+            raise FileNotFoundError(f"`data_dir` not found. Received: data_dir={self.data_dir!r}")
+        if self.eval_split == "validation" and self.num_val < 1:
+            raise ValueError("`num_val` must be >= 1 with eval_split='validation'. "
+                             f"Received: num_val={self.num_val}")
+        return self
 
 
 def _csg_splits(config):
@@ -137,7 +175,7 @@ def run_csg_experiment(config):
     from keras_icnn import distribute, viz
     from keras_icnn.models import csg as csg_lib
 
-    check_choice(config, "eval_split", EVAL_SPLITS)
+    config.validate()
     strategy = distribute.get_strategy(config.strategy, config.num_cpu_devices)
     os.makedirs(config.output_dir, exist_ok=True)
     t0 = time.time()

@@ -11,7 +11,8 @@ import numpy as np
 from keras_icnn import metrics
 from keras_icnn.data import pipeline
 from keras_icnn.models import backbones
-from keras_icnn.recipes.common import EVAL_SPLITS, check_choice
+from keras_icnn import validation
+from keras_icnn.recipes.common import EVAL_SPLITS, check_fields
 from keras_icnn.recipes.icnn import ICNNConfig, _compile, synthetic_splits
 
 
@@ -43,13 +44,36 @@ class ExplainerConfig:
     verbose: int = 1
     eval_split: str = "test"  # "validation" when tuning: never tune on the test split
 
+    def validate(self):
+        """Raise a ValueError/TypeError naming the first bad field; returns the config."""
+        from keras_icnn import distribute
+
+        check_fields(
+            self, positive=("performer_epochs", "width", "image_size", "num_train", "num_test",
+                            "epochs", "batch_size", "num_cpu_devices"),
+            non_negative=("num_val", "seed"), positive_numbers=("lr",),
+            non_negative_numbers=("eta", "filter_fraction"),
+            choices={"strategy": distribute.STRATEGIES, "eval_split": EVAL_SPLITS})
+        if validation.positive_int(self.num_classes, "num_classes") < 2:
+            raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={self.num_classes}")
+        validation.number_in(self.initial_p, "initial_p", 0, 1, low_open=True, high_open=True)
+        if self.performer and not os.path.isfile(self.performer):
+            raise FileNotFoundError(f"`performer` file not found. Received: performer={self.performer!r}")
+        if not self.layer:
+            raise ValueError("`layer` must name the performer layer the explainer reads. "
+                             "Received: layer=''")
+        if self.eval_split == "validation" and self.num_val < 1:
+            raise ValueError("`num_val` must be >= 1 with eval_split='validation'. "
+                             f"Received: num_val={self.num_val}")
+        return self
+
 
 def run_explainer_experiment(config):
     """Distil an explainer from a performer; write results.json and explainer.keras."""
     from keras_icnn import distribute
     from keras_icnn.models import explainer as explainer_lib
 
-    check_choice(config, "eval_split", EVAL_SPLITS)
+    config.validate()
     strategy = distribute.get_strategy(config.strategy, config.num_cpu_devices)
     os.makedirs(config.output_dir, exist_ok=True)
     t0 = time.time()

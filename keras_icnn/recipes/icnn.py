@@ -7,10 +7,10 @@ import time
 
 import keras
 
-from keras_icnn import metrics
+from keras_icnn import metrics, validation
 from keras_icnn.data import pipeline, synthetic_parts
 from keras_icnn.models import backbones, interpretable
-from keras_icnn.recipes.common import EVAL_SPLITS, LR_SCHEDULES, check_choice
+from keras_icnn.recipes.common import EVAL_SPLITS, LR_SCHEDULES, check_fields
 
 
 @dataclasses.dataclass
@@ -44,15 +44,25 @@ class ICNNConfig:
     models: tuple = ("ordinary", "interpretable")
 
     def validate(self):
-        if self.task not in ("multi", "single"):
-            raise ValueError(f"`task` must be 'multi' or 'single'. Received: task={self.task!r}")
-        for key in ("epochs", "batch_size", "num_train", "num_test"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"`{key}` must be >= 1. Received: {key}={getattr(self, key)}")
+        """Raise a ValueError/TypeError naming the first bad field; returns the config."""
+        check_fields(
+            self, positive=("width", "image_size", "num_train", "num_test", "epochs",
+                            "batch_size"),
+            non_negative=("num_val", "seed"), positive_numbers=("learning_rate",),
+            non_negative_numbers=("loss_weight",),
+            choices={"task": ("multi", "single"), "backbone": backbones.BACKBONES,
+                     "gradient": ("approximate", "exact"),
+                     "gradient_form": ("printed", "appendix"), "mu": ("argmax", "centroid"),
+                     "loss_schedule": ("constant", "paper", "inverse_epoch", "grad_ratio"),
+                     "lr_schedule": LR_SCHEDULES, "eval_split": EVAL_SPLITS})
+        if validation.positive_int(self.num_classes, "num_classes") < 2:
+            raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={self.num_classes}")
+        validation.number_in(self.occlusion, "occlusion", 0, 1)
+        if self.eval_split == "validation" and self.num_val < 1:
+            raise ValueError("`num_val` must be >= 1 with eval_split='validation'. "
+                             f"Received: num_val={self.num_val}")
         if self.task == "single":
             synthetic_parts.category_index(self.category, self.num_classes)
-        check_choice(self, "lr_schedule", LR_SCHEDULES)
-        check_choice(self, "eval_split", EVAL_SPLITS)
         unknown = set(self.models) - {"ordinary", "interpretable"}
         if unknown or not self.models:
             raise ValueError("`models` must name 'ordinary' and/or 'interpretable'. "
