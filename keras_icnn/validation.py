@@ -40,8 +40,9 @@ def labels_np(labels, num_classes=None, count=None, name="labels"):
     if count is not None and len(arr) != count:
         raise ValueError(f"`{name}` must have one label per example ({count}). "
                          f"Received: {len(arr)} labels")
-    if num_classes is not None and arr.size and (arr.min() < 0 or arr.max() >= num_classes):
-        raise ValueError(f"`{name}` must lie in [0, {num_classes}). "
+    if arr.size and (arr.min() < 0 or (num_classes is not None and arr.max() >= num_classes)):
+        interval = f"lie in [0, {num_classes})" if num_classes is not None else "be >= 0"
+        raise ValueError(f"`{name}` must {interval}. "
                          f"Received: min={arr.min()}, max={arr.max()}")
     return arr
 
@@ -86,12 +87,12 @@ def labels_tf(labels, num_classes, batch_size=None, where="labels"):
             tf.shape(flat)[0], tf.cast(batch_size, tf.int32),
             message=f"{where}: one label per image expected (labels and batch differ in size)"))
     ints = tf.cast(flat, tf.int32)
-    interval = f"[0, {num_classes})" if num_classes is not None else ">= 0"
+    interval = f"lie in [0, {num_classes})" if num_classes is not None else "be >= 0"
     checks.append(tf.debugging.assert_greater_equal(
-        ints, 0, message=f"{where}: labels must lie in {interval}"))
+        ints, 0, message=f"{where}: labels must {interval}"))
     if num_classes is not None:
         checks.append(tf.debugging.assert_less(
-            ints, num_classes, message=f"{where}: labels must lie in {interval}"))
+            ints, num_classes, message=f"{where}: labels must {interval}"))
     with tf.control_dependencies(checks):
         return tf.identity(ints)
 

@@ -1,0 +1,271 @@
+"""Bad input gets a clear error naming the argument, what was expected and what was received."""
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_icnn import export, losses, metrics, validation
+from keras_icnn.layers import ClassSpecificGate, InterpretableConv
+from keras_icnn.models import make_csg, make_interpretable, vgg_backbone
+from keras_icnn.recipes import CSGConfig, ExplainerConfig, ICNNConfig
+from keras_icnn.report import EvalConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ---- labels -------------------------------------------------------------------------------
+
+def test_labels_np_accepts_whole_floats_and_columns():
+    np.testing.assert_array_equal(validation.labels_np(np.array([[0.0], [2.0]]), 3), [0, 2])
+    with pytest.raises(TypeError, match=r"`labels` must be whole numbers .* Received: \[1\.5\]"):
+        validation.labels_np([0.0, 1.5], 3)
+    with pytest.raises(ValueError, match=r"`labels` must lie in \[0, 3\)\. Received: min=0, max=3"):
+        validation.labels_np([0, 3], 3)
+    with pytest.raises(ValueError, match=r"one label per example \(3\)\. Received: 2 labels"):
+        validation.labels_np([0, 1], 3, count=3)
+    with pytest.raises(TypeError, match=r"integer class indices\. Received: dtype=bool"):
+        validation.labels_np([True, False], 3)
+
+
+def test_interpretable_conv_rejects_float_out_of_range_and_miscounted_labels():
+    layer = InterpretableConv(4, num_classes=3)
+    x = tf.random.uniform([2, 6, 6, 3])
+    layer(x, labels=tf.constant([0, 2]), training=True)  # fine
+    with pytest.raises(TypeError, match=r"InterpretableConv .* whole numbers .*\[1\.5\]"):
+        layer(x, labels=tf.constant([0.0, 1.5]), training=True)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 3\)\. Received: min=0, max=3"):
+        layer(x, labels=tf.constant([0, 3]), training=True)
+    with pytest.raises(ValueError, match=r"one label per example \(2\)\. Received: 3 labels"):
+        layer(x, labels=tf.constant([0, 1, 2]), training=True)
+
+
+def test_class_specific_gate_rejects_bad_labels():
+    gate = ClassSpecificGate(3, density=0.5)
+    f = tf.ones([2, 4, 4, 5])
+    np.testing.assert_allclose(gate(f, labels=tf.constant([0, 2])).numpy(), f.numpy())
+    with pytest.raises(ValueError, match=r"ClassSpecificGate .* must lie in \[0, 3\)\. "
+                                         r"Received: min=0, max=5"):
+        gate(f, labels=tf.constant([0, 5]))
+    with pytest.raises(TypeError, match=r"whole numbers .*\[0\.5\]"):
+        gate(f, labels=tf.constant([0.5, 1.0]))
+    with pytest.raises(ValueError, match=r"one label per example \(2\)\. Received: 3 labels"):
+        gate(f, labels=tf.constant([0, 1, 2]))
+
+
+def test_class_specific_gate_label_asserts_in_graph_mode():
+    gate = ClassSpecificGate(3, density=0.5)
+    f = tf.ones([2, 4, 4, 5])
+    gate(f, labels=tf.constant([0, 1]))
+
+    @tf.function
+    def gated(labels):
+        return gate(f, labels=labels)
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"labels must lie in \[0, 3\)"):
+        gated(tf.constant([0, 7]))
+
+
+def test_approximate_loss_checks_labels():
+    x = tf.random.uniform([3, 4, 4, 2])
+    targets = tf.constant([0, 1])
+    losses.approximate_mutual_information_loss(x, tf.constant([0, 1, 2]), targets, num_classes=3)
+    with pytest.raises(ValueError, match=r"approximate_mutual_information_loss: labels` must "
+                                         r"lie in \[0, 3\)\. Received: min=0, max=4"):
+        losses.approximate_mutual_information_loss(x, tf.constant([0, 1, 4]), targets,
+                                                   num_classes=3)
+    with pytest.raises(ValueError, match=r"labels` must be >= 0\. Received: min=-1"):
+        losses.approximate_mutual_information_loss(x, tf.constant([0, -1, 1]), targets)
+    with pytest.raises(TypeError, match=r"whole numbers"):
+        losses.approximate_mutual_information_loss(x, tf.constant([0.0, 0.5, 1.0]), targets)
+    with pytest.raises(ValueError, match=r"one label per example \(3\)\. Received: 2 labels"):
+        losses.approximate_mutual_information_loss(x, tf.constant([0, 1]), targets)
+
+
+def test_mutual_information_score_rejects_float_labels_and_bad_counts():
+    feats = np.random.default_rng(0).normal(size=(6, 2))
+    with pytest.raises(TypeError, match=r"whole numbers .*\[0\.5\]"):
+        metrics.mutual_information_score(feats, [0, 0.5, 1, 1, 0, 1], 2)
+    with pytest.raises(ValueError, match=r"one label per example \(6\)\. Received: 5 labels"):
+        metrics.mutual_information_score(feats, [0, 1, 1, 0, 1], 2)
+    with pytest.raises(ValueError, match=r"`features` must be finite"):
+        metrics.mutual_information_score(np.full((6, 2), np.nan), [0, 1, 1, 0, 1, 0], 2)
+
+
+# ---- training ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    rng = np.random.default_rng(0)
+    return rng.uniform(0, 255, (16, 32, 32, 3)).astype("float32"), np.arange(16) % 3
+
+
+def _icnn():
+    keras.utils.set_random_seed(0)
+    model = make_interpretable(vgg_backbone((32, 32, 3), 3, width=4), "top_conv")
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(True), jit_compile=True)
+    return model
+
+
+def test_fit_checks_labels_before_the_compiled_step(tiny_data):
+    x, y = tiny_data
+    model = _icnn()
+    with pytest.raises(TypeError, match=r"InterpretableModel 'vgg_interpretable': y` must be "
+                                        r"whole numbers .* Received: \[0\.5, 1\.5, 2\.5\]"):
+        model.fit(x, y + 0.5, batch_size=8, verbose=0)
+    with pytest.raises(ValueError, match=r"y` must lie in \[0, 3\)\. Received: min=3, max=5"):
+        model.fit(x, y + 3, batch_size=8, verbose=0)
+    ds = tf.data.Dataset.from_tensor_slices((x, y + 3)).batch(8)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"labels must lie in \[0, 3\)"):
+        model.fit(ds, verbose=0)
+    csg = make_csg(vgg_backbone((32, 32, 3), 3, width=4), "top_conv", density=0.5)
+    csg.compile()
+    with pytest.raises(ValueError, match=r"CSGModel .* y` must lie in \[0, 3\)"):
+        csg.fit(x, y - 1, batch_size=8, verbose=0)
+
+
+def test_non_finite_maps_stop_training_naming_the_layer(tiny_data):
+    x, y = tiny_data
+    model = _icnn()
+    bad = x.copy()
+    bad[3, 4, 4, 0] = np.inf
+    with pytest.raises(ValueError, match=r"Non-finite activations \(NaN or Inf\) reached the "
+                                         r"filter loss of layer 'top_conv' at epoch 1, step 1"):
+        model.fit(bad, y, batch_size=8, epochs=2, verbose=0)
+    history = _icnn().fit(x, y, batch_size=8, verbose=0)  # the finite data trains, quietly
+    assert not any(k.startswith("nonfinite") for k in history.history)
+    assert np.isfinite(history.history["filter_loss"][-1])
+
+
+# ---- metrics -------------------------------------------------------------------------------
+
+def test_metric_inputs_are_checked():
+    with pytest.raises(ValueError, match=r"same N >= 1\. Received: \(0, 2, 2, 3\), \(0, 8, 8, 2\)"):
+        metrics.part_interpretability(np.zeros((0, 2, 2, 3)), np.zeros((0, 8, 8, 2), bool))
+    pos = np.zeros((4, 3, 2))
+    scores = np.ones((4, 3))
+    hidden = np.full((4, 2, 2), np.nan)
+    with pytest.raises(ValueError, match=r"at least one landmark .* all 8 landmarks hidden"):
+        metrics.location_instability(pos, hidden, (32, 32), scores)
+    with pytest.raises(ValueError, match=r"`top_k` must be an integer >= 1\. Received: top_k=0"):
+        metrics.location_instability(pos, np.ones((4, 2, 2)), (32, 32), scores, top_k=0)
+    with pytest.raises(ValueError, match=r"`top_k` must be an integer >= 1"):
+        metrics.location_instability_multi(pos, np.ones((4, 2, 2)), [0, 1, 0, 1], (32, 32),
+                                           scores, 2, top_k=0)
+    with pytest.raises(ValueError, match=r"non-empty \[C, K\] matrix\. Received: shape=\(0,\)"):
+        metrics.l1_density([])
+    with pytest.raises(ValueError, match=r"Received: shape=\(3,\)"):
+        metrics.l1_density([1.0, 0.5, 0.0])
+    assert metrics.l1_density([[1.0, 0.0], [0.5, 0.5]]) == 0.5
+
+
+# ---- export --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    model = make_interpretable(vgg_backbone((32, 32, 3), 3, width=4), "top_conv")
+    base = tmp_path_factory.mktemp("served")
+    path = export.export_model(model, str(base), "icnn", warmup=False)
+    return model, base, tf.saved_model.load(path)
+
+
+@pytest.mark.parametrize("shape", [(32, 32, 3), (1, 2, 32, 32, 3), (1, 30, 32, 3)])
+def test_exported_signatures_name_the_expected_shape(served, shape):
+    for signature in ("serving_default", "explain"):
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match=r"images must have shape \[batch, 32, 32, 3\]"):
+            served[2].signatures[signature](images=tf.zeros(shape))
+
+
+def test_exported_signatures_answer_an_empty_batch_with_empty_outputs(served):
+    model, _, loaded = served
+    out = loaded.signatures["explain"](images=tf.zeros((0, 32, 32, 3)))
+    assert out["probabilities"].shape == (0, 3) and out["class_ids"].shape == (0,)
+    assert out["part_locations"].shape == (0, 32, 2) and out["part_contributions"].shape == (0, 32)
+    assert out["filter_classes"].shape == (32,)
+    assert loaded.signatures["serving_default"](images=tf.zeros((0, 32, 32, 3)))[
+        "probabilities"].shape == (0, 3)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(loaded.signatures["serving_default"](images=x)["probabilities"],
+                               tf.nn.softmax(model(x)).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_export_arguments_are_checked(served):
+    model, base, _ = served
+    with pytest.raises(ValueError, match=r"`layer_name` must name a layer with 4D feature maps "
+                                         r".* Received: layer_name='logits' \(Dense"):
+        export.export_model(model, str(base), "x", layer_name="logits", warmup=False)
+    with pytest.raises(ValueError, match=r"`layer_name` must name a layer of model"):
+        export.export_model(model, str(base), "x", layer_name="nope", warmup=False)
+    with pytest.raises(ValueError, match=r"`version` must be an integer >= 1\. Received: "
+                                         r"version=-3"):
+        export.export_model(model, str(base), "x", version=-3, warmup=False)
+    with pytest.raises(ValueError, match=r"`name` must be a plain folder name"):
+        export.export_model(model, str(base), "a/b", warmup=False)
+
+
+# ---- models --------------------------------------------------------------------------------
+
+def test_make_interpretable_and_make_csg_accept_a_sequential_model():
+    keras.utils.set_random_seed(0)
+    seq = keras.Sequential([keras.Input((16, 16, 3)),
+                            keras.layers.Conv2D(8, 3, padding="same", activation="relu",
+                                                name="top"),
+                            keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+    x = np.random.default_rng(0).uniform(0, 1, (2, 16, 16, 3)).astype("float32")
+    model = make_interpretable(seq, "top")
+    assert [l.name for l in model.layers if isinstance(l, InterpretableConv)] == ["top",
+                                                                                   "top_interp"]
+    np.testing.assert_allclose(model.get_layer("top").kernel.numpy(),
+                               seq.get_layer("top").kernel.numpy())
+    csg = make_csg(seq, "top", density=0.5)
+    np.testing.assert_allclose(csg(x).numpy(), seq(x).numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"make_csg: no layer named 'nope'"):
+        make_csg(seq, "nope", density=0.5)
+    with pytest.raises(ValueError, match=r"built Sequential model with a known input shape"):
+        make_interpretable(keras.Sequential([keras.layers.Conv2D(4, 3)]), "x")
+
+
+# ---- configs and command lines -------------------------------------------------------------
+
+@pytest.mark.parametrize("config, message", [
+    (CSGConfig(epochs=-1), r"`epochs` must be an integer >= 1\. Received: epochs=-1"),
+    (CSGConfig(csg_epochs=3, period=2), r"`csg_epochs` must be <= `period`"),
+    (CSGConfig(density=0.1), r"`density` must lie in \[0\.1666"),
+    (CSGConfig(gate_lr=0.0), r"`gate_lr` must lie in \(0, inf\)\. Received: gate_lr=0\.0"),
+    (ICNNConfig(occlusion=1.5), r"`occlusion` must lie in \[0, 1\]\. Received: occlusion=1\.5"),
+    (ICNNConfig(backbone="vgg19"), r"`backbone` must be one of .* Received: backbone='vgg19'"),
+    (ExplainerConfig(initial_p=1.0), r"`initial_p` must lie in \(0, 1\)"),
+    (EvalConfig(models=("a.keras",)), r"model file not found: a\.keras"),
+])
+def test_configs_name_the_bad_field(config, message):
+    with pytest.raises((ValueError, TypeError, FileNotFoundError), match=message):
+        config.validate()
+
+
+def _cli(*argv):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run([sys.executable] + list(argv), cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_command_lines_reject_bad_flags(tmp_path):
+    proc = _cli("trainers/train_csg.py", "--epochs=-1", f"--output_dir={tmp_path / 'csg'}")
+    assert proc.returncode != 0
+    assert "`epochs` must be an integer >= 1. Received: epochs=-1" in proc.stderr
+    assert not (tmp_path / "csg" / "results.json").exists()
+    model = tmp_path / "m.keras"
+    vgg_backbone((32, 32, 3), 3, width=4).save(model)
+    proc = _cli("trainers/evaluate.py", f"--models={model}", "--num_examples=0",
+                f"--output_dir={tmp_path / 'eval'}")
+    assert proc.returncode != 0
+    assert "`num_examples` must be an integer >= 1. Received: num_examples=0" in proc.stderr
+    proc = _cli("export/export_savedmodel.py", f"--model={model}", "--version=-3",
+                f"--base_dir={tmp_path / 'models'}")
+    assert proc.returncode != 0
+    assert "flag --version=-3: -3 is not a non-negative integer" in proc.stderr
+    assert not (tmp_path / "models").exists()
