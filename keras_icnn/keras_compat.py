@@ -47,6 +47,7 @@ import keras
 import tensorflow as tf
 
 _PATCHED = False
+_ORIGINALS = {}  # the Keras functions the patch replaced, by name
 
 # Keras versions (major.minor) the multi-worker patch was run and verified on.
 VERIFIED_KERAS = ("3.15",)
@@ -62,11 +63,13 @@ ONEDNN_1X1_CHANNEL_BLOCK = 16
 
 
 def _trainer_functions():
+    """Keras' own versions of the functions the patch replaces (also after patching)."""
     from keras.src.backend.tensorflow import trainer as tf_trainer
 
-    return {"reduce_per_replica": tf_trainer.reduce_per_replica,
-            "TensorFlowTrainer._maybe_symbolic_build":
-                tf_trainer.TensorFlowTrainer._maybe_symbolic_build}
+    current = {"reduce_per_replica": tf_trainer.reduce_per_replica,
+               "TensorFlowTrainer._maybe_symbolic_build":
+                   tf_trainer.TensorFlowTrainer._maybe_symbolic_build}
+    return {name: _ORIGINALS.get(name, fn) for name, fn in current.items()}
 
 
 def source_hashes():
@@ -133,6 +136,7 @@ def patch_multi_worker_fit():
         with self.distribute_strategy.scope():
             self._symbolic_build(data_batch=data_batch)
 
+    _ORIGINALS.update(_trainer_functions())
     tf_trainer.reduce_per_replica = reduce_per_replica
     tf_trainer.TensorFlowTrainer._maybe_symbolic_build = _maybe_symbolic_build
     _PATCHED = True

@@ -235,7 +235,7 @@ def test_make_interpretable_and_make_csg_accept_a_sequential_model():
 @pytest.mark.parametrize("config, message", [
     (CSGConfig(epochs=-1), r"`epochs` must be an integer >= 1\. Received: epochs=-1"),
     (CSGConfig(csg_epochs=3, period=2), r"`csg_epochs` must be <= `period`"),
-    (CSGConfig(density=0.1), r"`density` must lie in \[0\.1666"),
+    (CSGConfig(density=0.1), r"`density` must lie in \[1/num_classes, 1\] = \[0\.1667"),
     (CSGConfig(gate_lr=0.0), r"`gate_lr` must lie in \(0, inf\)\. Received: gate_lr=0\.0"),
     (ICNNConfig(occlusion=1.5), r"`occlusion` must lie in \[0, 1\]\. Received: occlusion=1\.5"),
     (ICNNConfig(backbone="vgg19"), r"`backbone` must be one of .* Received: backbone='vgg19'"),
@@ -269,3 +269,20 @@ def test_command_lines_reject_bad_flags(tmp_path):
     assert proc.returncode != 0
     assert "flag --version=-3: -3 is not a non-negative integer" in proc.stderr
     assert not (tmp_path / "models").exists()
+
+
+def test_model_level_metrics_check_images_and_filter_parts():
+    keras.utils.set_random_seed(0)
+    model = vgg_backbone((32, 32, 3), 3, width=4)
+    images = np.zeros((2, 32, 32, 3), np.float32)
+    with pytest.raises(ValueError, match=r"part_contributions: `images` must have shape "
+                                         r"\[N >= 1, 32, 32, 3\] .* Received: shape=\(32, 32, 3\)"):
+        metrics.part_contributions(model, "top_conv", images[0], np.zeros(32, int), 2)
+    with pytest.raises(ValueError, match=r"`filter_parts` must give a part index .* 32 filters"):
+        metrics.part_contributions(model, "top_conv", images, np.zeros(5, int), 2)
+    with pytest.raises(ValueError, match=r"`filter_parts` must lie in \[-1, num_parts=2\)"):
+        metrics.part_contributions(model, "top_conv", images, np.full(32, 2), 2)
+    bad = images.copy()
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"gradient_maps: `images` must be finite"):
+        metrics.gradient_maps(model, "top_conv", bad)

@@ -79,6 +79,9 @@ def gradient_maps(model, layer_name, images, sigma=5.0, batch_size=8):
     """
     import keras
 
+    from keras_icnn.metrics.model_eval import _check_images
+
+    images = _check_images(model, images, "gradient_maps")
     probe = keras.Model(model.inputs, model.get_layer(layer_name).output)
     kernel = _gaussian_kernel(sigma)
     k_rows = tf.constant(kernel[:, None, None, None])

@@ -10,6 +10,20 @@ from keras_icnn.metrics.receptive_field import receptive_field
 _SPATIAL = (keras.layers.Conv2D, keras.layers.ReLU, keras.layers.Activation)
 
 
+def _check_images(model, images, caller):
+    """float32 images [N >= 1, H, W, C] matching the model's input, with finite values."""
+    images = np.asarray(images, np.float32)
+    want = tuple(model.inputs[0].shape[1:])
+    if images.ndim != 4 or len(images) < 1 or any(
+            w is not None and w != g for w, g in zip(want, images.shape[1:])):
+        raise ValueError(f"{caller}: `images` must have shape [N >= 1, {', '.join(map(str, want))}]"
+                         f" (the model's input). Received: shape={images.shape}")
+    if not np.isfinite(images).all():
+        raise ValueError(f"{caller}: `images` must be finite. Received: "
+                         f"{int((~np.isfinite(images)).sum())} NaN/Inf value(s)")
+    return images
+
+
 def default_layer(model):
     """Name of the last layer with a 4D output that a filter metric applies to."""
     for layer in reversed(model.layers):
@@ -151,7 +165,16 @@ def part_contributions(model, layer_name, images, filter_parts, num_parts):
     Returns:
         ``(shares [N, P + 1] (last column: filters with no part), classes [N], logits [N])``.
     """
+    images = _check_images(model, images, "part_contributions")
     probe = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.outputs[0]])
+    num_filters = int(probe.outputs[0].shape[-1])
+    filter_parts = np.asarray(filter_parts)
+    if filter_parts.shape != (num_filters,):
+        raise ValueError(f"`filter_parts` must give a part index (or -1) for each of the "
+                         f"{num_filters} filters. Received: shape={filter_parts.shape}")
+    if filter_parts.size and (filter_parts.min() < -1 or filter_parts.max() >= num_parts):
+        raise ValueError(f"`filter_parts` must lie in [-1, num_parts={num_parts}). "
+                         f"Received: min={filter_parts.min()}, max={filter_parts.max()}")
 
     # Traced, not eager: an eager tape runs every recorded op's full gradient,
     # including Conv2DBackpropFilter of the convs below the layer, which this
@@ -170,7 +193,7 @@ def part_contributions(model, layer_name, images, filter_parts, num_parts):
                                    axis=[1, 2])
         return per_filter, classes, chosen
 
-    per_filter, classes, chosen = step(tf.convert_to_tensor(np.asarray(images, np.float32)))
+    per_filter, classes, chosen = step(tf.convert_to_tensor(images))
     per_filter = per_filter.numpy()  # [N, F]
     parts = np.where(np.asarray(filter_parts) < 0, num_parts, np.asarray(filter_parts))
     onehot = (parts[:, None] == np.arange(num_parts + 1)[None, :]).astype(np.float64)

@@ -58,7 +58,8 @@ class ExplainerConfig:
             raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={self.num_classes}")
         validation.number_in(self.initial_p, "initial_p", 0, 1, low_open=True, high_open=True)
         if self.performer and not os.path.isfile(self.performer):
-            raise FileNotFoundError(f"`performer` file not found. Received: performer={self.performer!r}")
+            raise FileNotFoundError("performer model not found: `performer` must be a saved .keras "
+                                    f"file. Received: performer={self.performer!r}")
         if not self.layer:
             raise ValueError("`layer` must name the performer layer the explainer reads. "
                              "Received: layer=''")

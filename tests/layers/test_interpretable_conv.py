@@ -150,7 +150,7 @@ def test_bad_inputs_and_arguments():
         InterpretableConv(4, num_classes=2, loss_schedule="cosine")
     layer = InterpretableConv(2, num_classes=3)
     x = np.ones((2, 4, 4, 1), np.float32)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"labels must lie in \[0, 3\)"):
+    with pytest.raises(ValueError, match=r"labels` must lie in \[0, 3\)\. Received: min=0, max=3"):
         layer(x, labels=[0, 3], training=True)
 
 

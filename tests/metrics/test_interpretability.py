@@ -180,5 +180,5 @@ def test_bad_metric_inputs():
         metrics.location_instability(np.zeros((3, 2)), np.zeros((3, 1, 2)), (8, 8), np.zeros((3, 2)))
     with pytest.raises(ValueError, match=r"`scores` must be \[N, F\]"):
         metrics.location_instability(np.zeros((3, 2, 2)), np.zeros((3, 1, 2)), (8, 8), np.zeros(3))
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
+    with pytest.raises(ValueError, match=r"labels` must lie in \[0, 2\)"):
         metrics.mutual_information_matrix(np.zeros((3, 2)), [0, 1, 2], 2)
