@@ -286,3 +286,11 @@ def test_model_level_metrics_check_images_and_filter_parts():
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(ValueError, match=r"gradient_maps: `images` must be finite"):
         metrics.gradient_maps(model, "top_conv", bad)
+
+
+def test_default_configs_are_valid():
+    for config in (CSGConfig(), ICNNConfig(), ExplainerConfig(), CSGConfig(fixed_gate=True,
+                                                                            filters_per_class=2)):
+        assert config.validate() is config
+    with pytest.raises(ValueError, match=r"`filters_per_class` must be >= 1 with fixed_gate"):
+        CSGConfig(fixed_gate=True).validate()

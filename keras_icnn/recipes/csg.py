@@ -78,13 +78,14 @@ class CSGConfig:
         if self.csg_epochs > self.period:
             raise ValueError("`csg_epochs` must be <= `period`. "
                              f"Received: csg_epochs={self.csg_epochs}, period={self.period}")
-        if not self.fixed_gate and not 1.0 / num_classes <= float(self.density) <= 1.0:
+        if self.fixed_gate:
+            if self.filters_per_class < 1:
+                raise ValueError("`filters_per_class` must be >= 1 with fixed_gate. "
+                                 f"Received: filters_per_class={self.filters_per_class}")
+        elif not 1.0 / num_classes <= float(self.density) <= 1.0:
             raise ValueError(
                 f"`density` must lie in [1/num_classes, 1] = [{1.0 / num_classes:.4f}, 1] so "
                 f"that g >= K. Received: density={self.density}")
-        elif self.filters_per_class < 1:
-            raise ValueError("`filters_per_class` must be >= 1 with fixed_gate. "
-                             f"Received: filters_per_class={self.filters_per_class}")
         if self.dataset == "cub" and not self.data_dir:
             raise ValueError("`data_dir` is needed with dataset='cub' (a local CUB_200_2011 "
                              "directory). Received: data_dir=''")
