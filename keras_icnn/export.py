@@ -86,8 +86,7 @@ class _Exporter:
                     f"(a conv layer). Received: layer_name={self.layer_name!r} "
                     f"({layer.__class__.__name__}, output shape {layer.output.shape})")
             self.rf = receptive_field(model, self.layer_name)
-            self.probe = keras.Model(model.inputs[0], [model.get_layer(self.layer_name).output,
-                                                       model.outputs[0]])
+            self.probe = keras.Model(model.inputs[0], [layer.output, model.outputs[0]])
 
     def _validate(self, images):
         expected = f"[batch, {self.height}, {self.width}, {self.channels}]"
@@ -110,14 +109,16 @@ class _Exporter:
 
     @staticmethod
     def _at_least_one(x):
-        """``(x, n)``: ``x`` with one zero image appended when it holds none, and its true size.
+        """``(x, n)``: ``x``, or one blank image when it holds none, and its true size.
 
         Some kernels (oneDNN's batch norm among them) fail on an empty batch; an
         empty request runs on one blank image and gets its outputs cut to 0 rows.
+        A non-empty batch passes through uncopied.
         """
         n = tf.shape(x)[0]
-        blank = tf.zeros(tf.concat([[1], tf.shape(x)[1:]], 0), x.dtype)
-        return tf.concat([x, blank], 0)[:tf.maximum(n, 1)], n
+        x = tf.cond(n > 0, lambda: x,
+                    lambda: tf.zeros(tf.concat([[1], tf.shape(x)[1:]], 0), x.dtype))
+        return x, n
 
     def serve(self, images):
         x, n = self._at_least_one(self._validate(images))

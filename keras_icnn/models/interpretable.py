@@ -1,9 +1,9 @@
 """Interpretable CNN construction (ICNN §5) and the model that feeds it labels."""
 
+import math
+
 import keras
 import tensorflow as tf
-
-import math
 
 from keras_icnn import keras_compat, validation
 from keras_icnn.layers import label_context
@@ -40,7 +40,7 @@ class StopOnNonFiniteMaps(keras.callbacks.Callback):
                     f"Non-finite activations (NaN or Inf) reached the filter loss of layer "
                     f"{name!r} at epoch {getattr(self, '_epoch', 0) + 1}, step {batch + 1}: the "
                     "filter loss and the weights would become NaN. Check the inputs for NaN/Inf "
-                    "pixels (keras_icnn.data.validate_examples) and lower the learning rate.")
+                    "pixels (keras_icnn.data.pipeline.validate_examples) and lower the learning rate.")
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
