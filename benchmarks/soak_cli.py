@@ -7,7 +7,7 @@ line of output (a hang at interpreter shutdown shows up there). Targets: no
 crash, no hang, every process gone within 5 s of its last line.
 
 Usage:
-    python benchmarks/soak_cli.py                       # the full soak (about 40 min, 2 cores)
+    python benchmarks/soak_cli.py                       # the full soak (about 30 min, 2 cores)
     python benchmarks/soak_cli.py --evaluate=5 --runs=2  # a quick look
     python benchmarks/soak_cli.py --only=evaluate,export
 
