@@ -8,6 +8,11 @@ domain: ``log p(x|T) = s - logsumexp_batch(s)`` and
 ``log p(x) = logsumexp_T(log p(T) + log p(x|T))``; no raw score is ever
 exponentiated.
 
+Under a ``tf.distribute`` strategy the mini-batch is the **global** batch: the
+per-replica ``logsumexp`` over images is gathered across replicas and the sum
+over images is all-reduced, so the loss and its gradient do not depend on how
+many replicas share the batch.
+
 Two gradients:
 
 * :func:`mutual_information_loss` — the exact value, differentiated by autodiff.
@@ -81,9 +86,43 @@ def template_scores(x, templates):
     return tf.einsum("bpk,pt->bkt", flat, templates)
 
 
+def _replica_context():
+    """The replica context when more than one replica shares the batch, else None."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return None
+    return ctx
+
+
+def batch_logsumexp(scores):
+    """``logsumexp`` over the images of the **global** batch, ``[1, ...]``.
+
+    Inside a ``tf.distribute`` replica context with several replicas, each
+    replica's ``logsumexp`` is gathered (``all_gather``, differentiable) and
+    combined, so ``p(x|T)`` is normalised over every image of the step, not
+    only over the replica's share.
+    """
+    local = tf.reduce_logsumexp(scores, axis=0, keepdims=True)
+    ctx = _replica_context()
+    if ctx is None:
+        return local
+    return tf.reduce_logsumexp(ctx.all_gather(local, axis=0), axis=0, keepdims=True)
+
+
+def batch_sum(values):
+    """Sum over the images of the global batch of per-image ``values`` (axis 0)."""
+    local = tf.reduce_sum(values, axis=0)
+    ctx = _replica_context()
+    return local if ctx is None else ctx.all_reduce(tf.distribute.ReduceOp.SUM, local)
+
+
 def log_likelihoods(scores, log_priors):
-    """``log p(x|T)`` [B, K, T] and ``log p(x)`` [B, K] from fitness scores."""
-    log_p_x_given_t = scores - tf.reduce_logsumexp(scores, axis=0, keepdims=True)
+    """``log p(x|T)`` [B, K, T] and ``log p(x)`` [B, K] from fitness scores.
+
+    ``p(x|T)`` is a softmax over the images of the global batch (all
+    replicas under a ``tf.distribute`` strategy; see :func:`batch_logsumexp`).
+    """
+    log_p_x_given_t = scores - batch_logsumexp(scores)
     log_p_x = tf.reduce_logsumexp(log_p_x_given_t + log_priors, axis=-1)
     return log_p_x_given_t, log_p_x
 
@@ -93,7 +132,7 @@ def negative_mutual_information(log_p_x_given_t, log_p_x, log_priors):
     # p(x|T) = exp(log p(x|T)) <= 1: a normalised probability, never a raw score.
     p_x_given_t = tf.exp(log_p_x_given_t)
     pointwise = p_x_given_t * (log_p_x_given_t - log_p_x[..., None])
-    mi = tf.reduce_sum(tf.reduce_sum(pointwise, axis=0) * tf.exp(log_priors), -1)
+    mi = tf.reduce_sum(batch_sum(pointwise) * tf.exp(log_priors), -1)
     return -mi
 
 
@@ -224,6 +263,12 @@ def approximate_mutual_information_loss(
         value = negative_mutual_information(log_p_x_given_t, log_p_x, log_priors)
 
         def grad_fn(upstream):
+            # Every replica holds the same global value; like the exact form's
+            # collectives, the gradient reaching each replica's maps is the sum of
+            # the replicas' upstream gradients (Keras scales each copy by 1/R).
+            ctx = _replica_context()
+            if ctx is not None:
+                upstream = ctx.all_reduce(tf.distribute.ReduceOp.SUM, upstream)
             return tf.reshape(tf.cast(upstream, g.dtype), [1, 1, 1, -1]) * g
 
         return value, grad_fn
