@@ -13,23 +13,38 @@ import tensorflow as tf
 FEATURES = ("image", "label", "bbox", "part_masks", "landmarks", "object_mask")
 
 
+# Keys a reader may add that describe the dataset, not one example.
+METADATA = ("part_names", "class_names")
+
+
 def validate_examples(examples, num_classes=None, name="examples"):
     """Check a dict of arrays before training; raise ValueError naming the problem.
 
-    Checks: all features present with a common length, images [N,H,W,3] with
-    finite values, labels integers in ``[0, num_classes)``.
+    Checks: ``image`` and ``label`` present, every per-example feature of the
+    same length (the message names the feature), images [N,H,W,3] with finite
+    values, labels integers in ``[0, num_classes)``. Metadata keys
+    (``part_names``, ``class_names``) are ignored.
     """
+    if not isinstance(examples, dict):
+        raise TypeError(f"{name}: expected a dict of arrays (keys {FEATURES}). "
+                        f"Received: {type(examples).__name__}")
     missing = [k for k in ("image", "label") if k not in examples]
     if missing:
-        raise ValueError(f"{name}: missing features {missing}; expected keys {FEATURES}")
+        raise ValueError(f"{name}: missing features {missing}; expected keys {FEATURES}. "
+                         f"Received keys: {sorted(examples)}")
     image = np.asarray(examples["image"])
     label = np.asarray(examples["label"])
     if image.ndim != 4 or image.shape[-1] != 3:
         raise ValueError(
             f"{name}: `image` must have shape [N, H, W, 3]. Received: shape={image.shape}")
-    if len(label) != len(image):
-        raise ValueError(
-            f"{name}: {len(image)} images but {len(label)} labels; expected one label per image")
+    for key, value in examples.items():
+        if key in METADATA or key == "image":
+            continue
+        length = len(value) if np.ndim(value) else None
+        if length != len(image):
+            raise ValueError(
+                f"{name}: feature `{key}` has {length} entries but there are {len(image)} "
+                "images; expected one entry per image")
     if image.dtype.kind == "f" and not np.all(np.isfinite(image)):
         bad = int(np.nonzero(~np.isfinite(image).reshape(len(image), -1).all(1))[0][0])
         raise ValueError(f"{name}: image {bad} contains NaN or Inf; expected finite pixel values")
@@ -41,6 +56,30 @@ def validate_examples(examples, num_classes=None, name="examples"):
             raise ValueError(
                 f"{name}: labels must lie in [0, {num_classes}). Received: min={lo}, max={hi}")
     return examples
+
+
+def _check_element_spec(ds, as_supervised, name):
+    spec = ds.element_spec
+    if not isinstance(spec, dict):
+        raise TypeError(f"{name}: expected a dataset of feature dicts (keys {FEATURES}). "
+                        f"Received elements: {spec}")
+    needed = ("image", "label") if as_supervised else ("image",)
+    missing = [k for k in needed if k not in spec]
+    if missing:
+        raise ValueError(f"{name}: missing features {missing}; expected keys {FEATURES}. "
+                         f"Received keys: {sorted(spec)}")
+    shape = spec["image"].shape
+    if shape.rank is not None and (shape.rank != 3 or shape[-1] not in (None, 3)):
+        raise ValueError(f"{name}: `image` must be one [H, W, 3] image per element. "
+                         f"Received: shape={shape}")
+
+
+def _finite_images(ex):
+    if ex["image"].dtype.is_floating:
+        ex = dict(ex)
+        ex["image"] = tf.debugging.assert_all_finite(
+            ex["image"], "make_dataset: an image contains NaN or Inf; expected finite pixel values")
+    return ex
 
 
 def flip_example(example):
@@ -72,12 +111,14 @@ def random_flip(example, seed):
 
 
 def make_dataset(examples, batch_size=32, training=False, seed=0, flip=None,
-                 as_supervised=True, shuffle_buffer=None):
+                 as_supervised=True, shuffle_buffer=None, shuffle=None, num_classes=None,
+                 name="examples"):
     """A batched, prefetched ``tf.data.Dataset`` from a dict of arrays or a dataset.
 
     Args:
-        examples: dict of numpy arrays (see ``FEATURES``) or a
-            ``tf.data.Dataset`` of such dicts (e.g. from ``tfds.load``).
+        examples: dict of numpy arrays (see ``FEATURES``; a reader's metadata
+            keys such as ``part_names`` are dropped) or a ``tf.data.Dataset``
+            of such dicts (``keras_icnn.data.sources``, ``tfds.load``).
         batch_size: batch size.
         training: shuffle (reshuffled every epoch, seeded) and, by default,
             random horizontal flips.
@@ -86,6 +127,11 @@ def make_dataset(examples, batch_size=32, training=False, seed=0, flip=None,
         as_supervised: yield ``(image, label)`` pairs for ``fit``; otherwise
             the whole feature dict.
         shuffle_buffer: defaults to the whole dataset when it fits in memory.
+        shuffle: override the shuffle (default: ``training``); a streamed
+            source shuffles its file index instead.
+        num_classes: when given, labels of a dict of arrays must lie in
+            ``[0, num_classes)``.
+        name: what the error messages call the examples.
 
     Returns:
         ``tf.data.Dataset``.
@@ -95,13 +141,18 @@ def make_dataset(examples, batch_size=32, training=False, seed=0, flip=None,
         >>> ds = make_dataset(ex, batch_size=32, training=True)
     """
     if isinstance(examples, tf.data.Dataset):
-        ds = examples
+        _check_element_spec(examples, as_supervised, name)
+        ds = examples.map(_finite_images) if examples.element_spec["image"].dtype.is_floating \
+            else examples
         size = None
     else:
+        validate_examples(examples, num_classes, name=name)
         size = len(examples["image"])
-        ds = tf.data.Dataset.from_tensor_slices({k: examples[k] for k in examples})
+        ds = tf.data.Dataset.from_tensor_slices(
+            {k: examples[k] for k in examples if k not in METADATA})
     flip = training if flip is None else flip
-    if training:
+    shuffle = training if shuffle is None else shuffle
+    if shuffle:
         ds = ds.shuffle(shuffle_buffer or size or 4096, seed=seed, reshuffle_each_iteration=True)
     if flip:
         ds = ds.enumerate().map(

@@ -86,7 +86,12 @@ def _read_table(path, columns, types, what):
 def _decode_image(path):
     _require_file(path, "image")
     data = tf.io.read_file(path)
-    return tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+    try:
+        return tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as err:
+        first = str(getattr(err, "message", err)).splitlines()[0]
+        raise ValueError(f"{path}: cannot be decoded as an image ({first}); replace or remove "
+                         "the file") from None
 
 
 def _crop_resize(image, box, size, masks=None):
@@ -104,20 +109,13 @@ def _crop_resize(image, box, size, masks=None):
     return out, resized_masks, np.array([x0, y0], np.float32), scale
 
 
-def _disk_masks(points, visible, size, radius):
-    """[size, size, P] disks around the visible points of each group (list of [k,2])."""
-    yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    out = np.zeros((size, size, len(points)), bool)
-    for g, (pts, vis) in enumerate(zip(points, visible)):
-        for (x, y), v in zip(pts, vis):
-            if v:
-                out[..., g] |= (xx - x) ** 2 + (yy - y) ** 2 <= radius ** 2
-    return out
-
-
 def read_cub(root, split="train", image_size=64, part_groups=None, landmark_radius=0.06,
-             limit=None):
-    """Read CUB-200-2011 in its original layout.
+             limit=None, seed=0):
+    """Read CUB-200-2011 in its original layout into memory (small subsets, tests).
+
+    Training uses ``keras_icnn.data.sources.open_cub``, which streams the same
+    examples from the files; this reader decodes them with the same ``tf.data``
+    code and stacks them.
 
     Args:
         root: the ``CUB_200_2011`` directory.
@@ -127,75 +125,27 @@ def read_cub(root, split="train", image_size=64, part_groups=None, landmark_radi
             ``CUB_PART_GROUPS``: head, torso, legs, tail).
         landmark_radius: radius of the landmark disks in ``part_masks``, as a
             fraction of ``image_size``.
-        limit: read at most this many images.
+        limit: read at most this many images, taken evenly across classes
+            (seeded by ``seed``), never the first ids (they run class by class).
 
     Returns:
-        The feature dict; ``label`` is the 0-based class id.
+        The feature dict plus ``part_names``; ``label`` is the 0-based class id.
     """
+    from keras_icnn.data import sources, splits
+
     if split not in ("train", "test"):
         raise ValueError(f"`split` must be 'train' or 'test'. Received: split={split!r}")
-    _require_dir(root, "CUB-200-2011 root (expected images.txt, parts/, images/ ...)")
-    groups = part_groups or CUB_PART_GROUPS
-    images = dict(_read_table(os.path.join(root, "images.txt"), ("<image_id>", "<image_name>"),
-                              (int, str), "CUB images.txt"))
-    labels = dict(_read_table(os.path.join(root, "image_class_labels.txt"),
-                              ("<image_id>", "<class_id>"), (int, int), "CUB class labels"))
-    boxes = {r[0]: r[1:] for r in _read_table(
-        os.path.join(root, "bounding_boxes.txt"), ("<image_id>", "<x>", "<y>", "<width>", "<height>"),
-        (int, float, float, float, float), "CUB bounding boxes")}
-    is_train = dict(_read_table(os.path.join(root, "train_test_split.txt"),
-                                ("<image_id>", "<is_training_image>"), (int, int),
-                                "CUB train/test split"))
-    part_names = dict(_read_table(os.path.join(root, "parts", "parts.txt"),
-                                  ("<part_id>", "<part_name>"), (int, str), "CUB parts.txt"))
-    locs = _read_table(os.path.join(root, "parts", "part_locs.txt"),
-                       ("<image_id>", "<part_id>", "<x>", "<y>", "<visible>"),
-                       (int, int, float, float, int), "CUB part_locs.txt")
-    name_to_group = {}
-    for g, (group, names) in enumerate(groups.items()):
-        for name in names:
-            name_to_group[name] = g
-    by_image = {}
-    for image_id, part_id, x, y, vis in locs:
-        if part_id not in part_names:
-            raise ValueError(f"{os.path.join(root, 'parts', 'part_locs.txt')}: unknown "
-                             f"part_id {part_id}; expected one of parts/parts.txt")
-        g = name_to_group.get(part_names[part_id])
-        if g is not None:
-            by_image.setdefault(image_id, []).append((g, x, y, vis))
-    wanted = 1 if split == "train" else 0
-    ids = [i for i in sorted(images) if is_train.get(i) == wanted]
+    tables, class_names, group_names, group_matrix = sources.cub_index(root, part_groups)
+    table = tables[split]
     if limit is not None:
-        ids = ids[:int(limit)]
-    out = {k: [] for k in ("image", "label", "bbox", "part_masks", "landmarks", "object_mask")}
-    num_groups = len(groups)
-    for image_id in ids:
-        for table, name in ((labels, "image_class_labels.txt"), (boxes, "bounding_boxes.txt")):
-            if image_id not in table:
-                raise ValueError(f"{os.path.join(root, name)}: no entry for image_id {image_id}")
-        image = _decode_image(os.path.join(root, "images", images[image_id]))
-        x, y, bw, bh = boxes[image_id]
-        crop, _, offset, scale = _crop_resize(image, (x, y, x + bw, y + bh), image_size)
-        pts = [[] for _ in range(num_groups)]
-        vis = [[] for _ in range(num_groups)]
-        for g, px, py, v in by_image.get(image_id, []):
-            p = (np.array([px, py], np.float32) - offset) * scale
-            inside = v and 0 <= p[0] < image_size and 0 <= p[1] < image_size
-            pts[g].append(p)
-            vis[g].append(bool(inside))
-        landmarks = np.full((num_groups, 2), np.nan, np.float32)
-        for g in range(num_groups):
-            shown = [p for p, v in zip(pts[g], vis[g]) if v]
-            if shown:
-                landmarks[g] = np.mean(shown, axis=0)
-        masks = _disk_masks(pts, vis, image_size, landmark_radius * image_size)
-        out["image"].append(crop)
-        out["label"].append(labels[image_id] - 1)
-        out["bbox"].append(np.array([0, 0, image_size, image_size], np.float32))
-        out["part_masks"].append(masks)
-        out["landmarks"].append(landmarks)
-        out["object_mask"].append(np.ones((image_size, image_size), bool))
-    return _stack(out, list(groups), image_size)
+        table = {k: v[splits.stratified_take(table["label"], int(limit), seed)]
+                 for k, v in table.items()}
+    source = sources.Source("cub", class_names, group_names, {split: table},
+                            sources.cub_loader(image_size, group_matrix, landmark_radius),
+                            image_size, files_of=lambda t: list(t["path"]))
+    out = source.materialize(split)
+    out["part_names"] = np.asarray(group_names)
+    return out
 
 
 def _stack(out, part_names, image_size):
@@ -229,9 +179,60 @@ def _nearest_to_centroid(mask):
     return np.array([xs[k] + 0.5, ys[k] + 0.5], np.float32)
 
 
+def _pascal_annotation(path):
+    from scipy import io as sio
+
+    _require_file(path, "Pascal-Part annotation")
+    try:
+        anno = sio.loadmat(path, squeeze_me=True, struct_as_record=False)["anno"]
+        return _as_list(anno.objects)
+    except (KeyError, AttributeError, ValueError) as err:
+        raise ValueError(f"{path}: not a Pascal-Part annotation (expected a struct 'anno' "
+                         f"with field 'objects'): {err}") from None
+
+
+def pascal_object_example(obj, image, categories, group_names, image_size, where=""):
+    """One animal object of a Pascal-Part image as a feature dict (numpy)."""
+    cls = str(getattr(obj, "class"))
+    mask = np.asarray(obj.mask).astype(bool)
+    if image.shape[:2] != mask.shape:
+        raise ValueError(f"{where}: object mask {mask.shape} does not match the image "
+                         f"{image.shape[:2]}")
+    groups = PASCAL_PART_GROUPS[cls]
+    part_masks = np.zeros(mask.shape + (len(group_names),), bool)
+    parts = [] if isinstance(obj.parts, np.ndarray) and obj.parts.size == 0 else _as_list(obj.parts)
+    for part in parts:
+        name = str(part.part_name)
+        for g, group in enumerate(group_names):
+            if name in groups.get(group, ()):
+                part_masks[..., g] |= np.asarray(part.mask).astype(bool)
+    ys, xs = np.nonzero(mask)
+    box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    stacked = np.concatenate([part_masks, mask[..., None]], -1)
+    crop, masks, _, _ = _crop_resize(image, box, image_size, stacked)
+    part_crop, obj_crop = masks[..., :-1], masks[..., -1]
+    return {"image": crop, "label": categories.index(cls),
+            "bbox": np.array([0, 0, image_size, image_size], np.float32),
+            "part_masks": part_crop,
+            "landmarks": np.stack([_nearest_to_centroid(part_crop[..., g])
+                                   for g in range(len(group_names))]).reshape(-1, 2),
+            "object_mask": obj_crop}
+
+
+def pascal_part_object(annotation_path, image_path, index, categories, group_names, image_size):
+    """Object ``index`` of one Pascal-Part annotation file as a feature dict (the streamed
+    reader's unit of work)."""
+    obj = _pascal_annotation(annotation_path)[index]
+    return pascal_object_example(obj, _decode_image(image_path), tuple(categories), group_names,
+                                 image_size, where=annotation_path)
+
+
 def read_pascal_part(root, categories=PASCAL_ANIMALS, image_ids=None, image_size=64,
                      min_object_pixels=64):
-    """Read Pascal-Part animal objects with ICNN's part groups.
+    """Read Pascal-Part animal objects with ICNN's part groups into memory.
+
+    Training uses ``keras_icnn.data.sources.open_pascal_part`` (streamed, split by
+    image id and stratified by category); this reader is for small subsets.
 
     Args:
         root: directory holding ``JPEGImages/`` and ``Annotations_Part/``.
@@ -246,10 +247,6 @@ def read_pascal_part(root, categories=PASCAL_ANIMALS, image_ids=None, image_size
         requested categories (head, torso, legs, frontal_legs, back_legs,
         tail, in that order); a group a category does not have is empty.
     """
-    try:
-        from scipy import io as sio
-    except ImportError as err:  # pragma: no cover - scipy comes with scikit-learn
-        raise ImportError("Reading Pascal-Part .mat files needs scipy (pip install scipy)") from err
     categories = tuple(categories)
     unknown = [c for c in categories if c not in PASCAL_PART_GROUPS]
     if unknown:
@@ -265,44 +262,16 @@ def read_pascal_part(root, categories=PASCAL_ANIMALS, image_ids=None, image_size
     out = {k: [] for k in ("image", "label", "bbox", "part_masks", "landmarks", "object_mask")}
     for image_id in image_ids:
         path = os.path.join(ann_dir, f"{image_id}.mat")
-        _require_file(path, "Pascal-Part annotation")
-        try:
-            anno = sio.loadmat(path, squeeze_me=True, struct_as_record=False)["anno"]
-            objects = _as_list(anno.objects)
-        except (KeyError, AttributeError, ValueError) as err:
-            raise ValueError(f"{path}: not a Pascal-Part annotation (expected a struct 'anno' "
-                             f"with field 'objects'): {err}") from None
         image = None
-        for obj in objects:
-            cls = str(getattr(obj, "class"))
-            if cls not in categories:
+        for obj in _pascal_annotation(path):
+            if str(getattr(obj, "class")) not in categories:
                 continue
-            mask = np.asarray(obj.mask).astype(bool)
-            if mask.sum() < min_object_pixels:
+            if np.asarray(obj.mask).astype(bool).sum() < min_object_pixels:
                 continue
             if image is None:
                 image = _decode_image(os.path.join(img_dir, f"{image_id}.jpg"))
-                if image.shape[:2] != mask.shape:
-                    raise ValueError(f"{path}: object mask {mask.shape} does not match image "
-                                     f"{image.shape[:2]} of {image_id}.jpg")
-            groups = PASCAL_PART_GROUPS[cls]
-            part_masks = np.zeros(mask.shape + (len(group_names),), bool)
-            parts = [] if isinstance(obj.parts, np.ndarray) and obj.parts.size == 0 else _as_list(obj.parts)
-            for part in parts:
-                name = str(part.part_name)
-                for g, group in enumerate(group_names):
-                    if name in groups.get(group, ()):
-                        part_masks[..., g] |= np.asarray(part.mask).astype(bool)
-            ys, xs = np.nonzero(mask)
-            box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
-            stacked = np.concatenate([part_masks, mask[..., None]], -1)
-            crop, masks, _, _ = _crop_resize(image, box, image_size, stacked)
-            part_crop, obj_crop = masks[..., :-1], masks[..., -1]
-            out["image"].append(crop)
-            out["label"].append(categories.index(cls))
-            out["bbox"].append(np.array([0, 0, image_size, image_size], np.float32))
-            out["part_masks"].append(part_crop)
-            out["landmarks"].append(np.stack([_nearest_to_centroid(part_crop[..., g])
-                                              for g in range(len(group_names))]))
-            out["object_mask"].append(obj_crop)
+            ex = pascal_object_example(obj, image, categories, group_names, image_size,
+                                       where=f"{path} ({image_id}.jpg)")
+            for k in out:
+                out[k].append(ex[k])
     return _stack(out, group_names, image_size)
