@@ -1,7 +1,8 @@
 """Models: backbones and the interpretable-CNN construction."""
 
 from keras_icnn.models.backbones import (
-    BACKBONES, alexnet_backbone, get_backbone, resnet20_backbone, vgg_backbone)
+    APPLICATIONS, BACKBONES, alexnet_backbone, application_backbone, default_layer, get_backbone,
+    resnet20_backbone, vgg_backbone)
 from keras_icnn.models.csg import (
     CSGModel, CSGSchedule, StopOnNonFinite, gate_matrix, make_csg, phase_for_epoch, phase_table)
 from keras_icnn.models.explainer import (
@@ -10,7 +11,7 @@ from keras_icnn.models.interpretable import (
     FilterLossEpoch, InterpretableModel, make_interpretable)
 
 __all__ = [
-    "BACKBONES", "alexnet_backbone", "get_backbone", "resnet20_backbone", "vgg_backbone",
+    "APPLICATIONS", "BACKBONES", "alexnet_backbone", "application_backbone", "default_layer", "get_backbone", "resnet20_backbone", "vgg_backbone",
     "FilterLossEpoch", "InterpretableModel", "make_interpretable",
     "CSGModel", "CSGSchedule", "StopOnNonFinite", "gate_matrix", "make_csg", "phase_for_epoch",
     "phase_table", "Explainer", "ExplainerDistiller", "build_explainer",

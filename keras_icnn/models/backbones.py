@@ -1,13 +1,30 @@
-"""Small VGG-, AlexNet- and ResNet-20-style CNNs for tests, demos and benchmarks.
+"""Backbones: three small built-in CNNs and ImageNet-pretrained ``keras.applications``.
 
-Each builder returns a functional ``keras.Model`` producing logits, with the
-top conv layer (or, for the ResNet, the last stage's output) named
-``"top_conv"`` so ``make_interpretable(model, "top_conv")`` finds it.
+Each builder returns a functional ``keras.Model`` taking RGB pixels in
+[0, 255] and producing logits. The small ones (``vgg``, ``alexnet``,
+``resnet20``) name their top conv layer (or, for the ResNet, the last stage's
+output) ``"top_conv"``; the applications (``vgg16``, ``resnet50``,
+``mobilenet_v2``) keep Keras' layer names, carry their ``preprocess_input`` as
+an :class:`~keras_icnn.layers.ImagenetPreprocess` layer and end in global
+average pooling and a Dense classifier named ``"logits"``.
+:func:`default_layer` names the layer each method works on by default.
 """
+
+import os
 
 import keras
 
-BACKBONES = ("vgg", "alexnet", "resnet20")
+from keras_icnn.layers.preprocess import ImagenetPreprocess
+
+BUILTIN = ("vgg", "alexnet", "resnet20")
+# name: (constructor name in keras.applications, preprocess mode, top layer, explainer layer)
+APPLICATIONS = {
+    "vgg16": ("VGG16", "caffe", "block5_conv3", "block5_conv2"),
+    "resnet50": ("ResNet50", "caffe", "conv5_block3_out", None),
+    "mobilenet_v2": ("MobileNetV2", "tf", "out_relu", None),
+}
+BACKBONES = BUILTIN + tuple(APPLICATIONS)
+WEIGHTS_HELP = "imagenet (Keras' loader and ~/.keras cache), none, or a weights file path"
 # Moving statistics settle within an epoch of a small dataset (Keras default 0.99 does not).
 BN_MOMENTUM = 0.9
 
@@ -131,9 +148,85 @@ def resnet20_backbone(input_shape=(64, 64, 3), num_classes=6, width=16, blocks_p
     return keras.Model(inputs, outputs, name=name)
 
 
-def get_backbone(name, input_shape=(64, 64, 3), num_classes=6, **kwargs):
-    """Build a backbone by name: one of ``BACKBONES``."""
+def _check_weights(weights):
+    if weights in (None, "none", ""):
+        return None
+    if weights == "imagenet":
+        return "imagenet"
+    if not os.path.isfile(str(weights)):
+        raise FileNotFoundError(f"`weights` must be 'imagenet', 'none' or a weights file. "
+                                f"Received: weights={weights!r} (no such file)")
+    return str(weights)
+
+
+def application_backbone(name, input_shape=(224, 224, 3), num_classes=1000, weights="imagenet",
+                         dropout=0.0):
+    """A ``keras.applications`` CNN with a new classifier: its layers, flattened into one
+    functional graph (so any of them can be made interpretable, gated or explained).
+
+    Args:
+        name: ``"vgg16"``, ``"resnet50"`` or ``"mobilenet_v2"``.
+        input_shape: (H, W, 3); at least 32x32.
+        num_classes: classes of the new Dense classifier ``"logits"``.
+        weights: ``"imagenet"`` (Keras' own loader: downloaded once into
+            ``~/.keras/models`` or read from a pre-filled cache), ``"none"``
+            (random) or the path of a weights file of the convolutional base
+            (``include_top=False``), e.g. a ``.weights.h5`` it saved.
+        dropout: dropout before the classifier.
+
+    Example:
+        >>> model = application_backbone("vgg16", (224, 224, 3), 200, weights="imagenet")
+        >>> icnn = make_interpretable(model, default_layer("vgg16"))
+    """
+    if name not in APPLICATIONS:
+        raise ValueError(f"`name` must be one of {tuple(APPLICATIONS)}. Received: name={name!r}")
+    input_shape, num_classes = _check(input_shape, num_classes)
+    if min(input_shape[:2]) < 32 or input_shape[2] != 3:
+        raise ValueError(f"{name} needs RGB images of at least 32x32. "
+                         f"Received: input_shape={input_shape}")
+    constructor, mode, _, _ = APPLICATIONS[name]
+    inputs = keras.Input(input_shape, name="images")
+    x = ImagenetPreprocess(mode, name="preprocess")(inputs)
+    base = getattr(keras.applications, constructor)(
+        include_top=False, weights=_check_weights(weights), input_tensor=x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(base.output)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def default_layer(name, method="icnn"):
+    """The layer a method works on for a backbone: the top conv layer (``"icnn"``,
+    ``"csg"``) or the layer the explainer reads (``"explainer"``)."""
+    if name in BUILTIN:
+        return "block3_pool" if method == "explainer" else "top_conv"
+    if name not in APPLICATIONS:
+        raise ValueError(f"`backbone` must be one of {BACKBONES}. Received: backbone={name!r}")
+    _, _, top, explainer_layer = APPLICATIONS[name]
+    if method != "explainer":
+        return top
+    if explainer_layer is None:
+        raise ValueError(f"The explainer needs a performer whose head after the top conv is a "
+                         f"chain of layers (VGG-16 or AlexNet style); {name} is residual. "
+                         "Use --backbone=vgg16 or a built-in backbone.")
+    return explainer_layer
+
+
+def get_backbone(name, input_shape=(64, 64, 3), num_classes=6, weights="none", **kwargs):
+    """Build a backbone by name: one of ``BACKBONES``.
+
+    ``weights`` applies to the ``keras.applications`` backbones (the built-in
+    ones start from random weights; ``"none"`` is the only value they take).
+    ``kwargs`` go to the builder (``width`` for the built-in ones).
+    """
+    if name not in BACKBONES:
+        raise ValueError(f"`backbone` must be one of {BACKBONES}. Received: backbone={name!r}")
+    if name in APPLICATIONS:
+        kwargs.pop("width", None)
+        return application_backbone(name, input_shape, num_classes, weights=weights, **kwargs)
+    if _check_weights(weights) is not None:
+        raise ValueError(f"The built-in backbone {name!r} has no pretrained weights; "
+                         f"--weights applies to {tuple(APPLICATIONS)}. Received: weights={weights!r}")
     builders = {"vgg": vgg_backbone, "alexnet": alexnet_backbone, "resnet20": resnet20_backbone}
-    if name not in builders:
-        raise ValueError(f"`name` must be one of {BACKBONES}. Received: name={name!r}")
     return builders[name](input_shape=input_shape, num_classes=num_classes, **kwargs)

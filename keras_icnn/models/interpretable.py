@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from keras_icnn import keras_compat, validation
 from keras_icnn.layers import label_context
-from keras_icnn.layers.interpretable_conv import InterpretableConv
+from keras_icnn.layers.interpretable_conv import InterpretableConv, InterpretableMask
 
 
 class FilterLossEpoch(keras.callbacks.Callback):
@@ -131,6 +131,55 @@ def _interpretable_like(conv, num_classes, layer_kwargs):
     )
 
 
+def _activation(layer):
+    return str(layer.get_config().get("activation", "linear"))
+
+
+def _only_consumer(layer):
+    nodes = getattr(layer, "_outbound_nodes", [])
+    return nodes[0].operation if len(nodes) == 1 else None
+
+
+def _is_relu(layer):
+    if isinstance(layer, keras.layers.ReLU):
+        return float(layer.get_config().get("negative_slope", 0.0)) == 0.0
+    return isinstance(layer, keras.layers.Activation) and _activation(layer) == "relu"
+
+
+def bn_relu_after(conv):
+    """The ReLU layer of a conv -> BatchNorm -> ReLU chain starting at ``conv``, else None."""
+    bn = _only_consumer(conv)
+    if not isinstance(bn, keras.layers.BatchNormalization):
+        return None
+    relu = _only_consumer(bn)
+    return relu if relu is not None and _is_relu(relu) else None
+
+
+def _attach_point(model, target, layer_name):
+    """Where the interpretable layers go: ``("conv", conv)`` to replace a conv with a ReLU
+    inside, ``("after", layer)`` to add them on a layer's (post-ReLU) output."""
+    if not isinstance(target, keras.layers.Conv2D):
+        return "after", target
+    activation = _activation(target)
+    if activation == "relu":
+        return "conv", target
+    if activation == "linear":
+        relu = bn_relu_after(target)
+        if relu is not None:
+            return "after", relu
+        consumer = _only_consumer(target)
+        raise ValueError(
+            f"make_interpretable: conv {layer_name!r} has a linear activation and is not "
+            "followed by BatchNormalization -> ReLU (its consumer is "
+            f"{getattr(consumer, 'name', 'several layers')!r}); replacing it would put a ReLU "
+            "and the part mask where the model has none. Name the layer whose output is the "
+            "block's post-ReLU map instead (for a ResNet, the block's '..._out' layer).")
+    raise ValueError(
+        f"make_interpretable: conv {layer_name!r} uses activation {activation!r}; interpretable "
+        "filters are post-ReLU. Name a conv with a ReLU, a conv -> BatchNorm -> ReLU block, or "
+        "the layer holding a post-ReLU map.")
+
+
 def as_functional(model, caller):
     """``model`` as a functional model: a ``Sequential`` is rebuilt on its own layers.
 
@@ -163,8 +212,12 @@ def make_interpretable(model, layer_name, num_classes=None, copy_weights=True, *
     The top conv layer ``layer_name`` becomes an :class:`InterpretableConv`
     (same filters, kernel, strides, padding; its weights copied when
     ``copy_weights``) and a new interpretable 3x3 conv with the same number of
-    filters and zero "same" padding is added above it. When ``layer_name`` is
-    not a ``Conv2D`` (e.g. the output of a ResNet's last residual stage), both
+    filters and zero "same" padding is added above it. A conv with a linear
+    activation followed by BatchNorm -> ReLU (ResNet-50, MobileNetV2) keeps
+    that block; an :class:`InterpretableMask` (filter loss and mask, no
+    kernel) goes on the ReLU's output, then the new conv. Any other linear or
+    non-ReLU conv is refused with a message. When ``layer_name`` is not a
+    ``Conv2D`` (e.g. the output of a ResNet's last residual stage), both
     interpretable layers are new and go after it, on the stage output.
 
     Args:
@@ -203,13 +256,20 @@ def make_interpretable(model, layer_name, num_classes=None, copy_weights=True, *
                 "pass num_classes=... or single_category=True."
             )
     filters = int(out_shape[-1])
-    is_conv = isinstance(target, keras.layers.Conv2D)
-    first = (_interpretable_like(target, num_classes, layer_kwargs) if is_conv else
-             InterpretableConv(filters, 3, padding="same", num_classes=num_classes,
-                               name=f"{layer_name}_interp1", **layer_kwargs))
+    kind, anchor = _attach_point(model, target, layer_name)
+    is_conv = kind == "conv"
+    if is_conv:
+        first = _interpretable_like(target, num_classes, layer_kwargs)
+    elif anchor is not target:  # conv -> BN -> ReLU: the block stays, loss and mask on the ReLU
+        first = InterpretableMask(num_classes=num_classes, name=f"{layer_name}_mask",
+                                  **layer_kwargs)
+    else:
+        first = InterpretableConv(filters, 3, padding="same", num_classes=num_classes,
+                                  name=f"{layer_name}_interp1", **layer_kwargs)
     second = InterpretableConv(
         filters, 3, padding="same", num_classes=num_classes,
-        name=f"{layer_name}_interp" if is_conv else f"{layer_name}_interp2", **layer_kwargs)
+        name=f"{layer_name}_interp" if anchor is not target or is_conv else f"{layer_name}_interp2",
+        **layer_kwargs)
 
     def clone_function(layer):
         if layer is target and is_conv:
@@ -220,7 +280,7 @@ def make_interpretable(model, layer_name, num_classes=None, copy_weights=True, *
         if layer is first:
             return second(first(*args, **kwargs))
         out = layer(*args, **kwargs)
-        if layer.name == layer_name and not is_conv:
+        if layer.name == anchor.name and not is_conv:
             out = second(first(out))
         return out
 
