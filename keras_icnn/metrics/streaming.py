@@ -1,0 +1,222 @@
+"""Filter metrics over a stream of batches: memory bounded by N x F, never all maps.
+
+:func:`stream_filter_metrics` runs a model over a dataset that may not fit in
+memory, in at most two passes:
+
+1. per image and filter: peak score and position, mean response (for MIS and
+   the filter categories); the running top ``top_quantile`` of every filter's
+   units (part interpretability's dataset-wide threshold, exact); a seeded
+   sample of unit positions per image for ActivMap's top-30% threshold (exact
+   whenever ``N x h x w x F`` fits ``sample_budget``, every position then
+   being kept); CAM IoU per image; the first ``keep`` examples with their maps
+   (pictures, GradMaps).
+2. only where the data have part or object masks: each image's IoUs with the
+   thresholds of pass 1, summed into ``P(f, k)`` and ActivMap's per-filter IoU.
+
+The numbers equal :func:`~keras_icnn.metrics.part_interpretability`,
+:func:`~keras_icnn.metrics.activation_map_localization` and friends on the
+same data held in memory (tested).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_icnn.metrics import interpretability, localization
+from keras_icnn.metrics.receptive_field import receptive_field
+
+
+def _quantile_from_top(top_desc, n, q):
+    """``np.quantile(values, q, method="linear")`` per column from its top values.
+
+    ``top_desc`` [M, F]: each column's largest values in descending order;
+    ``n`` the number of values per column. Needs ``M > n - 1 - floor((n-1) q)``.
+    """
+    pos = (n - 1) * q
+    lo = int(np.floor(pos))
+    frac = pos - lo
+    a = top_desc[n - 1 - lo]
+    b = top_desc[max(n - 2 - lo, 0)]
+    return a + frac * (b - a)
+
+
+class _RunningTop:
+    """The ``m`` largest values of every column seen so far (exact)."""
+
+    def __init__(self, m):
+        self.m = int(m)
+        self.top = None
+
+    def add(self, values):  # values [n, F]
+        values = tf.convert_to_tensor(values, tf.float32)
+        if self.top is not None:
+            values = tf.concat([self.top, values], axis=0)
+        k = min(self.m, int(values.shape[0]))
+        self.top = tf.transpose(tf.math.top_k(tf.transpose(values), k=k, sorted=True).values)
+
+    def quantile(self, n, q):
+        return _quantile_from_top(self.top.numpy().astype(np.float64), n, q)
+
+
+def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes, single=None,
+                          top_quantile=0.005, iou_threshold=0.2, activ_top_fraction=0.3,
+                          top_k=100, dense_kernel=None, keep=48, sample_budget=2 ** 24, seed=0,
+                          verbose=1):
+    """Every filter metric of ``layer_name`` over a stream, in at most two passes.
+
+    Args:
+        model: a Keras model taking images.
+        layer_name: the layer whose maps are measured.
+        batches: a callable returning a fresh iterable of batched feature dicts
+            (``image``, ``label`` and, where the data have them, ``landmarks``,
+            ``part_masks``, ``object_mask``), the same images in the same order
+            on every call (``Source.dataset(split, as_supervised=False)``).
+        num_examples: images in the stream.
+        num_classes: classes of the model.
+        single: single-category data (positives: label 1); default: the
+            model has 2 outputs and no label-0 image shows a part.
+        top_quantile, iou_threshold: part interpretability's (ICNN §5.2.1).
+        activ_top_fraction: ActivMap's segmentation fraction (CSG App. G).
+        top_k: images per filter and landmark in location instability.
+        dense_kernel: [F, C] of a GAP -> Dense head for CAM (None: no CAM).
+        keep: examples (with maps) kept for pictures and GradMaps.
+        sample_budget: unit values kept for ActivMap's threshold.
+        seed: seed of that sample.
+        verbose: progress bars.
+
+    Returns:
+        dict with ``accuracy``, ``labels`` [N], ``logits`` [N, C], ``scores``,
+        ``positions``, ``pooled`` [N, F] and, where the data allow,
+        ``location_instability``, ``part_interpretability`` (+ ``p_f``, ``p``),
+        ``activmap`` and ``cam`` (dicts), ``filter_classes``, ``positives``
+        [N] bool, and ``kept`` (the first ``keep`` examples with ``maps``).
+    """
+    n_total = int(num_examples)
+    if n_total < 1:
+        raise ValueError(f"stream_filter_metrics needs at least one image. Received: {n_total}")
+    rf = receptive_field(model, layer_name)
+    probe = keras.Model(model.inputs[0], [model.get_layer(layer_name).output, model.outputs[0]])
+    h, w, f = (int(d) for d in probe.outputs[0].shape[1:])
+    hw = h * w
+    rng = np.random.default_rng(seed)
+    per_image = max(1, min(hw, sample_budget // max(n_total * f, 1)))
+
+    @tf.function(autograph=False)
+    def step(x):
+        maps, logits = probe(x, training=False)
+        maps = tf.cast(maps, tf.float32)
+        flat = tf.reshape(maps, [tf.shape(maps)[0], hw, f])
+        idx = tf.argmax(flat, axis=1, output_type=tf.int32)
+        return maps, flat, tf.reduce_max(flat, axis=1), idx // w, idx % w, logits
+
+    units = n_total * hw
+    m_needed = units - int(np.floor((units - 1) * (1.0 - top_quantile))) + 1
+    tops = {"all": _RunningTop(m_needed), "pos": _RunningTop(m_needed)}
+    state = {k: [] for k in ("label", "logits", "scores", "i", "j", "pooled", "landmarks",
+                             "sample", "cam_iou")}
+    kept, seen, negatives_with_parts = [], 0, False
+    has = {}
+    bar = keras.utils.Progbar(n_total, unit_name="image", verbose=verbose)
+    for batch in batches():
+        batch = {k: np.asarray(v) for k, v in batch.items()}
+        has = {k: k in batch for k in ("landmarks", "part_masks", "object_mask")}
+        labels = batch["label"].astype(np.int64)
+        maps, flat, scores, i, j, logits = step(tf.convert_to_tensor(batch["image"]))
+        flat_np = flat.numpy()
+        state["label"].append(labels)
+        state["logits"].append(logits.numpy())
+        state["scores"].append(scores.numpy())
+        state["i"].append(i.numpy())
+        state["j"].append(j.numpy())
+        state["pooled"].append(flat_np.mean(axis=1))
+        if has["landmarks"]:
+            state["landmarks"].append(batch["landmarks"])
+        if has["part_masks"]:
+            negatives_with_parts |= bool(batch["part_masks"][labels == 0].any())
+            tops["all"].add(flat_np.reshape(-1, f))
+            if np.any(labels == 1):
+                tops["pos"].add(flat_np[labels == 1].reshape(-1, f))
+        if has["object_mask"]:
+            cols = np.stack([np.sort(rng.choice(hw, per_image, replace=False))
+                             for _ in range(len(labels))])
+            state["sample"].append(np.take_along_axis(flat_np, cols[:, :, None], axis=1))
+            if dense_kernel is not None:
+                cam = localization.cam_localization(maps.numpy(), dense_kernel,
+                                                    batch["object_mask"], labels,
+                                                    top_fraction=activ_top_fraction)
+                state["cam_iou"].append(cam["iou"])
+        if len(kept) < keep:
+            for k in range(min(keep - len(kept), len(labels))):
+                kept.append(dict({key: v[k] for key, v in batch.items()}, maps=maps[k].numpy()))
+        seen += len(labels)
+        bar.update(seen)
+    if seen != n_total:
+        raise ValueError(f"stream_filter_metrics: the stream held {seen} images, expected "
+                         f"num_examples={n_total}")
+    r = {k: np.concatenate(v) for k, v in state.items() if v}
+    labels = r["label"]
+    x, y = rf.centers(r.pop("i"), r.pop("j"))
+    r["positions"] = np.stack([x, y], -1).astype(np.float32)
+    if single is None:
+        single = num_classes == 2 and has.get("part_masks", False) and not negatives_with_parts
+    pos = labels == 1 if single else np.ones(len(labels), bool)
+    r["positives"] = pos
+    r["accuracy"] = float(np.mean(r["logits"].argmax(-1) == labels))
+    size = tuple(kept[0]["image"].shape[:2])
+    if has.get("landmarks") and np.isfinite(r["landmarks"][pos][..., 0]).any():
+        if single:
+            r["location_instability"], _ = interpretability.location_instability(
+                r["positions"][pos], r["landmarks"][pos], size, r["scores"][pos], top_k)
+        else:
+            r["location_instability"], _, _ = interpretability.location_instability_multi(
+                r["positions"], r["landmarks"], labels, size, r["scores"], num_classes, top_k)
+    onehot = (labels[:, None] == np.arange(num_classes)).astype(np.float64)
+    totals = r["pooled"].astype(np.float64) * hw
+    r["filter_classes"] = (np.ones(f, int) if single else
+                           (onehot.T @ totals / np.maximum(onehot.sum(0), 1)[:, None]).argmax(0))
+    if not (has.get("part_masks") or has.get("object_mask")):
+        return dict(r, kept=kept)
+    # Pass 2: IoUs against the dataset-wide thresholds of pass 1.
+    n_pos = int(pos.sum())
+    part_thr = None
+    if has.get("part_masks") and n_pos:
+        part_thr = tops["pos" if single else "all"].quantile(n_pos * hw, 1.0 - top_quantile)
+    activ_thr = None
+    if has.get("object_mask") and n_pos:
+        sample = r.pop("sample")[pos].reshape(-1, f)
+        activ_thr = np.quantile(sample, 1.0 - activ_top_fraction, axis=0)
+    hits = counts = None
+    activ_iou = []
+    start = 0
+    for batch in batches():
+        batch = {k: np.asarray(v) for k, v in batch.items()}
+        n = len(batch["label"])
+        sel = pos[start:start + n]
+        b_labels = batch["label"].astype(np.int64)[sel]
+        start += n
+        if not sel.any():
+            continue
+        maps = step(tf.convert_to_tensor(batch["image"][sel]))[0].numpy()
+        if part_thr is not None:
+            masks = batch["part_masks"][sel].astype(bool)
+            iou = interpretability.part_ious(maps, masks, part_thr)  # [b, F, P]
+            use = np.broadcast_to(masks.any(axis=(1, 2))[:, None, :], iou.shape)
+            if not single:
+                use = use & (b_labels[:, None] == r["filter_classes"][None, :])[:, :, None]
+            b_hits, b_counts = ((iou > iou_threshold) & use).sum(0), use.sum(0)
+            hits = b_hits if hits is None else hits + b_hits
+            counts = b_counts if counts is None else counts + b_counts
+        if activ_thr is not None:
+            up = interpretability.upsample_maps(maps, batch["object_mask"].shape[1:3])
+            activ_iou.append(localization._iou(up > activ_thr, batch["object_mask"][sel]))
+    if hits is not None:
+        p = np.where(counts > 0, hits / np.maximum(counts, 1), 0.0)
+        r.update(p=p, p_f=p.max(axis=1), part_interpretability=float(p.max(axis=1).mean()))
+    if activ_iou:
+        r["activmap"] = localization._per_filter_scores(np.concatenate(activ_iou), labels[pos],
+                                                        num_classes, (20, 30))
+    if "cam_iou" in r:
+        iou = r.pop("cam_iou")[pos]
+        r["cam"] = {"avg_iou": float(iou.mean()), "ap20": float((iou >= 0.2).mean()),
+                    "ap30": float((iou >= 0.3).mean()), "iou": iou}
+    return dict(r, kept=kept)

@@ -1,0 +1,80 @@
+"""Streamed filter metrics equal the in-memory ones (issue 13: evaluation streams)."""
+import keras
+import numpy as np
+import pytest
+
+from keras_icnn import metrics
+from keras_icnn.data import pipeline, synthetic_parts
+from keras_icnn.metrics.streaming import _quantile_from_top, stream_filter_metrics
+from keras_icnn.models import vgg_backbone
+
+
+def test_quantile_from_the_top_values_matches_numpy():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(1000, 3))
+    for q in (0.995, 0.7, 0.5):
+        n = len(values)
+        m = n - int(np.floor((n - 1) * q)) + 1
+        top = -np.sort(-values, axis=0)[:m]
+        np.testing.assert_allclose(_quantile_from_top(top, n, q), np.quantile(values, q, axis=0))
+
+
+@pytest.mark.parametrize("task", ["multi", "single"])
+def test_streamed_metrics_equal_in_memory_metrics(task):
+    keras.utils.set_random_seed(0)
+    if task == "single":
+        ex = synthetic_parts.make_single_category_examples("cat", 40, image_size=32)
+        classes = 2
+    else:
+        ex = synthetic_parts.make_examples(40, image_size=32, num_classes=3)
+        classes = 3
+    model = vgg_backbone((32, 32, 3), classes, width=4)
+    layer = "top_conv"
+    r = metrics.collect_responses(model, layer, ex, verbose=0)
+    labels = ex["label"]
+    single = task == "single"
+    pos = labels == 1 if single else np.ones(len(labels), bool)
+    kernel = np.random.default_rng(1).normal(size=(32, classes))
+
+    stream = stream_filter_metrics(
+        model, layer, lambda: pipeline.make_dataset(ex, 8, as_supervised=False), len(labels),
+        classes, single=single, top_k=10, dense_kernel=kernel, verbose=0)
+
+    if single:
+        li, _ = metrics.location_instability(r["positions"][pos], ex["landmarks"][pos], (32, 32),
+                                             r["scores"][pos], 10)
+        pi, p_f, _ = metrics.part_interpretability(r["maps"][pos], ex["part_masks"][pos])
+    else:
+        li, _, _ = metrics.location_instability_multi(r["positions"], ex["landmarks"], labels,
+                                                      (32, 32), r["scores"], classes, 10)
+        fc = metrics.filter_classes_by_activation(r["maps"], labels, classes)
+        np.testing.assert_array_equal(stream["filter_classes"], fc)
+        pi, p_f, _ = metrics.part_interpretability(r["maps"], ex["part_masks"], labels=labels,
+                                                   filter_classes=fc)
+    np.testing.assert_allclose(stream["location_instability"], li, rtol=1e-6)
+    np.testing.assert_allclose(stream["p_f"], p_f)
+    np.testing.assert_allclose(stream["part_interpretability"], pi)
+    act = metrics.activation_map_localization(r["maps"][pos], ex["object_mask"][pos], labels[pos],
+                                              classes)
+    for key in ("avg_iou", "ap20", "ap30"):
+        np.testing.assert_allclose(stream["activmap"][key], act[key], rtol=1e-6)
+    cam = metrics.cam_localization(r["maps"][pos], kernel, ex["object_mask"][pos], labels[pos])
+    np.testing.assert_allclose(stream["cam"]["avg_iou"], cam["avg_iou"], rtol=1e-6)
+    np.testing.assert_allclose(stream["pooled"], r["maps"].mean(axis=(1, 2)), rtol=1e-5)
+    assert stream["accuracy"] == float(np.mean(r["logits"].argmax(-1) == labels))
+    assert len(stream["kept"]) == 40 and stream["kept"][3]["maps"].shape == (4, 4, 32)
+
+
+def test_streamed_metrics_without_parts_report_none_of_them():
+    ex = synthetic_parts.make_examples(12, image_size=32, num_classes=3)
+    model = vgg_backbone((32, 32, 3), 3, width=4)
+    plain = {"image": ex["image"], "label": ex["label"]}
+    out = stream_filter_metrics(model, "top_conv",
+                                lambda: pipeline.make_dataset(plain, 5, as_supervised=False), 12,
+                                3, verbose=0)
+    assert "part_interpretability" not in out and "location_instability" not in out
+    assert "activmap" not in out and out["pooled"].shape == (12, 32)
+    with pytest.raises(ValueError, match="held 12 images, expected num_examples=13"):
+        stream_filter_metrics(model, "top_conv",
+                              lambda: pipeline.make_dataset(plain, 5, as_supervised=False), 13,
+                              3, verbose=0)
