@@ -13,8 +13,9 @@ import keras
 import numpy as np
 
 from keras_icnn import metrics
+from keras_icnn.metrics import streaming
+from keras_icnn.recipes.common import DataOptions, open_data, option
 from keras_icnn.validation import check_fields
-from keras_icnn.data import readers, synthetic_parts
 
 COLUMNS = (
     ("accuracy", "accuracy", "higher"),
@@ -32,27 +33,29 @@ COLUMNS = (
 
 
 @dataclasses.dataclass
-class EvalConfig:
-    models: tuple = ()
-    names: tuple = ()
-    dataset: str = "synthetic"  # synthetic | cub | pascal_part
-    data_dir: str = ""
-    split: str = "test"
-    task: str = "multi"
-    category: str = "bird"
-    num_examples: int = 1200
-    image_size: int = 64
-    num_classes: int = 6
-    seed: int = 0
-    layer: str = ""
-    top_k: int = 100
-    gradmap_examples: int = 48
-    batch_size: int = 64
-    output_dir: str = "/tmp/keras_icnn_eval"
-    verbose: int = 1
+class EvalConfig(DataOptions):
+    """Settings of ``trainers/evaluate.py`` (the data options are the trainers', so the same
+    flags give the same splits)."""
+
+    models: tuple = option((), "Comma-separated .keras files to evaluate.")
+    names: tuple = option((), "Names of the models in the report (default: file names).")
+    split: str = option("test", "Split to evaluate: train, validation or test.",
+                        ("train", "validation", "test"))
+    task: str = option("multi", "Synthetic task the models were trained on.", ("multi", "single"))
+    category: str = option("bird", "Positive category of --task=single.")
+    num_examples: int = option(1200, "Images to evaluate, taken evenly across classes (0: the "
+                                     "whole split of a real dataset).")
+    layer: str = option("", "Layer to evaluate (default: the top conv layer).")
+    top_k: int = option(100, "Images per filter and landmark in location instability.")
+    gradmap_examples: int = option(48, "Images for GradMap localization (0 skips it).")
+    batch_size: int = option(64, "Images per inference step.")
+    output_dir: str = option("/tmp/keras_icnn_eval", "Where the report goes.")
+    verbose: int = option(1, "Progress bars (1) or quiet (0).")
 
     def validate(self):
         """Raise a ValueError/TypeError/FileNotFoundError naming the first bad field."""
+        from keras_icnn.data.sources import DATASETS
+
         if not self.models:
             raise ValueError("`models` must name at least one .keras file "
                              "(--models=a.keras,b.keras). Received: models=()")
@@ -62,51 +65,44 @@ class EvalConfig:
         for path in self.models:
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"`models`: model file not found: {path}")
-        check_fields(self, positive=("num_examples", "image_size", "top_k", "batch_size"),
-                     non_negative=("gradmap_examples", "seed"),
-                     choices={"dataset": ("synthetic", "cub", "pascal_part"),
-                              "task": ("multi", "single")})
+        check_fields(self, positive=("image_size", "top_k", "batch_size"),
+                     non_negative=("num_examples", "gradmap_examples", "seed", "num_train",
+                                   "num_val", "num_test"),
+                     choices={"dataset": DATASETS, "task": ("multi", "single"),
+                              "split": ("train", "validation", "test")})
         if self.num_classes < 2:
             raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={self.num_classes}")
-        if self.dataset == "synthetic":
-            if self.split not in ("train", "validation", "test"):
-                raise ValueError("`split` must be train, validation or test. "
-                                 f"Received: split={self.split!r}")
-        elif not self.data_dir:
-            raise ValueError(f"`data_dir` is needed with dataset={self.dataset!r} (a local copy "
-                             "of it). Received: data_dir=''")
-        elif not os.path.isdir(self.data_dir):
-            raise FileNotFoundError(f"`data_dir` not found. Received: data_dir={self.data_dir!r}")
+        if self.dataset == "synthetic" and self.num_examples < 1:
+            raise ValueError("`num_examples` must be >= 1 with synthetic data. "
+                             f"Received: num_examples={self.num_examples}")
+        if self.dataset != "synthetic":
+            if not self.data_dir:
+                raise ValueError(f"`data_dir` is needed with dataset={self.dataset!r} (a local "
+                                 "copy of it). Received: data_dir=''")
+            if not os.path.isdir(self.data_dir):
+                raise FileNotFoundError(f"`data_dir` not found. Received: "
+                                        f"data_dir={self.data_dir!r}")
+        if self.split == "validation" and self.dataset != "synthetic" and self.num_val < 1:
+            raise ValueError("`num_val` must be >= 1 to evaluate the validation split")
         return self
 
 
-def load_examples(config):
-    """The evaluation examples named by the config (a dict of arrays), part and class names."""
+def load_source(config):
+    """The evaluation data: a :class:`~keras_icnn.data.sources.Source` whose ``config.split``
+    holds ``num_examples`` images (evenly across classes), and its class names."""
+    from keras_icnn.data import sources
+
     if config.dataset == "synthetic":
-        common = dict(image_size=config.image_size, num_classes=config.num_classes,
-                      seed=config.seed, split=config.split)
-        if config.task == "single":
-            ex = synthetic_parts.make_single_category_examples(
-                config.category, config.num_examples, **common)
-            classes = ["background", str(config.category)]
-        else:
-            ex = synthetic_parts.make_examples(config.num_examples, **common)
-            classes = list(synthetic_parts.CATEGORY_NAMES[:config.num_classes])
-        return ex, list(synthetic_parts.PART_NAMES), classes
-    if not config.data_dir:
-        raise ValueError(f"--dataset={config.dataset} needs --data_dir (a local copy of it)")
-    if config.dataset == "cub":
-        ex = readers.read_cub(config.data_dir, split=config.split, image_size=config.image_size,
-                              limit=config.num_examples)
-        classes = [f"class {c + 1}" for c in range(int(ex["label"].max()) + 1 if len(ex["label"]) else 0)]
-    elif config.dataset == "pascal_part":
-        ex = readers.read_pascal_part(config.data_dir, image_size=config.image_size)
-        classes = list(readers.PASCAL_ANIMALS)
+        sizes = {split: 1 for split in ("train", "validation", "test")}
+        sizes[config.split] = config.num_examples
+        source = sources.open_synthetic(
+            config.image_size, config.num_classes, sizes["train"], sizes["validation"],
+            sizes["test"], seed=config.seed, task=config.task, category=config.category)
     else:
-        raise ValueError("`dataset` must be synthetic, cub or pascal_part. "
-                         f"Received: dataset={config.dataset!r}")
-    names = [str(n) for n in ex.pop("part_names")]
-    return ex, names, classes
+        source = open_data(config)
+        if config.num_examples:
+            source.limit(config.split, config.num_examples, config.seed)
+    return source
 
 
 def _gap_dense_kernel(model, layer_name):
@@ -119,53 +115,44 @@ def _gap_dense_kernel(model, layer_name):
     return None
 
 
-def evaluate_model(model, examples, part_names, class_names, config, name, pictures_dir):
-    """All applicable metrics of one model and its pictures; returns a dict of numbers.
-
-    ``pictures_dir`` None draws no pictures (``pictures`` is then ``{}``).
-    """
+def evaluate_model(model, source, config, name, pictures_dir):
+    """All applicable metrics of one model on ``source``'s ``config.split``, streamed; its
+    pictures. Metrics the data cannot support (no parts, no object masks) are left out of
+    the result ("n/a" in the report), never 0. ``pictures_dir`` None draws no pictures."""
     layer_name = config.layer or metrics.default_layer(model)
-    r = metrics.collect_responses(model, layer_name, examples, config.batch_size, config.verbose)
-    labels = r["label"]
-    num_classes = int(r["logits"].shape[-1])
-    size = examples["image"].shape[1:3]
-    single = num_classes == 2 and not examples["part_masks"][labels == 0].any()
-    pos = labels == 1 if single else np.ones(len(labels), bool)
-    out = {"layer": layer_name, "filters": int(r["maps"].shape[-1]),
-           "accuracy": float(np.mean(r["logits"].argmax(-1) == labels))}
-    # Location instability and part interpretability (ICNN §5.2).
-    if single:
-        out["location_instability"], _ = metrics.location_instability(
-            r["positions"][pos], r["landmarks"][pos], size, r["scores"][pos], config.top_k)
-        classes = np.ones(out["filters"], int)
-        pi, p_f, p = metrics.part_interpretability(r["maps"][pos], r["part_masks"][pos])
-    else:
-        out["location_instability"], _, _ = metrics.location_instability_multi(
-            r["positions"], r["landmarks"], labels, size, r["scores"], num_classes, config.top_k)
-        classes = metrics.filter_classes_by_activation(r["maps"], labels, num_classes)
-        pi, p_f, p = metrics.part_interpretability(r["maps"], r["part_masks"], labels=labels,
-                                                   filter_classes=classes)
-    out["part_interpretability"] = pi
+    num_classes = int(model.outputs[0].shape[-1])
+    kernel = _gap_dense_kernel(model, layer_name)
+    single = config.task == "single" if config.dataset == "synthetic" else False
+    r = streaming.stream_filter_metrics(
+        model, layer_name,
+        lambda: source.dataset(config.split, config.batch_size, as_supervised=False),
+        source.size(config.split), num_classes, single=single or None, top_k=config.top_k,
+        dense_kernel=kernel, keep=max(config.gradmap_examples, 16), seed=config.seed,
+        verbose=config.verbose)
+    labels, pooled = r["labels"], r["pooled"]
+    out = {"layer": layer_name, "filters": int(pooled.shape[-1]), "accuracy": r["accuracy"],
+           "images": int(len(labels))}
+    for key in ("location_instability", "part_interpretability"):
+        if key in r:
+            out[key] = r[key]
     # Filter-class mutual information (CSG §4.2) on global-average-pooled maps.
-    pooled = r["maps"].mean(axis=(1, 2))
     mi = metrics.mutual_information_matrix(pooled, labels, num_classes, random_state=config.seed)
     out["mis"] = float(mi.max(1).mean())
-    # Localization (CSG App. G/H).
-    act = metrics.activation_map_localization(r["maps"][pos], examples["object_mask"][pos],
-                                              labels[pos], num_classes)
-    out.update(activmap_avg_iou=act["avg_iou"], activmap_ap20=act["ap20"],
-               activmap_ap30=act["ap30"])
-    if config.gradmap_examples > 0:
-        idx = np.nonzero(pos)[0][:config.gradmap_examples]
-        grads = metrics.gradient_maps(model, layer_name, examples["image"][idx])
-        gl = metrics.gradient_map_localization(grads, examples["object_mask"][idx], labels[idx],
-                                               num_classes)
+    if "activmap" in r:
+        act = r["activmap"]
+        out.update(activmap_avg_iou=act["avg_iou"], activmap_ap20=act["ap20"],
+                   activmap_ap30=act["ap30"])
+    kept = [k for k in r["kept"] if not single or int(k["label"]) == 1]
+    if config.gradmap_examples > 0 and kept and "object_mask" in kept[0]:
+        chosen = kept[:config.gradmap_examples]
+        grads = metrics.gradient_maps(model, layer_name, np.stack([k["image"] for k in chosen]))
+        gl = metrics.gradient_map_localization(
+            grads, np.stack([k["object_mask"] for k in chosen]),
+            np.array([int(k["label"]) for k in chosen]), num_classes)
         out.update(gradmap_avg_iou=gl["avg_iou"], gradmap_ap20=gl["ap20"], gradmap_ap30=gl["ap30"])
-    kernel = _gap_dense_kernel(model, layer_name)
-    if kernel is not None:
-        cam = metrics.cam_localization(r["maps"][pos], kernel, examples["object_mask"][pos],
-                                       labels[pos])
-        out.update(cam_avg_iou=cam["avg_iou"], cam_ap20=cam["ap20"], cam_ap30=cam["ap30"])
+    if "cam" in r:
+        out.update(cam_avg_iou=r["cam"]["avg_iou"], cam_ap20=r["cam"]["ap20"],
+                   cam_ap30=r["cam"]["ap30"])
     # Filter correlation (CSG §4.3).
     layer = model.get_layer(layer_name)
     if hasattr(layer, "kernel"):
@@ -175,31 +162,36 @@ def evaluate_model(model, examples, part_names, class_names, config, name, pictu
         out["redundancy_r0.1"] = metrics.redundancy_ratio(corr, 0.1)
         out["c_ic"] = metrics.inter_class_correlation(
             corr, class_act, max(1, out["filters"] // num_classes))
-    out["pictures"] = (_pictures(model, name, layer_name, examples, part_names, class_names, r,
-                                 p, p_f, mi, classes, pos, pictures_dir)
-                       if pictures_dir else {})
+    out["pictures"] = (_pictures(model, name, layer_name, source, r, mi, kept, pictures_dir)
+                       if pictures_dir and kept else {})
     return out
 
 
-def _pictures(model, name, layer_name, examples, part_names, class_names, r, p, p_f, mi, classes,
-              pos, folder):
+def _pictures(model, name, layer_name, source, r, mi, kept, folder):
     from keras_icnn import viz
 
     os.makedirs(folder, exist_ok=True)
     files = {}
-    top = np.argsort(-p_f, kind="stable")[:6]
-    target = int(classes[top[0]])
-    labels = r["label"]
-    show = np.nonzero(pos & (labels == target))[0][:8] if np.any(pos & (labels == target)) \
-        else np.nonzero(pos)[0][:8]
-    row_labels = [f"f{f}: {part_names[int(p[f].argmax())]} ({p_f[f]:.2f})" for f in top]
+    class_names, part_names = source.class_names, source.part_names
+    p_f = r.get("p_f")
+    if p_f is not None:
+        top = np.argsort(-p_f, kind="stable")[:6]
+        row_labels = [f"f{f}: {part_names[int(r['p'][f].argmax())]} ({p_f[f]:.2f})" for f in top]
+    else:  # no parts: the filters with the most mutual information with a class
+        top = np.argsort(-mi.max(1), kind="stable")[:6]
+        row_labels = [f"f{f}: {_class_name(class_names, int(mi[f].argmax()))}" for f in top]
+    target = int(r["filter_classes"][top[0]])
+    show = [k for k in kept if int(k["label"]) == target][:8] or kept[:8]
     files["filters"] = viz.filter_heatmaps(
-        os.path.join(folder, f"{name}_filters.png"), examples["image"][show], r["maps"][show], top,
-        title=f"{name}: most part-like filters ({layer_name})", filter_labels=row_labels)
-    files["part_association"] = viz.matrix_heatmap(
-        os.path.join(folder, f"{name}_part_association.png"), p.T, "filter", "part",
-        f"{name}: P(f, k), images where filter f's region matches part k", yticklabels=part_names,
-        vmin=0, vmax=1)
+        os.path.join(folder, f"{name}_filters.png"), np.stack([k["image"] for k in show]),
+        np.stack([k["maps"] for k in show]), top,
+        title=f"{name}: {'most part-like' if p_f is not None else 'most class-specific'} "
+              f"filters ({layer_name})", filter_labels=row_labels)
+    if p_f is not None:
+        files["part_association"] = viz.matrix_heatmap(
+            os.path.join(folder, f"{name}_part_association.png"), r["p"].T, "filter", "part",
+            f"{name}: P(f, k), images where filter f's region matches part k",
+            yticklabels=part_names, vmin=0, vmax=1)
     files["mi_matrix"] = viz.matrix_heatmap(
         os.path.join(folder, f"{name}_mi_matrix.png"), mi.T, "filter", "class",
         f"{name}: MI(filter; class)",
@@ -209,13 +201,15 @@ def _pictures(model, name, layer_name, examples, part_names, class_names, r, p, 
         files["gate_matrix"] = viz.matrix_heatmap(
             os.path.join(folder, f"{name}_gate.png"), np.asarray(gate[0]), "filter", "class",
             f"{name}: gate matrix G", vmin=0, vmax=1)
-    filter_parts = np.where(p_f > 0, p.argmax(1), -1)
-    first = int(np.nonzero(pos)[0][0])
-    shares, cls, score = metrics.part_contributions(
-        model, layer_name, examples["image"][first:first + 1], filter_parts, len(part_names))
-    files["part_contributions"] = viz.part_contributions(
-        os.path.join(folder, f"{name}_contributions.png"), examples["image"][first], shares[0],
-        list(part_names) + ["no part"], _class_name(class_names, int(cls[0])), float(score[0]))
+    if p_f is not None:
+        filter_parts = np.where(p_f > 0, r["p"].argmax(1), -1)
+        first = kept[0]
+        shares, cls, score = metrics.part_contributions(
+            model, layer_name, first["image"][None], filter_parts, len(part_names))
+        files["part_contributions"] = viz.part_contributions(
+            os.path.join(folder, f"{name}_contributions.png"), first["image"], shares[0],
+            list(part_names) + ["no part"], _class_name(class_names, int(cls[0])),
+            float(score[0]))
     return files
 
 
@@ -242,7 +236,7 @@ def evaluate_models(config):
     names = list(config.names) or [os.path.splitext(os.path.basename(m))[0] for m in config.models]
     t0 = time.time()
     os.makedirs(config.output_dir, exist_ok=True)
-    examples, part_names, class_names = load_examples(config)
+    source = load_source(config)
     from keras_icnn import viz
 
     pictures_dir = os.path.join(config.output_dir, "pictures") if viz.available() else None
@@ -254,8 +248,8 @@ def evaluate_models(config):
         if config.verbose:
             print(f"evaluating {name} ({path})")
         model = keras.models.load_model(path)
-        rows[name] = evaluate_model(model, examples, part_names, class_names, config, name,
-                                    pictures_dir)
+        with source.naming_bad_files(config.split):
+            rows[name] = evaluate_model(model, source, config, name, pictures_dir)
     report = {"config": dataclasses.asdict(config), "models": rows,
               "seconds": round(time.time() - t0, 1)}
     with open(os.path.join(config.output_dir, "report.json"), "w") as f:
@@ -263,7 +257,10 @@ def evaluate_models(config):
     table = markdown_table(rows)
     with open(os.path.join(config.output_dir, "report.md"), "w") as f:
         f.write(f"# keras_icnn evaluation ({config.dataset}, {config.split} split, "
-                f"{len(examples['image'])} images)\n\n{table}\n\n")
+                f"{source.size(config.split)} images)\n\n{table}\n\n")
+        if not source.has_parts:
+            f.write(f"{config.dataset} has no part annotations: part metrics (location "
+                    "instability, part interpretability) are not applicable (n/a).\n\n")
         for name, r in rows.items():
             f.write(f"## {name} (layer `{r['layer']}`, {r['filters']} filters)\n\n")
             for kind, png in r["pictures"].items():

@@ -73,11 +73,15 @@ def test_two_worker_multi_worker_mirrored_on_localhost(tmp_path):
     for p, (_, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-4000:]
     g0 = np.load(tmp_path / "worker0" / "gate.npy")
-    g1 = np.load(tmp_path / "worker1" / "gate.npy")
-    np.testing.assert_array_equal(g0, g1)
     assert g0.min() < 1.0  # the CSG epoch updated G
     r0 = json.loads((tmp_path / "worker0" / "results.json").read_text())
-    assert r0["replicas"] == 2
+    assert r0["replicas"] == 2 and r0["written_by"] == "chief"
+    # Every weight, BatchNorm moving statistics included (synchronized BatchNorm), is the
+    # same on both workers: checked across workers by an all_gather at the end of the run.
+    assert r0["weights_agree"] is True and r0["batchnorm_statistics_agree"] is True
+    # Only the chief writes results and models.
+    written = os.listdir(tmp_path / "worker1") if (tmp_path / "worker1").exists() else []
+    assert not [f for f in written if f.endswith((".json", ".keras", ".npy", ".png"))], written
 
 
 def test_train_csg_rejects_out_of_range_density(tmp_path):

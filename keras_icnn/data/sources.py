@@ -149,6 +149,8 @@ class Source:
         self._loader = loader
         self._files_of = files_of
         self.description = description
+        self.notes = list(_NOTES)
+        _NOTES.clear()
 
     @property
     def num_classes(self):
@@ -186,6 +188,13 @@ class Source:
                 lines.append(f"  {split}: {self.size(split)} images, {int((counts > 0).sum())} "
                              f"classes present ({counts.min()}-{counts.max()} per class)")
         return "\n".join(lines)
+
+    def limit(self, split, n, seed=0):
+        """Keep ``n`` images of ``split``, taken evenly across classes (seeded); returns self."""
+        table = self._table(split)
+        keep = splits_lib.stratified_take(np.asarray(table["label"]), int(n), seed)
+        self._tables[split] = {k: v[keep] for k, v in table.items()}
+        return self
 
     def examples(self, split, shuffle=False, seed=0, num_parallel_calls=tf.data.AUTOTUNE):
         """Unbatched ``tf.data.Dataset`` of feature dicts of ``split``, decoded on the fly.
@@ -302,7 +311,18 @@ def _subset(table, index):
     return {k: v[index] for k, v in table.items()}
 
 
-def _split_sizes(num_train, num_val):
+MAX_VAL_FRACTION = 0.2
+_NOTES = []
+
+
+def _split_sizes(num_train, num_val, pool=None):
+    """Carve order: validation first (capped at ``MAX_VAL_FRACTION`` of the pool of
+    training files, so training keeps most of them), then train."""
+    if pool is not None and num_val and num_val > MAX_VAL_FRACTION * pool:
+        capped = int(MAX_VAL_FRACTION * pool)
+        _NOTES.append(f"validation: {num_val} images asked, {capped} taken (at most "
+                      f"{MAX_VAL_FRACTION:.0%} of the {pool} training files)")
+        num_val = capped
     return [("validation", num_val), ("train", num_train or None)]
 
 
@@ -390,7 +410,8 @@ def open_cub(data_dir, image_size=64, num_train=None, num_val=0, num_test=None, 
     """CUB-200-2011 as a :class:`Source` with a stratified validation split from train."""
     official, class_names, group_names, group_matrix = cub_index(data_dir, part_groups)
     train_pool, test_pool = official["train"], official["test"]
-    carved = splits_lib.carve(train_pool["label"], _split_sizes(num_train, num_val), seed)
+    carved = splits_lib.carve(train_pool["label"],
+                              _split_sizes(num_train, num_val, len(train_pool["label"])), seed)
     test_index = (splits_lib.stratified_take(test_pool["label"], num_test, seed=[seed, 7])
                   if num_test else np.arange(len(test_pool["label"])))
     tables = {"train": _subset(train_pool, carved["train"]),
@@ -456,13 +477,14 @@ def open_folder(data_dir, image_size=64, num_train=None, num_val=0, num_test=Non
                     else np.arange(len(labels)))
             tables["train"] = _subset(pool, keep)
         else:
-            carved = splits_lib.carve(labels, _split_sizes(num_train, num_val), seed)
+            carved = splits_lib.carve(labels, _split_sizes(num_train, num_val, len(labels)), seed)
             tables.update(train=_subset(pool, carved["train"]),
                           validation=_subset(pool, carved["validation"]))
     else:
         n_test = int(round(test_fraction * len(pool["label"])))
-        carved = splits_lib.carve(pool["label"], [("test", n_test)] + _split_sizes(num_train, num_val),
-                                  seed)
+        carved = splits_lib.carve(
+            pool["label"],
+            [("test", n_test)] + _split_sizes(num_train, num_val, len(pool["label"]) - n_test), seed)
         tables = {k: _subset(pool, v) for k, v in carved.items()}
     if num_test:
         tables["test"] = _subset(tables["test"], splits_lib.stratified_take(
@@ -513,8 +535,9 @@ def open_pascal_part(data_dir, image_size=64, num_train=None, num_val=0, num_tes
     ids = sorted(by_image)
     image_labels = np.asarray([by_image[i][0][1] for i in ids])
     n_test = num_test or int(round(test_fraction * len(ids)))
-    carved = splits_lib.carve(image_labels, [("test", n_test)] + _split_sizes(num_train, num_val),
-                              seed)
+    carved = splits_lib.carve(
+        image_labels, [("test", n_test)] + _split_sizes(num_train, num_val, len(ids) - n_test),
+        seed)
     group_names = [g for g in readers._GROUP_ORDER
                    if any(g in readers.PASCAL_PART_GROUPS[c] for c in categories)]
     tables = {}
@@ -612,11 +635,13 @@ def open_tfds(data_dir, tfds_name, image_size=64, num_train=None, num_val=0, num
         keep = (splits_lib.stratified_take(test_labels, num_test, seed=[seed, 7]) if num_test
                 else np.arange(len(test_labels)))
         tables["test"] = (test_split, test_labels, keep)
-        carved = splits_lib.carve(train_labels, _split_sizes(num_train, num_val), seed)
+        carved = splits_lib.carve(train_labels,
+                                  _split_sizes(num_train, num_val, len(train_labels)), seed)
     else:
         n_test = num_test or int(round(0.2 * len(train_labels)))
-        carved = splits_lib.carve(train_labels, [("test", n_test)] + _split_sizes(num_train, num_val),
-                                  seed)
+        carved = splits_lib.carve(
+            train_labels,
+            [("test", n_test)] + _split_sizes(num_train, num_val, len(train_labels) - n_test), seed)
         tables["test"] = ("train", train_labels, carved["test"])
     tables["train"] = ("train", train_labels, carved["train"])
     tables["validation"] = ("train", train_labels, carved["validation"])
@@ -624,8 +649,9 @@ def open_tfds(data_dir, tfds_name, image_size=64, num_train=None, num_val=0, num
 
     class _TFDSSource(Source):
         def examples(self, split, shuffle=False, seed=0, num_parallel_calls=tf.data.AUTOTUNE):
-            tfds_split, labels, keep = self._tfds[split]
-            member = np.zeros(len(labels), bool)
+            tfds_split, records = self._tfds[split]
+            keep = self._table(split)["index"]
+            member = np.zeros(records, bool)
             member[keep] = True
             member = tf.constant(member)
             ds = raw(tfds_split).enumerate().filter(lambda i, ex: tf.gather(member, i))
@@ -642,10 +668,11 @@ def open_tfds(data_dir, tfds_name, image_size=64, num_train=None, num_val=0, num
 
             return ds.map(decode, num_parallel_calls=num_parallel_calls, deterministic=True)
 
-    index = {k: {"label": v[1][v[2]]} for k, v in tables.items()}
+    index = {k: {"label": v[1][v[2]], "index": np.asarray(v[2], np.int64)}
+             for k, v in tables.items()}
     source = _TFDSSource("tfds", class_names, None, index, loader=None, image_size=size,
                          description=f"{tfds_name} in {data_dir}")
-    source._tfds = tables
+    source._tfds = {k: (v[0], len(v[1])) for k, v in tables.items()}
     source._loader = True  # streamed, not in memory
     return source
 

@@ -154,7 +154,7 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
         raise ValueError(f"stream_filter_metrics: the stream held {seen} images, expected "
                          f"num_examples={n_total}")
     r = {k: np.concatenate(v) for k, v in state.items() if v}
-    labels = r["label"]
+    labels = r["labels"] = r.pop("label")
     x, y = rf.centers(r.pop("i"), r.pop("j"))
     r["positions"] = np.stack([x, y], -1).astype(np.float32)
     if single is None:

@@ -1,13 +1,17 @@
-"""End-to-end recipes the trainers call: data -> models -> fit -> evaluate -> save.
+"""End-to-end recipes the trainers call: data -> build -> fit -> measure -> save.
 
-Trainers in ``trainers/`` only parse flags into a config and call one of these.
+Trainers in ``trainers/`` only define flags from a config (``define_flags``),
+parse them into it and call one of these.
 """
 
-from keras_icnn.recipes.common import config_from_flags, format_table
+from keras_icnn.recipes.common import (
+    DataOptions, ModelOptions, RecipeConfig, RunOptions, config_from_flags, define_flags,
+    format_table, open_data, run_experiment)
 from keras_icnn.recipes.csg import CSGConfig, run_csg_experiment
 from keras_icnn.recipes.explainer import ExplainerConfig, run_explainer_experiment
 from keras_icnn.recipes.icnn import ICNNConfig, build_icnn_pair, run_icnn_experiment, synthetic_splits
 
-__all__ = ["config_from_flags", "format_table", "CSGConfig", "run_csg_experiment", "ExplainerConfig",
-           "run_explainer_experiment", "ICNNConfig", "build_icnn_pair", "run_icnn_experiment",
-           "synthetic_splits"]
+__all__ = ["DataOptions", "ModelOptions", "RecipeConfig", "RunOptions", "config_from_flags",
+           "define_flags", "format_table", "open_data", "run_experiment", "CSGConfig",
+           "run_csg_experiment", "ExplainerConfig", "run_explainer_experiment", "ICNNConfig",
+           "build_icnn_pair", "run_icnn_experiment", "synthetic_splits"]

@@ -1,80 +1,66 @@
-"""CSG training experiment (``train_csg.py``)."""
+"""CSG training experiment (``train_csg.py``): build -> fit -> measure."""
 
 import dataclasses
-import json
 import os
-import time
 
 import keras
 import numpy as np
 
 from keras_icnn import metrics
-from keras_icnn.data import pipeline
-from keras_icnn.models import backbones
-from keras_icnn import validation
-from keras_icnn.recipes.common import EVAL_SPLITS, LR_SCHEDULES, check_choice, check_fields
-from keras_icnn.recipes.icnn import ICNNConfig, synthetic_splits
+from keras_icnn.recipes.common import (
+    LR_SCHEDULES, RecipeConfig, check_choice, check_fields, datasets, eval_batches,
+    is_chief, make_backbone, option, run_experiment)
 
 
 @dataclasses.dataclass
-class CSGConfig:
+class CSGConfig(RecipeConfig):
     """Settings of a CSG experiment (see ``trainers/train_csg.py``)."""
 
-    backbone: str = "resnet20"
-    width: int = 16
-    dataset: str = "synthetic"  # synthetic | cub
-    data_dir: str = ""
-    image_size: int = 64
-    num_classes: int = 6
-    num_train: int = 3000
-    num_val: int = 300
-    num_test: int = 1200
-    epochs: int = 6
-    batch_size: int = 64
-    lr: float = 1e-3
-    csg_lr: float = 1e-3
-    gate_lr: float = 0.05
-    lr_schedule: str = "constant"  # or "cosine": network learning rates decay to 0 by the end
-    period: int = 2
-    csg_epochs: int = 1
-    warmup: int = 1
-    density: float = 0.2
-    sparsity: str = "l1"
-    lambda1: float = 1.0
-    lambda2: float = 1e-3
-    std_in_csg: bool = False
-    fixed_gate: bool = False
-    filters_per_class: int = 0
-    shared_filters: int = 0
-    train_baseline: bool = False
-    strategy: str = "default"
-    num_cpu_devices: int = 2
-    checkpoint: bool = True
-    crash_after_epoch: int = 0  # testing aid: exit hard after this epoch (like a kill)
-    seed: int = 0
-    output_dir: str = "/tmp/keras_icnn_csg"
-    verbose: int = 1
-    eval_split: str = "test"  # "validation" when tuning: never tune on the test split
+    backbone: str = option("resnet20", RecipeConfig.__dataclass_fields__["backbone"].metadata["help"],
+                           RecipeConfig.__dataclass_fields__["backbone"].metadata["choices"])
+    num_val: int = option(300, RecipeConfig.__dataclass_fields__["num_val"].metadata["help"])
+    batch_size: int = option(64, "Global batch size (split across replicas).")
+    epochs: int = option(6, "Epochs (STD and CSG together).")
+    lr: float = option(1e-3, "Adam learning rate of the network in STD epochs.")
+    csg_lr: float = option(1e-3, "Adam learning rate of the network in CSG epochs.")
+    gate_lr: float = option(0.05, "Adam learning rate of the gate matrix G.")
+    lr_schedule: str = option("constant", "Network learning rates (--lr, --csg_lr; baseline too):"
+                                          " constant, or cosine decay to 0 over the steps each "
+                                          "optimizer takes. G's stays constant.", LR_SCHEDULES)
+    period: int = option(2, "Epochs per STD/CSG period.")
+    csg_epochs: int = option(1, "CSG epochs at the start of each period.")
+    warmup: int = option(1, "STD epochs before the first period.")
+    density: float = option(0.2, "Target L1-density of G (g = density * C * K, >= 1/C).")
+    sparsity: str = option("l1", "Norm psi of the sparsity penalty.", ("l1", "l2", "smooth_l1"))
+    lambda1: float = option(1.0, "Weight of the CSG-path cross-entropy.")
+    lambda2: float = option(1e-3, "Weight of the sparsity penalty.")
+    std_in_csg: bool = option(False, "Add the STD cross-entropy in CSG epochs (eq. 3).")
+    fixed_gate: bool = option(False, "Fixed gates: each class owns filters_per_class filters.")
+    filters_per_class: int = option(0, "m1 of --fixed_gate.")
+    shared_filters: int = option(0, "m2 of --fixed_gate.")
+    train_baseline: bool = option(False, "Also train an STD-only model of the same backbone.")
+    checkpoint: bool = option(True, "Back up every epoch and resume a killed run.")
+    crash_after_epoch: int = option(0, "Testing aid: exit hard after this epoch's backup, like "
+                                       "a killed run.")
+    output_dir: str = option("/tmp/keras_icnn_csg", "Where results and checkpoints go (chief "
+                                                    "only).")
+
+    SYNTHETIC_SIZES = (3000, 300, 1200)
+    METHOD = "csg"
 
     def validate(self):
         """Raise a ValueError/TypeError naming the first bad field; returns the config."""
-        from keras_icnn import distribute
         from keras_icnn.layers.class_specific_gate import SPARSITY_NORMS
 
+        self.validate_common()
         check_fields(
-            self, positive=("width", "image_size", "num_train", "num_test", "epochs",
-                            "batch_size", "period", "num_cpu_devices"),
-            non_negative=("num_val", "csg_epochs", "warmup", "filters_per_class",
-                          "shared_filters", "crash_after_epoch", "seed"),
+            self, positive=("epochs", "period"),
+            non_negative=("csg_epochs", "warmup", "filters_per_class", "shared_filters",
+                          "crash_after_epoch"),
             positive_numbers=("lr", "csg_lr", "gate_lr"),
             non_negative_numbers=("lambda1", "lambda2"),
-            choices={"backbone": ("resnet20", "vgg", "alexnet"),
-                     "dataset": ("synthetic", "cub"), "sparsity": SPARSITY_NORMS,
-                     "strategy": distribute.STRATEGIES, "lr_schedule": LR_SCHEDULES,
-                     "eval_split": EVAL_SPLITS})
-        num_classes = validation.positive_int(self.num_classes, "num_classes")
-        if num_classes < 2:
-            raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={num_classes}")
+            choices={"sparsity": SPARSITY_NORMS, "lr_schedule": LR_SCHEDULES})
+        num_classes = self.num_classes
         if self.csg_epochs > self.period:
             raise ValueError("`csg_epochs` must be <= `period`. "
                              f"Received: csg_epochs={self.csg_epochs}, period={self.period}")
@@ -82,40 +68,14 @@ class CSGConfig:
             if self.filters_per_class < 1:
                 raise ValueError("`filters_per_class` must be >= 1 with fixed_gate. "
                                  f"Received: filters_per_class={self.filters_per_class}")
-        elif not 1.0 / num_classes <= float(self.density) <= 1.0:
+        elif self.dataset == "synthetic" and not 1.0 / num_classes <= float(self.density) <= 1.0:
             raise ValueError(
                 f"`density` must lie in [1/num_classes, 1] = [{1.0 / num_classes:.4f}, 1] so "
                 f"that g >= K. Received: density={self.density}")
-        if self.dataset == "cub" and not self.data_dir:
-            raise ValueError("`data_dir` is needed with dataset='cub' (a local CUB_200_2011 "
-                             "directory). Received: data_dir=''")
-        if self.data_dir and not os.path.isdir(self.data_dir):
-            raise FileNotFoundError(f"`data_dir` not found. Received: data_dir={self.data_dir!r}")
-        if self.eval_split == "validation" and self.num_val < 1:
-            raise ValueError("`num_val` must be >= 1 with eval_split='validation'. "
-                             f"Received: num_val={self.num_val}")
+        elif not 0.0 < float(self.density) <= 1.0:
+            raise ValueError(f"`density` must lie in (0, 1] (and >= 1/C for the dataset's C "
+                             f"classes). Received: density={self.density}")
         return self
-
-
-def _csg_splits(config):
-    if config.dataset == "synthetic":
-        icnn_like = ICNNConfig(image_size=config.image_size, num_classes=config.num_classes,
-                               num_train=config.num_train, num_val=config.num_val,
-                               num_test=config.num_test, seed=config.seed)
-        return synthetic_splits(icnn_like), config.num_classes
-    if config.dataset == "cub":
-        from keras_icnn.data import readers
-
-        if not config.data_dir:
-            raise ValueError("--dataset=cub needs --data_dir (a local CUB_200_2011 directory)")
-        train = readers.read_cub(config.data_dir, "train", config.image_size, limit=config.num_train)
-        test = readers.read_cub(config.data_dir, "test", config.image_size, limit=config.num_test)
-        cut = max(1, len(train["image"]) // 10)
-        split = {"train": {k: v[cut:] for k, v in train.items() if k != "part_names"},
-                 "validation": {k: v[:cut] for k, v in train.items() if k != "part_names"},
-                 "test": {k: v for k, v in test.items() if k != "part_names"}}
-        return split, int(max(train["label"].max(), test["label"].max())) + 1
-    raise ValueError(f"`dataset` must be synthetic or cub. Received: dataset={config.dataset!r}")
 
 
 class _ResumeReport(keras.callbacks.Callback):
@@ -151,12 +111,6 @@ class _HardExitAfterEpoch(keras.callbacks.Callback):
             os._exit(3)
 
 
-def _pooled_features(model, layer_name, images, batch_size=128):
-    probe = keras.Model(model.inputs, model.get_layer(layer_name).output)
-    maps = probe.predict(images, batch_size=batch_size, verbose=0)
-    return maps.mean(axis=(1, 2))
-
-
 def _network_learning_rates(config, steps_per_epoch, phases):
     """(STD lr, CSG lr, baseline lr): constants, or cosine decays over the steps each
     optimizer will take (the STD and CSG optimizers step only in their own epochs)."""
@@ -173,40 +127,77 @@ def _network_learning_rates(config, steps_per_epoch, phases):
             cosine(config.lr, len(phases)))
 
 
-def run_csg_experiment(config):
-    """Train a CSG model (and optionally an STD baseline); write results.json, G and its heatmap."""
-    from keras_icnn import distribute, viz
+def _csg_pass(model, layer, batches, csg=True):
+    """One pass over the eval stream: STD-path logits, CSG-path logits (``csg``), pooled
+    maps of ``layer`` and labels."""
+    import tensorflow as tf
+
+    probe = keras.Model(model.inputs, [model.get_layer(layer).output, model.outputs[0]])
+
+    @tf.function(autograph=False)
+    def step(x):
+        maps, logits = probe(x, training=False)
+        return tf.reduce_mean(tf.cast(maps, tf.float32), axis=[1, 2]), logits
+
+    out = {"pooled": [], "std": [], "csg": [], "label": []}
+    for batch in batches():
+        x, y = batch["image"], batch["label"]
+        pooled, logits = step(x)
+        out["pooled"].append(pooled.numpy())
+        out["std"].append(logits.numpy())
+        if csg:
+            out["csg"].append(np.asarray(model.csg_logits(x, y)))
+        out["label"].append(np.asarray(y))
+    return {k: np.concatenate(v) for k, v in out.items() if v}
+
+
+def build(config, source, strategy):
     from keras_icnn.models import csg as csg_lib
 
-    config.validate()
-    strategy = distribute.get_strategy(config.strategy, config.num_cpu_devices)
-    os.makedirs(config.output_dir, exist_ok=True)
-    t0 = time.time()
-    splits, num_classes = _csg_splits(config)
-    for name, ex in splits.items():
-        pipeline.validate_examples(ex, num_classes, name=f"{name} split")
-    train = pipeline.make_dataset(splits["train"], config.batch_size, training=True,
-                                  seed=config.seed)
-    val = pipeline.make_dataset(splits["validation"], config.batch_size)
-    shape = (config.image_size, config.image_size, 3)
+    num_classes = source.num_classes
+    if not config.fixed_gate and not 1.0 / num_classes <= float(config.density) <= 1.0:
+        raise ValueError(f"`density` must lie in [1/num_classes, 1] = [{1.0 / num_classes:.4f}, "
+                         f"1] for the {num_classes} classes of {config.dataset}. "
+                         f"Received: density={config.density}")
     gate_kwargs = dict(density=config.density, sparsity=config.sparsity)
     if config.fixed_gate:
         gate_kwargs.update(fixed=True, filters_per_class=config.filters_per_class,
                            shared_filters=config.shared_filters)
-    schedule = dict(period=config.period, csg_epochs=config.csg_epochs, warmup=config.warmup)
-    steps_per_epoch = -(-len(splits["train"]["image"]) // config.batch_size)
+    steps_per_epoch = -(-source.size("train") // config.batch_size)
     std_lr, csg_lr, baseline_lr = _network_learning_rates(
-        config, steps_per_epoch, csg_lib.phase_table(config.epochs, **schedule))
+        config, steps_per_epoch, csg_lib.phase_table(config.epochs, **_schedule(config)))
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
-        base = backbones.get_backbone(config.backbone, shape, num_classes, width=config.width)
-        model = csg_lib.make_csg(base, "top_conv", num_classes, **gate_kwargs)
+        base, layer = make_backbone(config, num_classes, "csg")
+        model = csg_lib.make_csg(base, layer, num_classes, **gate_kwargs)
         model.compile(keras.optimizers.Adam(std_lr),
                       csg_optimizer=keras.optimizers.Adam(csg_lr),
                       gate_optimizer=keras.optimizers.Adam(config.gate_lr),
                       lambda1=config.lambda1, lambda2=config.lambda2,
                       std_in_csg=config.std_in_csg)
-    report = _ResumeReport(config.output_dir, config.verbose)
+    models = {"csg": model}
+    if config.train_baseline:
+        keras.utils.set_random_seed(config.seed)
+        with strategy.scope():
+            baseline, _ = make_backbone(config, num_classes, "csg")
+            baseline.compile(keras.optimizers.Adam(baseline_lr),
+                             keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                             metrics=["accuracy"])
+        models["baseline"] = baseline
+    return models
+
+
+def _schedule(config):
+    return dict(period=config.period, csg_epochs=config.csg_epochs, warmup=config.warmup)
+
+
+def fit(config, source, strategy, models):
+    from keras_icnn.models import csg as csg_lib
+
+    os.makedirs(config.output_dir, exist_ok=True)
+    train, val = datasets(config, source)
+    model = models["csg"]
+    report = _ResumeReport(config.output_dir, config.verbose and is_chief(strategy))
     callbacks = []
     if config.checkpoint:
         callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(config.output_dir, "backup")))
@@ -214,25 +205,35 @@ def run_csg_experiment(config):
     if config.crash_after_epoch:
         callbacks.append(_HardExitAfterEpoch(config.crash_after_epoch, config.output_dir))
     if config.verbose:
-        print(f"phases: {' '.join(csg_lib.phase_table(config.epochs, **schedule))}")
+        print(f"phases: {' '.join(csg_lib.phase_table(config.epochs, **_schedule(config)))}")
     model.fit(train, validation_data=val, epochs=config.epochs, callbacks=callbacks,
-              schedule=schedule, verbose=config.verbose)
-    split = config.eval_split
-    images, labels = splits[split]["image"], splits[split]["label"]
-    std_logits = model.predict(images, batch_size=config.batch_size, verbose=0)
-    csg_logits = np.concatenate([
-        np.asarray(model.csg_logits(images[a:a + 256], labels[a:a + 256]))
-        for a in range(0, len(images), 256)])
+              schedule=_schedule(config), verbose=config.verbose)
+    if "baseline" in models:
+        if config.verbose:
+            print("\n== training the STD baseline ==")
+        keras.utils.set_random_seed(config.seed)
+        models["baseline"].fit(train, validation_data=val, epochs=config.epochs,
+                               verbose=config.verbose)
+    return {"started_at": report.start}
+
+
+def measure(config, source, strategy, models, fitted):
+    from keras_icnn import viz
+    from keras_icnn.models import csg as csg_lib
+
+    split, num_classes = config.eval_split, source.num_classes
+    model = models["csg"]
+    layer = config.layer or make_layer_name(config)
+    r = _csg_pass(model, layer, eval_batches(config, source))
+    labels = r["label"]
     gate = csg_lib.gate_matrix(model)
     density = metrics.l1_density(gate)
     results = {
-        "num_classes": num_classes, "eval_split": split, "strategy": config.strategy,
-        "started_at": report.start,
-        "replicas": int(strategy.num_replicas_in_sync),
-        "csg": {f"std_path_{split}_accuracy": float(np.mean(std_logits.argmax(-1) == labels)),
-                f"csg_path_{split}_accuracy": float(np.mean(csg_logits.argmax(-1) == labels)),
-                "mis": metrics.mutual_information_score(
-                    _pooled_features(model, "top_conv", images), labels, num_classes, config.seed)},
+        "started_at": fitted["started_at"], "backbone": config.backbone, "layer": layer,
+        "csg": {f"std_path_{split}_accuracy": float(np.mean(r["std"].argmax(-1) == labels)),
+                f"csg_path_{split}_accuracy": float(np.mean(r["csg"].argmax(-1) == labels)),
+                "mis": metrics.mutual_information_score(r["pooled"], labels, num_classes,
+                                                        config.seed)},
         # No features can have MIS above this (MI <= the entropy of 1[y = c]).
         "mis_ceiling": metrics.mutual_information_ceiling(labels, num_classes),
         "l1_density": density,
@@ -241,36 +242,36 @@ def run_csg_experiment(config):
         "l1_density_in_interval": bool(1.0 / num_classes - 1e-6 <= density
                                        <= config.density * 1.005),
     }
-    if config.train_baseline:
-        keras.utils.set_random_seed(config.seed)
-        with strategy.scope():
-            baseline = backbones.get_backbone(config.backbone, shape, num_classes,
-                                              width=config.width)
-            baseline.compile(keras.optimizers.Adam(baseline_lr),
-                             keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                             metrics=["accuracy"])
-        if config.verbose:
-            print("\n== training the STD baseline ==")
-        baseline.fit(train, validation_data=val, epochs=config.epochs, verbose=config.verbose)
-        base_logits = baseline.predict(images, batch_size=config.batch_size, verbose=0)
+    artifacts = {"gate.npy": gate, "csg.keras": model}
+    if "baseline" in models:
+        b = _csg_pass(models["baseline"], layer, eval_batches(config, source), csg=False)
         results["baseline"] = {
-            f"{split}_accuracy": float(np.mean(base_logits.argmax(-1) == labels)),
-            "mis": metrics.mutual_information_score(
-                _pooled_features(baseline, "top_conv", images), labels, num_classes, config.seed)}
+            f"{split}_accuracy": float(np.mean(b["std"].argmax(-1) == labels)),
+            "mis": metrics.mutual_information_score(b["pooled"], labels, num_classes, config.seed)}
         results["mis_ratio"] = results["csg"]["mis"] / max(results["baseline"]["mis"], 1e-12)
-        baseline.save(os.path.join(config.output_dir, "baseline.keras"))
-    np.save(os.path.join(config.output_dir, "gate.npy"), gate)
-    try:
-        results["gate_png"] = viz.matrix_heatmap(
-            os.path.join(config.output_dir, "gate.png"), gate, "filter", "class",
-            f"gate matrix G (L1-density {density:.3f})", vmin=0, vmax=1)
-    except ImportError as err:  # matplotlib is an optional extra: say so, keep the rest
-        results["gate_png"] = None
-        print(f"gate.png not written: {err}")
-    model.save(os.path.join(config.output_dir, "csg.keras"))
-    results["seconds"] = round(time.time() - t0, 1)
-    with open(os.path.join(config.output_dir, "config.json"), "w") as f:
-        json.dump(dataclasses.asdict(config), f, indent=2)
-    with open(os.path.join(config.output_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    return results
+        artifacts["baseline.keras"] = models["baseline"]
+
+    def heatmap(path):
+        try:
+            results["gate_png"] = viz.matrix_heatmap(
+                os.path.join(config.output_dir, "gate.png"), gate, "filter", "class",
+                f"gate matrix G (L1-density {density:.3f})", vmin=0, vmax=1)
+        except ImportError as err:  # matplotlib is an optional extra: say so, keep the rest
+            results["gate_png"] = None
+            print(f"gate.png not written: {err}")
+
+    artifacts["gate.png"] = heatmap
+    return results, artifacts
+
+
+def make_layer_name(config):
+    from keras_icnn.models import backbones
+
+    return backbones.default_layer(config.backbone, "csg")
+
+
+def run_csg_experiment(config):
+    """Train a CSG model (and optionally an STD baseline) on the config's data; the chief
+    writes results.json (STD- and CSG-path accuracy, MIS, L1-density), gate.npy, gate.png
+    and csg.keras (and baseline.keras)."""
+    return run_experiment(config, build, fit, measure)

@@ -1,151 +1,169 @@
-"""Explainer distillation experiment (``train_explainer.py``)."""
+"""Explainer distillation experiment (``train_explainer.py``): build -> fit -> measure."""
 
 import dataclasses
-import json
 import os
-import time
 
 import keras
 import numpy as np
 
-from keras_icnn import metrics
-from keras_icnn.data import pipeline
-from keras_icnn.models import backbones
-from keras_icnn import validation
-from keras_icnn.recipes.common import EVAL_SPLITS, check_fields
-from keras_icnn.recipes.icnn import ICNNConfig, _compile, synthetic_splits
+from keras_icnn import metrics, validation
+from keras_icnn.recipes.common import (
+    RecipeConfig, check_fields, datasets, eval_batches, make_backbone, option, run_experiment)
+from keras_icnn.recipes.icnn import ICNNConfig, _compile
 
 
 @dataclasses.dataclass
-class ExplainerConfig:
+class ExplainerConfig(RecipeConfig):
     """Settings of an explainer distillation (see ``trainers/train_explainer.py``)."""
 
-    performer: str = ""  # a saved .keras performer; empty: train a VGG performer first
-    layer: str = "block3_pool"  # the performer layer whose feature map the explainer reads
-    performer_epochs: int = 6
-    width: int = 16
-    image_size: int = 64
-    num_classes: int = 6
-    num_train: int = 4800
-    num_val: int = 300
-    num_test: int = 1200
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 1e-3
-    eta: float = 1.0
-    filter_fraction: float = 0.1
-    fraction_decay: bool = False
-    mix_trick: bool = False
-    initial_p: float = 0.5
-    strategy: str = "default"
-    num_cpu_devices: int = 2
-    seed: int = 0
-    output_dir: str = "/tmp/keras_icnn_explainer"
-    verbose: int = 1
-    eval_split: str = "test"  # "validation" when tuning: never tune on the test split
+    performer: str = option("", "A saved .keras performer (empty: train a --backbone performer "
+                                "first; its head after the top conv must be a chain of layers).")
+    performer_epochs: int = option(6, "Epochs of the performer when training one.")
+    num_val: int = option(300, RecipeConfig.__dataclass_fields__["num_val"].metadata["help"])
+    epochs: int = option(20, "Distillation epochs.")
+    lr: float = option(1e-3, "Adam learning rate.")
+    eta: float = option(1.0, "Weight of -log p.")
+    filter_fraction: float = option(0.1, "c of the gradient-ratio rule: |dLoss_f/dx| = c "
+                                         "|d rec/dx| per filter.")
+    fraction_decay: bool = option(False, "Divide c by the epoch N (the paper's 1/(300 N)).")
+    mix_trick: bool = option(False, "conv-interp-2's filter loss on p x_f + (1-p) x_ordin.")
+    initial_p: float = option(0.5, "Starting mixing weight p of the interpretable track.")
+    output_dir: str = option("/tmp/keras_icnn_explainer", "Where results go (chief only).")
+
+    SYNTHETIC_SIZES = (4800, 300, 1200)
+    METHOD = "explainer"
 
     def validate(self):
         """Raise a ValueError/TypeError naming the first bad field; returns the config."""
-        from keras_icnn import distribute
+        from keras_icnn.models import backbones
 
-        check_fields(
-            self, positive=("performer_epochs", "width", "image_size", "num_train", "num_test",
-                            "epochs", "batch_size", "num_cpu_devices"),
-            non_negative=("num_val", "seed"), positive_numbers=("lr",),
-            non_negative_numbers=("eta", "filter_fraction"),
-            choices={"strategy": distribute.STRATEGIES, "eval_split": EVAL_SPLITS})
-        if validation.positive_int(self.num_classes, "num_classes") < 2:
-            raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={self.num_classes}")
+        self.validate_common()
+        check_fields(self, positive=("performer_epochs", "epochs"), positive_numbers=("lr",),
+                     non_negative_numbers=("eta", "filter_fraction"))
         validation.number_in(self.initial_p, "initial_p", 0, 1, low_open=True, high_open=True)
         if self.performer and not os.path.isfile(self.performer):
             raise FileNotFoundError("performer model not found: `performer` must be a saved .keras "
                                     f"file. Received: performer={self.performer!r}")
-        if not self.layer:
-            raise ValueError("`layer` must name the performer layer the explainer reads. "
-                             "Received: layer=''")
-        if self.eval_split == "validation" and self.num_val < 1:
-            raise ValueError("`num_val` must be >= 1 with eval_split='validation'. "
-                             f"Received: num_val={self.num_val}")
+        if not self.performer:
+            backbones.default_layer(self.backbone, "explainer")  # residual backbones: refused
         return self
 
 
-def run_explainer_experiment(config):
-    """Distil an explainer from a performer; write results.json and explainer.keras."""
-    from keras_icnn import distribute
+def _layer(config, performer):
+    from keras_icnn.models import backbones
+
+    if config.layer:
+        return config.layer
+    if not config.performer:
+        return backbones.default_layer(config.backbone, "explainer")
+    names = [layer.name for layer in performer.layers]
+    for name in ("block3_pool", "block5_conv2"):  # built-in VGG / VGG-16 performers
+        if name in names:
+            return name
+    raise ValueError("`layer` must name the performer layer the explainer reads (below its top "
+                     f"conv). Layers: {names}")
+
+
+def build(config, source, strategy):
     from keras_icnn.models import explainer as explainer_lib
 
-    config.validate()
-    strategy = distribute.get_strategy(config.strategy, config.num_cpu_devices)
-    os.makedirs(config.output_dir, exist_ok=True)
-    t0 = time.time()
-    splits = synthetic_splits(ICNNConfig(image_size=config.image_size,
-                                         num_classes=config.num_classes,
-                                         num_train=config.num_train, num_val=config.num_val,
-                                         num_test=config.num_test, seed=config.seed))
-    for name, ex in splits.items():
-        pipeline.validate_examples(ex, config.num_classes, name=f"{name} split")
     keras.utils.set_random_seed(config.seed)
-    shape = (config.image_size, config.image_size, 3)
     with strategy.scope():
         if config.performer:
-            if not os.path.exists(config.performer):
-                raise FileNotFoundError(f"performer model not found: {config.performer}")
             performer = keras.models.load_model(config.performer)
+            classes = int(performer.outputs[0].shape[-1])
+            if classes != source.num_classes:
+                raise ValueError(f"the performer {config.performer} has {classes} outputs but "
+                                 f"{config.dataset} has {source.num_classes} classes")
         else:
-            performer = backbones.vgg_backbone(shape, config.num_classes, width=config.width)
-            _compile(performer, ICNNConfig(learning_rate=config.lr, jit_compile=False))
+            performer, _ = make_backbone(config, source.num_classes, "explainer")
+            _compile(performer, ICNNConfig(learning_rate=config.lr, lr_schedule="constant"),
+                     jit_compile=False)
+    return {"performer": performer, "layer": _layer(config, performer),
+            "explainer_lib": explainer_lib}
+
+
+def _distiller(config, strategy, models):
+    with strategy.scope():
+        explainer, distiller = models["explainer_lib"].build_explainer(
+            models["performer"], models["layer"], eta=config.eta,
+            filter_fraction=config.filter_fraction, fraction_decay=config.fraction_decay,
+            mix_trick=config.mix_trick, initial_p=config.initial_p)
+        distiller.compile(keras.optimizers.Adam(config.lr))
+    return explainer, distiller
+
+
+def fit(config, source, strategy, models):
+    from keras_icnn.recipes.common import sync_batchnorm
+
+    train, val = datasets(config, source)
+    performer = models["performer"]
     if not config.performer:
         if config.verbose:
-            print(f"== training a VGG performer ({config.performer_epochs} epochs) ==")
-        performer.fit(pipeline.make_dataset(splits["train"], config.batch_size, training=True,
-                                            seed=config.seed),
-                      epochs=config.performer_epochs, verbose=config.verbose)
-        performer.save(os.path.join(config.output_dir, "performer.keras"))
-    with strategy.scope():
-        explainer, distiller = explainer_lib.build_explainer(
-            performer, config.layer, eta=config.eta, filter_fraction=config.filter_fraction,
-            fraction_decay=config.fraction_decay, mix_trick=config.mix_trick,
-            initial_p=config.initial_p)
-        distiller.compile(keras.optimizers.Adam(config.lr))
+            print(f"== training a {config.backbone} performer ({config.performer_epochs} epochs) ==")
+        performer.fit(train, epochs=config.performer_epochs, verbose=config.verbose)
+    explainer, distiller = _distiller(config, strategy, models)
+    sync_batchnorm(explainer, strategy)
+    models.update(explainer=explainer, distiller=distiller)
     before = [np.asarray(w).copy() for w in performer.weights]
     if config.verbose:
         print(f"== distilling the explainer ({config.epochs} epochs) ==")
-    images = lambda split: pipeline.make_dataset(  # noqa: E731
-        {"image": splits[split]["image"], "label": splits[split]["label"]}, config.batch_size,
-        training=split == "train", seed=config.seed)
-    history = distiller.fit(images("train"), validation_data=images("validation"),
-                            epochs=config.epochs, verbose=config.verbose)
+    history = distiller.fit(train, validation_data=val, epochs=config.epochs,
+                            verbose=config.verbose)
     unchanged = all(np.array_equal(a, np.asarray(b)) for a, b in zip(before, performer.weights))
+    return {"history": history.history, "performer_unchanged": unchanged}
+
+
+def measure(config, source, strategy, models, fitted):
+    performer, distiller = models["performer"], models["distiller"]
     split = config.eval_split
-    test = splits[split]
-    labels = test["label"]
-    perf_err = float(np.mean(performer.predict(test["image"], verbose=0).argmax(-1) != labels))
-    rec_err = float(np.mean(distiller.reconstructed_logits(test["image"]).argmax(-1) != labels))
-    # Location instability: conv-interp-2 vs the performer's top conv (explainer's category rule).
-    explanation = distiller.explain(test["image"])
-    r = metrics.collect_responses(performer, distiller.top_layer_name, test, verbose=0)
-    size = test["image"].shape[1:3]
-    li_perf, _, _ = metrics.location_instability_multi(
-        r["positions"], test["landmarks"], labels, size, r["scores"], config.num_classes,
-        rule="most_activated")
-    li_expl, _, _ = metrics.location_instability_multi(
-        explanation["part_locations"], test["landmarks"], labels, size,
-        explanation["part_scores"], config.num_classes, rule="most_activated")
+    out = {k: [] for k in ("label", "perf", "rec", "loc", "score", "landmarks", "pos", "peak")}
+    for batch in eval_batches(config, source)():
+        images = np.asarray(batch["image"])
+        out["label"].append(np.asarray(batch["label"]))
+        out["perf"].append(performer.predict(images, verbose=0).argmax(-1))
+        out["rec"].append(np.asarray(distiller.reconstructed_logits(images)).argmax(-1))
+        if "landmarks" in batch:
+            explanation = distiller.explain(images)
+            out["loc"].append(explanation["part_locations"])
+            out["score"].append(explanation["part_scores"])
+            out["landmarks"].append(np.asarray(batch["landmarks"]))
+            r = metrics.collect_responses(performer, distiller.top_layer_name,
+                                          {"image": images}, verbose=0)
+            out["pos"].append(r["positions"])
+            out["peak"].append(r["scores"])
+    r = {k: np.concatenate(v) for k, v in out.items() if v}
+    labels = r["label"]
+    perf_err = float(np.mean(r["perf"] != labels))
+    rec_err = float(np.mean(r["rec"] != labels))
+    size = (config.image_size, config.image_size)
+    li = None
+    if "landmarks" in r and np.isfinite(r["landmarks"][..., 0]).any():
+        li_perf, _, _ = metrics.location_instability_multi(
+            r["pos"], r["landmarks"], labels, size, r["peak"], source.num_classes,
+            rule="most_activated")
+        li_expl, _, _ = metrics.location_instability_multi(
+            r["loc"], r["landmarks"], labels, size, r["score"], source.num_classes,
+            rule="most_activated")
+        li = {"performer_top_conv": li_perf, "explainer": li_expl,
+              "ratio": li_expl / max(li_perf, 1e-12)}
     results = {
-        "eval_split": config.eval_split,
-        "p": explanation["p"],
+        "p": float(models["explainer"].p), "layer": models["layer"],
         f"performer_{split}_error": perf_err,
         f"reconstruction_{split}_error": rec_err,
         "delta_error": rec_err - perf_err,
-        "location_instability": {"performer_top_conv": li_perf, "explainer": li_expl,
-                                 "ratio": li_expl / max(li_perf, 1e-12)},
-        "final_train": {k: float(v[-1]) for k, v in history.history.items()},
-        "performer_unchanged": unchanged,
-        "seconds": round(time.time() - t0, 1),
+        # None without landmarks: not applicable, never 0.
+        "location_instability": li,
+        "final_train": {k: float(v[-1]) for k, v in fitted["history"].items()},
+        "performer_unchanged": fitted["performer_unchanged"],
     }
-    explainer.save(os.path.join(config.output_dir, "explainer.keras"))
-    with open(os.path.join(config.output_dir, "config.json"), "w") as f:
-        json.dump(dataclasses.asdict(config), f, indent=2)
-    with open(os.path.join(config.output_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    return results
+    artifacts = {"explainer.keras": models["explainer"]}
+    if not config.performer:
+        artifacts["performer.keras"] = performer
+    return results, artifacts
+
+
+def run_explainer_experiment(config):
+    """Distil an explainer from a performer on the config's data; the chief writes
+    results.json and explainer.keras (and performer.keras when it trained one)."""
+    return run_experiment(config, build, fit, measure)

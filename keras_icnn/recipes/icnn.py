@@ -1,67 +1,63 @@
-"""Ordinary vs interpretable CNN on the synthetic part data (``train_icnn.py``)."""
+"""Ordinary vs interpretable CNN (``train_icnn.py``): build -> fit -> measure."""
 
 import dataclasses
-import json
-import os
-import time
 
 import keras
 
-from keras_icnn import metrics, validation
-from keras_icnn.data import pipeline, synthetic_parts
-from keras_icnn.models import backbones, interpretable
-from keras_icnn.recipes.common import EVAL_SPLITS, LR_SCHEDULES, check_fields
+from keras_icnn import validation
+from keras_icnn.data import synthetic_parts
+from keras_icnn.metrics.streaming import stream_filter_metrics
+from keras_icnn.recipes.common import (
+    LR_SCHEDULES, RecipeConfig, check_fields, datasets, eval_batches, make_backbone, option,
+    run_experiment)
 
 
 @dataclasses.dataclass
-class ICNNConfig:
+class ICNNConfig(RecipeConfig):
     """Settings of an ordinary-vs-interpretable CNN experiment (see ``train_icnn.py``)."""
 
-    task: str = "multi"  # "multi" or "single"
-    category: str = "bird"  # single-category task only
-    backbone: str = "vgg"
-    width: int = 16
-    image_size: int = 64
-    num_classes: int = 6
-    num_train: int = 4800
-    num_val: int = 600
-    num_test: int = 1200
-    epochs: int = 15
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    lr_schedule: str = "cosine"  # or "constant"; cosine decays to 0 by the last step
-    seed: int = 0
-    gradient: str = "approximate"
-    gradient_form: str = "printed"
-    mu: str = "argmax"
-    loss_weight: float = 0.05
-    loss_schedule: str = "constant"
-    occlusion: float = 0.2
-    jit_compile: bool = True
-    output_dir: str = "/tmp/keras_icnn_icnn"
-    verbose: int = 1
-    eval_split: str = "test"  # "validation" when tuning: never tune on the test split
-    models: tuple = ("ordinary", "interpretable")
+    task: str = option("multi", "multi: classify all categories; single: one synthetic "
+                                "category vs. background.", ("multi", "single"))
+    category: str = option("bird", "Positive category of --task=single (name or index).")
+    occlusion: float = option(0.2, "Probability of an occluding box per synthetic image.")
+    epochs: int = option(15, "Training epochs of each model.")
+    learning_rate: float = option(1e-3, "Adam learning rate.")
+    lr_schedule: str = option("cosine", "Learning rate over the run: constant, or cosine decay "
+                                        "to 0 by the last step.", LR_SCHEDULES)
+    gradient: str = option("approximate", "Filter-loss gradient: the paper's approximation "
+                                          "(eq. 5) or exact autodiff.", ("approximate", "exact"))
+    gradient_form: str = option("printed", "Approximate gradient with (printed) or without "
+                                           "(appendix) the '1 +'.", ("printed", "appendix"))
+    mu: str = option("argmax", "Part location rule of the mask.", ("argmax", "centroid"))
+    loss_weight: float = option(0.05, "Filter-loss weight c (see --loss_schedule).")
+    loss_schedule: str = option("constant", "Filter-loss weight rule.",
+                                ("constant", "paper", "inverse_epoch", "grad_ratio"))
+    jit_compile: bool = option(True, "Compile the train step with XLA (one replica only).")
+    models: tuple = option(("ordinary", "interpretable"), "Which models to train (repeat the "
+                           "flag for both).", ("ordinary", "interpretable"))
+    output_dir: str = option("/tmp/keras_icnn_icnn", "Where models and results go (chief only).")
+
+    SYNTHETIC_SIZES = (4800, 600, 1200)
+    METHOD = "icnn"
+
+    def synthetic_options(self):
+        return dict(task=self.task, category=self.category, occlusion=self.occlusion)
 
     def validate(self):
         """Raise a ValueError/TypeError naming the first bad field; returns the config."""
+        self.validate_common()
         check_fields(
-            self, positive=("width", "image_size", "num_train", "num_test", "epochs",
-                            "batch_size"),
-            non_negative=("num_val", "seed"), positive_numbers=("learning_rate",),
+            self, positive=("epochs",), positive_numbers=("learning_rate",),
             non_negative_numbers=("loss_weight",),
-            choices={"task": ("multi", "single"), "backbone": backbones.BACKBONES,
-                     "gradient": ("approximate", "exact"),
+            choices={"task": ("multi", "single"), "gradient": ("approximate", "exact"),
                      "gradient_form": ("printed", "appendix"), "mu": ("argmax", "centroid"),
                      "loss_schedule": ("constant", "paper", "inverse_epoch", "grad_ratio"),
-                     "lr_schedule": LR_SCHEDULES, "eval_split": EVAL_SPLITS})
-        if validation.positive_int(self.num_classes, "num_classes") < 2:
-            raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={self.num_classes}")
+                     "lr_schedule": LR_SCHEDULES})
         validation.number_in(self.occlusion, "occlusion", 0, 1)
-        if self.eval_split == "validation" and self.num_val < 1:
-            raise ValueError("`num_val` must be >= 1 with eval_split='validation'. "
-                             f"Received: num_val={self.num_val}")
         if self.task == "single":
+            if self.dataset != "synthetic":
+                raise ValueError("`task`='single' is a synthetic-data task (one category vs. "
+                                 f"background). Received: dataset={self.dataset!r}")
             synthetic_parts.category_index(self.category, self.num_classes)
         unknown = set(self.models) - {"ordinary", "interpretable"}
         if unknown or not self.models:
@@ -71,21 +67,14 @@ class ICNNConfig:
 
 
 def synthetic_splits(config):
-    """Train/validation/test example dicts for a config (deterministic in its seed)."""
-    common = dict(image_size=config.image_size, num_classes=config.num_classes,
-                  seed=config.seed, occlusion=config.occlusion)
-    sizes = {"train": config.num_train, "validation": config.num_val, "test": config.num_test}
-    out = {}
-    for split, n in sizes.items():
-        if config.task == "single":
-            out[split] = synthetic_parts.make_single_category_examples(
-                config.category, n, split=split, **common)
-        else:
-            out[split] = synthetic_parts.make_examples(n, split=split, **common)
-    return out
+    """Train/validation/test example dicts of a synthetic config (deterministic in its seed)."""
+    from keras_icnn.recipes.common import open_data
+
+    source = open_data(config, **config.synthetic_options())
+    return {split: source._table(split) for split in ("train", "validation", "test")}
 
 
-def _compile(model, config, total_steps=None):
+def _compile(model, config, total_steps=None, jit_compile=None):
     """Adam at ``config.learning_rate``; cosine-decayed to 0 over ``total_steps`` when
     ``config.lr_schedule == "cosine"`` (and ``total_steps`` is given)."""
     lr = config.learning_rate
@@ -95,78 +84,96 @@ def _compile(model, config, total_steps=None):
         optimizer=keras.optimizers.Adam(lr),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
-        jit_compile=config.jit_compile,
+        jit_compile=config.jit_compile if jit_compile is None else jit_compile,
     )
     return model
 
 
-def build_icnn_pair(config, num_classes):
-    """An ordinary backbone and its interpretable version, from the same initial weights."""
+def build_icnn_pair(config, num_classes, num_train=None, strategy=None):
+    """An ordinary backbone and its interpretable version, from the same initial weights.
+
+    Returns ``(ordinary, interpretable)`` compiled; build them inside
+    ``strategy.scope()`` when given (one replica keeps ``config.jit_compile``).
+    """
+    from keras_icnn.models import interpretable
+
     keras.utils.set_random_seed(config.seed)
-    shape = (config.image_size, config.image_size, 3)
-    kwargs = {"width": config.width}
-    ordinary = backbones.get_backbone(config.backbone, shape, num_classes, **kwargs)
+    replicas = 1 if strategy is None else strategy.num_replicas_in_sync
+    jit = config.jit_compile and replicas == 1
+    ordinary, layer = make_backbone(config, num_classes, "icnn")
     layer_kwargs = dict(gradient=config.gradient, gradient_form=config.gradient_form,
                         mu=config.mu, loss_weight=config.loss_weight,
                         loss_schedule=config.loss_schedule)
     if config.task == "single":
         layer_kwargs.update(single_category=True, positive_class=1)
-    icnn = interpretable.make_interpretable(ordinary, "top_conv", num_classes=num_classes,
+    icnn = interpretable.make_interpretable(ordinary, layer, num_classes=num_classes,
                                             **layer_kwargs)
-    steps = -(-config.num_train // config.batch_size) * config.epochs
-    return _compile(ordinary, config, steps), _compile(icnn, config, steps)
+    n = num_train or config.num_train or config.SYNTHETIC_SIZES[0]
+    steps = -(-n // config.batch_size) * config.epochs
+    return _compile(ordinary, config, steps, jit), _compile(icnn, config, steps, jit)
 
 
-def run_icnn_experiment(config):
-    """Train an ordinary and an interpretable CNN on the synthetic part data.
+def build(config, source, strategy):
+    with strategy.scope():
+        ordinary, icnn = build_icnn_pair(config, source.num_classes, source.size("train"),
+                                         strategy)
+    models = {"ordinary": ordinary, "interpretable": icnn}
+    return {name: m for name, m in models.items() if name in config.models}
 
-    Both are measured on ``eval_split`` (the test split by default): accuracy, location
-    instability and part interpretability of their top conv layer; the
-    per-epoch validation accuracy is kept in ``val_accuracy``. Writes ``ordinary.keras``,
-    ``interpretable.keras``, ``config.json`` and ``results.json`` into
-    ``config.output_dir`` and returns the results dict.
-    """
-    config.validate()
-    os.makedirs(config.output_dir, exist_ok=True)
-    t0 = time.time()
-    splits = synthetic_splits(config)
-    num_classes = 2 if config.task == "single" else config.num_classes
-    for name, ex in splits.items():
-        pipeline.validate_examples(ex, num_classes, name=f"{name} split")
-    train = pipeline.make_dataset(splits["train"], config.batch_size, training=True,
-                                  seed=config.seed)
-    val = pipeline.make_dataset(splits["validation"], config.batch_size)
-    evaluation = pipeline.make_dataset(splits[config.eval_split], config.batch_size)
-    ordinary, icnn = build_icnn_pair(config, num_classes)
-    results = {"task": config.task, "num_classes": num_classes, "eval_split": config.eval_split}
-    for name, model in (("ordinary", ordinary), ("interpretable", icnn)):
-        if name not in config.models:
-            continue
+
+def fit(config, source, strategy, models):
+    train, val = datasets(config, source)
+    histories = {}
+    for name, model in models.items():
         if config.verbose:
             print(f"\n== training the {name} CNN ({config.backbone}, {config.epochs} epochs) ==")
         keras.utils.set_random_seed(config.seed)
-        history = model.fit(train, validation_data=val, epochs=config.epochs,
-                            verbose=config.verbose)
-        scores = model.evaluate(evaluation, verbose=0, return_dict=True)
-        results[name] = {f"{config.eval_split}_accuracy": float(scores["accuracy"]),
-                         "final_train_loss": float(history.history["loss"][-1]),
-                         "val_accuracy": [float(a) for a in history.history["val_accuracy"]]}
+        histories[name] = model.fit(train, validation_data=val, epochs=config.epochs,
+                                    verbose=config.verbose).history
+    return histories
+
+
+def _measured_layer(model, name):
+    from keras_icnn import metrics
+
+    return metrics.default_layer(model)
+
+
+def measure(config, source, strategy, models, histories):
+    split = config.eval_split
+    results = {"task": config.task, "backbone": config.backbone}
+    for name, model in models.items():
+        history = histories[name]
         if config.verbose:
-            print(f"measuring the {name} CNN's filters on the {config.eval_split} split")
-        figures = metrics.evaluate_interpretability(model, splits[config.eval_split],
-                                                    verbose=config.verbose)
-        results[name].update(layer=figures["layer"],
-                             location_instability=figures["location_instability"],
-                             part_interpretability=figures["part_interpretability"])
-        model.save(os.path.join(config.output_dir, f"{name}.keras"))
+            print(f"measuring the {name} CNN's filters on the {split} split")
+        layer = _measured_layer(model, name)
+        figures = stream_filter_metrics(
+            model, layer, eval_batches(config, source), source.size(split), source.num_classes,
+            single=config.task == "single" or None, verbose=config.verbose, seed=config.seed)
+        results[name] = {
+            f"{split}_accuracy": figures["accuracy"],
+            "final_train_loss": float(history["loss"][-1]),
+            "val_accuracy": [float(a) for a in history.get("val_accuracy", [])],
+            "layer": layer,
+            # None: the data have no landmarks / part masks ("not applicable", never 0).
+            "location_instability": figures.get("location_instability"),
+            "part_interpretability": figures.get("part_interpretability")}
     if "ordinary" in results and "interpretable" in results:
         o, i = results["ordinary"], results["interpretable"]
-        results["ratios"] = {
-            key: i[key] / max(o[key], 1e-12)
-            for key in ("location_instability", "part_interpretability")}
-    results["seconds"] = round(time.time() - t0, 1)
-    with open(os.path.join(config.output_dir, "config.json"), "w") as f:
-        json.dump(dataclasses.asdict(config), f, indent=2)
-    with open(os.path.join(config.output_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    return results
+        results["ratios"] = {key: i[key] / max(o[key], 1e-12)
+                             for key in ("location_instability", "part_interpretability")
+                             if o[key] is not None and i[key] is not None}
+    return results, {f"{name}.keras": model for name, model in models.items()}
+
+
+def run_icnn_experiment(config):
+    """Train an ordinary and an interpretable CNN on the config's data.
+
+    Both are measured on ``eval_split`` (the test split by default): accuracy,
+    location instability and part interpretability of their top conv layer
+    (``None`` where the data have no part annotations); the per-epoch
+    validation accuracy is kept in ``val_accuracy``. The chief writes
+    ``ordinary.keras``, ``interpretable.keras``, ``config.json`` and
+    ``results.json`` into ``config.output_dir``; returns the results dict.
+    """
+    return run_experiment(config, build, fit, measure)
