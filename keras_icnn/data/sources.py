@@ -196,22 +196,27 @@ class Source:
         self._tables[split] = {k: v[keep] for k, v in table.items()}
         return self
 
-    def examples(self, split, shuffle=False, seed=0, num_parallel_calls=tf.data.AUTOTUNE):
+    def examples(self, split, shuffle=False, seed=0, num_parallel_calls=tf.data.AUTOTUNE,
+                 shard=None):
         """Unbatched ``tf.data.Dataset`` of feature dicts of ``split``, decoded on the fly.
 
         ``shuffle`` reshuffles the index (file names, not images) every epoch,
-        so shuffling costs no image memory.
+        so shuffling costs no image memory. ``shard=(num_workers, index)`` keeps
+        this worker's share of the (identically shuffled) index before anything
+        is decoded.
         """
         table = self._table(split)
         ds = tf.data.Dataset.from_tensor_slices(dict(table))
         if shuffle:
             ds = ds.shuffle(max(len(table["label"]), 1), seed=seed, reshuffle_each_iteration=True)
+        if shard is not None:
+            ds = ds.shard(*shard)
         if self._loader is not None:
             ds = ds.map(self._loader, num_parallel_calls=num_parallel_calls, deterministic=True)
         return ds
 
     def dataset(self, split, batch_size=32, training=False, seed=0, as_supervised=True,
-                cache=None, shuffle_buffer=DEFAULT_SHUFFLE_BUFFER, flip=None):
+                cache=None, shuffle_buffer=DEFAULT_SHUFFLE_BUFFER, flip=None, shard=None):
         """Batched, prefetched ``tf.data.Dataset`` of ``split`` for ``fit`` / ``evaluate``.
 
         Args:
@@ -224,16 +229,25 @@ class Source:
                 (``Dataset.cache``; the cache holds the whole split).
             shuffle_buffer: buffer of the shuffle of cached, decoded images.
             flip: override the flip augmentation (default: ``training``).
+            shard: ``(num_workers, worker_index)`` under a multi-worker strategy:
+                each worker reads and decodes only its share of the files
+                (``tf.data`` auto-sharding is then turned off).
         """
         if cache:
-            ds = self.examples(split).cache("" if cache == "memory" else str(cache))
+            ds = self.examples(split, shard=shard).cache("" if cache == "memory" else str(cache))
             if training:
                 ds = ds.shuffle(min(shuffle_buffer, max(self.size(split), 1)), seed=seed,
                                 reshuffle_each_iteration=True)
         else:
-            ds = self.examples(split, shuffle=training, seed=seed)
-        return pipeline.make_dataset(ds, batch_size, training=training, seed=seed, flip=flip,
-                                     as_supervised=as_supervised, shuffle=False)
+            ds = self.examples(split, shuffle=training, seed=seed, shard=shard)
+        ds = pipeline.make_dataset(ds, batch_size, training=training, seed=seed, flip=flip,
+                                   as_supervised=as_supervised, shuffle=False)
+        if shard is not None:
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = \
+                tf.data.experimental.AutoShardPolicy.OFF
+            ds = ds.with_options(options)
+        return ds
 
     def materialize(self, split, limit=None):
         """``split`` (or its first ``limit`` examples) as a dict of numpy arrays."""
@@ -648,7 +662,8 @@ def open_tfds(data_dir, tfds_name, image_size=64, num_train=None, num_val=0, num
     size = int(image_size)
 
     class _TFDSSource(Source):
-        def examples(self, split, shuffle=False, seed=0, num_parallel_calls=tf.data.AUTOTUNE):
+        def examples(self, split, shuffle=False, seed=0, num_parallel_calls=tf.data.AUTOTUNE,
+                     shard=None):
             tfds_split, records = self._tfds[split]
             keep = self._table(split)["index"]
             member = np.zeros(records, bool)
@@ -656,6 +671,8 @@ def open_tfds(data_dir, tfds_name, image_size=64, num_train=None, num_val=0, num
             member = tf.constant(member)
             ds = raw(tfds_split).enumerate().filter(lambda i, ex: tf.gather(member, i))
             ds = ds.map(lambda i, ex: (ex[image_key], ex[label_key]))
+            if shard is not None:
+                ds = ds.shard(*shard)
             if shuffle:
                 # Encoded images: the buffer holds compressed bytes, not decoded pixels.
                 ds = ds.shuffle(min(DEFAULT_SHUFFLE_BUFFER, max(len(keep), 1)), seed=seed,

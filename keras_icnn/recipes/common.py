@@ -237,12 +237,26 @@ def open_data(config, **synthetic):
                                tfds_name=config.tfds_name)
 
 
-def datasets(config, source, shuffle_train=True):
-    """(train, validation) ``tf.data`` pipelines of the config's source."""
+def worker_shard(strategy):
+    """``(num_workers, index)`` of this worker under a multi-worker strategy, else None."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return None
+    spec = resolver.cluster_spec().as_dict()
+    workers = [(kind, i) for kind in ("chief", "worker") for i in range(len(spec.get(kind, ())))]
+    if len(workers) < 2:
+        return None
+    return len(workers), workers.index((resolver.task_type, int(resolver.task_id or 0)))
+
+
+def datasets(config, source, strategy=None, shuffle_train=True):
+    """(train, validation) ``tf.data`` pipelines of the config's source; under a multi-worker
+    strategy each worker reads and decodes only its shard of the files."""
     cache = config.cache or None
+    shard = worker_shard(strategy) if strategy is not None else None
     train = source.dataset("train", config.batch_size, training=shuffle_train, seed=config.seed,
-                           cache=cache)
-    val = source.dataset("validation", config.batch_size, cache=cache) \
+                           cache=cache, shard=shard)
+    val = source.dataset("validation", config.batch_size, cache=cache, shard=shard) \
         if source.size("validation") else None
     return train, val
 

@@ -195,7 +195,7 @@ def fit(config, source, strategy, models):
     from keras_icnn.models import csg as csg_lib
 
     os.makedirs(config.output_dir, exist_ok=True)
-    train, val = datasets(config, source)
+    train, val = datasets(config, source, strategy)
     model = models["csg"]
     report = _ResumeReport(config.output_dir, config.verbose and is_chief(strategy))
     callbacks = []

@@ -96,7 +96,7 @@ def _distiller(config, strategy, models):
 def fit(config, source, strategy, models):
     from keras_icnn.recipes.common import sync_batchnorm
 
-    train, val = datasets(config, source)
+    train, val = datasets(config, source, strategy)
     performer = models["performer"]
     if not config.performer:
         if config.verbose:

@@ -122,7 +122,7 @@ def build(config, source, strategy):
 
 
 def fit(config, source, strategy, models):
-    train, val = datasets(config, source)
+    train, val = datasets(config, source, strategy)
     histories = {}
     for name, model in models.items():
         if config.verbose:
