@@ -263,7 +263,7 @@ def test_command_lines_reject_bad_flags(tmp_path):
     proc = _cli("trainers/evaluate.py", f"--models={model}", "--num_examples=0",
                 f"--output_dir={tmp_path / 'eval'}")
     assert proc.returncode != 0
-    assert "`num_examples` must be an integer >= 1. Received: num_examples=0" in proc.stderr
+    assert "`num_examples` must be >= 1 with synthetic data. Received: num_examples=0" in proc.stderr
     proc = _cli("export/export_savedmodel.py", f"--model={model}", "--version=-3",
                 f"--base_dir={tmp_path / 'models'}")
     assert proc.returncode != 0

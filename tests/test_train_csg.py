@@ -59,19 +59,24 @@ def _free_ports(n):
 def test_two_worker_multi_worker_mirrored_on_localhost(tmp_path):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    procs = []
+    procs, logs = [], []
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         out = tmp_path / f"worker{index}"
+        # Output to files, not pipes: a worker blocked on a full pipe that nobody reads
+        # would stall the other worker inside a collective.
+        logs.append(open(tmp_path / f"worker{index}.log", "w+"))
         procs.append(subprocess.Popen(
             [sys.executable, "trainers/train_csg.py"] + TINY +
             ["--strategy=multi_worker", "--epochs=2", "--warmup=1", "--period=1",
              "--checkpoint=false", f"--output_dir={out}"],
-            cwd=ROOT, env=_env(TF_CONFIG=tf_config), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True))
-    outputs = [p.communicate(timeout=500) for p in procs]
-    for p, (_, err) in zip(procs, outputs):
-        assert p.returncode == 0, err[-4000:]
+            cwd=ROOT, env=_env(TF_CONFIG=tf_config), stdout=logs[-1], stderr=subprocess.STDOUT,
+            text=True))
+    for p, log in zip(procs, logs):
+        p.wait(timeout=500)
+        log.seek(0)
+        assert p.returncode == 0, log.read()[-4000:]
+        log.close()
     g0 = np.load(tmp_path / "worker0" / "gate.npy")
     assert g0.min() < 1.0  # the CSG epoch updated G
     r0 = json.loads((tmp_path / "worker0" / "results.json").read_text())

@@ -140,7 +140,7 @@ class Source:
     """
 
     def __init__(self, name, class_names, part_names, tables, loader=None, image_size=64,
-                 files_of=None, description=""):
+                 files_of=None, description="", notes=None):
         self.name = name
         self.class_names = [str(c) for c in class_names]
         self.part_names = None if part_names is None else [str(p) for p in part_names]
@@ -149,8 +149,7 @@ class Source:
         self._loader = loader
         self._files_of = files_of
         self.description = description
-        self.notes = list(_NOTES)
-        _NOTES.clear()
+        self.notes = list(notes or [])
 
     @property
     def num_classes(self):
@@ -187,6 +186,7 @@ class Source:
                 counts = np.bincount(self.labels(split), minlength=self.num_classes)
                 lines.append(f"  {split}: {self.size(split)} images, {int((counts > 0).sum())} "
                              f"classes present ({counts.min()}-{counts.max()} per class)")
+        lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
 
     def limit(self, split, n, seed=0):
@@ -326,15 +326,15 @@ def _subset(table, index):
 
 
 MAX_VAL_FRACTION = 0.2
-_NOTES = []
 
 
-def _split_sizes(num_train, num_val, pool=None):
+def _split_sizes(num_train, num_val, pool, notes):
     """Carve order: validation first (capped at ``MAX_VAL_FRACTION`` of the pool of
-    training files, so training keeps most of them), then train."""
-    if pool is not None and num_val and num_val > MAX_VAL_FRACTION * pool:
+    training files, so training keeps most of them; the cap is added to ``notes``), then
+    train."""
+    if num_val and num_val > MAX_VAL_FRACTION * pool:
         capped = int(MAX_VAL_FRACTION * pool)
-        _NOTES.append(f"validation: {num_val} images asked, {capped} taken (at most "
+        notes.append(f"validation: {num_val} images asked, {capped} taken (at most "
                       f"{MAX_VAL_FRACTION:.0%} of the {pool} training files)")
         num_val = capped
     return [("validation", num_val), ("train", num_train or None)]
@@ -422,10 +422,12 @@ def _check_headers(table):
 def open_cub(data_dir, image_size=64, num_train=None, num_val=0, num_test=None, seed=0,
              landmark_radius=0.06, part_groups=None):
     """CUB-200-2011 as a :class:`Source` with a stratified validation split from train."""
+    notes = []
     official, class_names, group_names, group_matrix = cub_index(data_dir, part_groups)
     train_pool, test_pool = official["train"], official["test"]
     carved = splits_lib.carve(train_pool["label"],
-                              _split_sizes(num_train, num_val, len(train_pool["label"])), seed)
+                              _split_sizes(num_train, num_val, len(train_pool["label"]), notes),
+                              seed)
     test_index = (splits_lib.stratified_take(test_pool["label"], num_test, seed=[seed, 7])
                   if num_test else np.arange(len(test_pool["label"])))
     tables = {"train": _subset(train_pool, carved["train"]),
@@ -435,7 +437,7 @@ def open_cub(data_dir, image_size=64, num_train=None, num_val=0, num_test=None, 
         _check_headers(table)
     return Source("cub", class_names, group_names, tables,
                   cub_loader(image_size, group_matrix, landmark_radius), image_size,
-                  files_of=lambda t: list(t["path"]), description=data_dir)
+                  files_of=lambda t: list(t["path"]), description=data_dir, notes=notes)
 
 
 def _folder_classes(root):
@@ -463,6 +465,7 @@ def open_folder(data_dir, image_size=64, num_train=None, num_val=0, num_test=Non
     validation (``num_val``) and train; ``DIR/train/<class>/*`` with
     ``DIR/test/<class>/*`` (and ``DIR/validation/<class>/*``) keeps those splits.
     """
+    notes = []
     _require_dir(data_dir, "an image folder (DIR/<class>/*.jpg)")
     presplit = os.path.isdir(os.path.join(data_dir, "train"))
     base = os.path.join(data_dir, "train") if presplit else data_dir
@@ -491,14 +494,16 @@ def open_folder(data_dir, image_size=64, num_train=None, num_val=0, num_test=Non
                     else np.arange(len(labels)))
             tables["train"] = _subset(pool, keep)
         else:
-            carved = splits_lib.carve(labels, _split_sizes(num_train, num_val, len(labels)), seed)
+            carved = splits_lib.carve(labels, _split_sizes(num_train, num_val, len(labels), notes),
+                                      seed)
             tables.update(train=_subset(pool, carved["train"]),
                           validation=_subset(pool, carved["validation"]))
     else:
         n_test = int(round(test_fraction * len(pool["label"])))
         carved = splits_lib.carve(
             pool["label"],
-            [("test", n_test)] + _split_sizes(num_train, num_val, len(pool["label"]) - n_test), seed)
+            [("test", n_test)] + _split_sizes(num_train, num_val, len(pool["label"]) - n_test, notes),
+            seed)
         tables = {k: _subset(pool, v) for k, v in carved.items()}
     if num_test:
         tables["test"] = _subset(tables["test"], splits_lib.stratified_take(
@@ -506,7 +511,7 @@ def open_folder(data_dir, image_size=64, num_train=None, num_val=0, num_test=Non
     for table in tables.values():
         _check_headers(table)
     return Source("folder", class_names, None, tables, image_loader(image_size), image_size,
-                  files_of=lambda t: list(t["path"]), description=data_dir)
+                  files_of=lambda t: list(t["path"]), description=data_dir, notes=notes)
 
 
 def _pascal_objects(root, categories, min_object_pixels):
@@ -540,6 +545,7 @@ def open_pascal_part(data_dir, image_size=64, num_train=None, num_val=0, num_tes
                      categories=readers.PASCAL_ANIMALS, test_fraction=0.25, min_object_pixels=64):
     """Pascal-Part animals as a :class:`Source`: images split by id, seeded, stratified by
     the category of their first animal; every animal object of an image is an example."""
+    notes = []
     _require_dir(data_dir, "Pascal-Part root (expected JPEGImages/ and Annotations_Part/)")
     categories = tuple(categories)
     by_image = _pascal_objects(data_dir, categories, min_object_pixels)
@@ -550,7 +556,7 @@ def open_pascal_part(data_dir, image_size=64, num_train=None, num_val=0, num_tes
     image_labels = np.asarray([by_image[i][0][1] for i in ids])
     n_test = num_test or int(round(test_fraction * len(ids)))
     carved = splits_lib.carve(
-        image_labels, [("test", n_test)] + _split_sizes(num_train, num_val, len(ids) - n_test),
+        image_labels, [("test", n_test)] + _split_sizes(num_train, num_val, len(ids) - n_test, notes),
         seed)
     group_names = [g for g in readers._GROUP_ORDER
                    if any(g in readers.PASCAL_PART_GROUPS[c] for c in categories)]
@@ -586,7 +592,7 @@ def open_pascal_part(data_dir, image_size=64, num_train=None, num_val=0, num_tes
                 "part_masks": masks, "landmarks": landmarks, "object_mask": obj_mask}
 
     return Source("pascal_part", categories, group_names, tables, load, image_size,
-                  files_of=lambda t: list(t["path"]), description=data_dir)
+                  files_of=lambda t: list(t["path"]), description=data_dir, notes=notes)
 
 
 def _tfds_builder(data_dir, tfds_name):
@@ -616,6 +622,7 @@ def _tfds_builder(data_dir, tfds_name):
 def open_tfds(data_dir, tfds_name, image_size=64, num_train=None, num_val=0, num_test=None,
               seed=0, image_key="image", label_key="label"):
     """An image-classification TFDS dataset prepared under ``data_dir`` as a :class:`Source`."""
+    notes = []
     import tensorflow_datasets as tfds
 
     builder = _tfds_builder(data_dir, tfds_name)
@@ -650,12 +657,14 @@ def open_tfds(data_dir, tfds_name, image_size=64, num_train=None, num_val=0, num
                 else np.arange(len(test_labels)))
         tables["test"] = (test_split, test_labels, keep)
         carved = splits_lib.carve(train_labels,
-                                  _split_sizes(num_train, num_val, len(train_labels)), seed)
+                                  _split_sizes(num_train, num_val, len(train_labels), notes),
+                                  seed)
     else:
         n_test = num_test or int(round(0.2 * len(train_labels)))
         carved = splits_lib.carve(
             train_labels,
-            [("test", n_test)] + _split_sizes(num_train, num_val, len(train_labels) - n_test), seed)
+            [("test", n_test)] + _split_sizes(num_train, num_val, len(train_labels) - n_test, notes),
+            seed)
         tables["test"] = ("train", train_labels, carved["test"])
     tables["train"] = ("train", train_labels, carved["train"])
     tables["validation"] = ("train", train_labels, carved["validation"])
@@ -688,7 +697,7 @@ def open_tfds(data_dir, tfds_name, image_size=64, num_train=None, num_val=0, num
     index = {k: {"label": v[1][v[2]], "index": np.asarray(v[2], np.int64)}
              for k, v in tables.items()}
     source = _TFDSSource("tfds", class_names, None, index, loader=None, image_size=size,
-                         description=f"{tfds_name} in {data_dir}")
+                         description=f"{tfds_name} in {data_dir}", notes=notes)
     source._tfds = {k: (v[0], len(v[1])) for k, v in tables.items()}
     source._loader = True  # streamed, not in memory
     return source

@@ -84,6 +84,11 @@ def define_flags(config_cls, flag_values=None):
             flags.DEFINE_enum(field.name, default, list(choices), text, **kwargs)
         else:
             flags.DEFINE_string(field.name, default, text, **kwargs)
+    # TensorFlow's logger prints a line per collective under tf.distribute at INFO; the
+    # trainers show its warnings and errors only.
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
 
 def config_from_flags(config_cls, flag_values):
@@ -216,6 +221,12 @@ class RecipeConfig(RunOptions, ModelOptions, DataOptions):
             raise ValueError(f"{self.backbone} needs --image_size >= 32. "
                              f"Received: image_size={self.image_size}")
         return self
+
+
+def redefault(name, default):
+    """A shared option (see :class:`RecipeConfig`) with another default, same help and choices."""
+    meta = RecipeConfig.__dataclass_fields__[name].metadata
+    return option(default, meta["help"], meta.get("choices"))
 
 
 # ----------------------------------------------------------------------------- shared steps

@@ -9,17 +9,16 @@ import numpy as np
 from keras_icnn import metrics
 from keras_icnn.recipes.common import (
     LR_SCHEDULES, RecipeConfig, check_choice, check_fields, datasets, eval_batches,
-    is_chief, make_backbone, option, run_experiment)
+    is_chief, make_backbone, option, redefault, run_experiment)
 
 
 @dataclasses.dataclass
 class CSGConfig(RecipeConfig):
     """Settings of a CSG experiment (see ``trainers/train_csg.py``)."""
 
-    backbone: str = option("resnet20", RecipeConfig.__dataclass_fields__["backbone"].metadata["help"],
-                           RecipeConfig.__dataclass_fields__["backbone"].metadata["choices"])
-    num_val: int = option(300, RecipeConfig.__dataclass_fields__["num_val"].metadata["help"])
-    batch_size: int = option(64, "Global batch size (split across replicas).")
+    backbone: str = redefault("backbone", "resnet20")
+    num_val: int = redefault("num_val", 300)
+    batch_size: int = redefault("batch_size", 64)
     epochs: int = option(6, "Epochs (STD and CSG together).")
     lr: float = option(1e-3, "Adam learning rate of the network in STD epochs.")
     csg_lr: float = option(1e-3, "Adam learning rate of the network in CSG epochs.")
@@ -200,20 +199,21 @@ def fit(config, source, strategy, models):
     report = _ResumeReport(config.output_dir, config.verbose and is_chief(strategy))
     callbacks = []
     if config.checkpoint:
-        callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(config.output_dir, "backup")))
+        callbacks.append(
+            keras.callbacks.BackupAndRestore(os.path.join(config.output_dir, "backup")))
     callbacks.append(report)
     if config.crash_after_epoch:
         callbacks.append(_HardExitAfterEpoch(config.crash_after_epoch, config.output_dir))
     if config.verbose:
         print(f"phases: {' '.join(csg_lib.phase_table(config.epochs, **_schedule(config)))}")
     model.fit(train, validation_data=val, epochs=config.epochs, callbacks=callbacks,
-              schedule=_schedule(config), verbose=config.verbose)
+              schedule=_schedule(config), verbose=config.verbose, shuffle=False)
     if "baseline" in models:
         if config.verbose:
             print("\n== training the STD baseline ==")
         keras.utils.set_random_seed(config.seed)
         models["baseline"].fit(train, validation_data=val, epochs=config.epochs,
-                               verbose=config.verbose)
+                               verbose=config.verbose, shuffle=False)
     return {"started_at": report.start}
 
 

@@ -8,7 +8,8 @@ import numpy as np
 
 from keras_icnn import metrics, validation
 from keras_icnn.recipes.common import (
-    RecipeConfig, check_fields, datasets, eval_batches, make_backbone, option, run_experiment)
+    RecipeConfig, check_fields, datasets, eval_batches, make_backbone, option, redefault,
+    run_experiment)
 from keras_icnn.recipes.icnn import ICNNConfig, _compile
 
 
@@ -19,7 +20,7 @@ class ExplainerConfig(RecipeConfig):
     performer: str = option("", "A saved .keras performer (empty: train a --backbone performer "
                                 "first; its head after the top conv must be a chain of layers).")
     performer_epochs: int = option(6, "Epochs of the performer when training one.")
-    num_val: int = option(300, RecipeConfig.__dataclass_fields__["num_val"].metadata["help"])
+    num_val: int = redefault("num_val", 300)
     epochs: int = option(20, "Distillation epochs.")
     lr: float = option(1e-3, "Adam learning rate.")
     eta: float = option(1.0, "Weight of -log p.")
@@ -101,7 +102,7 @@ def fit(config, source, strategy, models):
     if not config.performer:
         if config.verbose:
             print(f"== training a {config.backbone} performer ({config.performer_epochs} epochs) ==")
-        performer.fit(train, epochs=config.performer_epochs, verbose=config.verbose)
+        performer.fit(train, epochs=config.performer_epochs, verbose=config.verbose, shuffle=False)
     explainer, distiller = _distiller(config, strategy, models)
     sync_batchnorm(explainer, strategy)
     models.update(explainer=explainer, distiller=distiller)
@@ -109,7 +110,7 @@ def fit(config, source, strategy, models):
     if config.verbose:
         print(f"== distilling the explainer ({config.epochs} epochs) ==")
     history = distiller.fit(train, validation_data=val, epochs=config.epochs,
-                            verbose=config.verbose)
+                            verbose=config.verbose, shuffle=False)
     unchanged = all(np.array_equal(a, np.asarray(b)) for a, b in zip(before, performer.weights))
     return {"history": history.history, "performer_unchanged": unchanged}
 

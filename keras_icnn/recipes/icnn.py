@@ -129,7 +129,7 @@ def fit(config, source, strategy, models):
             print(f"\n== training the {name} CNN ({config.backbone}, {config.epochs} epochs) ==")
         keras.utils.set_random_seed(config.seed)
         histories[name] = model.fit(train, validation_data=val, epochs=config.epochs,
-                                    verbose=config.verbose).history
+                                    verbose=config.verbose, shuffle=False).history
     return histories
 
 

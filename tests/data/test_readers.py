@@ -157,3 +157,37 @@ def test_pascal_part_errors(pascal_root, tmp_path):
     sio.savemat(bad, {"something": np.zeros(3)})
     with pytest.raises(ValueError, match="not a Pascal-Part annotation"):
         readers.read_pascal_part(pascal_root, image_ids=["2008_000002"])
+
+
+def test_pascal_part_source_splits_images_by_id_stratified_and_streams(pascal_root):
+    from keras_icnn.data import sources
+
+    ann = os.path.join(pascal_root, "Annotations_Part")
+    anno = sio.loadmat(os.path.join(ann, "2008_000001.mat"))["anno"]
+    img = os.path.join(pascal_root, "JPEGImages", "2008_000001.jpg")
+    data = open(img, "rb").read()
+    for k in range(2, 21):  # 20 images: ids 1-10 birds, 11-20 cats, in id order
+        image_id = f"2008_{k:06d}"
+        with open(os.path.join(pascal_root, "JPEGImages", f"{image_id}.jpg"), "wb") as f:
+            f.write(data)
+        copy = anno.copy()
+        if k > 10:
+            objects = copy["objects"][0, 0].copy()
+            objects["class"][0, 0] = np.array(["cat"])
+            copy = {"imname": image_id, "objects": objects}
+            sio.savemat(os.path.join(ann, f"{image_id}.mat"), {"anno": copy})
+        else:
+            sio.savemat(os.path.join(ann, f"{image_id}.mat"), {"anno": anno[0, 0]})
+    source = sources.open_source("pascal_part", pascal_root, image_size=40, num_val=2, seed=1)
+    assert source.class_names == list(readers.PASCAL_ANIMALS) and source.num_classes == 6
+    sizes = {s: source.size(s) for s in ("train", "validation", "test")}
+    assert sizes == {"train": 13, "validation": 2, "test": 5}
+    for split in sizes:  # both categories in every split, within one image of their share
+        counts = np.bincount(source.labels(split), minlength=6)[[0, 1]]
+        assert np.all(counts >= 1) and abs(counts[0] - counts[1]) <= 1, (split, counts)
+    streamed = source.materialize("test")
+    first = os.path.basename(source._tables["test"]["path"][0])[:-4]
+    in_memory = readers.read_pascal_part(pascal_root, image_ids=[first], image_size=40)
+    for key in ("image", "part_masks", "object_mask"):
+        np.testing.assert_array_equal(streamed[key][0], in_memory[key][0])
+    np.testing.assert_allclose(streamed["landmarks"][0], in_memory["landmarks"][0])

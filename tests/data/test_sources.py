@@ -129,9 +129,13 @@ def test_tfds_source_reads_a_prepared_dataset_without_downloading(tmp_path):
             "label": tfds.features.ClassLabel(names=[f"c{i}" for i in range(C)])}))
     del builder
     source = sources.open_source("tfds", str(tmp_path), tfds_name="tiny_parts", image_size=8,
-                                 num_val=6)
+                                 num_val=3)
     assert source.num_classes == C and source.size("test") == 6
-    assert source.size("train") == 12 and source.size("validation") == 6
+    assert source.size("train") == 15 and source.size("validation") == 3
+    # Asking for more validation images than 20% of the training files is capped, and said.
+    capped = sources.open_source("tfds", str(tmp_path), tfds_name="tiny_parts", image_size=8,
+                                 num_val=10)
+    assert capped.size("validation") == 3 and "10 images asked, 3 taken" in capped.summary()
     got = source.materialize("test")
     # TFDS shuffles records when it prepares a dataset: compare as multisets.
     np.testing.assert_array_equal(np.sort(got["label"]), np.sort(ex["label"][18:]))
