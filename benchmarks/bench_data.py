@@ -88,9 +88,9 @@ def step_ratio(root, image_size=64, batch_size=32, epochs=3):
         model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       jit_compile=True)
         ds = feeds[name]()
-        model.fit(ds, epochs=1, verbose=0)  # compile and warm the pipeline
+        model.fit(ds, epochs=1, verbose=0, shuffle=False)  # compile and warm the pipeline
         t0 = time.perf_counter()
-        model.fit(ds, epochs=epochs, verbose=0)
+        model.fit(ds, epochs=epochs, verbose=0, shuffle=False)
         per_step = (time.perf_counter() - t0) / (epochs * steps)
         times[name] = min(times.get(name, float("inf")), per_step)
     return times, times["streamed"] / times["in_memory"]
@@ -99,7 +99,7 @@ def step_ratio(root, image_size=64, batch_size=32, epochs=3):
 def _peak_child(mode, root, image_size):
     """Run one memory measurement in a fresh process; returns peak RSS in MiB."""
     code = (
-        "import os, resource, sys; os.environ['TF_CPP_MIN_LOG_LEVEL']='2';"
+        "import os, sys; os.environ['TF_CPP_MIN_LOG_LEVEL']='2';"
         f"sys.path.insert(0, {os.path.dirname(os.path.dirname(os.path.abspath(__file__)))!r});"
         "from keras_icnn.data import sources, readers;"
         f"root, size = {root!r}, {image_size};"
@@ -109,7 +109,10 @@ def _peak_child(mode, root, image_size):
         "    for x, y in src.dataset('train', 32, training=True): n += int(x.shape[0])\n"
         "else:\n"
         "    ex = readers.read_cub(root, 'train', image_size=size); n = len(ex['image'])\n"
-        "print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)")
+        # VmHWM: this process's peak RSS since exec (ru_maxrss would keep the forked
+        # parent's peak across exec).
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0];"
+        "print(n, int(hwm.split()[1]) / 1024.0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=1800, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     if out.returncode != 0:
