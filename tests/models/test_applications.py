@@ -149,3 +149,21 @@ def test_application_model_round_trips_through_keras_file(tmp_path):
     x, _ = _batch(2)
     np.testing.assert_allclose(keras.models.load_model(path)(x), model(x), rtol=1e-5, atol=1e-5)
 
+
+
+def test_preprocessing_inside_the_model_survives_export(tmp_path):
+    from keras_icnn import export
+
+    inputs = keras.Input(SHAPE, name="images")
+    x = ImagenetPreprocess("caffe")(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="top_conv")(x)
+    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    path = export.export_model(model, str(tmp_path), "tiny", version=1, warmup=False)
+    served = tf.saved_model.load(str(path)).signatures["serving_default"]
+    x, _ = _batch(2)
+    name = list(served.structured_input_signature[1])[0]
+    probabilities = served(**{name: tf.constant(x)})["probabilities"].numpy()
+    # Raw pixels in, the model's own preprocessing applied: Keras' softmax exactly.
+    np.testing.assert_allclose(probabilities, tf.nn.softmax(model(x)).numpy(), rtol=1e-5,
+                               atol=1e-6)
