@@ -140,7 +140,7 @@ class Source:
     """
 
     def __init__(self, name, class_names, part_names, tables, loader=None, image_size=64,
-                 files_of=None, description="", notes=None):
+                 files_of=None, description="", notes=None, streamed=None):
         self.name = name
         self.class_names = [str(c) for c in class_names]
         self.part_names = None if part_names is None else [str(p) for p in part_names]
@@ -150,6 +150,8 @@ class Source:
         self._files_of = files_of
         self.description = description
         self.notes = list(notes or [])
+        # Streamed from files (a loader decodes them) unless the tables hold the examples.
+        self.streamed = loader is not None if streamed is None else bool(streamed)
 
     @property
     def num_classes(self):
@@ -161,7 +163,7 @@ class Source:
 
     @property
     def in_memory(self):
-        return self._loader is None
+        return not self.streamed
 
     def _table(self, split):
         if split not in self._tables:
@@ -696,10 +698,9 @@ def open_tfds(data_dir, tfds_name, image_size=64, num_train=None, num_val=0, num
 
     index = {k: {"label": v[1][v[2]], "index": np.asarray(v[2], np.int64)}
              for k, v in tables.items()}
-    source = _TFDSSource("tfds", class_names, None, index, loader=None, image_size=size,
-                         description=f"{tfds_name} in {data_dir}", notes=notes)
+    source = _TFDSSource("tfds", class_names, None, index, image_size=size,
+                         description=f"{tfds_name} in {data_dir}", notes=notes, streamed=True)
     source._tfds = {k: (v[0], len(v[1])) for k, v in tables.items()}
-    source._loader = True  # streamed, not in memory
     return source
 
 

@@ -4,7 +4,7 @@ import dataclasses
 
 import keras
 
-from keras_icnn import validation
+from keras_icnn import metrics, validation
 from keras_icnn.data import synthetic_parts
 from keras_icnn.metrics.streaming import stream_filter_metrics
 from keras_icnn.recipes.common import (
@@ -133,12 +133,6 @@ def fit(config, source, strategy, models):
     return histories
 
 
-def _measured_layer(model, name):
-    from keras_icnn import metrics
-
-    return metrics.default_layer(model)
-
-
 def measure(config, source, strategy, models, histories):
     split = config.eval_split
     results = {"task": config.task, "backbone": config.backbone}
@@ -146,7 +140,7 @@ def measure(config, source, strategy, models, histories):
         history = histories[name]
         if config.verbose:
             print(f"measuring the {name} CNN's filters on the {split} split")
-        layer = _measured_layer(model, name)
+        layer = metrics.default_layer(model)  # the interpretable model: its new top layer
         figures = stream_filter_metrics(
             model, layer, eval_batches(config, source), source.size(split), source.num_classes,
             single=config.task == "single" or None, verbose=config.verbose, seed=config.seed)
