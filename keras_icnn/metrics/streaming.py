@@ -58,6 +58,29 @@ class _RunningTop:
         return _quantile_from_top(self.top.numpy().astype(np.float64), n, q)
 
 
+def peak_responses(model, layer_name):
+    """A function ``images -> (positions [b, F, 2], scores [b, F])`` of ``layer_name``'s
+    filters: each peak's receptive-field centre (x, y) and value. Traced once, reused for
+    every batch of a stream."""
+    rf = receptive_field(model, layer_name)
+    probe = keras.Model(model.inputs[0], model.get_layer(layer_name).output)
+
+    @tf.function(autograph=False)
+    def step(x):
+        maps = tf.cast(probe(x, training=False), tf.float32)
+        shape = tf.shape(maps)
+        flat = tf.reshape(maps, [shape[0], shape[1] * shape[2], shape[3]])
+        idx = tf.argmax(flat, axis=1, output_type=tf.int32)
+        return tf.reduce_max(flat, axis=1), idx // shape[2], idx % shape[2]
+
+    def peaks(images):
+        scores, i, j = step(tf.convert_to_tensor(images))
+        x, y = rf.centers(i.numpy(), j.numpy())
+        return np.stack([x, y], -1).astype(np.float32), scores.numpy()
+
+    return peaks
+
+
 def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes, single=None,
                           top_quantile=0.005, iou_threshold=0.2, activ_top_fraction=0.3,
                           top_k=100, dense_kernel=None, keep=48, sample_budget=2 ** 24, seed=0,

@@ -78,3 +78,14 @@ def test_streamed_metrics_without_parts_report_none_of_them():
         stream_filter_metrics(model, "top_conv",
                               lambda: pipeline.make_dataset(plain, 5, as_supervised=False), 13,
                               3, verbose=0)
+
+
+def test_peak_responses_equal_collect_responses():
+    from keras_icnn.metrics.streaming import peak_responses
+
+    ex = synthetic_parts.make_examples(10, image_size=32, num_classes=3)
+    model = vgg_backbone((32, 32, 3), 3, width=4)
+    r = metrics.collect_responses(model, "top_conv", ex, verbose=0)
+    positions, scores = peak_responses(model, "top_conv")(ex["image"])
+    np.testing.assert_array_equal(positions, r["positions"])
+    np.testing.assert_allclose(scores, r["scores"], rtol=1e-6)
