@@ -75,13 +75,7 @@ class EvalConfig(DataOptions):
         if self.dataset == "synthetic" and self.num_examples < 1:
             raise ValueError("`num_examples` must be >= 1 with synthetic data. "
                              f"Received: num_examples={self.num_examples}")
-        if self.dataset != "synthetic":
-            if not self.data_dir:
-                raise ValueError(f"`data_dir` is needed with dataset={self.dataset!r} (a local "
-                                 "copy of it). Received: data_dir=''")
-            if not os.path.isdir(self.data_dir):
-                raise FileNotFoundError(f"`data_dir` not found. Received: "
-                                        f"data_dir={self.data_dir!r}")
+        self.validate_data_location()
         if self.split == "validation" and self.dataset != "synthetic" and self.num_val < 1:
             raise ValueError("`num_val` must be >= 1 to evaluate the validation split")
         return self

@@ -279,12 +279,7 @@ class Source:
         ValueError naming the first file that cannot be decoded."""
         for path in self.files(split):
             check_image_file(path)
-            try:
-                _decode(path)
-            except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as err:
-                first = str(err.message if hasattr(err, "message") else err).splitlines()[0]
-                raise ValueError(f"{path}: cannot be decoded as an image ({first}); replace or "
-                                 "remove the file") from None
+            readers._decode_image(path)  # ValueError naming the file when it cannot be decoded
 
     @contextlib.contextmanager
     def naming_bad_files(self, split=None):

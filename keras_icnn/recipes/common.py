@@ -145,6 +145,18 @@ class DataOptions:
                             "by the shuffle), 'memory', or a file prefix.")
     seed: int = option(0, "Seed of the data, the splits, the weights and the shuffling.")
 
+    def validate_data_location(self):
+        """A real dataset needs an existing ``data_dir`` (and TFDS a ``tfds_name``)."""
+        if self.dataset == "synthetic":
+            return
+        if not self.data_dir:
+            raise ValueError(f"`data_dir` is needed with dataset={self.dataset!r} (a local "
+                             "copy of it). Received: data_dir=''")
+        if not os.path.isdir(self.data_dir):
+            raise FileNotFoundError(f"`data_dir` not found. Received: data_dir={self.data_dir!r}")
+        if self.dataset == "tfds" and not self.tfds_name:
+            raise ValueError("`tfds_name` is needed with dataset='tfds'. Received: ''")
+
 
 @dataclasses.dataclass
 class ModelOptions:
@@ -196,15 +208,7 @@ class RecipeConfig(RunOptions, ModelOptions, DataOptions):
                      "eval_split": EVAL_SPLITS})
         if validation.positive_int(self.num_classes, "num_classes") < 2:
             raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={self.num_classes}")
-        if self.dataset != "synthetic":
-            if not self.data_dir:
-                raise ValueError(f"`data_dir` is needed with dataset={self.dataset!r} (a local "
-                                 "copy of it). Received: data_dir=''")
-            if not os.path.isdir(self.data_dir):
-                raise FileNotFoundError(f"`data_dir` not found. Received: "
-                                        f"data_dir={self.data_dir!r}")
-            if self.dataset == "tfds" and not self.tfds_name:
-                raise ValueError("`tfds_name` is needed with dataset='tfds'. Received: ''")
+        self.validate_data_location()
         if self.eval_split == "validation" and self.num_val < 1:
             raise ValueError("`num_val` must be >= 1 with eval_split='validation'. "
                              f"Received: num_val={self.num_val}")
@@ -248,10 +252,16 @@ def open_data(config, **synthetic):
                                tfds_name=config.tfds_name)
 
 
+def _cluster_resolver(strategy):
+    """The multi-worker cluster resolver of ``strategy`` (None without a cluster)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return resolver if resolver is not None and getattr(resolver, "task_type", None) else None
+
+
 def worker_shard(strategy):
     """``(num_workers, index)`` of this worker under a multi-worker strategy, else None."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(resolver, "task_type", None):
+    resolver = _cluster_resolver(strategy)
+    if resolver is None:
         return None
     spec = resolver.cluster_spec().as_dict()
     workers = [(kind, i) for kind in ("chief", "worker") for i in range(len(spec.get(kind, ())))]
@@ -321,9 +331,8 @@ def sync_batchnorm(model, strategy):
 
 def is_chief(strategy):
     """True unless this process is a non-chief worker of a multi-worker strategy."""
-    resolver = getattr(strategy.extended, "_cluster_resolver", None) or getattr(
-        strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(resolver, "task_type", None):
+    resolver = _cluster_resolver(strategy)
+    if resolver is None:
         return True
     spec = resolver.cluster_spec().as_dict()
     if "chief" in spec:

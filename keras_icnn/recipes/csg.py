@@ -254,7 +254,7 @@ def measure(config, source, strategy, models, fitted):
     def heatmap(path):
         try:
             results["gate_png"] = viz.matrix_heatmap(
-                os.path.join(config.output_dir, "gate.png"), gate, "filter", "class",
+                path, gate, "filter", "class",
                 f"gate matrix G (L1-density {density:.3f})", vmin=0, vmax=1)
         except ImportError as err:  # matplotlib is an optional extra: say so, keep the rest
             results["gate_png"] = None

@@ -66,8 +66,6 @@ def _layer(config, performer):
 
 
 def build(config, source, strategy):
-    from keras_icnn.models import explainer as explainer_lib
-
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         if config.performer:
@@ -80,13 +78,14 @@ def build(config, source, strategy):
             performer, _ = make_backbone(config, source.num_classes, "explainer")
             _compile(performer, ICNNConfig(learning_rate=config.lr, lr_schedule="constant"),
                      jit_compile=False)
-    return {"performer": performer, "layer": _layer(config, performer),
-            "explainer_lib": explainer_lib}
+    return {"performer": performer, "layer": _layer(config, performer)}
 
 
 def _distiller(config, strategy, models):
+    from keras_icnn.models import explainer as explainer_lib
+
     with strategy.scope():
-        explainer, distiller = models["explainer_lib"].build_explainer(
+        explainer, distiller = explainer_lib.build_explainer(
             models["performer"], models["layer"], eta=config.eta,
             filter_fraction=config.filter_fraction, fraction_decay=config.fraction_decay,
             mix_trick=config.mix_trick, initial_p=config.initial_p)

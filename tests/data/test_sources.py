@@ -155,8 +155,7 @@ def test_bad_image_files_are_named(tmp_path, synthetic):
     source = sources.open_source("folder", root, image_size=16)
     with pytest.raises(ValueError, match=f"{victim}: cannot be decoded as an image"):
         with source.naming_bad_files():
-            for _ in source.dataset("train", 4).concatenate(source.dataset("test", 4)):
-                pass
+            list(source.dataset("train", 4).concatenate(source.dataset("test", 4)))
     with open(path, "wb") as f:
         f.write(b"not an image at all")
     with pytest.raises(ValueError, match=f"{victim}: not a JPEG, PNG"):
