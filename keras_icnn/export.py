@@ -29,7 +29,7 @@ from keras_icnn import validation
 from keras_icnn.metrics.model_eval import default_layer
 from keras_icnn.metrics.receptive_field import receptive_field
 from keras_icnn.models.csg import CSGModel
-from keras_icnn.models.explainer import ExplainerDistiller
+from keras_icnn.models.distiller import ExplainerDistiller
 from keras_icnn.models.interpretable import InterpretableModel
 
 KINDS = ("ordinary", "interpretable", "csg", "explainer")
@@ -159,7 +159,8 @@ class _Exporter:
                 interp = parts["interp"]
                 tape.watch(interp)
                 enc = parts["p"] * interp + (1.0 - parts["p"]) * parts["ordin"]
-                recon = tf.cast(ex.decode(enc, training=False)[-1], tf.float32)
+                # The performer's own frozen classifier on the reconstruction.
+                recon = tf.cast(self.model.decode_logits(enc), tf.float32)
                 chosen = tf.gather(recon, classes, axis=1, batch_dims=1)
             grads = tape.gradient(chosen, interp)
             maps = tf.cast(interp, tf.float32)

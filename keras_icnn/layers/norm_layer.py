@@ -12,8 +12,16 @@ class NormLayer(keras.layers.Layer):
     over images of ``sum_ij max(x_ijk, 0)``, updated in training like
     BatchNormalization's moving statistics
     (``alpha <- momentum * alpha + (1 - momentum) * batch_mean``) and frozen in
-    inference. A channel whose ``alpha`` is (still) zero passes through
+    inference. ``alpha`` is a statistic, not a parameter: no gradient flows
+    through it (the input is divided by a constant, in training as in
+    inference). A channel whose ``alpha`` is (still) zero passes through
     unscaled instead of dividing by zero.
+
+    ``selected`` restricts the estimate to some images of the batch: the
+    explainer paper estimates ``alpha`` of a single-category performer's
+    explainer on the images the performer predicts positive (appendix), so
+    that ``p`` measures the interpretable track's share where its filters
+    fire. A batch with no selected image leaves ``alpha`` unchanged.
 
     Args:
         momentum: moving-average momentum (default 0.99).
@@ -23,6 +31,8 @@ class NormLayer(keras.layers.Layer):
     Call arguments:
         inputs: [B, h, w, K] feature maps.
         training: update ``alpha`` from the batch when True.
+        selected: optional bool [B]: the images ``alpha`` is estimated on
+            (default: all).
 
     Example:
         >>> norm = keras_icnn.layers.NormLayer(momentum=0.9)
@@ -52,21 +62,32 @@ class NormLayer(keras.layers.Layer):
             aggregation="mean", autocast=False)
         self.built = True
 
-    def batch_alpha(self, inputs):
-        """``mean over the batch of sum_ij max(x, 0)`` per channel (float32)."""
-        return tf.reduce_mean(tf.reduce_sum(tf.nn.relu(tf.cast(inputs, tf.float32)), axis=[1, 2]),
-                              axis=0)
+    def batch_alpha(self, inputs, selected=None):
+        """``(alpha, count)``: mean over the (selected) images of the batch of
+        ``sum_ij max(x, 0)`` per channel (float32, no gradient) and how many images."""
+        sums = tf.reduce_sum(tf.nn.relu(tf.cast(tf.stop_gradient(inputs), tf.float32)), axis=[1, 2])
+        if selected is None:
+            count = tf.cast(tf.shape(sums)[0], tf.float32)
+            return tf.reduce_sum(sums, axis=0) / tf.maximum(count, 1.0), count
+        weight = tf.cast(tf.reshape(selected, [-1, 1]), tf.float32)
+        count = tf.reduce_sum(weight)
+        return tf.reduce_sum(sums * weight, axis=0) / tf.maximum(count, 1.0), count
 
-    def call(self, inputs, training=None):
+    def update(self, inputs, selected=None):
+        """Update the running ``alpha`` from a batch; returns the new value."""
+        batch, count = self.batch_alpha(inputs, selected)
+        old = tf.convert_to_tensor(self.alpha)
+        first = tf.convert_to_tensor(self.initialized) <= 0
+        # The first batch sets alpha (no bias towards the zero initial value).
+        new = tf.where(first, batch, self.momentum * old + (1.0 - self.momentum) * batch)
+        new = tf.where(count > 0, new, old)
+        self.alpha.assign(new)
+        self.initialized.assign(tf.where(count > 0, 1.0, tf.convert_to_tensor(self.initialized)))
+        return new
+
+    def call(self, inputs, training=None, selected=None):
         if training:
-            batch = self.batch_alpha(inputs)
-            old = tf.convert_to_tensor(self.alpha)
-            first = tf.convert_to_tensor(self.initialized) > 0
-            # The first batch sets alpha (no bias towards the zero initial value).
-            new = tf.where(first, self.momentum * old + (1.0 - self.momentum) * batch, batch)
-            self.alpha.assign(new)
-            self.initialized.assign(1.0)
-            alpha = new
+            alpha = self.update(inputs, selected)
         else:
             alpha = tf.convert_to_tensor(self.alpha)
         safe = tf.where(alpha > self.epsilon, alpha, tf.ones_like(alpha))

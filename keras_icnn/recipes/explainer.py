@@ -82,10 +82,10 @@ def build(config, source, strategy):
 
 
 def _distiller(config, strategy, models):
-    from keras_icnn.models import explainer as explainer_lib
+    from keras_icnn.models import distiller as distiller_lib
 
     with strategy.scope():
-        explainer, distiller = explainer_lib.build_explainer(
+        explainer, distiller = distiller_lib.build_explainer(
             models["performer"], models["layer"], eta=config.eta,
             filter_fraction=config.filter_fraction, fraction_decay=config.fraction_decay,
             mix_trick=config.mix_trick, initial_p=config.initial_p)

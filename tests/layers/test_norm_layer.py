@@ -34,3 +34,36 @@ def test_bad_arguments():
         NormLayer(momentum=1.0)
     with pytest.raises(ValueError, match="expects a 4D input"):
         NormLayer()(np.zeros((2, 3), np.float32))
+
+
+def test_alpha_is_a_statistic_without_gradient():
+    import tensorflow as tf
+
+    x = tf.constant(np.random.RandomState(1).uniform(0.1, 2.0, (4, 3, 3, 2)).astype(np.float32))
+    layer = NormLayer(momentum=0.5)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+        total = tf.reduce_sum(y)
+    alpha = np.maximum(x.numpy(), 0).sum((1, 2)).mean(0)
+    # d sum(x / alpha) / dx = 1 / alpha: alpha is held constant, as in inference.
+    np.testing.assert_allclose(tape.gradient(total, x).numpy(),
+                               np.broadcast_to(1.0 / alpha, x.shape), rtol=1e-5)
+
+
+def test_alpha_on_selected_images_only():
+    rng = np.random.RandomState(2)
+    layer = NormLayer(momentum=0.5)
+    x = rng.normal(size=(6, 2, 2, 3)).astype(np.float32)
+    selected = np.array([True, False, True, False, False, True])
+    layer(x, training=True, selected=selected)
+    first = np.maximum(x[selected], 0).sum((1, 2)).mean(0)
+    np.testing.assert_allclose(layer.alpha.numpy(), first, rtol=1e-5)
+    # A batch with no selected image leaves alpha where it was.
+    layer(x * 10, training=True, selected=np.zeros(6, bool))
+    np.testing.assert_allclose(layer.alpha.numpy(), first, rtol=1e-5)
+    y = rng.normal(size=(6, 2, 2, 3)).astype(np.float32)
+    layer(y, training=True, selected=selected)
+    np.testing.assert_allclose(layer.alpha.numpy(),
+                               0.5 * first + 0.5 * np.maximum(y[selected], 0).sum((1, 2)).mean(0),
+                               rtol=1e-5)

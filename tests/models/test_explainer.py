@@ -3,7 +3,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_icnn.models import Explainer, build_explainer, vgg_backbone
+from keras_icnn.models import (
+    ChannelScale, Explainer, ExplainerDistiller, build_explainer, plan_head, resnet20_backbone,
+    vgg_backbone)
+from keras_icnn.models.distiller import PAPER_FILTER_FRACTION, gradient_ratio
 
 
 @pytest.fixture(scope="module")
@@ -17,34 +20,241 @@ def performer():
     return model
 
 
-def _images(n=32, seed=1):
-    return np.random.RandomState(seed).uniform(0, 255, (n, 32, 32, 3)).astype("float32")
+@pytest.fixture(scope="module")
+def gap_performer():
+    """A head with no hidden FC: top conv -> BatchNorm -> ReLU -> GAP -> dropout -> classifier."""
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="top")(x)
+    x = keras.layers.BatchNormalization(name="top_bn")(x)
+    x = keras.layers.ReLU(name="top_relu")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    x = keras.layers.Dropout(0.2, name="drop")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(x), name="gapnet")
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(True))
+    rng = np.random.RandomState(1)
+    model.fit(rng.uniform(0, 1, (16, 16, 16, 3)).astype("float32"), rng.randint(0, 3, 16),
+              epochs=1, verbose=0)
+    return model
 
 
-def test_structure_and_weight_copies(performer):
+def _images(n=32, seed=1, size=32, high=255.0):
+    return np.random.RandomState(seed).uniform(0, high, (n, size, size, 3)).astype("float32")
+
+
+def _ids(variables):
+    return {id(v) for v in variables}
+
+
+def test_structure_targets_are_hidden_fc_features_not_logits(performer):
     explainer, distiller = build_explainer(performer, "block3_pool")
     assert explainer.filters == 32 and explainer.num_classes == 3
     np.testing.assert_array_equal(explainer.conv_interp_1.kernel.numpy(),
                                   performer.get_layer("top_conv").kernel.numpy())
-    dense = [layer for layer in explainer.decoder if isinstance(layer, keras.layers.Dense)]
-    np.testing.assert_array_equal(dense[0].kernel.numpy(), performer.get_layer("fc1").kernel.numpy())
-    # Reconstruction targets: every dense output of the head (fc1 and the logits).
+    # The decoder copies the head up to fc1 (the paper's fc7): flatten, fc1. Never the classifier.
+    assert [type(layer).__name__ for layer in explainer.decoder] == ["Flatten", "Dense"]
+    np.testing.assert_array_equal(explainer.decoder[1].kernel.numpy(),
+                                  performer.get_layer("fc1").kernel.numpy())
+    assert [layer.name for layer in distiller.plan.classifier_layers] == ["dropout", "logits"]
     feats, targets, logits = distiller.performer_outputs(_images(4))
-    assert [t.shape[-1] for t in targets] == [16, 3]
-    np.testing.assert_allclose(targets[-1], logits)
-    assert [r.shape[-1] for r in explainer(feats)] == [16, 3]
+    fc1 = keras.Model(performer.inputs[0], performer.get_layer("fc1").output)(_images(4))
+    assert len(targets) == 1
+    np.testing.assert_allclose(targets[0], fc1, rtol=1e-6)
+    assert [r.shape[-1] for r in explainer(feats)] == [16]
+    # The performer's classifier is not trainable by the distiller, and no copy of it is.
+    classifier = performer.get_layer("logits")
+    assert not _ids(classifier.weights) & _ids(distiller.trainable_variables)
+    assert not _ids(performer.weights) & _ids(distiller.trainable_variables)
+    shapes = {tuple(v.shape) for v in distiller.trainable_variables}
+    assert tuple(classifier.kernel.shape) not in shapes
+
+
+def test_perfect_reconstruction_gives_zero_delta_error_and_zero_gives_the_bias(performer):
+    _, distiller = build_explainer(performer, "block3_pool")
+    images = _images(24, seed=3)
+    labels = np.random.RandomState(3).randint(0, 3, 24)
+    _, targets, logits = distiller.performer_outputs(images)
+    # The performer's own classifier on its own fc1 features: its own logits.
+    reclassified = np.asarray(distiller.classify(targets[-1]))
+    np.testing.assert_allclose(reclassified, np.asarray(logits), rtol=1e-6, atol=1e-6)
+    error = lambda z: float(np.mean(np.asarray(z).argmax(-1) != labels))  # noqa: E731
+    assert error(reclassified) - error(logits) == 0.0
+    # A zero reconstruction leaves the classifier's bias: every image gets argmax(bias).
+    zero = np.asarray(distiller.classify(tf.zeros_like(targets[-1])))
+    bias = performer.get_layer("logits").bias.numpy()
+    np.testing.assert_allclose(zero, np.tile(bias, (24, 1)), rtol=1e-6)
+    assert error(zero) == pytest.approx(float(np.mean(labels != bias.argmax())))
+
+
+def test_head_without_hidden_fc(gap_performer):
+    plan = plan_head(gap_performer, "conv1")
+    assert plan.pooled and [plan.head[i].name for i in plan.targets] == ["gap"]
+    assert [layer.name for layer in plan.classifier_layers] == ["drop", "logits"]
+    explainer, distiller = build_explainer(gap_performer, "conv1")
+    # BatchNorm becomes a trainable decoder layer initialised from the performer's; ReLU and
+    # pooling are applied as the performer's; a per-channel scale restores its magnitude.
+    names = [type(layer).__name__ for layer in explainer.decoder]
+    assert names == ["BatchNormalization", "ReLU", "GlobalAveragePooling2D", "ChannelScale"]
+    bn, theirs = explainer.decoder[0], gap_performer.get_layer("top_bn")
+    for a, b in zip(bn.weights, theirs.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    trainable = _ids(distiller.trainable_variables)
+    assert {id(bn.gamma), id(bn.beta), id(explainer.decoder[3].gamma)} <= trainable
+    assert not _ids(gap_performer.weights) & trainable
+    images = _images(12, seed=4, size=16, high=1.0)
+    feats, targets, logits = distiller.performer_outputs(images)
+    assert targets[0].shape == (12, 8)
+    np.testing.assert_allclose(distiller.classify(targets[0]), logits, rtol=1e-6, atol=1e-6)
+    before = [w.numpy().copy() for w in gap_performer.weights]
+    distiller.compile(keras.optimizers.Adam(1e-3))
+    history = distiller.fit(images, batch_size=6, epochs=1, verbose=0).history
+    assert np.isfinite(history["rec_0"][0])
+    for a, b in zip(before, gap_performer.weights):
+        np.testing.assert_array_equal(a, b.numpy())
+
+
+def test_channel_scale():
+    layer = ChannelScale()
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    layer.build(x.shape)
+    layer.gamma.assign([1.0, 2.0, -1.0])
+    np.testing.assert_allclose(layer(x), x * [1.0, 2.0, -1.0])
+    assert isinstance(keras.layers.deserialize(keras.layers.serialize(layer)), ChannelScale)
+
+
+def test_residual_performer_refused():
+    model = resnet20_backbone((32, 32, 3), 3, width=4, blocks_per_stage=1)
+    with pytest.raises(ValueError, match="Residual performers"):
+        build_explainer(model, "stage2_block0_out")
 
 
 def test_reconstruction_loss_vs_numpy(performer):
     _, distiller = build_explainer(performer, "block3_pool")
     rng = np.random.RandomState(2)
-    recon = [rng.normal(size=(5, 7)).astype(np.float32), rng.normal(size=(5, 2, 3)).astype(np.float32)]
-    target = [rng.normal(size=(5, 7)).astype(np.float32), rng.normal(size=(5, 2, 3)).astype(np.float32)]
-    got = [float(t) for t in distiller._reconstruction(recon, target)]
-    for g, r, t in zip(got, recon, target):
-        r, t = r.reshape(5, -1).astype(np.float64), t.reshape(5, -1).astype(np.float64)
-        want = np.mean(np.sum((r - t) ** 2, 1)) / np.mean(np.sum(t ** 2, 1))
-        assert g == pytest.approx(want, rel=1e-5)
+    recon = [rng.normal(size=(5, 7)).astype(np.float32)]
+    target = [rng.normal(size=(5, 7)).astype(np.float32)]
+    got = float(distiller.task_losses(recon, target)[0])
+    r, t = recon[0].astype(np.float64), target[0].astype(np.float64)
+    assert got == pytest.approx(np.mean(np.sum((r - t) ** 2, 1)) / np.mean(np.sum(t ** 2, 1)),
+                                rel=1e-5)
+
+
+def test_gradient_ratio_vs_numpy():
+    rng = np.random.RandomState(5)
+    task, filt = rng.normal(size=(2, 6, 3, 3, 4)).astype(np.float32)
+    filt[:, :, :, 3] = 0.0  # a filter whose loss has no gradient: lambda 0, not inf
+    norms = lambda g: np.sqrt((g.astype(np.float64) ** 2).sum((1, 2)))  # noqa: E731
+    want = 0.2 * norms(task).mean(0) / np.where(norms(filt).mean(0) > 0, norms(filt).mean(0), 1)
+    want[3] = 0.0
+    np.testing.assert_allclose(gradient_ratio(task, filt, 0.2), want, rtol=1e-5)
+
+
+def _same_state(a, b):
+    b.explainer.set_weights(a.explainer.get_weights())
+
+
+def test_lambda_rule_through_the_real_train_step(performer):
+    """lambda_f = 1/(300 N) E_x||dLoss_rec/dx_f|| / E_x||dLoss_f/dx_f||, per image, at N = 3."""
+    _, distiller = build_explainer(performer, "block3_pool", filter_fraction=PAPER_FILTER_FRACTION,
+                                   fraction_decay=True)
+    distiller.compile(keras.optimizers.SGD(0.01))
+    images = _images(8, seed=6)
+    # The gradients by hand, from the same state (the statistics one forward pass sets are the
+    # same when the train step repeats it on the same batch).
+    with tf.GradientTape(persistent=True) as tape:
+        out = distiller.forward(images, training=True)
+        rec = tf.add_n(out["task_terms"])
+        filter_losses = [tf.reduce_sum(out["l1"]), tf.reduce_sum(out["l2"])]
+    want = []
+    for x, loss in zip((out["x1"], out["x2"]), filter_losses):
+        g_rec = tape.gradient(rec, x).numpy().astype(np.float64)
+        g_f = tape.gradient(loss, x).numpy().astype(np.float64)
+        per_image = lambda g: np.sqrt((g ** 2).sum((1, 2)))  # noqa: E731  [B, F]
+        want.append(per_image(g_rec).mean(0) / per_image(g_f).mean(0) / (300.0 * 3))
+    del tape
+    assert all(np.all(w > 0) for w in want)
+    distiller.epoch.assign(3.0)
+    distiller.train_on_batch(images)
+    for var, w in zip(distiller.lambdas, want):
+        np.testing.assert_allclose(var.numpy(), w, rtol=2e-3)
+
+
+def test_filter_loss_never_reaches_the_ordinary_track(performer):
+    """Through the real train step: with the mix trick, the filter loss trains conv-interp-2 and
+    p but leaves the ordinary track exactly where the reconstruction alone takes it."""
+    images = _images(8, seed=7)
+    runs = {}
+    for name, mix, fraction in (("mix", True, 0.5), ("mix_no_filter", True, 0.0),
+                                ("plain", False, 0.5)):
+        _, d = build_explainer(performer, "block3_pool", mix_trick=mix, filter_fraction=fraction)
+        if runs:
+            _same_state(runs["mix"], d)
+        d.compile(keras.optimizers.SGD(0.05))
+        runs[name] = d
+    start = runs["mix"].explainer.get_weights()
+    ordin_start = runs["mix"].explainer.conv_ordin.kernel.numpy().copy()
+    for d in runs.values():
+        d.explainer.set_weights(start)
+        d.train_on_batch(images)
+    ordin = {k: d.explainer.conv_ordin.kernel.numpy() for k, d in runs.items()}
+    np.testing.assert_array_equal(ordin["mix"], ordin["mix_no_filter"])
+    np.testing.assert_array_equal(ordin["plain"], ordin["mix_no_filter"])
+    assert not np.allclose(ordin["mix"], ordin_start)  # the reconstruction does train it
+    interp2 = {k: d.explainer.conv_interp_2.kernel.numpy() for k, d in runs.items()}
+    assert not np.allclose(interp2["mix"], interp2["mix_no_filter"])
+    w_p = {k: float(d.explainer.w_p.numpy()) for k, d in runs.items()}
+    assert w_p["mix"] != w_p["mix_no_filter"]  # the trick's filter loss reaches p...
+    assert w_p["plain"] == w_p["mix_no_filter"]  # ...the plain one does not
+
+
+def _two_class_performer():
+    keras.utils.set_random_seed(2)
+    model = vgg_backbone((32, 32, 3), 2, width=4, dense_units=16)
+    images = _images(16, seed=8)
+    logits = np.asarray(model(images))
+    # Centre the classifier so that the batch holds both predicted classes.
+    bias = model.get_layer("logits").bias
+    bias.assign(bias.numpy() + [0.0, float(np.median(logits[:, 0] - logits[:, 1]))])
+    return model, images
+
+
+def test_single_category_alpha_from_predicted_positives():
+    model, images = _two_class_performer()
+    explainer, distiller = build_explainer(model, "block3_pool", single_category=True)
+    assert distiller.single_category
+    positive = np.asarray(model(images)).argmax(-1) == 1
+    assert 0 < positive.sum() < len(images)
+    feats, _, _ = distiller.performer_outputs(images)
+    raw = explainer.encode(feats, training=False)  # alpha still 0: the maps pass unscaled
+    sums = lambda m: np.maximum(np.asarray(m, np.float64), 0).sum((1, 2))  # noqa: E731
+    distiller.forward(images, training=True)  # no labels anywhere
+    np.testing.assert_allclose(explainer.norm_interp.alpha.numpy(),
+                               sums(raw["interp"])[positive].mean(0), rtol=1e-5)
+    np.testing.assert_allclose(explainer.norm_ordin.alpha.numpy(),
+                               sums(raw["ordin"])[positive].mean(0), rtol=1e-5)
+    np.testing.assert_array_equal(explainer.conv_interp_2.target_classes.numpy(), 1)
+
+
+def test_explainer_cls_baseline(performer):
+    images = _images(24, seed=9)
+    labels = np.random.RandomState(9).randint(0, 3, 24)
+    _, distiller = build_explainer(performer, "block3_pool", objective="classification")
+    assert [m.name for m in distiller.task_trackers] == ["cls"]
+    distiller.compile(keras.optimizers.Adam(1e-3))
+    with pytest.raises(ValueError, match="labels"):
+        distiller.train_on_batch(images)
+    before = [w.numpy().copy() for w in performer.weights]
+    distiller.fit(images, labels, batch_size=8, epochs=2, verbose=0)
+    for a, b in zip(before, performer.weights):
+        np.testing.assert_array_equal(a, b.numpy())
+    # Its cls metric is the cross-entropy of the performer's classifier on the reconstruction.
+    logits = distiller.reconstructed_logits(images).astype(np.float64)
+    log_softmax = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1,
+                                  keepdims=True)) - logits.max(1, keepdims=True)
+    want = -log_softmax[np.arange(24), labels].mean()
+    got = distiller.evaluate(images, labels, batch_size=24, verbose=0, return_dict=True)["cls"]
+    assert got == pytest.approx(want, rel=1e-4)
 
 
 def test_fit_keeps_performer_bit_identical(performer):
@@ -54,8 +264,9 @@ def test_fit_keeps_performer_bit_identical(performer):
     history = distiller.fit(_images(), batch_size=16, epochs=1, verbose=0)
     for a, b in zip(before, performer.weights):
         np.testing.assert_array_equal(a, b.numpy())
-    for key in ("loss", "rec_0", "rec_1", "p", "filter_loss"):
+    for key in ("loss", "rec_0", "p", "filter_loss"):
         assert np.isfinite(history.history[key][0])
+    assert all(np.all(np.isfinite(v.numpy())) for v in distiller.lambdas)
 
 
 def test_initial_p_sets_the_starting_mixing_weight(performer):
@@ -81,23 +292,6 @@ def test_log_p_term_raises_p(performer):
     assert float(explainer.w_p) == pytest.approx(w, rel=1e-5)
 
 
-def test_filter_loss_never_reaches_the_ordinary_track(performer):
-    explainer, distiller = build_explainer(performer, "block3_pool")
-    feats, _, logits = distiller.performer_outputs(_images(8))
-    labels = tf.argmax(logits, -1, output_type=tf.int32)
-    with tf.GradientTape(persistent=True) as tape:
-        parts = explainer.encode(feats, labels=labels, training=True)
-        p = parts["p"]
-        mixed = p * parts["x2"] + (1 - p) * tf.stop_gradient(parts["ordin"])
-        loss = tf.reduce_sum(explainer.conv_interp_2.filter_loss_per_filter(mixed, labels))
-    for var in explainer.conv_ordin.trainable_variables:
-        grad = tape.gradient(loss, var.value, unconnected_gradients="zero")
-        assert np.count_nonzero(grad.numpy()) == 0
-    # ...while it does train conv-interp-2 and p.
-    assert np.count_nonzero(tape.gradient(loss, explainer.conv_interp_2.kernel).numpy()) > 0
-    assert float(tape.gradient(loss, explainer.w_p)) != 0.0
-
-
 def test_explain_and_save_load(performer, tmp_path):
     explainer, distiller = build_explainer(performer, "block3_pool")
     distiller.compile(keras.optimizers.Adam(1e-3))
@@ -116,6 +310,11 @@ def test_explain_and_save_load(performer, tmp_path):
     for a, b in zip(loaded(feats), explainer(feats)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
     assert float(loaded.p) == pytest.approx(float(explainer.p))
+    np.testing.assert_array_equal(loaded.performer_alpha.numpy(), explainer.performer_alpha.numpy())
+    # A loaded explainer pairs with its performer again (the export CLI does this).
+    again = ExplainerDistiller(performer, loaded, "block3_pool")
+    np.testing.assert_allclose(again.reconstructed_logits(images[:6]),
+                               distiller.reconstructed_logits(images[:6]), rtol=1e-5, atol=1e-5)
 
 
 def test_distils_under_mirrored_strategy(performer):
