@@ -78,16 +78,22 @@ def test_train_icnn_rejects_bad_category(tmp_path):
 def test_train_explainer_tiny_run(tmp_path):
     out = _run(["trainers/train_explainer.py", f"--output_dir={tmp_path}", "--num_train=64",
                 "--num_val=16", "--num_test=48", "--epochs=1", "--performer_epochs=1",
-                "--width=4", "--image_size=32", "--num_classes=3", "--verbose=0"])
+                "--width=4", "--image_size=32", "--num_classes=3", "--explainer_cls",
+                "--verbose=0"])
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["performer_unchanged"] is True
+    # The decoder reconstructs fc1; the performer's own dropout + classifier classify it.
+    assert results["reconstructs"] == ["fc1"]
+    assert results["classified_by"] == ["dropout", "logits"]
+    assert 0.0 <= results["explainer_cls_test_error"] <= 1.0
+    assert (tmp_path / "explainer_cls.keras").exists()
     assert 0.0 < results["p"] < 1.0
     assert results["delta_error"] == pytest.approx(
         results["reconstruction_test_error"] - results["performer_test_error"])
     assert results["location_instability"]["explainer"] >= 0
     assert (tmp_path / "explainer.keras").exists() and (tmp_path / "performer.keras").exists()
-    assert "p = " in out.stdout and "delta error" in out.stdout
+    assert "p = " in out.stdout and "delta error" in out.stdout and "Explainer+cls" in out.stdout
 
 
 def test_train_explainer_missing_performer(tmp_path):

@@ -6,10 +6,15 @@ Examples:
         --backbone=vgg16 --weights=imagenet --image_size=224
     python trainers/train_explainer.py --performer=model.keras --layer=block3_pool
 
-Writes results.json (p, delta error = error of the performer's head on the
-reconstructed features minus its error on its own features, location
-instability of conv-interp-2 vs the performer's top conv), explainer.keras
-(and performer.keras when it trained one) into --output_dir.
+The explainer's decoder reconstructs the performer's hidden FC features (fc6/fc7
+style; for a head without hidden FC layers, its pooled feature) and the
+performer's own frozen classifier classifies the reconstruction.
+
+Writes results.json (p; delta error = error of the performer's classifier on the
+reconstructed features minus its error on its own features; with
+--explainer_cls the Explainer+cls baseline's error; location instability of
+conv-interp-2 vs the performer's top conv), explainer.keras (explainer_cls.keras,
+and performer.keras when it trained one) into --output_dir.
 """
 import os
 import sys
@@ -36,7 +41,12 @@ def main(argv):
     split = r["eval_split"]
     print(f"delta error = {r['delta_error']:+.4f} (on the {split} split: performer error "
           f"{r[f'performer_{split}_error']:.4f}, on reconstructed features "
-          f"{r[f'reconstruction_{split}_error']:.4f})")
+          f"{r[f'reconstruction_{split}_error']:.4f}; reconstructed: "
+          f"{', '.join(r['reconstructs'])}, classified by the performer's "
+          f"{', '.join(r['classified_by'])})")
+    if r[f"explainer_cls_{split}_error"] is not None:
+        print(f"Explainer+cls error = {r[f'explainer_cls_{split}_error']:.4f} "
+              "(classification loss instead of reconstruction; Table 3's extra column)")
     if li is None:
         print(f"{config.dataset} has no landmarks: location instability is not applicable (n/a)")
     else:

@@ -29,6 +29,13 @@ class ExplainerConfig(RecipeConfig):
     fraction_decay: bool = option(False, "Divide c by the epoch N (the paper's 1/(300 N)).")
     mix_trick: bool = option(False, "conv-interp-2's filter loss on p x_f + (1-p) x_ordin.")
     initial_p: float = option(0.5, "Starting mixing weight p of the interpretable track.")
+    single_category: bool = option(False, "The performer classifies one category (class 1) "
+                                          "against the rest: all filters belong to it and the "
+                                          "norm-layers' alpha comes from predicted positives.")
+    explainer_cls: bool = option(False, "Also train the Explainer+cls baseline (classification "
+                                        "loss of the performer's classifier instead of the "
+                                        "reconstruction loss; uses the labels) and report its "
+                                        "error next to the explainer's (Table 3).")
     output_dir: str = option("/tmp/keras_icnn_explainer", "Where results go (chief only).")
 
     SYNTHETIC_SIZES = (4800, 300, 1200)
@@ -78,17 +85,23 @@ def build(config, source, strategy):
             performer, _ = make_backbone(config, source.num_classes, "explainer")
             _compile(performer, ICNNConfig(learning_rate=config.lr, lr_schedule="constant"),
                      jit_compile=False)
+    if config.single_category and source.num_classes != 2:
+        raise ValueError("`single_category` explains a performer of one category (class 1) "
+                         f"against the rest: the data must have 2 classes, {config.dataset} has "
+                         f"{source.num_classes}")
     return {"performer": performer, "layer": _layer(config, performer)}
 
 
-def _distiller(config, strategy, models):
+def _distiller(config, strategy, models, objective="reconstruction"):
     from keras_icnn.models import distiller as distiller_lib
 
+    keras.utils.set_random_seed(config.seed)  # the explainer and Explainer+cls start alike
     with strategy.scope():
         explainer, distiller = distiller_lib.build_explainer(
             models["performer"], models["layer"], eta=config.eta,
             filter_fraction=config.filter_fraction, fraction_decay=config.fraction_decay,
-            mix_trick=config.mix_trick, initial_p=config.initial_p)
+            mix_trick=config.mix_trick, initial_p=config.initial_p,
+            single_category=config.single_category, objective=objective)
         distiller.compile(keras.optimizers.Adam(config.lr))
     return explainer, distiller
 
@@ -110,8 +123,19 @@ def fit(config, source, strategy, models):
         print(f"== distilling the explainer ({config.epochs} epochs) ==")
     history = distiller.fit(train, validation_data=val, epochs=config.epochs,
                             verbose=config.verbose, shuffle=False)
-    unchanged = all(np.array_equal(a, np.asarray(b)) for a, b in zip(before, performer.weights))
-    return {"history": history.history, "performer_unchanged": unchanged}
+    fitted = {"history": history.history}
+    if config.explainer_cls:
+        if config.verbose:
+            print(f"== Explainer+cls baseline ({config.epochs} epochs, classification loss) ==")
+        cls_explainer, cls_distiller = _distiller(config, strategy, models, "classification")
+        sync_batchnorm(cls_explainer, strategy)
+        models.update(explainer_cls=cls_explainer, distiller_cls=cls_distiller)
+        fitted["history_cls"] = cls_distiller.fit(
+            train, validation_data=val, epochs=config.epochs, verbose=config.verbose,
+            shuffle=False).history
+    fitted["performer_unchanged"] = all(
+        np.array_equal(a, np.asarray(b)) for a, b in zip(before, performer.weights))
+    return fitted
 
 
 def measure(config, source, strategy, models, fitted):
@@ -120,12 +144,17 @@ def measure(config, source, strategy, models, fitted):
     performer, distiller = models["performer"], models["distiller"]
     split = config.eval_split
     peaks = peak_responses(performer, distiller.top_layer_name)
-    out = {k: [] for k in ("label", "perf", "rec", "loc", "score", "landmarks", "pos", "peak")}
+    cls_distiller = models.get("distiller_cls")
+    out = {k: [] for k in ("label", "perf", "rec", "cls", "loc", "score", "landmarks", "pos",
+                           "peak")}
     for batch in eval_batches(config, source)():
         images = np.asarray(batch["image"])
         out["label"].append(np.asarray(batch["label"]))
         out["perf"].append(performer.predict(images, verbose=0).argmax(-1))
+        # The performer's own frozen classifier on each explainer's reconstruction.
         out["rec"].append(np.asarray(distiller.reconstructed_logits(images)).argmax(-1))
+        if cls_distiller is not None:
+            out["cls"].append(np.asarray(cls_distiller.reconstructed_logits(images)).argmax(-1))
         if "landmarks" in batch:
             explanation = distiller.explain(images)
             out["loc"].append(explanation["part_locations"])
@@ -149,17 +178,28 @@ def measure(config, source, strategy, models, fitted):
             rule="most_activated")
         li = {"performer_top_conv": li_perf, "explainer": li_expl,
               "ratio": li_expl / max(li_perf, 1e-12)}
+    plan = distiller.plan
     results = {
         "p": float(models["explainer"].p), "layer": models["layer"],
+        # What is reconstructed, and what classifies the reconstruction (the performer's own).
+        "reconstructs": [plan.head[i].name for i in plan.targets],
+        "classified_by": [layer.name for layer in plan.classifier_layers],
         f"performer_{split}_error": perf_err,
         f"reconstruction_{split}_error": rec_err,
         "delta_error": rec_err - perf_err,
+        # None when the baseline was not trained (--explainer_cls).
+        f"explainer_cls_{split}_error": (float(np.mean(r["cls"] != labels)) if "cls" in r
+                                          else None),
+        "explainer_cls_p": (float(models["explainer_cls"].p) if "explainer_cls" in models
+                            else None),
         # None without landmarks: not applicable, never 0.
         "location_instability": li,
         "final_train": {k: float(v[-1]) for k, v in fitted["history"].items()},
         "performer_unchanged": fitted["performer_unchanged"],
     }
     artifacts = {"explainer.keras": models["explainer"]}
+    if "explainer_cls" in models:
+        artifacts["explainer_cls.keras"] = models["explainer_cls"]
     if not config.performer:
         artifacts["performer.keras"] = performer
     return results, artifacts
