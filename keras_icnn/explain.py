@@ -102,13 +102,14 @@ class Explainable:
             any functional Keras classifier with a 4D conv layer.
         layer: the explained layer's name (default: the model's top conv layer;
             an explainer always explains its conv-interp-2 filters).
+        argument: the caller's name for ``layer`` in error messages.
 
     Call ``explainable(x, target)`` with float32 images and int32 targets
     (``-1``: the predicted class) inside or outside a ``tf.function``; it returns
     a dict of tensors (see :func:`explain` for their meaning).
     """
 
-    def __init__(self, model, layer=None):
+    def __init__(self, model, layer=None, argument="layer"):
         self.model, self.kind = model, model_kind(model)
         if self.kind == "explainer":
             self.classifier = model.performer
@@ -122,12 +123,13 @@ class Explainable:
                 found = model.get_layer(self.layer)
             except ValueError:
                 raise ValueError(
-                    f"`layer` must name a layer of model {model.name!r}. Received: "
-                    f"layer={self.layer!r}; layers: {[l.name for l in model.layers]}") from None
+                    f"`{argument}` must name a layer of model {model.name!r}. Received: "
+                    f"{argument}={self.layer!r}; layers: {[l.name for l in model.layers]}"
+                ) from None
             if len(getattr(found.output, "shape", ())) != 4:
                 raise ValueError(
-                    "`layer` must name a layer with 4D feature maps [batch, h, w, filters] "
-                    f"(a conv layer). Received: layer={self.layer!r} "
+                    f"`{argument}` must name a layer with 4D feature maps [batch, h, w, filters] "
+                    f"(a conv layer). Received: {argument}={self.layer!r} "
                     f"({found.__class__.__name__}, output shape {found.output.shape})")
             self.rf = receptive_field(model, self.layer)
             self.probe = keras.Model(model.inputs[0], [found.output, model.outputs[0]])

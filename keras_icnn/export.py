@@ -52,7 +52,7 @@ class _Exporter:
             raise ValueError(f"`input_dtype` must be 'float32' or 'uint8'. Received: {input_dtype!r}")
         if model_kind(model) == "explainer":
             layer_name = None  # an explainer explains its conv-interp-2
-        self.explainable = Explainable(model, layer_name)
+        self.explainable = Explainable(model, layer_name, argument="layer_name")
         self.model, self.kind = model, self.explainable.kind
         self.input_dtype = tf.as_dtype(input_dtype)
         self.height, self.width, self.channels = self.explainable.image_shape

@@ -123,7 +123,8 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
     for name in ("signature_def['serving_default']", "signature_def['explain']",
                  "inputs['images']", "outputs['probabilities']", "outputs['class_ids']",
                  "outputs['part_locations']", "outputs['part_scores']",
-                 "outputs['filter_classes']", "outputs['part_contributions']"):
+                 "outputs['filter_classes']", "outputs['contributions']",
+                 "outputs['contribution_shares']"):
         assert name in text
     explain = text[text.index("signature_def['explain']"):text.index("signature_def['serving_default']")]
     assert "dtype: DT_FLOAT" in explain and "shape: (-1, 32, 2)" in explain
@@ -177,7 +178,7 @@ def test_client_request_builders_round_trip(exported):
     assert request.model_spec.name == "icnn" and request.model_spec.version.value == 1
     out = serving_client.answer_locally(paths["interpretable"], request)
     direct = tf.saved_model.load(paths["interpretable"]).signatures["explain"](images=tf.constant(x))
-    np.testing.assert_allclose(out["part_contributions"], direct["part_contributions"].numpy())
+    np.testing.assert_allclose(out["contribution_shares"], direct["contribution_shares"].numpy())
 
 
 def test_versions_and_existing_directory(exported, tmp_path):
