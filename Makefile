@@ -14,8 +14,12 @@ install:
 test: install
 	$(PYTHON) -m pytest -q tests
 
+# Trains an ordinary and an interpretable CNN, then evaluates both; ends with the path of
+# report.html (metrics table + filter atlas).
 demo: install
 	$(PYTHON) trainers/train_icnn.py --output_dir=$(DEMO_DIR) --epochs=8 --verbose=1
+	$(PYTHON) trainers/evaluate.py --models=$(DEMO_DIR)/ordinary.keras,$(DEMO_DIR)/interpretable.keras \
+		--output_dir=$(DEMO_DIR)/eval --verbose=1
 
 bench: install
 	$(PYTHON) benchmarks/bench_interpretability.py

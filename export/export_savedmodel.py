@@ -9,8 +9,9 @@ Examples:
 
 Writes <base_dir>/<name>/<version>/ (TF Serving's layout) with signatures
 `serving_default` (images -> probabilities, class_ids) and `explain`
-(+ part_locations, part_scores, filter_classes and, by model kind,
-part_contributions or filter_relevance), plus
+(+ part_locations, part_scores, filter_classes, contributions,
+contribution_shares and, for CSG models, filter_relevance: keras_icnn.explain's
+fields for the predicted class), plus
 assets.extra/tf_serving_warmup_requests when tensorflow-serving-api is installed.
 """
 import os

@@ -4,14 +4,17 @@ Layout: ``<base_dir>/<name>/<version>/`` (TF Serving's), two signatures:
 
 * ``serving_default``: ``images`` [batch, H, W, 3] -> ``probabilities`` [batch, C],
   ``class_ids`` [batch] (int64).
-* ``explain``: ``images`` -> ``probabilities``, ``class_ids``, ``part_locations``
-  [batch, F, 2] (x, y image pixels of each filter's peak), ``part_scores``
-  [batch, F] (peak activations), ``filter_classes`` [F] (each filter's
-  category; -1 where the model has none), and per kind:
-  CSG models ``filter_relevance`` [batch, F] (``G[predicted class]``);
-  interpretable and explainer models ``part_contributions`` [batch, F]
-  (gradient x activation of each filter for the predicted class, as a share
-  of its logit); ordinary models ``part_contributions`` too.
+* ``explain``: ``images`` -> the fields of :class:`keras_icnn.explain.Explanation`
+  but the heatmaps, for the predicted class, computed by the same code
+  (:class:`keras_icnn.explain.Explainable`): ``probabilities``, ``class_ids``,
+  ``part_locations`` [batch, F, 2] (x, y image pixels of each filter's peak),
+  ``part_scores`` [batch, F] (peak activations), ``filter_classes`` [F] (each
+  filter's category; -1 where the model has none), ``contributions`` [batch, F]
+  (gradient x activation of each filter for the predicted class's logit),
+  ``contribution_shares`` [batch, F] (the same as a share of that logit), and for
+  CSG models ``filter_relevance`` [batch, F] (``G[predicted class]``). For an
+  explainer, the filters are its conv-interp-2's and the logit is the
+  performer's own classifier on the explainer's reconstruction.
 
 Preprocessing (the models' own ``Rescaling``) is inside the graph; inputs are
 validated inside the graph (rank, size, finite values) with messages naming
@@ -26,25 +29,11 @@ import numpy as np
 import tensorflow as tf
 
 from keras_icnn import validation
-from keras_icnn.metrics.model_eval import default_layer
-from keras_icnn.metrics.receptive_field import receptive_field
-from keras_icnn.models.csg import CSGModel
-from keras_icnn.models.distiller import ExplainerDistiller
-from keras_icnn.models.interpretable import InterpretableModel
+from keras_icnn.explain import KINDS, Explainable, model_kind  # noqa: F401  (re-exported)
 
-KINDS = ("ordinary", "interpretable", "csg", "explainer")
 WARMUP_FILE = "tf_serving_warmup_requests"
-
-
-def model_kind(model):
-    """``ordinary``, ``interpretable``, ``csg`` or ``explainer`` (a distiller)."""
-    if isinstance(model, ExplainerDistiller):
-        return "explainer"
-    if isinstance(model, CSGModel):
-        return "csg"
-    if isinstance(model, InterpretableModel) or model.__class__.__name__ == "InterpretableModel":
-        return "interpretable"
-    return "ordinary"
+EXPLAIN_FIELDS = ("part_locations", "part_scores", "contributions", "contribution_shares",
+                  "filter_relevance")
 
 
 def next_version(model_dir):
@@ -59,34 +48,14 @@ class _Exporter:
     """Builds the two signature functions for one model."""
 
     def __init__(self, model, layer_name=None, input_dtype="float32"):
-        if model_kind(model) == "explainer":
-            layer_name = None  # the distiller knows its target layer
         if input_dtype not in ("float32", "uint8"):
             raise ValueError(f"`input_dtype` must be 'float32' or 'uint8'. Received: {input_dtype!r}")
-        self.model, self.kind = model, model_kind(model)
+        if model_kind(model) == "explainer":
+            layer_name = None  # an explainer explains its conv-interp-2
+        self.explainable = Explainable(model, layer_name, argument="layer_name")
+        self.model, self.kind = model, self.explainable.kind
         self.input_dtype = tf.as_dtype(input_dtype)
-        classifier = model.performer if self.kind == "explainer" else model
-        shape = classifier.inputs[0].shape
-        self.height, self.width, self.channels = int(shape[1]), int(shape[2]), int(shape[3])
-        if self.kind == "explainer":
-            self.layer_name = model.target_layer  # the explainer reads it
-            self.rf = receptive_field(model.performer, model.target_layer)
-        else:
-            self.layer_name = layer_name or default_layer(model)
-            try:
-                layer = model.get_layer(self.layer_name)
-            except ValueError:
-                raise ValueError(
-                    f"`layer_name` must name a layer of model {model.name!r}. Received: "
-                    f"layer_name={self.layer_name!r}; layers: {[l.name for l in model.layers]}"
-                ) from None
-            if len(getattr(layer.output, "shape", ())) != 4:
-                raise ValueError(
-                    "`layer_name` must name a layer with 4D feature maps [batch, h, w, filters] "
-                    f"(a conv layer). Received: layer_name={self.layer_name!r} "
-                    f"({layer.__class__.__name__}, output shape {layer.output.shape})")
-            self.rf = receptive_field(model, self.layer_name)
-            self.probe = keras.Model(model.inputs[0], [layer.output, model.outputs[0]])
+        self.height, self.width, self.channels = self.explainable.image_shape
 
     def _validate(self, images):
         expected = f"[batch, {self.height}, {self.width}, {self.channels}]"
@@ -103,10 +72,6 @@ class _Exporter:
             x = tf.debugging.assert_all_finite(x, "images must be finite (no NaN or Inf)")
         return tf.ensure_shape(x, [None, self.height, self.width, self.channels])
 
-    def _logits(self, x):
-        classifier = self.model.performer if self.kind == "explainer" else self.model
-        return classifier(x, training=False)
-
     @staticmethod
     def _at_least_one(x):
         """``(x, n)``: ``x``, or one blank image when it holds none, and its true size.
@@ -122,75 +87,20 @@ class _Exporter:
 
     def serve(self, images):
         x, n = self._at_least_one(self._validate(images))
-        logits = tf.cast(self._logits(x), tf.float32)[:n]
+        logits = tf.cast(self.explainable.classifier(x, training=False), tf.float32)[:n]
         return {"probabilities": tf.nn.softmax(logits),
                 "class_ids": tf.argmax(logits, axis=-1, output_type=tf.int64)}
 
-    def _locations(self, maps):
-        shape = tf.shape(maps)
-        flat = tf.reshape(maps, [shape[0], shape[1] * shape[2], shape[3]])
-        idx = tf.argmax(flat, axis=1, output_type=tf.int32)
-        i = tf.cast(idx // shape[2], tf.float32)
-        j = tf.cast(idx % shape[2], tf.float32)
-        x = self.rf.cols.start + j * self.rf.cols.jump
-        y = self.rf.rows.start + i * self.rf.rows.jump
-        return tf.stack([x, y], axis=-1), tf.reduce_max(flat, axis=1)
-
-    def _filter_classes(self, num_filters):
-        if self.kind == "explainer":
-            return self.model.explainer.conv_interp_2.target_classes
-        layer = self.model.get_layer(self.layer_name)
-        if hasattr(layer, "target_classes"):
-            return layer.target_classes
-        if self.kind == "csg":
-            return tf.argmax(tf.convert_to_tensor(self.model.gate_layer.gate), axis=0,
-                             output_type=tf.int32)
-        return tf.fill([num_filters], -1)
-
     def explain(self, images):
         x, n = self._at_least_one(self._validate(images))
-        if self.kind == "explainer":
-            ex = self.model.explainer
-            logits = tf.cast(self._logits(x), tf.float32)
-            classes = tf.argmax(logits, axis=-1, output_type=tf.int32)
-            feats, _, _ = self.model.performer_outputs(x)
-            parts = ex.encode(feats, training=False)
-            with tf.GradientTape() as tape:
-                interp = parts["interp"]
-                tape.watch(interp)
-                enc = parts["p"] * interp + (1.0 - parts["p"]) * parts["ordin"]
-                # The performer's own frozen classifier on the reconstruction.
-                recon = tf.cast(self.model.decode_logits(enc), tf.float32)
-                chosen = tf.gather(recon, classes, axis=1, batch_dims=1)
-            grads = tape.gradient(chosen, interp)
-            maps = tf.cast(interp, tf.float32)
-            contributions = tf.reduce_sum(tf.cast(grads, tf.float32) * parts["p"] * maps, [1, 2])
-        else:
-            with tf.GradientTape() as tape:
-                maps, logits = self.probe(x, training=False)
-                tape.watch(maps)
-                logits = tf.cast(logits, tf.float32)
-                classes = tf.argmax(logits, axis=-1, output_type=tf.int32)
-                chosen = tf.gather(logits, classes, axis=1, batch_dims=1)
-            grads = tape.gradient(chosen, maps)
-            maps = tf.cast(maps, tf.float32)
-            contributions = tf.reduce_sum(tf.cast(grads, tf.float32) * maps, axis=[1, 2])
-        safe = tf.where(tf.abs(chosen) > 1e-12, chosen, tf.ones_like(chosen))
-        locations, scores = self._locations(maps)
-        out = {
-            "probabilities": tf.nn.softmax(logits),
-            "class_ids": tf.cast(classes, tf.int64),
-            "part_locations": locations,
-            "part_scores": scores,
-            "filter_classes": tf.cast(self._filter_classes(tf.shape(maps)[-1]), tf.int32),
-        }
-        if self.kind == "csg":
-            gate = tf.convert_to_tensor(self.model.gate_layer.gate)
-            out["filter_relevance"] = tf.gather(gate, classes)
-        else:
-            out["part_contributions"] = contributions / safe[:, None]
+        r = self.explainable(x)
+        out = {"probabilities": tf.nn.softmax(r["logits"]),
+               "class_ids": tf.cast(r["classes"], tf.int64)}
+        out.update({k: r[k] for k in EXPLAIN_FIELDS if k in r})
         # Per-image outputs lose the blank image of an empty request; filter_classes is per model.
-        return {k: v if k == "filter_classes" else v[:n] for k, v in out.items()}
+        out = {k: v[:n] for k, v in out.items()}
+        out["filter_classes"] = tf.cast(self.explainable.filter_classes(), tf.int32)
+        return out
 
 
 def export_model(model, base_dir, name, version=None, layer_name=None, input_dtype="float32",

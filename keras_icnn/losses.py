@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from keras_icnn import templates as templates_lib
 from keras_icnn import validation
+from keras_icnn.receptive_field import peak_units
 
 GRADIENT_FORMS = ("printed", "appendix")
 
@@ -178,8 +179,8 @@ def target_template_indices(x, labels, target_classes):
     """
     shape = tf.shape(x)
     hw = shape[1] * shape[2]
-    flat = tf.reshape(x, [shape[0], hw, shape[3]])
-    mu = tf.argmax(flat, axis=1, output_type=tf.int32)
+    i, j, _ = peak_units(x)
+    mu = i * shape[2] + j
     labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
     target_classes = tf.cast(target_classes, tf.int32)
     positive = tf.equal(labels[:, None], target_classes[None, :])

@@ -49,6 +49,11 @@ class EvalConfig(DataOptions):
     top_k: int = option(100, "Images per filter and landmark in location instability.")
     gradmap_examples: int = option(48, "Images for GradMap localization (0 skips it).")
     batch_size: int = option(64, "Images per inference step.")
+    atlas_filters: int = option(64, "Filters per model in report.html's filter atlas (the most "
+                                    "interpretable first).")
+    atlas_images: int = option(8, "Top-activating test images shown per atlas filter.")
+    explained_predictions: int = option(3, "Test predictions explained filter by filter in "
+                                           "report.html.")
     output_dir: str = option("/tmp/keras_icnn_eval", "Where the report goes.")
     verbose: int = option(1, "Progress bars (1) or quiet (0).")
 
@@ -65,9 +70,10 @@ class EvalConfig(DataOptions):
         for path in self.models:
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"`models`: model file not found: {path}")
-        check_fields(self, positive=("image_size", "top_k", "batch_size"),
+        check_fields(self, positive=("image_size", "top_k", "batch_size", "atlas_images"),
                      non_negative=("num_examples", "gradmap_examples", "seed", "num_train",
-                                   "num_val", "num_test"),
+                                   "num_val", "num_test", "atlas_filters",
+                                   "explained_predictions"),
                      choices={"dataset": DATASETS, "task": ("multi", "single"),
                               "split": ("train", "validation", "test")})
         if self.num_classes < 2:
@@ -112,7 +118,12 @@ def _gap_dense_kernel(model, layer_name):
 def evaluate_model(model, source, config, name, pictures_dir):
     """All applicable metrics of one model on ``source``'s ``config.split``, streamed; its
     pictures. Metrics the data cannot support (no parts, no object masks) are left out of
-    the result ("n/a" in the report), never 0. ``pictures_dir`` None draws no pictures."""
+    the result ("n/a" in the report), never 0. ``pictures_dir`` None draws no pictures.
+
+    Returns:
+        ``(metrics, atlas)``: the metrics dict and the model's report.html section
+        (:func:`atlas_section`).
+    """
     layer_name = config.layer or metrics.default_layer(model)
     num_classes = int(model.outputs[0].shape[-1])
     kernel = _gap_dense_kernel(model, layer_name)
@@ -158,7 +169,8 @@ def evaluate_model(model, source, config, name, pictures_dir):
             corr, class_act, max(1, out["filters"] // num_classes))
     out["pictures"] = (_pictures(model, name, layer_name, source, r, mi, kept, pictures_dir)
                        if pictures_dir and kept else {})
-    return out
+    atlas = atlas_section(model, name, layer_name, source, config, r, mi)
+    return out, atlas
 
 
 def _pictures(model, name, layer_name, source, r, mi, kept, folder):
@@ -176,35 +188,153 @@ def _pictures(model, name, layer_name, source, r, mi, kept, folder):
         row_labels = [f"f{f}: {_class_name(class_names, int(mi[f].argmax()))}" for f in top]
     target = int(r["filter_classes"][top[0]])
     show = [k for k in kept if int(k["label"]) == target][:8] or kept[:8]
-    files["filters"] = viz.filter_heatmaps(
-        os.path.join(folder, f"{name}_filters.png"), np.stack([k["image"] for k in show]),
-        np.stack([k["maps"] for k in show]), top,
+    files["filters"] = os.path.join(folder, f"{name}_filters.png")
+    viz.filter_heatmaps(
+        np.stack([k["image"] for k in show]), np.stack([k["maps"] for k in show]), top,
         title=f"{name}: {'most part-like' if p_f is not None else 'most class-specific'} "
-              f"filters ({layer_name})", filter_labels=row_labels)
-    if p_f is not None:
-        files["part_association"] = viz.matrix_heatmap(
-            os.path.join(folder, f"{name}_part_association.png"), r["p"].T, "filter", "part",
-            f"{name}: P(f, k), images where filter f's region matches part k",
-            yticklabels=part_names, vmin=0, vmax=1)
-    files["mi_matrix"] = viz.matrix_heatmap(
-        os.path.join(folder, f"{name}_mi_matrix.png"), mi.T, "filter", "class",
-        f"{name}: MI(filter; class)",
-        yticklabels=[_class_name(class_names, c) for c in range(mi.shape[1])])
-    gate = [w for w in model.weights if w.name.endswith("gate")]
-    if gate:
-        files["gate_matrix"] = viz.matrix_heatmap(
-            os.path.join(folder, f"{name}_gate.png"), np.asarray(gate[0]), "filter", "class",
-            f"{name}: gate matrix G", vmin=0, vmax=1)
+              f"filters ({layer_name})", filter_labels=row_labels, path=files["filters"])
+    for key, figure in _matrix_figures(model, name, r, mi, class_names, part_names).items():
+        files[key] = os.path.join(folder, f"{name}_{key}.png")
+        figure.savefig(files[key], dpi=100)
     if p_f is not None:
         filter_parts = np.where(p_f > 0, r["p"].argmax(1), -1)
         first = kept[0]
         shares, cls, score = metrics.part_contributions(
             model, layer_name, first["image"][None], filter_parts, len(part_names))
-        files["part_contributions"] = viz.part_contributions(
-            os.path.join(folder, f"{name}_contributions.png"), first["image"], shares[0],
-            list(part_names) + ["no part"], _class_name(class_names, int(cls[0])),
-            float(score[0]))
+        files["part_contributions"] = os.path.join(folder, f"{name}_contributions.png")
+        viz.part_contributions(
+            first["image"], shares[0], list(part_names) + ["no part"],
+            _class_name(class_names, int(cls[0])), float(score[0]),
+            path=files["part_contributions"])
     return files
+
+
+def _gate(model):
+    gate = [w for w in model.weights if w.name.endswith("gate")]
+    return np.asarray(gate[0]) if gate else None
+
+
+def _matrix_figures(model, name, r, mi, class_names, part_names):
+    """Figures of the part association (with parts), MI and gate (CSG) matrices."""
+    from keras_icnn import viz
+
+    figures = {}
+    if r.get("p_f") is not None:
+        figures["part_association"] = viz.matrix_heatmap(
+            r["p"].T, "filter", "part",
+            f"{name}: P(f, k), images where filter f's region matches part k",
+            yticklabels=part_names, vmin=0, vmax=1)
+    figures["mi_matrix"] = viz.matrix_heatmap(
+        mi.T, "filter", "class", f"{name}: MI(filter; class)",
+        yticklabels=[_class_name(class_names, c) for c in range(mi.shape[1])])
+    gate = _gate(model)
+    if gate is not None:
+        figures["gate_matrix"] = viz.matrix_heatmap(
+            gate, "filter", "class", f"{name}: gate matrix G", vmin=0, vmax=1,
+            yticklabels=[_class_name(class_names, c) for c in range(gate.shape[0])])
+    return figures
+
+
+def _images_at(source, config, indices):
+    """The images at stream positions ``indices`` of the evaluated split (one more pass)."""
+    wanted, found, seen = set(int(i) for i in indices), {}, 0
+    for batch in source.dataset(config.split, config.batch_size, as_supervised=False):
+        images = batch["image"].numpy()
+        for k in range(len(images)):
+            if seen + k in wanted:
+                found[seen + k] = images[k]
+        seen += len(images)
+        if len(found) == len(wanted):
+            break
+    return found
+
+
+def _traced_rows(explainable, images, batch_size):
+    """Maps [n, h, w, F], part locations [n, F, 2] and the explanation tensors of ``images``."""
+    import tensorflow as tf
+
+    step, out = explainable.traced(), {}
+    for a in range(0, len(images), batch_size):
+        x = tf.constant(images[a:a + batch_size])
+        r = step(x, tf.fill([len(x)], -1))
+        for key in ("maps", "part_locations", "contributions", "contribution_shares",
+                    "classes", "target_logit"):
+            out.setdefault(key, []).append(r[key].numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def atlas_section(model, name, layer_name, source, config, r, mi):
+    """One model's part of report.html: its filter atlas, matrices and explained predictions."""
+    from keras_icnn import report_html, viz
+    from keras_icnn.explain import Explainable
+
+    class_names, part_names = source.class_names, source.part_names
+    scores, p_f = r["scores"], r.get("p_f")
+    num_filters = scores.shape[1]
+    mi_best = mi.max(1)
+    ranking = p_f if p_f is not None else mi_best
+    shown = np.argsort(-ranking, kind="stable")[:config.atlas_filters]
+    k = min(config.atlas_images, len(scores))
+    top = np.argsort(-scores[:, shown], axis=0, kind="stable")[:k]  # [k, shown]
+    examples = list(range(min(config.explained_predictions, len(scores))))
+    needed = sorted(set(top.ravel().tolist()) | set(examples))
+    found = _images_at(source, config, needed)
+    images = np.stack([found[i] for i in needed]).astype(np.float32)
+    row = {i: n for n, i in enumerate(needed)}
+    explainable = Explainable(model, layer_name)
+    t = _traced_rows(explainable, images, config.batch_size)
+    own = np.asarray(explainable.filter_classes())
+    categories = np.where(own >= 0, own, r["filter_classes"])
+    gate = _gate(model)
+    filters = []
+    for column, f in enumerate(shown):
+        rows = [row[int(i)] for i in top[:, column]]
+        thumbs = report_html.thumbnails(images[rows], t["maps"][rows, :, :, f],
+                                        t["part_locations"][rows, f])
+        card = {"index": int(f), "category": _class_name(class_names, int(categories[f])),
+                "interpretability": float(p_f[f]) if p_f is not None else 0.0,
+                "part": (part_names[int(r["p"][f].argmax())] if p_f is not None else None),
+                "mi": float(mi_best[f]),
+                "relevance": (float(gate[int(categories[f]), f]) if gate is not None
+                              and gate.shape[1] == num_filters else None),
+                "top_images": [int(i) for i in top[:, column]],
+                "strip": report_html.data_uri(report_html.strip(thumbs))}
+        filters.append(card)
+    predictions = []
+    filter_parts = (np.where(p_f > 0, r["p"].argmax(1), -1) if p_f is not None else None)
+    for i in examples:
+        n = row[i]
+        shares = t["contribution_shares"][n]
+        cls, logit = int(t["classes"][n]), float(t["target_logit"][n])
+        if filter_parts is not None:
+            onehot = (np.where(filter_parts < 0, len(part_names), filter_parts)[:, None]
+                      == np.arange(len(part_names) + 1)).astype(np.float64)
+            per_part = shares @ onehot
+            names = list(part_names) + ["filters with no part"]
+            lines = [f"{per_part[q]:+.2f} of the score from {names[q]}"
+                     for q in np.argsort(-np.abs(per_part))[:5]]
+        else:
+            lines = [f"{shares[f]:+.2f} of the score from filter {f} (category "
+                     f"{_class_name(class_names, int(categories[f]))})"
+                     for f in np.argsort(-np.abs(shares))[:5]]
+        best = int(np.argmax(t["contributions"][n]))
+        thumb = report_html.thumbnails(images[n:n + 1], t["maps"][n:n + 1, :, :, best],
+                                       t["part_locations"][n:n + 1, best], size=120)[0]
+        label = int(r["labels"][i])
+        predictions.append({
+            "image": report_html.data_uri(thumb),
+            "title": f"test image {i}: predicted {_class_name(class_names, cls)} (true "
+                     f"{_class_name(class_names, label)}), logit {logit:.2f}; map of filter "
+                     f"{best}, the largest contribution",
+            "lines": lines})
+    matrices = {}
+    if viz.available():
+        for key, figure in _matrix_figures(model, name, r, mi, class_names, part_names).items():
+            matrices[key.replace("_", " ")] = report_html.png_uri(viz.to_png(figure))
+    return {"name": name, "slug": "".join(c if c.isalnum() else "-" for c in name),
+            "layer": layer_name, "num_filters": int(num_filters), "has_parts": p_f is not None,
+            "images_per_filter": int(k), "filters": filters, "predictions": predictions,
+            "matrices": matrices}
 
 
 def _class_name(class_names, c):
@@ -225,7 +355,8 @@ def markdown_table(rows):
 
 
 def evaluate_models(config):
-    """Evaluate every model of the config; write report.json, report.md and pictures."""
+    """Evaluate every model of the config; write report.json, report.md, report.html (with
+    the filter atlas) and pictures."""
     config.validate()
     names = list(config.names) or [os.path.splitext(os.path.basename(m))[0] for m in config.models]
     t0 = time.time()
@@ -237,14 +368,24 @@ def evaluate_models(config):
     if pictures_dir is None:
         print("pictures not drawn: matplotlib is not installed (pip install 'keras_icnn[viz]'); "
               "the numbers are all in report.json / report.md")
-    rows = {}
+    rows, sections = {}, []
     for name, path in zip(names, config.models):
         if config.verbose:
             print(f"evaluating {name} ({path})")
         model = keras.models.load_model(path)
         with source.naming_bad_files(config.split):
-            rows[name] = evaluate_model(model, source, config, name, pictures_dir)
+            rows[name], atlas = evaluate_model(model, source, config, name, pictures_dir)
+        sections.append(atlas)
+    from keras_icnn import report_html
+
+    title = (f"keras_icnn evaluation ({config.dataset}, {config.split} split, "
+             f"{source.size(config.split)} images)")
+    notes = [] if source.has_parts else [
+        f"{config.dataset} has no part annotations: part metrics are not applicable (n/a)."]
+    html_path = report_html.write(os.path.join(config.output_dir, "report.html"), title, rows,
+                                  COLUMNS, sections, notes)
     report = {"config": dataclasses.asdict(config), "models": rows,
+              "atlas": report_html.summary_json(sections), "html": html_path,
               "seconds": round(time.time() - t0, 1)}
     with open(os.path.join(config.output_dir, "report.json"), "w") as f:
         json.dump(report, f, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))

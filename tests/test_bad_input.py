@@ -185,7 +185,7 @@ def test_exported_signatures_answer_an_empty_batch_with_empty_outputs(served):
     model, _, loaded = served
     out = loaded.signatures["explain"](images=tf.zeros((0, 32, 32, 3)))
     assert out["probabilities"].shape == (0, 3) and out["class_ids"].shape == (0,)
-    assert out["part_locations"].shape == (0, 32, 2) and out["part_contributions"].shape == (0, 32)
+    assert out["part_locations"].shape == (0, 32, 2) and out["contribution_shares"].shape == (0, 32)
     assert out["filter_classes"].shape == (32,)
     assert loaded.signatures["serving_default"](images=tf.zeros((0, 32, 32, 3)))[
         "probabilities"].shape == (0, 3)

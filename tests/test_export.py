@@ -66,11 +66,29 @@ def test_explain_matches_library_metrics(exported):
     np.testing.assert_array_equal(ex["filter_classes"].numpy(), layer.target_classes.numpy())
     f = layer.filters
     shares, _, _ = metrics.part_contributions(model, "top_conv_interp", x, np.arange(f), f)
-    np.testing.assert_allclose(ex["part_contributions"].numpy(), shares[:, :f], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(ex["contribution_shares"].numpy(), shares[:, :f], rtol=1e-4, atol=1e-6)
     csg = tf.saved_model.load(paths["csg"]).signatures["explain"](images=tf.constant(x))
     g = gate_matrix(models["csg"])
     np.testing.assert_allclose(csg["filter_relevance"].numpy(), g[csg["class_ids"].numpy()])
     np.testing.assert_array_equal(csg["filter_classes"].numpy(), g.argmax(0))
+
+
+@pytest.mark.parametrize("kind", export.KINDS)
+def test_exported_explain_agrees_with_the_python_call(exported, kind):
+    from keras_icnn.explain import explain
+
+    models, paths, _ = exported
+    x = _images(5, seed=11)
+    served = tf.saved_model.load(paths[kind]).signatures["explain"](images=tf.constant(x))
+    e = explain(models[kind], x, heatmaps=None)
+    np.testing.assert_array_equal(served["class_ids"].numpy(), e.classes)
+    np.testing.assert_array_equal(served["filter_classes"].numpy(), e.filter_classes)
+    fields = ["probabilities", "part_locations", "part_scores", "contributions",
+              "contribution_shares"] + (["filter_relevance"] if kind == "csg" else [])
+    assert set(served) == set(fields) | {"class_ids", "filter_classes"}
+    for field in fields:
+        np.testing.assert_allclose(served[field].numpy(), getattr(e, field), rtol=1e-6,
+                                   atol=1e-6, err_msg=field)
 
 
 def test_loads_in_a_fresh_process_without_keras_icnn(exported):
@@ -105,7 +123,8 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
     for name in ("signature_def['serving_default']", "signature_def['explain']",
                  "inputs['images']", "outputs['probabilities']", "outputs['class_ids']",
                  "outputs['part_locations']", "outputs['part_scores']",
-                 "outputs['filter_classes']", "outputs['part_contributions']"):
+                 "outputs['filter_classes']", "outputs['contributions']",
+                 "outputs['contribution_shares']"):
         assert name in text
     explain = text[text.index("signature_def['explain']"):text.index("signature_def['serving_default']")]
     assert "dtype: DT_FLOAT" in explain and "shape: (-1, 32, 2)" in explain
@@ -159,7 +178,7 @@ def test_client_request_builders_round_trip(exported):
     assert request.model_spec.name == "icnn" and request.model_spec.version.value == 1
     out = serving_client.answer_locally(paths["interpretable"], request)
     direct = tf.saved_model.load(paths["interpretable"]).signatures["explain"](images=tf.constant(x))
-    np.testing.assert_allclose(out["part_contributions"], direct["part_contributions"].numpy())
+    np.testing.assert_allclose(out["contribution_shares"], direct["contribution_shares"].numpy())
 
 
 def test_versions_and_existing_directory(exported, tmp_path):

@@ -10,9 +10,13 @@ Example:
 
 The data flags are the trainers' (same --seed, --num_val: the same splits).
 Evaluation streams the images (two passes, memory independent of the split's
-size). Writes report.json (all numbers), report.md (rows = models, columns = metrics)
-and pictures/ (per-filter heatmaps, part association, MI matrix, gate matrix
-for CSG models, part contributions to one prediction).
+size). Writes report.json (all numbers), report.md (rows = models, columns = metrics),
+report.html (one self-contained page: the metrics table and, per model, a filter
+atlas: each filter's category, part, score and top-activating test images with
+its map and peak, sortable and filterable; gate / MI / part-association matrices;
+a few predictions explained filter by filter) and pictures/ (per-filter heatmaps,
+part association, MI matrix, gate matrix for CSG models, part contributions to
+one prediction).
 """
 import os
 import sys
@@ -36,6 +40,7 @@ def main(argv):
     result, table = report.evaluate_models(recipes.config_from_flags(report.EvalConfig, FLAGS))
     print("\n" + table)
     print(f"\nreport: {os.path.join(FLAGS.output_dir, 'report.md')} ({result['seconds']} s)")
+    print(f"filter atlas: {result['html']}")
 
 
 if __name__ == "__main__":

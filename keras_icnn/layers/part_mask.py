@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_icnn import templates as templates_lib
+from keras_icnn.receptive_field import peak_units
 
 MU_RULES = ("argmax", "centroid")
 
@@ -44,9 +45,7 @@ def part_locations(x, mu="argmax"):
     """
     shape = tf.shape(x)
     h, w = shape[1], shape[2]
-    flat = tf.reshape(x, [shape[0], h * w, shape[3]])
-    idx = tf.argmax(flat, axis=1, output_type=tf.int32)
-    mu_i, mu_j = idx // w, idx % w
+    mu_i, mu_j, _ = peak_units(x)
     if mu == "centroid":
         xf = tf.cast(x, tf.float32)
         total = tf.reduce_sum(xf, axis=[1, 2])

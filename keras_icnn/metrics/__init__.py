@@ -10,7 +10,7 @@ from keras_icnn.metrics.localization import (
 from keras_icnn.metrics.model_eval import (
     collect_responses, default_layer, evaluate_interpretability, filter_classes_by_activation,
     part_contributions)
-from keras_icnn.metrics.receptive_field import AxisField, ReceptiveField, receptive_field
+from keras_icnn.receptive_field import AxisField, ReceptiveField, receptive_field
 
 __all__ = [
     "filter_thresholds", "l1_density", "location_instability", "location_instability_multi",

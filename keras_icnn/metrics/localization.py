@@ -79,7 +79,7 @@ def gradient_maps(model, layer_name, images, sigma=5.0, batch_size=8):
     """
     import keras
 
-    from keras_icnn.metrics.model_eval import _check_images
+    from keras_icnn.explain import check_images as _check_images
 
     images = _check_images(model, images, "gradient_maps")
     probe = keras.Model(model.inputs, model.get_layer(layer_name).output)

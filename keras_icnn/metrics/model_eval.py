@@ -4,35 +4,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_icnn.explain import check_images, default_layer, explain
 from keras_icnn.metrics import interpretability
-from keras_icnn.metrics.receptive_field import receptive_field
-
-_SPATIAL = (keras.layers.Conv2D, keras.layers.ReLU, keras.layers.Activation)
-
-
-def _check_images(model, images, caller):
-    """float32 images [N >= 1, H, W, C] matching the model's input, with finite values."""
-    images = np.asarray(images, np.float32)
-    want = tuple(model.inputs[0].shape[1:])
-    if images.ndim != 4 or len(images) < 1 or any(
-            w is not None and w != g for w, g in zip(want, images.shape[1:])):
-        raise ValueError(f"{caller}: `images` must have shape [N >= 1, {', '.join(map(str, want))}]"
-                         f" (the model's input). Received: shape={images.shape}")
-    if not np.isfinite(images).all():
-        raise ValueError(f"{caller}: `images` must be finite. Received: "
-                         f"{int((~np.isfinite(images)).sum())} NaN/Inf value(s)")
-    return images
-
-
-def default_layer(model):
-    """Name of the last layer with a 4D output that a filter metric applies to."""
-    for layer in reversed(model.layers):
-        if len(getattr(layer.output, "shape", ())) != 4:
-            continue
-        if isinstance(layer, _SPATIAL) or hasattr(layer, "part_mask"):
-            return layer.name
-    raise ValueError(f"Model {model.name!r} has no conv layer with a 4D output")
-
+from keras_icnn.receptive_field import peak_locations, receptive_field
 
 def _batches(examples, batch_size):
     """(batch dict, number of images or None) from a dict of arrays or a tf.data.Dataset."""
@@ -77,12 +51,10 @@ def collect_responses(model, layer_name, examples, batch_size=64, verbose=1):
     def step(x):
         maps, logits = probe(x, training=False)
         maps = tf.cast(maps, tf.float32)
-        shape = tf.shape(maps)
-        flat = tf.reshape(maps, [shape[0], shape[1] * shape[2], shape[3]])
-        idx = tf.argmax(flat, axis=1, output_type=tf.int32)
-        return maps, tf.reduce_max(flat, axis=1), idx // shape[2], idx % shape[2], logits
+        locations, scores = peak_locations(maps, rf)
+        return maps, scores, locations, logits
 
-    keys = ("maps", "scores", "i", "j", "logits")
+    keys = ("maps", "scores", "positions", "logits")
     carried = ("label", "landmarks", "part_masks", "object_mask")
     out = {k: [] for k in keys + carried}
     seen = 0
@@ -95,10 +67,7 @@ def collect_responses(model, layer_name, examples, batch_size=64, verbose=1):
                 out[key].append(np.asarray(batch[key]))
         seen += len(batch["image"])
         bar.update(seen)
-    result = {key: np.concatenate(value) for key, value in out.items() if value}
-    x, y = rf.centers(result.pop("i"), result.pop("j"))
-    result["positions"] = np.stack([x, y], -1).astype(np.float32)
-    return result
+    return {key: np.concatenate(value) for key, value in out.items() if value}
 
 
 def filter_classes_by_activation(maps, labels, num_classes):
@@ -154,8 +123,9 @@ def part_contributions(model, layer_name, images, filter_parts, num_parts):
     """Share of each prediction's class score carried by each part's filters.
 
     ``contribution_f = sum_ij (d logit_c / d A_f) * A_f`` (gradient x
-    activation at ``layer_name``, ``c`` the predicted class), summed over the
-    filters associated with each part and divided by the logit.
+    activation at ``layer_name``, ``c`` the predicted class; computed by
+    :func:`keras_icnn.explain.explain`), summed over the filters associated
+    with each part and divided by the logit.
 
     Args:
         images: [N, H, W, 3].
@@ -165,38 +135,6 @@ def part_contributions(model, layer_name, images, filter_parts, num_parts):
     Returns:
         ``(shares [N, P + 1] (last column: filters with no part), classes [N], logits [N])``.
     """
-    images = _check_images(model, images, "part_contributions")
-    probe = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.outputs[0]])
-    num_filters = int(probe.outputs[0].shape[-1])
-    filter_parts = np.asarray(filter_parts)
-    if filter_parts.shape != (num_filters,):
-        raise ValueError(f"`filter_parts` must give a part index (or -1) for each of the "
-                         f"{num_filters} filters. Received: shape={filter_parts.shape}")
-    if filter_parts.size and (filter_parts.min() < -1 or filter_parts.max() >= num_parts):
-        raise ValueError(f"`filter_parts` must lie in [-1, num_parts={num_parts}). "
-                         f"Received: min={filter_parts.min()}, max={filter_parts.max()}")
-
-    # Traced, not eager: an eager tape runs every recorded op's full gradient,
-    # including Conv2DBackpropFilter of the convs below the layer, which this
-    # never needs. Tracing prunes those kernels, and with them oneDNN's 1x1
-    # strided backward-weights kernel that overruns its buffer on small
-    # batches (see keras_compat.onednn_unsafe_convs).
-    @tf.function(autograph=False)
-    def step(x):
-        with tf.GradientTape() as tape:
-            maps, logits = probe(x, training=False)
-            tape.watch(maps)
-            classes = tf.argmax(logits, axis=-1, output_type=tf.int32)
-            chosen = tf.gather(logits, classes, axis=1, batch_dims=1)
-        grads = tape.gradient(chosen, maps)
-        per_filter = tf.reduce_sum(tf.cast(grads, tf.float64) * tf.cast(maps, tf.float64),
-                                   axis=[1, 2])
-        return per_filter, classes, chosen
-
-    per_filter, classes, chosen = step(tf.convert_to_tensor(images))
-    per_filter = per_filter.numpy()  # [N, F]
-    parts = np.where(np.asarray(filter_parts) < 0, num_parts, np.asarray(filter_parts))
-    onehot = (parts[:, None] == np.arange(num_parts + 1)[None, :]).astype(np.float64)
-    score = chosen.numpy().astype(np.float64)
-    shares = per_filter @ onehot / np.where(np.abs(score) > 1e-12, score, 1.0)[:, None]
-    return shares, classes.numpy(), score
+    images = check_images(model, images, "part_contributions")
+    e = explain(model, images, layer=layer_name, heatmaps=None)
+    return e.part_shares(filter_parts, num_parts), e.classes, e.target_logit.astype(np.float64)

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_icnn.metrics import interpretability, localization
-from keras_icnn.metrics.receptive_field import receptive_field
+from keras_icnn.receptive_field import peak_locations, peak_units, receptive_field
 
 
 def _quantile_from_top(top_desc, n, q):
@@ -67,16 +67,11 @@ def peak_responses(model, layer_name):
 
     @tf.function(autograph=False)
     def step(x):
-        maps = tf.cast(probe(x, training=False), tf.float32)
-        shape = tf.shape(maps)
-        flat = tf.reshape(maps, [shape[0], shape[1] * shape[2], shape[3]])
-        idx = tf.argmax(flat, axis=1, output_type=tf.int32)
-        return tf.reduce_max(flat, axis=1), idx // shape[2], idx % shape[2]
+        return peak_locations(probe(x, training=False), rf)
 
     def peaks(images):
-        scores, i, j = step(tf.convert_to_tensor(images))
-        x, y = rf.centers(i.numpy(), j.numpy())
-        return np.stack([x, y], -1).astype(np.float32), scores.numpy()
+        positions, scores = step(tf.convert_to_tensor(images))
+        return positions.numpy(), scores.numpy()
 
     return peaks
 
@@ -129,8 +124,8 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
         maps, logits = probe(x, training=False)
         maps = tf.cast(maps, tf.float32)
         flat = tf.reshape(maps, [tf.shape(maps)[0], hw, f])
-        idx = tf.argmax(flat, axis=1, output_type=tf.int32)
-        return maps, flat, tf.reduce_max(flat, axis=1), idx // w, idx % w, logits
+        i, j, scores = peak_units(maps)
+        return maps, flat, scores, i, j, logits
 
     units = n_total * hw
     m_needed = units - int(np.floor((units - 1) * (1.0 - top_quantile))) + 1

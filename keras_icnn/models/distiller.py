@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from keras_icnn import losses as losses_lib
 from keras_icnn.models.explainer import Explainer, decoder_configs, logit_p, plan_head
+from keras_icnn.receptive_field import peak_locations, receptive_field
 
 OBJECTIVES = ("reconstruction", "classification")
 # The paper's lambda_f = 1 / (300 N) E||dLoss_rec/dx_f|| / E||dLoss_f/dx_f|| at epoch N:
@@ -284,20 +285,15 @@ class ExplainerDistiller(keras.Model):
             ``part_scores`` [N, F] peak activations (after mask and norm),
             ``filter_classes`` [F], ``p`` (float).
         """
-        from keras_icnn.metrics.receptive_field import receptive_field
-
         rf = receptive_field(self.performer, self.target_layer)
         locs, scores = [], []
         for a in range(0, len(images), batch_size):
             feats, _, _ = self.performer_outputs(tf.convert_to_tensor(images[a:a + batch_size]))
-            interp = self.explainer.encode(feats, training=False)["interp"].numpy()
-            flat = interp.reshape(len(interp), -1, interp.shape[-1])
-            idx = flat.argmax(1)
-            i, j = np.divmod(idx, interp.shape[2])
-            x, y = rf.centers(i, j)
-            locs.append(np.stack([x, y], -1))
-            scores.append(flat.max(1))
-        return {"part_locations": np.concatenate(locs).astype(np.float32),
+            interp = self.explainer.encode(feats, training=False)["interp"]
+            location, score = peak_locations(interp, rf)
+            locs.append(location.numpy())
+            scores.append(score.numpy())
+        return {"part_locations": np.concatenate(locs),
                 "part_scores": np.concatenate(scores),
                 "filter_classes": self.explainer.conv_interp_2.target_classes.numpy(),
                 "p": float(self.explainer.p)}

@@ -253,9 +253,10 @@ def measure(config, source, strategy, models, fitted):
 
     def heatmap(path):
         try:
-            results["gate_png"] = viz.matrix_heatmap(
-                path, gate, "filter", "class",
-                f"gate matrix G (L1-density {density:.3f})", vmin=0, vmax=1)
+            viz.matrix_heatmap(gate, "filter", "class",
+                               f"gate matrix G (L1-density {density:.3f})", vmin=0, vmax=1,
+                               path=path)
+            results["gate_png"] = path
         except ImportError as err:  # matplotlib is an optional extra: say so, keep the rest
             results["gate_png"] = None
             print(f"gate.png not written: {err}")

@@ -1,4 +1,10 @@
-"""Receptive fields of feature-map units, from the real layer geometry.
+"""Where a feature-map unit looks: receptive fields from the real layer geometry, and
+the peak (strongest unit) of a map mapped to image pixels.
+
+This is the one place a map's peak is found (:func:`peak_units`) and turned into
+image coordinates (:meth:`ReceptiveField.centers`, :func:`peak_locations`); the
+part mask, the filter loss, the metrics, the explanations and the export all
+call it. It depends on nothing else in the package.
 
 For a conv or pooling layer with kernel ``k``, stride ``s`` and left padding
 ``p`` on an input whose units are ``jump`` pixels apart with unit 0 centred
@@ -17,6 +23,7 @@ import dataclasses
 import math
 
 import keras
+import tensorflow as tf
 
 _PASS_THROUGH = (
     keras.layers.InputLayer, keras.layers.BatchNormalization, keras.layers.ReLU,
@@ -41,8 +48,35 @@ class ReceptiveField:
     cols: AxisField
 
     def centers(self, i, j):
-        """Image-plane ``(x, y)`` centre of unit ``(i, j)`` (arrays broadcast)."""
+        """Image-plane ``(x, y)`` centre of unit ``(i, j)`` (arrays broadcast; numpy in,
+        numpy out; a TF tensor in gives float32 tensors)."""
+        if tf.is_tensor(i) or tf.is_tensor(j):
+            i, j = tf.cast(i, tf.float32), tf.cast(j, tf.float32)
         return self.cols.start + j * self.cols.jump, self.rows.start + i * self.rows.jump
+
+
+def peak_units(maps):
+    """Row, column and value of each map's strongest unit.
+
+    Args:
+        maps: ``[B, h, w, F]`` feature maps (any float dtype).
+
+    Returns:
+        ``(i, j, score)``: int32 ``[B, F]`` row and column (ties: the first unit
+        in row-major order), and the peak value ``[B, F]`` in ``maps``' dtype.
+    """
+    shape = tf.shape(maps)
+    flat = tf.reshape(maps, [shape[0], shape[1] * shape[2], shape[3]])
+    idx = tf.argmax(flat, axis=1, output_type=tf.int32)
+    return idx // shape[2], idx % shape[2], tf.reduce_max(flat, axis=1)
+
+
+def peak_locations(maps, field):
+    """``(locations, scores)``: each map's peak as image pixels ``(x, y)`` [B, F, 2] float32
+    (the centre of the peak unit's receptive field ``field``) and its value [B, F] float32."""
+    i, j, score = peak_units(tf.cast(maps, tf.float32))
+    x, y = field.centers(i, j)
+    return tf.stack([x, y], axis=-1), score
 
 
 def _geometry(layer):

@@ -1,0 +1,344 @@
+"""One explanation of a prediction for any model: which filters, which parts, how much.
+
+:func:`explain` works the same way for an interpretable CNN
+(:class:`~keras_icnn.models.InterpretableModel`), a CSG model
+(:class:`~keras_icnn.models.CSGModel`), an explainer with its performer
+(:class:`~keras_icnn.models.ExplainerDistiller`) and any plain Keras CNN, and
+returns an :class:`Explanation` of plain arrays:
+
+* the predicted class and the explained ``target`` (default: the prediction);
+* per filter of the explained layer: the part location (image pixels, the
+  centre of its peak unit's receptive field), the part score (the peak
+  value), the filter's category (-1: none);
+* each filter's contribution to the target logit, gradient x activation
+  ``sum_ij (d y_target / d A_ijf) A_ijf``, and that contribution as a share of
+  the logit;
+* for CSG models the gate relevance ``G[target]``;
+* heatmaps at image resolution of the filters that contribute most
+  (``heatmaps="top"``), of all filters (``"all"``) or none, and Grad-CAM
+  (Selvaraju et al., 2017) of the target at the same layer: the usual baseline.
+
+The exported ``explain`` signature (:mod:`keras_icnn.export`), the report and
+:func:`keras_icnn.metrics.part_contributions` are built on :class:`Explainable`,
+so a SavedModel and a Python call give the same numbers.
+
+Example:
+    >>> e = keras_icnn.explain.explain(model, images)            # any of the four kinds
+    >>> e.part_locations[0, e.heatmap_filters[0, 0]]            # (x, y) of the top filter
+    >>> plt.imshow(images[0] / 255); plt.imshow(e.gradcam[0], alpha=0.5)
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_icnn.models.csg import CSGModel
+from keras_icnn.models.distiller import ExplainerDistiller
+from keras_icnn.models.interpretable import InterpretableModel
+from keras_icnn.receptive_field import peak_locations, receptive_field
+
+KINDS = ("ordinary", "interpretable", "csg", "explainer")
+HEATMAPS = ("top", "all", None)
+_SPATIAL = (keras.layers.Conv2D, keras.layers.ReLU, keras.layers.Activation)
+
+
+def model_kind(model):
+    """``ordinary``, ``interpretable``, ``csg`` or ``explainer`` (a distiller)."""
+    if isinstance(model, ExplainerDistiller):
+        return "explainer"
+    if isinstance(model, CSGModel):
+        return "csg"
+    if isinstance(model, InterpretableModel) or model.__class__.__name__ == "InterpretableModel":
+        return "interpretable"
+    return "ordinary"
+
+
+def default_layer(model):
+    """Name of the last layer with a 4D output that a filter explanation applies to."""
+    for layer in reversed(model.layers):
+        if len(getattr(layer.output, "shape", ())) != 4:
+            continue
+        if isinstance(layer, _SPATIAL) or hasattr(layer, "part_mask"):
+            return layer.name
+    raise ValueError(f"Model {model.name!r} has no conv layer with a 4D output")
+
+
+def check_images(model, images, caller):
+    """float32 images [N >= 1, H, W, C] matching ``model``'s input, with finite values."""
+    images = np.asarray(images, np.float32)
+    want = tuple(model.inputs[0].shape[1:])
+    if images.ndim != 4 or len(images) < 1 or any(
+            w is not None and w != g for w, g in zip(want, images.shape[1:])):
+        raise ValueError(f"{caller}: `images` must have shape [N >= 1, {', '.join(map(str, want))}]"
+                         f" (the model's input). Received: shape={images.shape}")
+    if not np.isfinite(images).all():
+        raise ValueError(f"{caller}: `images` must be finite. Received: "
+                         f"{int((~np.isfinite(images)).sum())} NaN/Inf value(s)")
+    return images
+
+
+def gradient_x_activation(maps, grads):
+    """``sum_ij grads_ijf * maps_ijf``: each filter's first-order contribution [B, F] float32."""
+    return tf.reduce_sum(tf.cast(grads, tf.float32) * tf.cast(maps, tf.float32), axis=[1, 2])
+
+
+def grad_cam(maps, grads):
+    """Grad-CAM at the layer's resolution: ``ReLU(sum_f mean_ij(grads_f) maps_f)`` [B, h, w]."""
+    weights = tf.reduce_mean(tf.cast(grads, tf.float32), axis=[1, 2])
+    return tf.nn.relu(tf.einsum("bhwf,bf->bhw", tf.cast(maps, tf.float32), weights))
+
+
+def _safe(values):
+    return tf.where(tf.abs(values) > 1e-12, values, tf.ones_like(values))
+
+
+class Explainable:
+    """A model with its explained layer, ready to explain batches in TF (traceable).
+
+    Args:
+        model: an ``InterpretableModel``, ``CSGModel``, ``ExplainerDistiller`` or
+            any functional Keras classifier with a 4D conv layer.
+        layer: the explained layer's name (default: the model's top conv layer;
+            an explainer always explains its conv-interp-2 filters).
+        argument: the caller's name for ``layer`` in error messages.
+
+    Call ``explainable(x, target)`` with float32 images and int32 targets
+    (``-1``: the predicted class) inside or outside a ``tf.function``; it returns
+    a dict of tensors (see :func:`explain` for their meaning).
+    """
+
+    def __init__(self, model, layer=None, argument="layer"):
+        self.model, self.kind = model, model_kind(model)
+        if self.kind == "explainer":
+            self.classifier = model.performer
+            self.layer = "conv_interp_2"
+            self.rf = receptive_field(model.performer, model.target_layer)
+            self.num_filters = int(model.explainer.filters)
+        else:
+            self.classifier = model
+            self.layer = layer or default_layer(model)
+            try:
+                found = model.get_layer(self.layer)
+            except ValueError:
+                raise ValueError(
+                    f"`{argument}` must name a layer of model {model.name!r}. Received: "
+                    f"{argument}={self.layer!r}; layers: {[l.name for l in model.layers]}"
+                ) from None
+            if len(getattr(found.output, "shape", ())) != 4:
+                raise ValueError(
+                    f"`{argument}` must name a layer with 4D feature maps [batch, h, w, filters] "
+                    f"(a conv layer). Received: {argument}={self.layer!r} "
+                    f"({found.__class__.__name__}, output shape {found.output.shape})")
+            self.rf = receptive_field(model, self.layer)
+            self.probe = keras.Model(model.inputs[0], [found.output, model.outputs[0]])
+            self.num_filters = int(found.output.shape[-1])
+        shape = self.classifier.inputs[0].shape
+        self.image_shape = tuple(int(d) for d in shape[1:])
+        self.num_classes = int(self.classifier.outputs[0].shape[-1])
+        self._traced = None
+
+    def filter_classes(self):
+        """int32 [F]: each filter's category (-1 for filters of an ordinary layer)."""
+        if self.kind == "explainer":
+            return self.model.explainer.conv_interp_2.target_classes
+        layer = self.model.get_layer(self.layer)
+        if hasattr(layer, "target_classes"):
+            return layer.target_classes
+        gate_filters = (int(self.model.gate_layer.gate.shape[-1]) if self.kind == "csg"
+                        else None)
+        if gate_filters == self.num_filters:  # the layer the gates act on
+            return tf.argmax(tf.convert_to_tensor(self.model.gate_layer.gate), axis=0,
+                             output_type=tf.int32)
+        return tf.fill([self.num_filters], -1)
+
+    def _maps_and_logits(self, x, target):
+        """(maps, grads of the target logit, logits, classes, target, target logit)."""
+        if self.kind == "explainer":
+            d = self.model
+            feats, _, logits = d.performer_outputs(x)
+            logits = tf.cast(logits, tf.float32)
+            classes = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            target = tf.where(target < 0, classes, target)
+            parts = d.explainer.encode(feats, training=False)
+            maps = parts["interp"]
+            with tf.GradientTape() as tape:
+                tape.watch(maps)
+                enc = parts["p"] * maps + (1.0 - parts["p"]) * parts["ordin"]
+                # The performer's own frozen classifier on the reconstruction.
+                reconstructed = tf.cast(d.decode_logits(enc), tf.float32)
+                chosen = tf.gather(reconstructed, target, axis=1, batch_dims=1)
+            # d chosen / d interp carries the factor p of x_enc = p x_interp + ...: times the
+            # interpretable maps it is the interpretable track's contribution.
+            return maps, tape.gradient(chosen, maps), logits, classes, target, chosen
+        with tf.GradientTape() as tape:
+            # Watching the input records every op above it, so the gradient reaches the
+            # maps even for a model whose weights are all frozen.
+            tape.watch(x)
+            maps, logits = self.probe(x, training=False)
+            logits = tf.cast(logits, tf.float32)
+            classes = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            target = tf.where(target < 0, classes, target)
+            chosen = tf.gather(logits, target, axis=1, batch_dims=1)
+        return maps, tape.gradient(chosen, maps), logits, classes, target, chosen
+
+    def __call__(self, x, target=None):
+        x = tf.cast(x, tf.float32)
+        if target is None:
+            target = tf.fill(tf.shape(x)[:1], -1)
+        target = tf.cast(target, tf.int32)
+        maps, grads, logits, classes, target, chosen = self._maps_and_logits(x, target)
+        contributions = gradient_x_activation(maps, grads)
+        locations, scores = peak_locations(maps, self.rf)
+        out = {"logits": logits, "classes": classes, "target": target, "target_logit": chosen,
+               "part_locations": locations, "part_scores": scores,
+               "contributions": contributions,
+               "contribution_shares": contributions / _safe(chosen)[:, None],
+               "maps": tf.cast(maps, tf.float32), "gradcam": grad_cam(maps, grads)}
+        if self.kind == "csg" and int(self.model.gate_layer.gate.shape[-1]) == self.num_filters:
+            gate = tf.convert_to_tensor(self.model.gate_layer.gate)
+            out["filter_relevance"] = tf.gather(gate, target)
+        return out
+
+    def traced(self):
+        """This explainable as a ``tf.function`` (traced once per batch shape)."""
+        if self._traced is None:
+            self._traced = tf.function(self.__call__, autograph=False, reduce_retracing=True)
+        return self._traced
+
+
+@dataclasses.dataclass
+class Explanation:
+    """What :func:`explain` returns (numpy arrays; N images, F filters, C classes).
+
+    Attributes:
+        kind: ``ordinary``, ``interpretable``, ``csg`` or ``explainer``.
+        layer: the explained layer.
+        classes: [N] predicted class.
+        target: [N] the class explained (default: ``classes``).
+        logits: [N, C]; ``probabilities`` their softmax.
+        target_logit: [N] the logit the contributions add up to (for an explainer:
+            the performer's classifier on the explainer's reconstruction).
+        part_locations: [N, F, 2] (x, y) image pixels of each filter's peak.
+        part_scores: [N, F] each filter's peak value.
+        filter_classes: [F] each filter's category, -1 for none.
+        contributions: [N, F] gradient x activation of each filter for the target logit.
+        contribution_shares: [N, F] ``contributions / target_logit``.
+        filter_relevance: [N, F] ``G[target]`` of a CSG model (None otherwise).
+        heatmaps: [N, k, H, W] the maps of ``heatmap_filters`` at image resolution (None
+            with ``heatmaps=None``).
+        heatmap_filters: [N, k] which filters ``heatmaps`` shows, by contribution, largest first.
+        gradcam: [N, H, W] Grad-CAM of the target at the explained layer (non-negative).
+        p: the explainer's mixing weight (None for other kinds).
+    """
+
+    kind: str
+    layer: str
+    classes: np.ndarray
+    target: np.ndarray
+    logits: np.ndarray
+    probabilities: np.ndarray
+    target_logit: np.ndarray
+    part_locations: np.ndarray
+    part_scores: np.ndarray
+    filter_classes: np.ndarray
+    contributions: np.ndarray
+    contribution_shares: np.ndarray
+    filter_relevance: np.ndarray = None
+    heatmaps: np.ndarray = None
+    heatmap_filters: np.ndarray = None
+    gradcam: np.ndarray = None
+    p: float = None
+
+    def part_shares(self, filter_parts, num_parts):
+        """Share of each target logit carried by each part's filters: [N, P + 1] (last
+        column: filters with no part), from ``filter_parts`` [F] (a part index or -1)."""
+        filter_parts = np.asarray(filter_parts)
+        if filter_parts.shape != (self.contributions.shape[1],):
+            raise ValueError(f"`filter_parts` must give a part index (or -1) for each of the "
+                             f"{self.contributions.shape[1]} filters. Received: shape="
+                             f"{filter_parts.shape}")
+        if filter_parts.size and (filter_parts.min() < -1 or filter_parts.max() >= num_parts):
+            raise ValueError(f"`filter_parts` must lie in [-1, num_parts={num_parts}). "
+                             f"Received: min={filter_parts.min()}, max={filter_parts.max()}")
+        parts = np.where(filter_parts < 0, num_parts, filter_parts)
+        onehot = (parts[:, None] == np.arange(num_parts + 1)[None, :]).astype(np.float64)
+        return self.contribution_shares.astype(np.float64) @ onehot
+
+
+def _targets(target, n, num_classes):
+    if target is None:
+        return np.full(n, -1, np.int32)
+    t = np.asarray(target)
+    if t.ndim == 0:
+        t = np.full(n, int(t))
+    if t.shape != (n,) or not np.issubdtype(t.dtype, np.integer):
+        raise ValueError(f"`target` must be None, a class index or {n} class indices. "
+                         f"Received: {np.asarray(target)!r}")
+    if t.min() < 0 or t.max() >= num_classes:
+        raise ValueError(f"`target` must lie in [0, {num_classes}). Received: min={t.min()}, "
+                         f"max={t.max()}")
+    return t.astype(np.int32)
+
+
+def _resize(maps, size):
+    """[N, h, w, k] -> [N, k, H, W] bilinear, as the metrics upsample maps."""
+    up = tf.image.resize(tf.convert_to_tensor(maps, tf.float32), size, method="bilinear")
+    return np.transpose(up.numpy(), (0, 3, 1, 2))
+
+
+def explain(model, images, target=None, layer=None, heatmaps="top", num_heatmaps=3,
+            batch_size=64):
+    """Explain ``model``'s predictions on ``images`` filter by filter.
+
+    Args:
+        model: an interpretable CNN, a CSG model, an ``ExplainerDistiller``
+            (explainer + performer) or any Keras CNN classifier.
+        images: [N, H, W, C] in the model's input range.
+        target: class to explain: None (each image's predicted class), one
+            index for all images, or N indices.
+        layer: the explained conv layer (default: the top conv layer).
+        heatmaps: ``"top"`` (the ``num_heatmaps`` filters with the largest
+            contributions per image), ``"all"`` (every filter: N x F maps at image
+            size, mind the memory) or None.
+        num_heatmaps: k of ``"top"``.
+        batch_size: images per step.
+
+    Returns:
+        :class:`Explanation`.
+
+    Example:
+        >>> e = explain(model, images[:4])
+        >>> e.contribution_shares[0].argsort()[::-1][:3]   # the 3 filters that matter most
+        >>> e.gradcam.shape                                # (4, H, W): the Grad-CAM baseline
+    """
+    if heatmaps not in HEATMAPS:
+        raise ValueError(f"`heatmaps` must be one of {HEATMAPS}. Received: {heatmaps!r}")
+    ex = model if isinstance(model, Explainable) else Explainable(model, layer)
+    images = check_images(ex.classifier, images, "explain")
+    targets = _targets(target, len(images), ex.num_classes)
+    step = ex.traced()
+    size = ex.image_shape[:2]
+    k = ex.num_filters if heatmaps == "all" else min(int(num_heatmaps), ex.num_filters)
+    keys = ("logits", "classes", "target", "target_logit", "part_locations", "part_scores",
+            "contributions", "contribution_shares", "filter_relevance")
+    out = {key: [] for key in keys + ("heatmaps", "heatmap_filters", "gradcam")}
+    for a in range(0, len(images), batch_size):
+        r = step(tf.constant(images[a:a + batch_size]), tf.constant(targets[a:a + batch_size]))
+        for key in keys:
+            if key in r:
+                out[key].append(r[key].numpy())
+        out["gradcam"].append(_resize(r["gradcam"].numpy()[..., None], size)[:, 0])
+        if heatmaps is not None:
+            order = np.argsort(-r["contributions"].numpy(), axis=1, kind="stable")[:, :k]
+            chosen = np.take_along_axis(r["maps"].numpy(), order[:, None, None, :], axis=3)
+            out["heatmaps"].append(_resize(chosen, size))
+            out["heatmap_filters"].append(order.astype(np.int32))
+    arrays = {key: np.concatenate(v) if v else None for key, v in out.items()}
+    logits = arrays.pop("logits")
+    return Explanation(
+        kind=ex.kind, layer=ex.layer, logits=logits,
+        probabilities=tf.nn.softmax(logits).numpy(),
+        filter_classes=np.asarray(ex.filter_classes()).astype(np.int32),
+        p=float(model.explainer.p) if ex.kind == "explainer" else None, **arrays)

@@ -1,0 +1,202 @@
+"""``report.html``: one self-contained page (images inline) with the metrics table and a
+filter atlas per model, written by :func:`keras_icnn.report.evaluate_models`.
+
+The atlas shows, for each filter of the evaluated layer, its category, its part
+association and score, and the test images that activate it most with its map
+over them and its peak marked; the page sorts and filters the filters by
+category and interpretability (plain JavaScript, no network access). Thumbnails
+are drawn with numpy and encoded by TensorFlow (JPEG), so the page needs no
+plotting library; the matrices (gate, MI, part association) are drawn with
+matplotlib when the ``viz`` extra is installed.
+"""
+
+import base64
+import html
+import json
+
+import numpy as np
+import tensorflow as tf
+
+THUMB = 80  # thumbnail side in pixels
+
+# Matplotlib's jet, as piecewise-linear ramps (r, g, b) over [0, 1].
+_JET = {"r": ([0, 0.35, 0.66, 0.89, 1], [0, 0, 1, 1, 0.5]),
+        "g": ([0, 0.125, 0.375, 0.64, 0.91, 1], [0, 0, 1, 1, 0, 0]),
+        "b": ([0, 0.11, 0.34, 0.65, 1], [0.5, 1, 1, 0, 0])}
+
+
+def jet(values):
+    """Jet colours [..., 3] in [0, 1] of ``values`` in [0, 1]."""
+    v = np.clip(np.asarray(values, np.float32), 0, 1)
+    return np.stack([np.interp(v, *_JET[c]) for c in "rgb"], axis=-1)
+
+
+def data_uri(pixels, fmt="jpeg"):
+    """``data:`` URI of an RGB image [H, W, 3] (uint8, or float in [0, 1])."""
+    pixels = np.asarray(pixels)
+    if pixels.dtype != np.uint8:
+        pixels = np.clip(np.round(pixels * 255.0), 0, 255).astype(np.uint8)
+    if fmt == "png":
+        encoded = tf.io.encode_png(pixels).numpy()
+    else:
+        encoded = tf.io.encode_jpeg(pixels, quality=85).numpy()
+    return f"data:image/{fmt};base64,{base64.b64encode(encoded).decode('ascii')}"
+
+
+def png_uri(png_bytes):
+    return f"data:image/png;base64,{base64.b64encode(png_bytes).decode('ascii')}"
+
+
+def thumbnails(images, maps, locations, scale=None, size=THUMB):
+    """Images [n, H, W, 3] with one filter's maps [n, h, w] over them (jet, half transparent,
+    scaled by ``scale`` or the maps' maximum) and its peaks ``locations`` [n, 2] (x, y image
+    pixels) marked by a white ring: uint8 [n, size, size, 3]."""
+    images = np.asarray(images, np.float32)
+    images = images / 255.0 if images.max() > 1.0 else images
+    height, width = images.shape[1:3]
+    small = tf.image.resize(images[..., :3], (size, size), method="area").numpy()
+    heat = tf.image.resize(np.asarray(maps, np.float32)[..., None], (size, size),
+                           method="bilinear").numpy()[..., 0]
+    scale = float(scale) if scale else max(float(heat.max()), 1e-12)
+    out = 0.5 * small + 0.5 * jet(heat / max(scale, 1e-12))
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    for k, (x, y) in enumerate(np.asarray(locations, np.float32)):
+        cx, cy = x * size / width, y * size / height
+        dist = np.hypot(xx - cx, yy - cy)
+        ring = np.abs(dist - size * 0.06) < 1.0
+        out[k][ring] = 1.0
+    return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
+
+
+def strip(thumbs):
+    """Thumbnails [n, s, s, 3] side by side with a 2-pixel gap: [s, n * (s + 2) - 2, 3]."""
+    n, s = thumbs.shape[:2]
+    out = np.full((s, n * (s + 2) - 2, 3), 255, np.uint8)
+    for k in range(n):
+        out[:, k * (s + 2):k * (s + 2) + s] = thumbs[k]
+    return out
+
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1400px}
+h1{font-size:1.5em}h2{margin-top:2em;border-bottom:1px solid #ccc}h3{font-size:1.05em}
+table.metrics{border-collapse:collapse;font-size:.9em}
+table.metrics td,table.metrics th{border:1px solid #ccc;padding:4px 8px;text-align:right}
+table.metrics td:first-child,table.metrics th:first-child{text-align:left}
+.controls{margin:8px 0 12px;font-size:.9em}.controls label{margin-right:16px}
+.filters{display:flex;flex-direction:column;gap:6px}
+.filter{display:flex;align-items:center;gap:12px;border:1px solid #e4e4e4;border-radius:6px;padding:6px}
+.filter .meta{width:230px;font-size:.85em;line-height:1.4}.filter .meta b{font-size:1.05em}
+.filter img{height:80px}.hidden{display:none}
+.matrices img{max-width:100%;border:1px solid #eee;margin:4px 0}
+.prediction{display:flex;gap:12px;align-items:flex-start;margin:8px 0;font-size:.9em}
+.prediction img{height:120px}.note{color:#666;font-size:.85em}
+"""
+
+_SCRIPT = """
+function update(section){
+  var cat = section.querySelector('select.category').value;
+  var key = section.querySelector('select.sort').value;
+  var box = section.querySelector('.filters');
+  var cards = Array.prototype.slice.call(box.children);
+  cards.sort(function(a, b){
+    var x = parseFloat(a.dataset[key]), y = parseFloat(b.dataset[key]);
+    return key === 'index' ? x - y : y - x;
+  });
+  cards.forEach(function(card){
+    card.classList.toggle('hidden', cat !== 'all' && card.dataset.category !== cat);
+    box.appendChild(card);
+  });
+}
+document.querySelectorAll('section.atlas').forEach(function(section){
+  section.querySelectorAll('select').forEach(function(select){
+    select.addEventListener('change', function(){ update(section); });
+  });
+  update(section);
+});
+document.body.dataset.ready = 'yes';
+"""
+
+
+def _esc(value):
+    return html.escape(str(value))
+
+
+def _metrics_table(rows, columns):
+    present = [c for c in columns if any(c[0] in r for r in rows.values())]
+    head = "".join(f"<th>{_esc(h)} ({'↑' if d == 'higher' else '↓'})</th>" for _, h, d in present)
+    body = []
+    for name, r in rows.items():
+        cells = "".join(f"<td>{r[k]:.4f}</td>" if isinstance(r.get(k), float) else "<td>n/a</td>"
+                        for k, _, _ in present)
+        body.append(f"<tr><td>{_esc(name)}</td>{cells}</tr>")
+    return (f"<table class='metrics'><tr><th>model</th>{head}</tr>{''.join(body)}</table>")
+
+
+def _atlas(section):
+    cards = []
+    categories = sorted({c["category"] for c in section["filters"]})
+    for c in section["filters"]:
+        data = {"index": c["index"], "interp": c["interpretability"], "mi": c["mi"]}
+        attrs = " ".join(f"data-{k}='{v:.6g}'" for k, v in data.items())
+        lines = [f"<b>filter {c['index']}</b>", f"category: {_esc(c['category'])}"]
+        if c.get("part") is not None:
+            lines.append(f"part: {_esc(c['part'])} (P = {c['interpretability']:.2f})")
+        lines.append(f"MI with its class: {c['mi']:.3f}")
+        if c.get("relevance") is not None:
+            lines.append(f"gate G[category]: {c['relevance']:.2f}")
+        cards.append(f"<div class='filter' data-category='{_esc(c['category'])}' {attrs}>"
+                     f"<div class='meta'>{'<br>'.join(lines)}</div>"
+                     f"<img alt='top images of filter {c['index']}' src='{c['strip']}'></div>")
+    options = "".join(f"<option value='{_esc(c)}'>{_esc(c)}</option>" for c in categories)
+    sort = ("<option value='interp'>part interpretability</option>" if section["has_parts"]
+            else "") + "<option value='mi'>MI with its class</option>" \
+        "<option value='index'>filter index</option>"
+    return (f"<section class='atlas' id='atlas-{_esc(section['slug'])}'>"
+            f"<h3>Filter atlas: {len(section['filters'])} of {section['num_filters']} filters of "
+            f"<code>{_esc(section['layer'])}</code></h3>"
+            f"<p class='note'>Each row: a filter and the {section['images_per_filter']} test "
+            "images that activate it most, its map over each (jet, scaled per filter) and its "
+            "peak ringed.</p><div class='controls'><label>category <select class='category'>"
+            f"<option value='all'>all</option>{options}</select></label>"
+            f"<label>sort by <select class='sort'>{sort}</select></label></div>"
+            f"<div class='filters'>{''.join(cards)}</div></section>")
+
+
+def _predictions(section):
+    items = []
+    for p in section["predictions"]:
+        lines = "".join(f"<li>{_esc(line)}</li>" for line in p["lines"])
+        items.append(f"<div class='prediction'><img alt='test image' src='{p['image']}'>"
+                     f"<div><b>{_esc(p['title'])}</b><ul>{lines}</ul></div></div>")
+    return "<h3>Predictions explained</h3>" + "".join(items) if items else ""
+
+
+def write(path, title, rows, columns, sections, notes=()):
+    """Write the page: ``rows`` {model: metrics}, ``columns`` (key, header, better) as in
+    :data:`keras_icnn.report.COLUMNS`, ``sections`` one dict per model (see
+    ``keras_icnn.report.atlas_section``). Returns the path."""
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             f"<title>{_esc(title)}</title><style>{_STYLE}</style></head><body>",
+             f"<h1>{_esc(title)}</h1>", _metrics_table(rows, columns)]
+    parts += [f"<p class='note'>{_esc(n)}</p>" for n in notes]
+    for s in sections:
+        parts.append(f"<h2 id='model-{_esc(s['slug'])}'>{_esc(s['name'])}</h2>")
+        if s.get("matrices"):
+            parts.append("<div class='matrices'>" + "".join(
+                f"<figure><img alt='{_esc(k)}' src='{v}'><figcaption class='note'>{_esc(k)}"
+                "</figcaption></figure>" for k, v in s["matrices"].items()) + "</div>")
+        parts.append(_predictions(s))
+        parts.append(_atlas(s))
+    parts.append(f"<script>{_SCRIPT}</script></body></html>")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(parts))
+    return path
+
+
+def summary_json(sections):
+    """The atlas without its pictures (for report.json)."""
+    return json.loads(json.dumps([
+        {k: v for k, v in s.items() if k not in ("matrices", "predictions")}
+        | {"filters": [{k: v for k, v in c.items() if k != "strip"} for c in s["filters"]]}
+        for s in sections]))
