@@ -294,3 +294,69 @@ def success_rate(model, images, adversarial, labels, targets=None, batch_size=25
         return float("nan")
     won = adv != labels if targets is None else adv == np.asarray(targets)
     return float(np.mean(won[correct]))
+
+
+def conv_features(model, images, batch_size=128):
+    """The detector's features (CSG §5.2): the global-average-pooled output of every conv
+    layer of ``model``, concatenated: [N, sum of their filters] float32."""
+    import keras
+
+    convs = [layer for layer in model.layers
+             if isinstance(layer, keras.layers.Conv2D) or hasattr(layer, "part_mask")]
+    if not convs:
+        raise ValueError(f"Model {model.name!r} has no conv layer to take features from")
+    pooled = [keras.layers.GlobalAveragePooling2D()(layer.output) for layer in convs]
+    probe = keras.Model(model.inputs[0], keras.layers.Concatenate()(pooled) if len(pooled) > 1
+                        else pooled[0])
+
+    @tf.function(autograph=False, reduce_retracing=True)
+    def step(x):
+        return tf.cast(probe(x, training=False), tf.float32)
+
+    return _batched(step, [np.asarray(images, np.float32)], batch_size)
+
+
+def per_class_split(labels, train_per_class, test_per_class, seed=0):
+    """Disjoint ``(train, test)`` indices with ``train_per_class`` / ``test_per_class`` images
+    of every class, drawn at random; a class with too few images raises a ValueError."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        if len(idx) < train_per_class + test_per_class:
+            raise ValueError(f"class {c} has {len(idx)} images; the protocol needs "
+                             f"{train_per_class} + {test_per_class} per class")
+        train.append(idx[:train_per_class])
+        test.append(idx[train_per_class:train_per_class + test_per_class])
+    return np.concatenate(train), np.concatenate(test)
+
+
+def detection_error(clean_features, adversarial_features, labels, train_per_class,
+                    test_per_class=100, repeats=5, seed=0, n_estimators=100):
+    """CSG Table 3's protocol: a random forest tells normal from adversarial samples.
+
+    For each repeat, ``train_per_class`` images of every class (with their adversarial
+    samples) train a scikit-learn ``RandomForestClassifier`` on normal (0) vs adversarial
+    (1) features, and ``test_per_class`` other images of every class (both versions) test it.
+
+    Returns:
+        dict: ``mean`` and ``std`` of the error rate over the repeats, and ``errors``.
+    """
+    from sklearn.ensemble import RandomForestClassifier
+
+    clean = np.asarray(clean_features, np.float32)
+    adv = np.asarray(adversarial_features, np.float32)
+    if clean.shape != adv.shape:
+        raise ValueError(f"clean and adversarial features must match: {clean.shape} vs {adv.shape}")
+    errors = []
+    for r in range(int(repeats)):
+        train, test = per_class_split(labels, train_per_class, test_per_class, seed + r)
+        x = np.concatenate([clean[train], adv[train]])
+        y = np.concatenate([np.zeros(len(train)), np.ones(len(train))])
+        forest = RandomForestClassifier(n_estimators=n_estimators, random_state=seed + r,
+                                        n_jobs=-1).fit(x, y)
+        xt = np.concatenate([clean[test], adv[test]])
+        yt = np.concatenate([np.zeros(len(test)), np.ones(len(test))])
+        errors.append(float(np.mean(forest.predict(xt) != yt)))
+    return {"mean": float(np.mean(errors)), "std": float(np.std(errors)), "errors": errors}

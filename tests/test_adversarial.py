@@ -133,3 +133,68 @@ def test_bad_input():
         adversarial.fgsm(model, x, [0])
     with pytest.raises(ValueError, match="iterations"):
         adversarial.pgd(model, x, [0, 1], iterations=0)
+
+
+def test_conv_features_are_pooled_conv_outputs(trained):
+    model, images, _ = trained
+    feats = adversarial.conv_features(model, images[:5])
+    conv = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)][0]
+    maps = keras.Model(model.inputs[0], conv.output)(images[:5]).numpy()
+    np.testing.assert_allclose(feats, maps.mean((1, 2)), rtol=1e-5, atol=1e-6)
+
+
+def test_detection_protocol_on_separable_and_identical_features():
+    rng = np.random.RandomState(0)
+    labels = np.repeat(np.arange(3), 40)
+    clean = rng.normal(size=(120, 6)).astype(np.float32)
+    shifted = clean + np.array([4.0, 0, 0, 0, 0, 0], np.float32)  # a detectable attack
+    r = adversarial.detection_error(clean, shifted, labels, 20, 10, repeats=3)
+    assert r["mean"] < 0.05 and len(r["errors"]) == 3
+    # Adversarial features identical to the clean ones: no better than a coin.
+    r = adversarial.detection_error(clean, clean.copy(), labels, 20, 10, repeats=3)
+    assert r["mean"] >= 0.4
+    train, test = adversarial.per_class_split(labels, 20, 10, seed=1)
+    assert not set(train) & set(test)
+    assert all((labels[train] == c).sum() == 20 and (labels[test] == c).sum() == 10
+               for c in range(3))
+    with pytest.raises(ValueError, match="class 0 has 40 images"):
+        adversarial.per_class_split(labels, 35, 10)
+
+
+def test_detect_adversarial_trainer_tiny_run(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from keras_icnn.models import make_csg, resnet20_backbone
+
+    keras.utils.set_random_seed(0)
+    std = resnet20_backbone((32, 32, 3), 3, width=4, blocks_per_stage=1)
+    csg = make_csg(resnet20_backbone((32, 32, 3), 3, width=4, blocks_per_stage=1), "top_conv",
+                   density=0.4)
+    std.save(tmp_path / "std.keras")
+    csg.save(tmp_path / "csg.keras")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    args = [f"--models={tmp_path / 'std.keras'},{tmp_path / 'csg.keras'}", "--names=STD,CSG",
+            "--image_size=32", "--num_classes=3", "--num_test=60", "--num_train=30",
+            "--num_val=6", "--train_per_class=10", "--test_per_class=10", "--repeats=2",
+            "--cw_iterations=3", "--black_box_images=4", "--one_pixel_generations=1",
+            "--local_search_rounds=1", "--verbose=0", f"--output_dir={tmp_path / 'out'}"]
+    proc = subprocess.run([sys.executable, "trainers/detect_adversarial.py"] + args, cwd=root,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    for name in ("STD", "CSG"):
+        row = results["models"][name]
+        assert set(row["detection"]) == {"fgsm", "pgd", "cw"}
+        assert set(row["black_box"]) == {"one_pixel", "local_search"}
+        for attack in row["detection"].values():
+            assert 0.0 <= attack["10"]["mean"] <= 1.0 and len(attack["10"]["errors"]) == 2
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "| FGSM | 10 |" in table and "| one_pixel |" in table
+    proc = subprocess.run([sys.executable, "trainers/detect_adversarial.py",
+                           f"--models={tmp_path / 'std.keras'}", "--attacks=deepfool"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "`attacks` must be among" in proc.stderr
