@@ -16,8 +16,8 @@ Example:
 
 Why not a library: adversarial-robustness-toolbox 1.20.1 runs FGSM and PGD on a Keras 3
 model under TensorFlow 2.21 (checked: ``TensorFlowV2Classifier`` with a Keras 3 model), but
-it has no local-search attack, its one-pixel attack runs SciPy's differential evolution
-one image at a time, and it would add a dependency with its own; these are a few dozen
+it has no local-search attack, its one-pixel attack loops over the images around its copy of
+SciPy's differential evolution, and it would add a dependency with its own; these are a few dozen
 lines of batched TF each, tested against closed forms.
 """
 
