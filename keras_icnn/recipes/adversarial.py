@@ -1,0 +1,209 @@
+"""CSG's applications (``trainers/detect_adversarial.py``): adversarial-sample detection
+(CSG §5.2, Table 3) and black-box robustness (appendix J, Table 4) of saved models."""
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+import numpy as np
+
+from keras_icnn import adversarial
+from keras_icnn.recipes.common import DataOptions, open_data, option
+from keras_icnn.validation import check_fields
+
+WHITE_BOX = ("fgsm", "pgd", "cw")
+BLACK_BOX = ("one_pixel", "local_search")
+
+
+@dataclasses.dataclass
+class DetectConfig(DataOptions):
+    """Settings of ``trainers/detect_adversarial.py`` (data flags as the trainers')."""
+
+    models: tuple = option((), "Comma-separated .keras files (e.g. std.keras,csg.keras).")
+    names: tuple = option((), "Names of the models in the tables (default: file names).")
+    split: str = option("test", "Split whose images are attacked.", ("train", "validation", "test"))
+    attacks: tuple = option(WHITE_BOX, "White-box attacks for the detector: fgsm, pgd, cw.")
+    black_box: tuple = option(BLACK_BOX, "Black-box attacks whose success rate is reported: "
+                                         "one_pixel, local_search (empty: none).")
+    train_per_class: tuple = option(("100",), "Detector training images per class (the paper: "
+                                              "500,1000,2000).")
+    test_per_class: int = option(100, "Detector test images per class (the paper: 100).")
+    repeats: int = option(5, "Random train/test draws; the error is their mean and std.")
+    targeted: bool = option(True, "Attack a random other class (false: untargeted).")
+    eps: float = option(0.031, "L-infinity budget of FGSM and PGD on the [0, 1] scale.")
+    pgd_step: float = option(0.0078, "PGD step on the [0, 1] scale.")
+    pgd_iterations: int = option(7, "PGD iterations (the paper: 7).")
+    cw_iterations: int = option(100, "CW-L2 Adam steps (the paper: 100).")
+    cw_c: float = option(1.0, "CW-L2 constant c.")
+    black_box_images: int = option(100, "Correctly classified images per black-box attack.")
+    one_pixel_generations: int = option(20, "Differential-evolution rounds of the one-pixel "
+                                            "attack (population 64).")
+    local_search_rounds: int = option(20, "Rounds of the local-search attack (5 pixels each).")
+    batch_size: int = option(128, "Images per attack step.")
+    output_dir: str = option("/tmp/keras_icnn_detect", "Where results.json and results.md go.")
+    verbose: int = option(1, "Progress bars (1) or quiet (0).")
+
+    def validate(self):
+        """Raise a ValueError/FileNotFoundError naming the first bad field; returns self."""
+        if not self.models:
+            raise ValueError("`models` must name at least one .keras file. Received: models=()")
+        for path in self.models:
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"`models`: model file not found: {path}")
+        if self.names and len(self.names) != len(self.models):
+            raise ValueError(f"`names` must give one name per model ({len(self.models)}). "
+                             f"Received: names={list(self.names)}")
+        for attack in self.attacks:
+            if attack not in WHITE_BOX:
+                raise ValueError(f"`attacks` must be among {WHITE_BOX}. Received: {attack!r}")
+        for attack in self.black_box:
+            if attack not in BLACK_BOX:
+                raise ValueError(f"`black_box` must be among {BLACK_BOX}. Received: {attack!r}")
+        try:
+            sizes = [int(v) for v in self.train_per_class]
+        except ValueError:
+            raise ValueError("`train_per_class` must be integers. Received: "
+                             f"{list(self.train_per_class)}") from None
+        if not sizes or min(sizes) < 1:
+            raise ValueError(f"`train_per_class` must be positive. Received: {sizes}")
+        check_fields(self, positive=("test_per_class", "repeats", "pgd_iterations",
+                                     "cw_iterations", "batch_size", "one_pixel_generations",
+                                     "local_search_rounds"),
+                     non_negative=("black_box_images",),
+                     positive_numbers=("eps", "pgd_step", "cw_c"))
+        self.validate_data_location()
+        return self
+
+    @property
+    def sizes(self):
+        return [int(v) for v in self.train_per_class]
+
+
+def _split_arrays(config):
+    source = open_data(config)
+    images, labels = [], []
+    for x, y in source.dataset(config.split, 256, as_supervised=True):
+        images.append(x.numpy())
+        labels.append(y.numpy())
+    return source, np.concatenate(images).astype(np.float32), np.concatenate(labels)
+
+
+def _attack(name, model, images, labels, targets, config):
+    if name == "fgsm":
+        return adversarial.fgsm(model, images, labels, config.eps, targets=targets,
+                                batch_size=config.batch_size)
+    if name == "pgd":
+        return adversarial.pgd(model, images, labels, config.eps, config.pgd_step,
+                               config.pgd_iterations, targets=targets, seed=config.seed,
+                               batch_size=config.batch_size)
+    return adversarial.cw_l2(model, images, labels, targets=targets,
+                             iterations=config.cw_iterations, c=config.cw_c,
+                             batch_size=config.batch_size)
+
+
+def _black_box(name, model, images, labels, config):
+    if name == "one_pixel":
+        return adversarial.one_pixel(model, images, labels, pixels=1, population=64,
+                                     generations=config.one_pixel_generations, seed=config.seed)
+    return adversarial.local_search(model, images, labels, rounds=config.local_search_rounds,
+                                    seed=config.seed)
+
+
+def run_detection(config):
+    """Attack every model, train and test the detectors; write results.json and results.md.
+
+    Returns:
+        The results dict (also in ``<output_dir>/results.json``).
+    """
+    config.validate()
+    t0 = time.time()
+    names = list(config.names) or [os.path.splitext(os.path.basename(m))[0] for m in config.models]
+    source, images, labels = _split_arrays(config)
+    need = max(config.sizes) + config.test_per_class
+    counts = np.bincount(labels, minlength=source.num_classes)
+    if counts.min() < need:
+        raise ValueError(f"the {config.split} split has {counts.min()} images in its smallest "
+                         f"class; the protocol needs {need} per class (train_per_class + "
+                         "test_per_class): lower them or raise --num_test")
+    targets = (adversarial.random_targets(labels, source.num_classes, config.seed)
+               if config.targeted else None)
+    steps = len(names) * (len(config.attacks) + len(config.black_box))
+    bar = keras.utils.Progbar(steps, unit_name="attack", verbose=config.verbose)
+    results = {"models": {}, "settings": {k: v for k, v in dataclasses.asdict(config).items()
+                                          if k not in ("models", "names")},
+               "images": int(len(images)), "num_classes": int(source.num_classes)}
+    done = 0
+    for name, path in zip(names, config.models):
+        model = keras.models.load_model(path)
+        clean = adversarial.conv_features(model, images, config.batch_size)
+        accuracy = float(np.mean(adversarial._probabilities(model, images).argmax(-1) == labels))
+        row = {"accuracy": accuracy, "detection": {}, "attack_success": {}, "black_box": {}}
+        for attack in config.attacks:
+            adv = _attack(attack, model, images, labels, targets, config)
+            row["attack_success"][attack] = adversarial.success_rate(model, images, adv, labels,
+                                                                     targets)
+            feats = adversarial.conv_features(model, adv, config.batch_size)
+            row["detection"][attack] = {
+                str(n): adversarial.detection_error(clean, feats, labels, n,
+                                                    config.test_per_class, config.repeats,
+                                                    config.seed)
+                for n in config.sizes}
+            done += 1
+            bar.update(done)
+        predicted = adversarial._probabilities(model, images).argmax(-1)
+        correct = np.flatnonzero(predicted == labels)[:config.black_box_images]
+        for attack in config.black_box:
+            adv = _black_box(attack, model, images[correct], labels[correct], config)
+            row["black_box"][attack] = adversarial.success_rate(
+                model, images[correct], adv, labels[correct])
+            done += 1
+            bar.update(done)
+        results["models"][name] = row
+    results["seconds"] = round(time.time() - t0, 1)
+    os.makedirs(config.output_dir, exist_ok=True)
+    with open(os.path.join(config.output_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    table = markdown(results, config)
+    with open(os.path.join(config.output_dir, "results.md"), "w") as f:
+        f.write(table)
+    return results, table
+
+
+def markdown(results, config):
+    """Table 3 (detection error, mean ± std over the repeats, per attack and training size)
+    and Table 4 (black-box success rates), models as columns, as in the paper."""
+    names = list(results["models"])
+    head = "| " + " | ".join(names) + " |"
+    sep = "|---" * (len(names) + 2) + "|"
+    lines = [f"Settings: {config.split} split, {results['images']} images, "
+             f"{'targeted (random other class)' if config.targeted else 'untargeted'}; "
+             f"FGSM / PGD eps {config.eps} ([0, 1] scale), PGD step {config.pgd_step} x "
+             f"{config.pgd_iterations}, CW-L2 {config.cw_iterations} steps c={config.cw_c}; "
+             f"detector: random forest (100 trees), {config.test_per_class} test images per "
+             f"class, {config.repeats} repeats; {results['seconds']} s.", "",
+             "Detection error rate (lower is better; CSG Table 3):", "",
+             "| attack | train / class " + head, sep]
+    for attack in config.attacks:
+        for n in config.sizes:
+            cells = []
+            for name in names:
+                d = results["models"][name]["detection"][attack][str(n)]
+                cells.append(f"{100 * d['mean']:.2f}% ± {100 * d['std']:.2f}")
+            lines.append(f"| {attack.upper()} | {n} | " + " | ".join(cells) + " |")
+    lines += ["", "Attack success rate on the attacked images (for reference):", "",
+              "| attack " + head, "|---" * (len(names) + 1) + "|"]
+    for attack in config.attacks:
+        lines.append(f"| {attack.upper()} | " + " | ".join(
+            f"{100 * results['models'][n]['attack_success'][attack]:.1f}%" for n in names) + " |")
+    if config.black_box:
+        lines += ["", f"Black-box attack success rate (lower is better; CSG Table 4; "
+                      f"{config.black_box_images} correctly classified images):", "",
+                  "| attack " + head, "|---" * (len(names) + 1) + "|"]
+        for attack in config.black_box:
+            lines.append(f"| {attack} | " + " | ".join(
+                f"{100 * results['models'][n]['black_box'][attack]:.1f}%" for n in names) + " |")
+    lines += ["", "| model | clean accuracy |", "|---|---|"]
+    lines += [f"| {n} | {results['models'][n]['accuracy']:.4f} |" for n in names]
+    return "\n".join(lines) + "\n"
