@@ -12,7 +12,7 @@ install:
 
 # pytest exits 5 when it collects no test; that is a failure here too.
 test: install
-	$(PYTHON) -m pytest -q tests
+	$(PYTHON) -m pytest -q --durations=15 tests
 
 # Trains an ordinary and an interpretable CNN, then evaluates both; ends with the path of
 # report.html (metrics table + filter atlas).

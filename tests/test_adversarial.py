@@ -161,13 +161,13 @@ def test_detection_protocol_on_separable_and_identical_features():
         adversarial.per_class_split(labels, 35, 10)
 
 
-def test_detect_adversarial_trainer_tiny_run(tmp_path):
+def test_detection_run_writes_both_tables(tmp_path):
+    """The recipe behind trainers/detect_adversarial.py, in process (the CLI is the shared
+    define_flags / config_from_flags of every trainer)."""
     import json
-    import os
-    import subprocess
-    import sys
 
     from keras_icnn.models import make_csg, resnet20_backbone
+    from keras_icnn.recipes.adversarial import DetectConfig, run_detection
 
     keras.utils.set_random_seed(0)
     std = resnet20_backbone((32, 32, 3), 3, width=4, blocks_per_stage=1)
@@ -175,16 +175,13 @@ def test_detect_adversarial_trainer_tiny_run(tmp_path):
                    density=0.4)
     std.save(tmp_path / "std.keras")
     csg.save(tmp_path / "csg.keras")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    args = [f"--models={tmp_path / 'std.keras'},{tmp_path / 'csg.keras'}", "--names=STD,CSG",
-            "--image_size=32", "--num_classes=3", "--num_test=60", "--num_train=30",
-            "--num_val=6", "--train_per_class=10", "--test_per_class=10", "--repeats=2",
-            "--cw_iterations=3", "--black_box_images=4", "--one_pixel_generations=1",
-            "--local_search_rounds=1", "--verbose=0", f"--output_dir={tmp_path / 'out'}"]
-    proc = subprocess.run([sys.executable, "trainers/detect_adversarial.py"] + args, cwd=root,
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = DetectConfig(
+        models=(str(tmp_path / "std.keras"), str(tmp_path / "csg.keras")), names=("STD", "CSG"),
+        image_size=32, num_classes=3, num_test=60, num_train=30, num_val=6,
+        train_per_class=("10",), test_per_class=10, repeats=2, cw_iterations=3,
+        black_box_images=4, one_pixel_generations=1, local_search_rounds=1, verbose=0,
+        output_dir=str(tmp_path / "out"))
+    run_detection(config)
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     for name in ("STD", "CSG"):
         row = results["models"][name]
@@ -194,7 +191,7 @@ def test_detect_adversarial_trainer_tiny_run(tmp_path):
             assert 0.0 <= attack["10"]["mean"] <= 1.0 and len(attack["10"]["errors"]) == 2
     table = (tmp_path / "out" / "results.md").read_text()
     assert "| FGSM | 10 |" in table and "| one_pixel |" in table
-    proc = subprocess.run([sys.executable, "trainers/detect_adversarial.py",
-                           f"--models={tmp_path / 'std.keras'}", "--attacks=deepfool"],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0 and "`attacks` must be among" in proc.stderr
+    with pytest.raises(ValueError, match="`attacks` must be among"):
+        DetectConfig(models=config.models, attacks=("deepfool",)).validate()
+    with pytest.raises(ValueError, match="smallest class; the protocol needs 60 per class"):
+        run_detection(DetectConfig(**{**config.__dict__, "train_per_class": ("50",)}))
