@@ -14,7 +14,7 @@ import numpy as np
 
 from keras_icnn import metrics
 from keras_icnn.metrics import streaming
-from keras_icnn.recipes.common import DataOptions, open_data, option
+from keras_icnn.recipes.common import DataOptions, check_model_files, open_data, option
 from keras_icnn.validation import check_fields
 
 COLUMNS = (
@@ -61,15 +61,7 @@ class EvalConfig(DataOptions):
         """Raise a ValueError/TypeError/FileNotFoundError naming the first bad field."""
         from keras_icnn.data.sources import DATASETS
 
-        if not self.models:
-            raise ValueError("`models` must name at least one .keras file "
-                             "(--models=a.keras,b.keras). Received: models=()")
-        if self.names and len(self.names) != len(self.models):
-            raise ValueError(f"`names` must give one name per model ({len(self.models)}). "
-                             f"Received: names={list(self.names)}")
-        for path in self.models:
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"`models`: model file not found: {path}")
+        check_model_files(self.models, self.names)
         check_fields(self, positive=("image_size", "top_k", "batch_size", "atlas_images"),
                      non_negative=("num_examples", "gradmap_examples", "seed", "num_train",
                                    "num_val", "num_test", "atlas_filters",

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from keras_icnn import adversarial
-from keras_icnn.recipes.common import DataOptions, open_data, option
+from keras_icnn.recipes.common import DataOptions, check_model_files, open_data, option
 from keras_icnn.validation import check_fields
 
 WHITE_BOX = ("fgsm", "pgd", "cw")
@@ -47,14 +47,7 @@ class DetectConfig(DataOptions):
 
     def validate(self):
         """Raise a ValueError/FileNotFoundError naming the first bad field; returns self."""
-        if not self.models:
-            raise ValueError("`models` must name at least one .keras file. Received: models=()")
-        for path in self.models:
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"`models`: model file not found: {path}")
-        if self.names and len(self.names) != len(self.models):
-            raise ValueError(f"`names` must give one name per model ({len(self.models)}). "
-                             f"Received: names={list(self.names)}")
+        check_model_files(self.models, self.names)
         for attack in self.attacks:
             if attack not in WHITE_BOX:
                 raise ValueError(f"`attacks` must be among {WHITE_BOX}. Received: {attack!r}")

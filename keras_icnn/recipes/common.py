@@ -44,6 +44,20 @@ def format_table(rows, columns):
     return "\n".join(lines)
 
 
+def check_model_files(models, names):
+    """``models`` names at least one existing .keras file and ``names`` (if given) one name
+    per model; raises a ValueError / FileNotFoundError naming the field otherwise."""
+    if not models:
+        raise ValueError("`models` must name at least one .keras file "
+                         "(--models=a.keras,b.keras). Received: models=()")
+    if names and len(names) != len(models):
+        raise ValueError(f"`names` must give one name per model ({len(models)}). "
+                         f"Received: names={list(names)}")
+    for path in models:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"`models`: model file not found: {path}")
+
+
 def define_flags(config_cls, flag_values=None):
     """Define one absl flag per field of ``config_cls`` (name, default, help, choices).
 
