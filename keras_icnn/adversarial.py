@@ -167,7 +167,8 @@ def cw_l2(model, images, labels, targets=None, iterations=100, c=1.0, learning_r
     return _batched(run, [images, aim], batch_size)
 
 
-def _probabilities(model, x, batch_size=512):
+def probabilities(model, x, batch_size=512):
+    """Softmax of ``model``'s logits on ``x`` [N, ...], in batches: [N, C] numpy."""
     out = []
     for a in range(0, len(x), batch_size):
         out.append(tf.nn.softmax(tf.cast(model(x[a:a + batch_size], training=False),
@@ -208,7 +209,7 @@ def one_pixel(model, images, labels, pixels=1, population=64, generations=20, se
     aim = labels if targets is None else targets
 
     def fitness(pop):
-        probs = _probabilities(model, apply(pop)).reshape(n, pop.shape[1], -1)
+        probs = probabilities(model, apply(pop)).reshape(n, pop.shape[1], -1)
         chosen = probs[np.arange(n)[:, None], np.arange(pop.shape[1])[None], aim[:, None]]
         return chosen if targets is None else -chosen  # lower is better
 
@@ -249,7 +250,7 @@ def local_search(model, images, labels, rounds=30, candidates=32, per_round=5, p
     aim = labels if targets is None else targets
     done = np.zeros(n, bool)
     for _ in range(int(rounds)):
-        probs = _probabilities(model, adv)
+        probs = probabilities(model, adv)
         pred = probs.argmax(-1)
         done = (pred != labels) if targets is None else (pred == targets)
         active = np.flatnonzero(~done)
@@ -271,7 +272,7 @@ def local_search(model, images, labels, rounds=30, candidates=32, per_round=5, p
         # only strengthen what it already shows.
         signs = rng.choice([-1.0, 1.0], size=(len(active), candidates, ch))
         trial[aa, cc, rows, cols] = np.clip(mid + p * half * signs, lo, hi)
-        tp = _probabilities(model, trial.reshape((-1, h, w, ch))).reshape(len(active), candidates, -1)
+        tp = probabilities(model, trial.reshape((-1, h, w, ch))).reshape(len(active), candidates, -1)
         score = tp[np.arange(len(active))[:, None], np.arange(candidates)[None], aim[active][:, None]]
         score = score if targets is None else -score
         best = np.argsort(score, axis=1, kind="stable")[:, :per_round]
@@ -286,8 +287,8 @@ def local_search(model, images, labels, rounds=30, candidates=32, per_round=5, p
 def success_rate(model, images, adversarial, labels, targets=None, batch_size=256):
     """Share of the images the model classifies correctly whose adversarial sample is
     misclassified (untargeted) or classified as the target (targeted)."""
-    clean = _probabilities(model, np.asarray(images, np.float32), batch_size).argmax(-1)
-    adv = _probabilities(model, np.asarray(adversarial, np.float32), batch_size).argmax(-1)
+    clean = probabilities(model, np.asarray(images, np.float32), batch_size).argmax(-1)
+    adv = probabilities(model, np.asarray(adversarial, np.float32), batch_size).argmax(-1)
     labels = np.asarray(labels)
     correct = clean == labels
     if not correct.any():

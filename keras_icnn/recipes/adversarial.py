@@ -131,7 +131,8 @@ def run_detection(config):
     for name, path in zip(names, config.models):
         model = keras.models.load_model(path)
         clean = adversarial.conv_features(model, images, config.batch_size)
-        accuracy = float(np.mean(adversarial._probabilities(model, images).argmax(-1) == labels))
+        predicted = adversarial.probabilities(model, images).argmax(-1)
+        accuracy = float(np.mean(predicted == labels))
         row = {"accuracy": accuracy, "detection": {}, "attack_success": {}, "black_box": {}}
         for attack in config.attacks:
             adv = _attack(attack, model, images, labels, targets, config)
@@ -145,7 +146,6 @@ def run_detection(config):
                 for n in config.sizes}
             done += 1
             bar.update(done)
-        predicted = adversarial._probabilities(model, images).argmax(-1)
         correct = np.flatnonzero(predicted == labels)[:config.black_box_images]
         for attack in config.black_box:
             adv = _black_box(attack, model, images[correct], labels[correct], config)
