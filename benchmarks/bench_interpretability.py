@@ -7,9 +7,17 @@ all of them on the test split with keras_icnn.metrics; writes
 benchmarks/results/interpretability.json and interpretability.md (our figures
 next to the papers').
 
+Then, on the hard 10-category synthetic data (``--synthetic_config=hard``), a CSG
+ResNet-20 and its STD baseline (seed 0 of ``bench_csg_hard.py``, which runs 3
+seeds) and CSG's applications on those two models: adversarial-sample detection
+(Table 3, at one training size) and black-box attacks (Table 4), with the
+settings printed next to the numbers (``hard_detection.md``).
+
 Usage:
-    python benchmarks/bench_interpretability.py            # full run (about 25 minutes here)
-    python benchmarks/bench_interpretability.py --quick    # smaller, under 8 minutes
+    python benchmarks/bench_interpretability.py            # full run (about 45 minutes here)
+    python benchmarks/bench_interpretability.py --quick    # smaller, about 10 minutes
+    python benchmarks/bench_interpretability.py --parts=hard   # only the hard-data rows
+        (the other rows are kept from the last run's JSON)
 """
 import argparse
 import json
@@ -22,7 +30,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench_csg_hard  # noqa: E402
+
 from keras_icnn import recipes  # noqa: E402
+from keras_icnn.recipes import adversarial as detect_recipe  # noqa: E402
+
+PARTS = ("icnn", "single", "csg", "explainer", "hard")
+# Detection / black-box settings of the hard rows (full, quick): ~10 min of the bench in all.
+DETECT = {"train_per_class": (70, 30), "test_per_class": (50, 30), "cw_iterations": (30, 10),
+          "black_box_images": (50, 10), "repeats": (5, 2)}
 
 SETTINGS = {
     # key: (full, quick)
@@ -83,64 +101,179 @@ PAPERS = [
     ("Location instability, explainer / performer top conv", "Explainer Table 1: 0.36-0.69",
      lambda r: r["location_instability"]["explainer"] / r["location_instability"]["performer_top_conv"],
      ("≤ 0.7", lambda v: v <= 0.7)),
+    # The hard 10-category data (seed 0; bench_csg_hard.py has 3 seeds).
+    ("Hard data (10 classes): MIS(STD) / ceiling (fixed at ≤ 0.5 on validation before any CSG run)",
+     "CSG Table 1: 0.1119 / 0.3251 = 0.34",
+     lambda r: r["hard"]["std_fraction_of_ceiling"], ("≤ 0.5", lambda v: v <= 0.5)),
+    ("Hard data: STD accuracy (fixed at 0.80-0.92 on validation)", "CSG Table 1: 0.9169",
+     lambda r: r["hard"]["accuracy"]["std_baseline"], None),
+    ("Hard data: MIS, CSG / STD", "CSG Table 1: 1.43",
+     lambda r: r["hard"]["mis_ratio"], ("≥ 1.4", lambda v: v >= 1.4)),
+    ("Hard data: MIS headroom closed by CSG", "CSG Table 1: 0.23",
+     lambda r: r["hard"]["headroom_closed"], None),
+    ("Hard data: accuracy, CSG STD path - STD baseline", "CSG Table 1: +0.0023",
+     lambda r: r["hard"]["accuracy"]["csg_std_path"] - r["hard"]["accuracy"]["std_baseline"],
+     ("≥ -0.01", lambda v: v >= -0.01)),
+] + [
+    (f"Hard data: detection error, STD → CSG, {attack.upper()} (random forest, mean ± std of "
+     "the repeats; settings in hard_detection.md)",
+     f"CSG Table 3, 500 / 2000 per class: {paper}",
+     lambda r, a=attack: _detection(r, a),
+     ("CSG lower by more than the spread", lambda v: v > 0))
+    for attack, paper in (("fgsm", "4.76 → 4.50% / 4.15 → 3.84%"),
+                          ("pgd", "5.03 → 4.52% / 4.08 → 3.25%"),
+                          ("cw", "7.33 → 7.03% / 6.46 → 5.87%"))
+] + [
+    (f"Hard data: {attack.replace('_', '-')} attack success rate, STD → CSG",
+     f"CSG Table 4: {paper}", lambda r, a=attack: _black_box(r, a),
+     ("lower on CSG", lambda v: v > 0))
+    for attack, paper in (("one_pixel", "14% → 2%"), ("local_search", "15% → 2%"))
 ]
 
 
-def run(quick, out_dir, seed):
-    pick = {k: v[1 if quick else 0] for k, v in SETTINGS.items()}
-    t0 = time.time()
-    work = os.path.join(out_dir, "runs")
+def _detection(results, attack):
+    """(text, margin): STD → CSG error; margin = the gap minus both spreads (> 0: CSG lower
+    by more than the spread)."""
+    models = results["hard"]["detection"]["models"]
+    std, csg = (next(iter(models[m]["detection"][attack].values())) for m in ("STD", "CSG"))
+    text = (f"{100 * std['mean']:.2f}% ± {100 * std['std']:.2f} → "
+            f"{100 * csg['mean']:.2f}% ± {100 * csg['std']:.2f}")
+    return text, (std["mean"] - csg["mean"]) - (std["std"] + csg["std"])
+
+
+def _black_box(results, attack):
+    models = results["hard"]["detection"]["models"]
+    std, csg = models["STD"]["black_box"][attack], models["CSG"]["black_box"][attack]
+    return f"{100 * std:.1f}% → {100 * csg:.1f}%", std - csg
+
+
+def _icnn(pick, work, seed):
     icnn = recipes.run_icnn_experiment(recipes.ICNNConfig(
         num_train=pick["icnn_train"], num_test=pick["test"], epochs=pick["icnn_epochs"],
         seed=seed, output_dir=os.path.join(work, "icnn_multi"), verbose=2))
+    o, i = icnn["ordinary"], icnn["interpretable"]
+    return {"location_instability": {"ordinary": o["location_instability"],
+                                     "interpretable": i["location_instability"]},
+            "part_interpretability": {"ordinary": o["part_interpretability"],
+                                      "interpretable": i["part_interpretability"]},
+            "accuracy": {"ordinary": o["test_accuracy"], "interpretable": i["test_accuracy"]}}
+
+
+def _single(pick, work, seed):
     singles = {}
     for category in ("bird", "cat"):
-        singles[category] = recipes.run_icnn_experiment(recipes.ICNNConfig(
+        r = recipes.run_icnn_experiment(recipes.ICNNConfig(
             task="single", category=category, num_train=pick["single_train"],
             num_test=pick["test"], epochs=pick["single_epochs"], seed=seed,
             output_dir=os.path.join(work, f"icnn_single_{category}"), verbose=2))
+        singles[category] = {
+            "location_instability": {"ordinary": r["ordinary"]["location_instability"],
+                                     "interpretable": r["interpretable"]["location_instability"]},
+            "part_interpretability": {"ordinary": r["ordinary"]["part_interpretability"],
+                                      "interpretable": r["interpretable"]["part_interpretability"]},
+            "accuracy": {"ordinary": r["ordinary"]["test_accuracy"],
+                         "interpretable": r["interpretable"]["test_accuracy"]}}
+    return {"single_category": singles}
+
+
+def _csg(pick, work, seed):
     csg = recipes.run_csg_experiment(recipes.CSGConfig(
         num_train=pick["csg_train"], num_test=pick["test"], epochs=pick["csg_epochs"],
         warmup=pick["csg_warmup"], train_baseline=True, seed=seed,
         output_dir=os.path.join(work, "csg"), verbose=2))
+    return {"accuracy": {"csg_std_path": csg["csg"]["std_path_test_accuracy"],
+                         "std_baseline": csg["baseline"]["test_accuracy"]},
+            "mis": {"std": csg["baseline"]["mis"], "csg": csg["csg"]["mis"],
+                    "ceiling": csg["mis_ceiling"]},
+            "l1_density": csg["l1_density"]}
+
+
+def _explainer(pick, work, seed):
+    performer = os.path.join(work, "icnn_multi", "ordinary.keras")
+    if not os.path.isfile(performer):
+        raise FileNotFoundError(f"the explainer rows distil {performer}: run the icnn part too")
     explainer = recipes.run_explainer_experiment(recipes.ExplainerConfig(
-        performer=os.path.join(work, "icnn_multi", "ordinary.keras"), layer="block3_pool",
+        performer=performer, layer="block3_pool",
         num_train=pick["icnn_train"], num_test=pick["test"], epochs=pick["explainer_epochs"],
         explainer_cls=True, seed=seed, output_dir=os.path.join(work, "explainer"), verbose=2))
-    o, i = icnn["ordinary"], icnn["interpretable"]
-    results = {
-        "location_instability": {
-            "ordinary": o["location_instability"], "interpretable": i["location_instability"],
-            "performer_top_conv": explainer["location_instability"]["performer_top_conv"],
-            "explainer": explainer["location_instability"]["explainer"]},
-        "part_interpretability": {"ordinary": o["part_interpretability"],
-                                  "interpretable": i["part_interpretability"]},
-        "accuracy": {"ordinary": o["test_accuracy"], "interpretable": i["test_accuracy"],
-                     "csg_std_path": csg["csg"]["std_path_test_accuracy"],
-                     "std_baseline": csg["baseline"]["test_accuracy"]},
-        "mis": {"std": csg["baseline"]["mis"], "csg": csg["csg"]["mis"],
-                "ceiling": csg["mis_ceiling"]},
-        "l1_density": csg["l1_density"],
-        "explainer": {"p": explainer["p"], "delta_error": explainer["delta_error"],
-                      "performer_error": explainer["performer_test_error"],
-                      "explainer_error": explainer["reconstruction_test_error"],
-                      "explainer_cls_error": explainer["explainer_cls_test_error"],
-                      "reconstructs": explainer["reconstructs"],
-                      "classified_by": explainer["classified_by"]},
-        "single_category": {
-            c: {"location_instability": {"ordinary": r["ordinary"]["location_instability"],
-                                         "interpretable": r["interpretable"]["location_instability"]},
-                "part_interpretability": {"ordinary": r["ordinary"]["part_interpretability"],
-                                          "interpretable": r["interpretable"]["part_interpretability"]},
-                "accuracy": {"ordinary": r["ordinary"]["test_accuracy"],
-                             "interpretable": r["interpretable"]["test_accuracy"]}}
-            for c, r in singles.items()},
+    return {"location_instability": {
+                "performer_top_conv": explainer["location_instability"]["performer_top_conv"],
+                "explainer": explainer["location_instability"]["explainer"]},
+            "explainer": {"p": explainer["p"], "delta_error": explainer["delta_error"],
+                          "performer_error": explainer["performer_test_error"],
+                          "explainer_error": explainer["reconstruction_test_error"],
+                          "explainer_cls_error": explainer["explainer_cls_test_error"],
+                          "reconstructs": explainer["reconstructs"],
+                          "classified_by": explainer["classified_by"]}}
+
+
+def _hard(quick, work, seed, out_dir):
+    """CSG vs STD on the hard data, then detection and black-box attacks on both models."""
+    pair = bench_csg_hard.train_pair(seed, work, quick)
+    pick = {k: v[1 if quick else 0] for k, v in DETECT.items()}
+    config = detect_recipe.DetectConfig(
+        models=(pair["models"]["std"], pair["models"]["csg"]), names=("STD", "CSG"),
+        num_classes=pair["settings"]["num_classes"], synthetic_config="hard",
+        num_train=1, num_val=0, num_test=pair["settings"]["num_test"], seed=seed,
+        train_per_class=(str(pick["train_per_class"]),), test_per_class=pick["test_per_class"],
+        repeats=pick["repeats"], cw_iterations=pick["cw_iterations"],
+        black_box_images=pick["black_box_images"], output_dir=os.path.join(work, "detect_hard"),
+        verbose=0)
+    detection, table = detect_recipe.run_detection(config)
+    name = "hard_detection_quick.md" if quick else "hard_detection.md"
+    with open(os.path.join(out_dir, name), "w") as f:
+        f.write(table)
+    pair.pop("models")
+    return {"hard": dict(pair, detection=detection)}
+
+
+def run(quick, out_dir, seed, parts=PARTS, previous=None):
+    """The results of ``parts`` (the others from ``previous``, the last run's JSON)."""
+    pick = {k: v[1 if quick else 0] for k, v in SETTINGS.items()}
+    t0 = time.time()
+    work = os.path.join(out_dir, "runs")
+    results = {}
+    seconds = dict((previous or {}).get("part_seconds", {}))
+    for part in PARTS:
+        if part not in parts:
+            if previous is None:
+                continue
+            merge(results, {k: v for k, v in previous.items() if k in OWNED[part]},
+                  keep_existing=True)
+            continue
+        t = time.time()
+        if part == "hard":
+            merge(results, _hard(quick, work, seed, out_dir))
+        else:
+            merge(results, globals()[f"_{part}"](pick, work, seed))
+        seconds[part] = round(time.time() - t, 1)
+    results.update({
         "quick": quick,
         "seconds": round(time.time() - t0, 1),
+        "part_seconds": seconds,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
         "date": time.strftime("%Y-%m-%d"),
-    }
+    })
     return results
+
+
+# The top-level keys each part writes (a key shared by parts holds a dict they fill together).
+OWNED = {"icnn": ("location_instability", "part_interpretability", "accuracy"),
+         "single": ("single_category",), "csg": ("accuracy", "mis", "l1_density"),
+         "explainer": ("location_instability", "explainer"), "hard": ("hard",)}
+
+
+def merge(into, new, keep_existing=False):
+    """Merge ``new`` into ``into``: dict values one level deep, the rest replaced
+    (``keep_existing``: only what ``into`` lacks is added)."""
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            for k, v in value.items():
+                if not (keep_existing and k in into[key]):
+                    into[key][k] = v
+        elif not (keep_existing and key in into):
+            into[key] = value
+    return into
 
 
 def markdown(results):
@@ -148,21 +281,38 @@ def markdown(results):
              f"{results['date']}, {results['machine']}, {results['seconds']:.0f} s.", "",
              "| comparison | ours | target | papers |", "| --- | --- | --- | --- |"]
     for name, paper, fn, target in PAPERS:
-        value = fn(results)
+        try:
+            value = fn(results)
+        except KeyError:  # a part this run did not have
+            lines.append(f"| {name} | not run | - | {paper} |")
+            continue
+        text, value = value if isinstance(value, tuple) else (f"{value:.4f}", value)
         verdict = "-" if target is None else f"{target[0]}: {'met' if target[1](value) else 'MISSED'}"
-        lines.append(f"| {name} | {value:.4f} | {verdict} | {paper} |")
+        lines.append(f"| {name} | {text} | {verdict} | {paper} |")
     return "\n".join(lines) + "\n"
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="smaller data and fewer epochs (< 8 min)")
+    p.add_argument("--quick", action="store_true", help="smaller data and fewer epochs (~10 min)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--parts", default=",".join(PARTS),
+                   help=f"comma-separated parts to run (default all: {','.join(PARTS)}); the "
+                        "others' rows are kept from the last run's JSON")
     p.add_argument("--out_dir", default=os.path.join(ROOT, "benchmarks", "results"))
     args = p.parse_args()
-    results = run(args.quick, args.out_dir, args.seed)
-    os.makedirs(args.out_dir, exist_ok=True)
+    parts = [x for x in args.parts.split(",") if x]
+    if not parts or set(parts) - set(PARTS):
+        p.error(f"--parts must name some of {PARTS}. Received: {args.parts!r}")
     name = "interpretability_quick" if args.quick else "interpretability"
+    previous = None
+    if set(parts) != set(PARTS):
+        path = os.path.join(args.out_dir, f"{name}.json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                previous = json.load(f)
+    results = run(args.quick, args.out_dir, args.seed, parts, previous)
+    os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, f"{name}.json"), "w") as f:
         json.dump(results, f, indent=2)
     table = markdown(results)

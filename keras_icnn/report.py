@@ -14,7 +14,8 @@ import numpy as np
 
 from keras_icnn import metrics
 from keras_icnn.metrics import streaming
-from keras_icnn.recipes.common import DataOptions, check_model_files, open_data, option
+from keras_icnn.recipes.common import (DataOptions, check_model_files, open_data, option,
+                                       synthetic_config_names)
 from keras_icnn.validation import check_fields
 
 COLUMNS = (
@@ -67,6 +68,7 @@ class EvalConfig(DataOptions):
                                    "num_val", "num_test", "atlas_filters",
                                    "explained_predictions"),
                      choices={"dataset": DATASETS, "task": ("multi", "single"),
+                              "synthetic_config": synthetic_config_names(),
                               "split": ("train", "validation", "test")})
         if self.num_classes < 2:
             raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={self.num_classes}")
@@ -89,7 +91,8 @@ def load_source(config):
         sizes[config.split] = config.num_examples
         source = sources.open_synthetic(
             config.image_size, config.num_classes, sizes["train"], sizes["validation"],
-            sizes["test"], seed=config.seed, task=config.task, category=config.category)
+            sizes["test"], seed=config.seed, task=config.task, category=config.category,
+            synthetic_config=config.synthetic_config)
     else:
         source = open_data(config)
         if config.num_examples:

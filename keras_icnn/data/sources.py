@@ -700,11 +700,28 @@ def open_tfds(data_dir, tfds_name, image_size=64, num_train=None, num_val=0, num
 
 
 def open_synthetic(image_size=64, num_classes=6, num_train=4800, num_val=600, num_test=1200,
-                   seed=0, task="multi", category="bird", occlusion=0.2):
-    """The synthetic part data as a :class:`Source` (in memory; deterministic in ``seed``)."""
+                   seed=0, task="multi", category="bird", occlusion=None,
+                   synthetic_config="default", **knobs):
+    """The synthetic part data as a :class:`Source` (in memory; deterministic in ``seed``).
+
+    ``synthetic_config`` names a difficulty of ``synthetic_parts.SYNTHETIC_CONFIGS``
+    ("default", or "hard": CIFAR-like, calibrated with 10 categories); ``occlusion``
+    and ``knobs`` (``similarity``, ``color_jitter``, ``distractors``) override its
+    values where not None.
+
+    Example:
+        >>> source = open_synthetic(num_classes=10, num_train=300, num_val=0, num_test=100,
+        ...                         synthetic_config="hard")
+    """
     from keras_icnn.data import synthetic_parts
 
-    common = dict(image_size=image_size, num_classes=num_classes, seed=seed, occlusion=occlusion)
+    look = synthetic_parts.synthetic_config(synthetic_config)
+    unknown = set(knobs) - set(look)
+    if unknown:
+        raise TypeError(f"open_synthetic() got unexpected arguments {sorted(unknown)}; the "
+                        f"difficulty knobs are {sorted(look)}")
+    look.update({k: v for k, v in dict(knobs, occlusion=occlusion).items() if v is not None})
+    common = dict(image_size=image_size, num_classes=num_classes, seed=seed, **look)
     tables = {}
     for split, n in (("train", num_train), ("validation", num_val), ("test", num_test)):
         if task == "single":
@@ -716,8 +733,9 @@ def open_synthetic(image_size=64, num_classes=6, num_train=4800, num_val=600, nu
         class_names = ["background", str(category)]
     else:
         class_names = list(synthetic_parts.CATEGORY_NAMES[:num_classes])
+    name = "" if synthetic_config == "default" else f" {synthetic_config}"
     return Source("synthetic", class_names, list(synthetic_parts.PART_NAMES), tables,
-                  image_size=image_size, description=f"synthetic seed {seed}")
+                  image_size=image_size, description=f"synthetic{name} seed {seed}")
 
 
 def open_source(dataset="synthetic", data_dir="", image_size=64, num_train=None, num_val=None,
@@ -733,8 +751,8 @@ def open_source(dataset="synthetic", data_dir="", image_size=64, num_train=None,
         num_val: validation images, carved from the training files (stratified).
         seed: seed of the splits (and of the synthetic data).
         tfds_name: the TFDS dataset (``dataset="tfds"``).
-        **synthetic: ``num_classes``, ``task``, ``category``, ``occlusion`` of the
-            synthetic data.
+        **synthetic: ``num_classes``, ``task``, ``category``, ``occlusion``,
+            ``synthetic_config`` (and its knobs) of the synthetic data.
     """
     if dataset not in DATASETS:
         raise ValueError(f"`dataset` must be one of {DATASETS}. Received: dataset={dataset!r}")

@@ -9,8 +9,16 @@ blobs, distractor shapes and isolated parts of *other* categories), pixel noise
 and optional occlusion, and returns pixel-exact part masks and landmarks.
 
 Example ``i`` is a pure function of ``(seed, split, i, image_size,
-num_classes, negatives, occlusion)``: generating examples 0..99 or 0..999 gives
-the same first hundred.
+num_classes, negatives, occlusion)`` and the difficulty knobs: generating
+examples 0..99 or 0..999 gives the same first hundred.
+
+Difficulty: the default images are easy (every category has its own colours,
+textures and shapes for all four parts: a small CNN reaches ~95-99%).
+``SYNTHETIC_CONFIGS["hard"]`` (``--synthetic_config=hard``) makes them
+CIFAR-like with knobs of :func:`make_examples`: ``similarity`` (sibling
+categories 2k, 2k+1 share the look of some parts and most of their
+proportions), ``color_jitter`` (a per-image colour cast), ``distractors`` (a
+second isolated part, of the sibling category) and ``occlusion``.
 
 Conventions: pixel ``(row r, col c)`` covers ``[c, c+1) x [r, r+1)`` in image
 coordinates ``(x, y)``; a landmark ``(x, y)`` lies in pixel
@@ -38,7 +46,15 @@ SPLITS = ("train", "validation", "test")
 MAX_LEGS = 4
 NEGATIVE_LABEL = -1
 _CHUNK = 32
-_N_UNIFORMS = 64  # random numbers drawn per example
+_N_UNIFORMS = 64  # random numbers drawn per example (0-52 default look, 53-61 difficulty knobs)
+
+# Named difficulty settings of :func:`make_examples` (``--synthetic_config``). "hard" was
+# calibrated with 10 categories (benchmarks/calibrate_synthetic.py, on the validation split,
+# STD ResNet-20 only): see its docstring for the figures.
+SYNTHETIC_CONFIGS = {
+    "default": dict(similarity=0.0, color_jitter=0.0, distractors=1, occlusion=0.2),
+    "hard": dict(similarity=1.0, color_jitter=0.35, distractors=2, occlusion=0.5),
+}
 
 
 def _split_id(split):
@@ -57,12 +73,36 @@ _PALETTE = np.array([
 ], np.float32)
 
 
-def category_specs(num_classes):
+def synthetic_config(name):
+    """The difficulty knobs of a named configuration (a copy of ``SYNTHETIC_CONFIGS[name]``)."""
+    if name not in SYNTHETIC_CONFIGS:
+        raise ValueError(f"`synthetic_config` must be one of {tuple(SYNTHETIC_CONFIGS)}. "
+                         f"Received: {name!r}")
+    return dict(SYNTHETIC_CONFIGS[name])
+
+
+def sibling(c, num_classes):
+    """The category sharing parts with ``c`` under ``similarity`` (``c`` XOR 1; itself when
+    that is out of range)."""
+    c = np.asarray(c)
+    s = c ^ 1
+    return np.where(s < int(num_classes), s, c)
+
+
+def category_specs(num_classes, similarity=0.0):
     """Body-plan parameters of each category, arrays indexed by category.
 
     Shapes are super-ellipses ``|du/a|^p + |dv/(b*taper)|^p <= 1`` (p=1
     diamond, 2 ellipse, 6 rounded box) with an optional taper (triangle-like);
     textures are stripes, checkers or dots in object coordinates.
+
+    ``similarity`` in [0, 1] makes siblings (categories 2k and 2k+1) alike: the
+    odd one copies the even one's colour, shape and texture of
+    ``min(floor(4 * similarity), 3)`` parts (a fixed choice per pair; at least
+    one part always differs) and its proportions move that fraction of the way
+    to its sibling's. Above 0.75 the remaining part's colour moves ``4 *
+    similarity - 3`` of the way to the sibling's too: at 1 the siblings differ
+    only in that part's shape and texture.
     """
     if not 1 <= int(num_classes) <= len(CATEGORY_NAMES):
         raise ValueError(
@@ -96,7 +136,32 @@ def category_specs(num_classes):
         "leg_len": 0.16 + 0.12 * jitter[:, 13],
         "tail_len": 0.12 + 0.10 * jitter[:, 14],
         "tail_angle": -0.2 - 0.9 * jitter[:, 15],  # radians, tail points back and up
+        "shared_parts": np.zeros((len(c), 4), bool),  # [C, 4]: copied from the sibling
     }
+    similarity = float(similarity)
+    if not 0.0 <= similarity <= 1.0:
+        raise ValueError(f"`similarity` must lie in [0, 1]. Received: similarity={similarity}")
+    if similarity == 0.0:
+        return specs
+    lead = c & ~1  # the even sibling leads; odd ones copy from it
+    lead = np.where(sibling(c, len(c)) == c, c, lead)
+    n_shared = min(int(np.floor(4 * similarity + 1e-9)), 3)
+    order = np.stack([np.random.default_rng([20180618, int(p)]).permutation(4) for p in c // 2])
+    shared = (np.argsort(order, 1) < n_shared) & (lead != c)[:, None]  # [C, 4]
+    for key in ("color", "exp", "taper", "texture", "tex_freq", "tex_angle"):
+        value = specs[key]
+        mask = shared[..., None] if value.ndim == 3 else shared
+        specs[key] = np.where(mask, value[lead], value)
+    for key in ("torso_a", "torso_b", "head_r", "head_aspect", "head_lift", "leg_len",
+                "tail_len", "tail_angle"):
+        specs[key] = (1.0 - similarity) * specs[key] + similarity * specs[key][lead]
+    t = float(np.clip(4.0 * similarity - 3.0, 0.0, 1.0))
+    if t > 0:
+        own = (lead != c)[:, None, None]
+        specs["color"] = np.where(own, (1 - t) * specs["color"] + t * specs["color"][lead],
+                                  specs["color"])
+    specs["n_legs"] = np.where(shared[:, 2], specs["n_legs"][lead], specs["n_legs"])
+    specs["shared_parts"] = shared
     return specs
 
 
@@ -243,7 +308,29 @@ class _Creatures:
                 for k in range(4)]
 
 
-def _render_chunk(r, noise, image_size, num_classes, specs, labels, occlusion):
+def _paint_isolated_part(canvas, creatures, specs, other, u, size, X, Y, tint):
+    """Paint the head or tail of category ``other`` [n] alone (no body), from uniforms
+    ``u`` [n, 6]: scale, x, y, size jitter, head-or-tail, shown."""
+    n = len(other)
+    dscale = ((0.3 + 0.3 * u[:, 0]) * size)[:, None, None]
+    dx, dy = u[:, 1][:, None, None] * size, u[:, 2][:, None, None] * size
+    du, dv = (X - dx) / dscale, (Y - dy) / dscale
+    _, dcent = creatures.geometry(other, u[:, 3])
+    which = (u[:, 4] < 0.5)[:, None, None]
+    # Centre the chosen part on (dx, dy).
+    pick = np.where(which[:, 0, 0], 0, 3)
+    cu = dcent[np.arange(n), pick, 0][:, None, None]
+    cv = dcent[np.arange(n), pick, 1][:, None, None]
+    dparts, _ = creatures.parts(du + cu, dv + cv, other, u[:, 3], subset=(0, 3))
+    dshades = creatures.shades(du + cu, dv + cv, other, subset=(0, 3))
+    show = (u[:, 5] < 0.7)[:, None, None]
+    for k in (0, 3):
+        sel = show & np.where(which, k == 0, k == 3)
+        canvas.paint(dparts[k] & sel, tint(specs["color"][other, k]), dshades[k])
+
+
+def _render_chunk(r, noise, image_size, num_classes, specs, labels, occlusion,
+                  color_jitter=0.0, distractors=1):
     # Negative examples carry label -1: no creature is drawn for them.
     """Render one chunk from per-example uniforms ``r`` [n, _N_UNIFORMS] and noise [n, H, W, 3]."""
     n = r.shape[0]
@@ -254,6 +341,12 @@ def _render_chunk(r, noise, image_size, num_classes, specs, labels, occlusion):
     X, Y = xs[None], ys[None]
     col = lambda k: r[:, k][:, None, None]  # noqa: E731
     creatures = _Creatures(specs)
+    if color_jitter > 0:
+        # A colour cast per image (gain per channel) on the creature and the isolated parts.
+        gain = 1.0 + np.float32(color_jitter) * (2.0 * r[:, 53:56] - 1.0)
+        tint = lambda colour: np.clip(colour * gain, 0.0, 255.0)  # noqa: E731
+    else:
+        tint = lambda colour: colour  # noqa: E731
 
     # Background: a muted colour with a linear gradient.
     base = 70 + 110 * r[:, 0:3]
@@ -277,21 +370,12 @@ def _render_chunk(r, noise, image_size, num_classes, specs, labels, occlusion):
     # An isolated part (head or tail) of another category.
     other = (labels + 1 + (r[:, 35] * max(num_classes - 1, 1)).astype(int)) % num_classes
     other = np.where(labels < 0, (r[:, 35] * num_classes).astype(int), other)
-    dscale = (0.3 + 0.3 * col(36)) * size
-    dx, dy = col(37) * size, col(38) * size
-    du, dv = (X - dx) / dscale, (Y - dy) / dscale
-    _, dcent = creatures.geometry(other, r[:, 39])
-    which = (r[:, 40] < 0.5)[:, None, None]
-    # Centre the chosen part on (dx, dy).
-    pick = np.where(which[:, 0, 0], 0, 3)
-    cu = dcent[np.arange(n), pick, 0][:, None, None]
-    cv = dcent[np.arange(n), pick, 1][:, None, None]
-    dparts, _ = creatures.parts(du + cu, dv + cv, other, r[:, 39], subset=(0, 3))
-    dshades = creatures.shades(du + cu, dv + cv, other, subset=(0, 3))
-    show = (r[:, 41] < 0.7)[:, None, None]
-    for k in (0, 3):
-        sel = show & np.where(which, k == 0, k == 3)
-        canvas.paint(dparts[k] & sel, specs["color"][other, k], dshades[k])
+    _paint_isolated_part(canvas, creatures, specs, other, r[:, 36:42], size, X, Y, tint)
+    if distractors >= 2:
+        # A second one, of the sibling category (the one most like the creature).
+        twin = sibling(np.maximum(labels, 0), num_classes)
+        twin = np.where((twin == labels) | (labels < 0), other, twin)
+        _paint_isolated_part(canvas, creatures, specs, twin, r[:, 56:62], size, X, Y, tint)
 
     # The creature.
     scale = (0.4 + 0.5 * r[:, 42]) * size  # object extent in pixels
@@ -311,7 +395,7 @@ def _render_chunk(r, noise, image_size, num_classes, specs, labels, occlusion):
     for k in (3, 2, 1, 0):  # drawing order: tail, legs, torso, head on top
         inside = parts[k] & present
         owner[inside] = k
-        canvas.paint(inside, specs["color"][cat, k], shades[k])
+        canvas.paint(inside, tint(specs["color"][cat, k]), shades[k])
     object_mask = owner >= 0
 
     # Occlusion: a grey box over part of the creature.
@@ -360,7 +444,8 @@ def _render_chunk(r, noise, image_size, num_classes, specs, labels, occlusion):
     }
 
 
-def _check_args(n, image_size, num_classes, seed, occlusion):
+def _check_args(n, image_size, num_classes, seed, occlusion, similarity=0.0, color_jitter=0.0,
+                distractors=1):
     if int(n) < 0:
         raise ValueError(f"`n` must be >= 0. Received: n={n}")
     if int(image_size) < 16:
@@ -369,7 +454,11 @@ def _check_args(n, image_size, num_classes, seed, occlusion):
         raise ValueError(f"`seed` must be a non-negative integer. Received: seed={seed}")
     if not 0.0 <= float(occlusion) <= 1.0:
         raise ValueError(f"`occlusion` must lie in [0, 1]. Received: occlusion={occlusion}")
-    return category_specs(num_classes)
+    if not 0.0 <= float(color_jitter) <= 1.0:
+        raise ValueError(f"`color_jitter` must lie in [0, 1]. Received: color_jitter={color_jitter}")
+    if int(distractors) not in (1, 2) or float(distractors) != int(distractors):
+        raise ValueError(f"`distractors` must be 1 or 2. Received: distractors={distractors}")
+    return category_specs(num_classes, similarity)
 
 
 def category_index(name_or_index, num_classes=6):
@@ -386,7 +475,8 @@ def category_index(name_or_index, num_classes=6):
 
 
 def make_examples(n, image_size=64, num_classes=6, seed=0, split="train", negatives=False,
-                  occlusion=0.2, start=0, category=None):
+                  occlusion=0.2, start=0, category=None, similarity=0.0, color_jitter=0.0,
+                  distractors=1):
     """Generate ``n`` annotated creature images (examples ``start .. start+n-1``).
 
     Args:
@@ -402,6 +492,14 @@ def make_examples(n, image_size=64, num_classes=6, seed=0, split="train", negati
             ``start`` and ``n`` are).
         category: draw every creature from this category (index or name)
             instead of the balanced cycle over categories.
+        similarity: how alike sibling categories are, in [0, 1] (see
+            :func:`category_specs`; 0: every category its own look).
+        color_jitter: amplitude of a per-image colour cast of the creature and
+            the isolated parts (per-channel gain in ``1 ± color_jitter``).
+        distractors: isolated parts of other categories in the clutter: 1 (a
+            head or tail of a random other category, 70% of the images) or 2
+            (also one of the sibling category). ``SYNTHETIC_CONFIGS`` names
+            settings of these three.
 
     Returns:
         dict of numpy arrays: ``image`` uint8 [n,H,W,3], ``label`` int64 [n],
@@ -411,7 +509,9 @@ def make_examples(n, image_size=64, num_classes=6, seed=0, split="train", negati
         Labels cycle through a fresh permutation of the categories every
         ``num_classes`` examples, so classes are balanced.
     """
-    specs = _check_args(n, image_size, num_classes, seed, occlusion)
+    specs = _check_args(n, image_size, num_classes, seed, occlusion, similarity, color_jitter,
+                        distractors)
+    look = dict(color_jitter=float(color_jitter), distractors=int(distractors))
     split_id = _split_id(split)
     n, image_size, num_classes = int(n), int(image_size), int(num_classes)
     fixed = None if category is None else category_index(category, num_classes)
@@ -436,28 +536,29 @@ def make_examples(n, image_size=64, num_classes=6, seed=0, split="train", negati
     noise *= 6.0
     chunks = [
         _render_chunk(uniforms[a:a + _CHUNK], noise[a:a + _CHUNK], image_size, num_classes,
-                      specs, labels[a:a + _CHUNK], float(occlusion))
+                      specs, labels[a:a + _CHUNK], float(occlusion), **look)
         for a in range(0, n, _CHUNK)
     ]
     if not chunks:
         return _render_chunk(uniforms, noise, image_size, num_classes, specs, labels,
-                             float(occlusion))
+                             float(occlusion), **look)
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
 def make_single_category_examples(category, n, image_size=64, num_classes=6, seed=0,
-                                  split="train", occlusion=0.2, start=0):
+                                  split="train", occlusion=0.2, start=0, **look):
     """Positives of one category interleaved with negatives: label 1 / 0.
 
     Even examples are creatures of ``category``, odd ones are background and
-    clutter (which includes isolated parts of other categories).
+    clutter (which includes isolated parts of other categories). ``look``: the
+    difficulty knobs of :func:`make_examples`.
     """
     c = category_index(category, num_classes)
     lo, hi = int(start), int(start) + int(n)
     pos_idx = np.arange(lo, hi)[np.arange(lo, hi) % 2 == 0] // 2
     neg_idx = np.arange(lo, hi)[np.arange(lo, hi) % 2 == 1] // 2
     common = dict(image_size=image_size, num_classes=num_classes, seed=seed, split=split,
-                  occlusion=occlusion)
+                  occlusion=occlusion, **look)
     pos = make_examples(len(pos_idx), start=pos_idx[0] if len(pos_idx) else 0,
                         category=c, **common)
     neg = make_examples(len(neg_idx), start=neg_idx[0] if len(neg_idx) else 0,
@@ -532,10 +633,14 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", default="train", choices=SPLITS)
     parser.add_argument("--negatives", action="store_true", help="show negative images")
+    parser.add_argument("--synthetic_config", default="default", choices=tuple(SYNTHETIC_CONFIGS),
+                        help="difficulty (hard: CIFAR-like, calibrated with --num_classes=10)")
     args = parser.parse_args(argv)
     ex = make_examples(args.n, image_size=args.image_size, num_classes=args.num_classes,
-                       seed=args.seed, split=args.split, negatives=args.negatives)
-    save_preview(args.preview, ex, title=f"synthetic_parts {args.image_size}px, seed {args.seed}")
+                       seed=args.seed, split=args.split, negatives=args.negatives,
+                       **synthetic_config(args.synthetic_config))
+    save_preview(args.preview, ex, title=f"synthetic_parts {args.image_size}px, seed {args.seed}, "
+                                         f"{args.synthetic_config}")
     print(f"wrote {args.preview}")
 
 

@@ -30,10 +30,11 @@ _DEFAULT_CATEGORIES = synthetic_parts.CATEGORY_NAMES[:6]
 
 
 class SyntheticPartsConfig(tfds.core.BuilderConfig):
-    """One variant of the dataset: image size, task, split sizes, seed."""
+    """One variant of the dataset: image size, task, split sizes, seed, difficulty."""
 
     def __init__(self, *, image_size=64, num_classes=6, category=None, num_train=4800,
-                 num_val=600, num_test=1200, seed=0, occlusion=0.2, **kwargs):
+                 num_val=600, num_test=1200, seed=0, occlusion=None, difficulty="default",
+                 **kwargs):
         super().__init__(**kwargs)
         self.image_size = int(image_size)
         self.num_classes = int(num_classes)
@@ -41,7 +42,9 @@ class SyntheticPartsConfig(tfds.core.BuilderConfig):
         self.split_sizes = {"train": int(num_train), "validation": int(num_val),
                             "test": int(num_test)}
         self.seed = int(seed)
-        self.occlusion = float(occlusion)
+        self.look = synthetic_parts.synthetic_config(difficulty)  # occlusion None: its own
+        if occlusion is not None:
+            self.look["occlusion"] = float(occlusion)
 
 
 def _configs():
@@ -50,6 +53,10 @@ def _configs():
                              description="Six creature categories, 64x64."),
         SyntheticPartsConfig(name="multi_96", image_size=96,
                              description="Six creature categories, 96x96."),
+        SyntheticPartsConfig(name="hard10_64", image_size=64, num_classes=10, difficulty="hard",
+                             description="Ten creature categories, CIFAR-like difficulty: "
+                                         "sibling categories share parts, colour casts, two "
+                                         "isolated parts of other categories per image; 64x64."),
         SyntheticPartsConfig(name="tiny_64", image_size=64, num_train=96, num_val=24,
                              num_test=48, description="A few images, for smoke tests."),
     ]
@@ -101,7 +108,7 @@ class SyntheticParts(tfds.core.GeneratorBasedBuilder):
         for start in range(0, n, chunk):
             count = min(chunk, n - start)
             common = dict(image_size=c.image_size, num_classes=c.num_classes, seed=c.seed,
-                          split=split, occlusion=c.occlusion, start=start)
+                          split=split, start=start, **c.look)
             if c.category:
                 ex = synthetic_parts.make_single_category_examples(c.category, count, **common)
             else:

@@ -131,6 +131,12 @@ def _datasets():
     return DATASETS
 
 
+def synthetic_config_names():
+    from keras_icnn.data.synthetic_parts import SYNTHETIC_CONFIGS
+
+    return tuple(SYNTHETIC_CONFIGS)
+
+
 def _backbones():
     from keras_icnn.models.backbones import BACKBONES
 
@@ -149,6 +155,11 @@ class DataOptions:
     image_size: int = option(64, "Image side in pixels (real images: cropped to the object's "
                                  "box where the dataset has one, then resized).")
     num_classes: int = option(6, "Synthetic categories (real datasets use their class list).")
+    synthetic_config: str = option("default", "Difficulty of the synthetic data: default (each "
+                                   "category its own colours and textures: easy) or hard "
+                                   "(CIFAR-like: sibling categories share parts, colour casts, "
+                                   "more distractors; calibrated with --num_classes=10).",
+                                   synthetic_config_names())
     num_train: int = option(0, "Training images, taken evenly across classes. 0: all of a real "
                                "dataset; the recipe's default for synthetic data.")
     num_val: int = option(600, "Validation images (real data: carved from the training files, "
@@ -218,6 +229,7 @@ class RecipeConfig(RunOptions, ModelOptions, DataOptions):
             self, positive=("image_size", "batch_size", "num_cpu_devices", "width"),
             non_negative=("num_train", "num_val", "num_test", "seed"),
             choices={"dataset": DATASETS, "backbone": BACKBONES,
+                     "synthetic_config": synthetic_config_names(),
                      "strategy": ("default", "mirrored", "multi_worker"),
                      "eval_split": EVAL_SPLITS})
         if validation.positive_int(self.num_classes, "num_classes") < 2:
@@ -259,7 +271,8 @@ def open_data(config, **synthetic):
         return sources.open_synthetic(
             config.image_size, num_classes=config.num_classes,
             num_train=config.num_train or train, num_val=config.num_val,
-            num_test=config.num_test or test, seed=config.seed, **synthetic)
+            num_test=config.num_test or test, seed=config.seed,
+            synthetic_config=getattr(config, "synthetic_config", "default"), **synthetic)
     return sources.open_source(config.dataset, config.data_dir, config.image_size,
                                num_train=config.num_train or None, num_val=config.num_val,
                                num_test=config.num_test or None, seed=config.seed,

@@ -19,7 +19,8 @@ class ICNNConfig(RecipeConfig):
     task: str = option("multi", "multi: classify all categories; single: one synthetic "
                                 "category vs. background.", ("multi", "single"))
     category: str = option("bird", "Positive category of --task=single (name or index).")
-    occlusion: float = option(0.2, "Probability of an occluding box per synthetic image.")
+    occlusion: float = option(-1.0, "Probability of an occluding box per synthetic image "
+                                    "(-1: the --synthetic_config's, 0.2 default, 0.5 hard).")
     epochs: int = option(15, "Training epochs of each model.")
     learning_rate: float = option(1e-3, "Adam learning rate.")
     lr_schedule: str = option("cosine", "Learning rate over the run: constant, or cosine decay "
@@ -41,7 +42,8 @@ class ICNNConfig(RecipeConfig):
     METHOD = "icnn"
 
     def synthetic_options(self):
-        return dict(task=self.task, category=self.category, occlusion=self.occlusion)
+        return dict(task=self.task, category=self.category,
+                    occlusion=None if self.occlusion == -1 else self.occlusion)
 
     def validate(self):
         """Raise a ValueError/TypeError naming the first bad field; returns the config."""
@@ -53,7 +55,8 @@ class ICNNConfig(RecipeConfig):
                      "gradient_form": ("printed", "appendix"), "mu": ("argmax", "centroid"),
                      "loss_schedule": ("constant", "paper", "inverse_epoch", "grad_ratio"),
                      "lr_schedule": LR_SCHEDULES})
-        validation.number_in(self.occlusion, "occlusion", 0, 1)
+        if self.occlusion != -1:
+            validation.number_in(self.occlusion, "occlusion", 0, 1)
         if self.task == "single":
             if self.dataset != "synthetic":
                 raise ValueError("`task`='single' is a synthetic-data task (one category vs. "
