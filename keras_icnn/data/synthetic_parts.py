@@ -52,8 +52,8 @@ _N_UNIFORMS = 64  # random numbers drawn per example (0-52 default look, 53-61 d
 # calibrated with 10 categories (benchmarks/calibrate_synthetic.py, on the validation split,
 # STD ResNet-20 only): see its docstring for the figures.
 SYNTHETIC_CONFIGS = {
-    "default": dict(similarity=0.0, color_jitter=0.0, distractors=1, occlusion=0.2),
-    "hard": dict(similarity=1.0, color_jitter=0.35, distractors=2, occlusion=0.5),
+    "default": dict(similarity=0.0, color_jitter=0.0, distractors=1, occlusion=0.2, variants=1),
+    "hard": dict(similarity=1.0, color_jitter=0.25, distractors=2, occlusion=0.4, variants=2),
 }
 
 
@@ -89,7 +89,7 @@ def sibling(c, num_classes):
     return np.where(s < int(num_classes), s, c)
 
 
-def category_specs(num_classes, similarity=0.0):
+def category_specs(num_classes, similarity=0.0, variants=1):
     """Body-plan parameters of each category, arrays indexed by category.
 
     Shapes are super-ellipses ``|du/a|^p + |dv/(b*taper)|^p <= 1`` (p=1
@@ -103,6 +103,10 @@ def category_specs(num_classes, similarity=0.0):
     to its sibling's. Above 0.75 the remaining part's colour moves ``4 *
     similarity - 3`` of the way to the sibling's too: at 1 the siblings differ
     only in that part's shape and texture.
+
+    ``variants`` > 1 gives every category that many colourings ("breeds"):
+    ``color_variants`` [C, V, 4, 3], variant v shifting the palette by 7v (the
+    sibling sharing applies to each variant); ``color`` is variant 0.
     """
     if not 1 <= int(num_classes) <= len(CATEGORY_NAMES):
         raise ValueError(
@@ -138,6 +142,12 @@ def category_specs(num_classes, similarity=0.0):
         "tail_angle": -0.2 - 0.9 * jitter[:, 15],  # radians, tail points back and up
         "shared_parts": np.zeros((len(c), 4), bool),  # [C, 4]: copied from the sibling
     }
+    variants = int(variants)
+    if variants < 1 or variants > 4:
+        raise ValueError(f"`variants` must lie in [1, 4]. Received: variants={variants}")
+    specs["color_variants"] = np.stack(
+        [np.stack([_PALETTE[(c * 5 + k * 3 + 7 * v) % len(_PALETTE)] for k in range(4)], 1)
+         for v in range(variants)], 1)  # [C, V, 4, 3]
     similarity = float(similarity)
     if not 0.0 <= similarity <= 1.0:
         raise ValueError(f"`similarity` must lie in [0, 1]. Received: similarity={similarity}")
@@ -148,18 +158,19 @@ def category_specs(num_classes, similarity=0.0):
     n_shared = min(int(np.floor(4 * similarity + 1e-9)), 3)
     order = np.stack([np.random.default_rng([20180618, int(p)]).permutation(4) for p in c // 2])
     shared = (np.argsort(order, 1) < n_shared) & (lead != c)[:, None]  # [C, 4]
-    for key in ("color", "exp", "taper", "texture", "tex_freq", "tex_angle"):
-        value = specs[key]
-        mask = shared[..., None] if value.ndim == 3 else shared
-        specs[key] = np.where(mask, value[lead], value)
+    for key in ("exp", "taper", "texture", "tex_freq", "tex_angle"):
+        specs[key] = np.where(shared, specs[key][lead], specs[key])
+    cv = specs["color_variants"]
+    cv = np.where(shared[:, None, :, None], cv[lead], cv)
     for key in ("torso_a", "torso_b", "head_r", "head_aspect", "head_lift", "leg_len",
                 "tail_len", "tail_angle"):
         specs[key] = (1.0 - similarity) * specs[key] + similarity * specs[key][lead]
     t = float(np.clip(4.0 * similarity - 3.0, 0.0, 1.0))
     if t > 0:
-        own = (lead != c)[:, None, None]
-        specs["color"] = np.where(own, (1 - t) * specs["color"] + t * specs["color"][lead],
-                                  specs["color"])
+        own = (lead != c)[:, None, None, None]
+        cv = np.where(own, (1 - t) * cv + t * cv[lead], cv)
+    specs["color_variants"] = cv
+    specs["color"] = cv[:, 0]
     specs["n_legs"] = np.where(shared[:, 2], specs["n_legs"][lead], specs["n_legs"])
     specs["shared_parts"] = shared
     return specs
@@ -308,7 +319,7 @@ class _Creatures:
                 for k in range(4)]
 
 
-def _paint_isolated_part(canvas, creatures, specs, other, u, size, X, Y, tint):
+def _paint_isolated_part(canvas, creatures, specs, other, u, size, X, Y, tint, variant=0):
     """Paint the head or tail of category ``other`` [n] alone (no body), from uniforms
     ``u`` [n, 6]: scale, x, y, size jitter, head-or-tail, shown."""
     n = len(other)
@@ -326,7 +337,8 @@ def _paint_isolated_part(canvas, creatures, specs, other, u, size, X, Y, tint):
     show = (u[:, 5] < 0.7)[:, None, None]
     for k in (0, 3):
         sel = show & np.where(which, k == 0, k == 3)
-        canvas.paint(dparts[k] & sel, tint(specs["color"][other, k]), dshades[k])
+        canvas.paint(dparts[k] & sel, tint(specs["color_variants"][other, variant, k]),
+                     dshades[k])
 
 
 def _render_chunk(r, noise, image_size, num_classes, specs, labels, occlusion,
@@ -370,12 +382,17 @@ def _render_chunk(r, noise, image_size, num_classes, specs, labels, occlusion,
     # An isolated part (head or tail) of another category.
     other = (labels + 1 + (r[:, 35] * max(num_classes - 1, 1)).astype(int)) % num_classes
     other = np.where(labels < 0, (r[:, 35] * num_classes).astype(int), other)
-    _paint_isolated_part(canvas, creatures, specs, other, r[:, 36:42], size, X, Y, tint)
+    n_variants = specs["color_variants"].shape[1]
+    variant = np.minimum((r[:, 62] * n_variants).astype(int), n_variants - 1)  # the creature's
+    dvariant = np.minimum((r[:, 63] * n_variants).astype(int), n_variants - 1)  # isolated parts'
+    _paint_isolated_part(canvas, creatures, specs, other, r[:, 36:42], size, X, Y, tint,
+                         dvariant)
     if distractors >= 2:
         # A second one, of the sibling category (the one most like the creature).
         twin = sibling(np.maximum(labels, 0), num_classes)
         twin = np.where((twin == labels) | (labels < 0), other, twin)
-        _paint_isolated_part(canvas, creatures, specs, twin, r[:, 56:62], size, X, Y, tint)
+        _paint_isolated_part(canvas, creatures, specs, twin, r[:, 56:62], size, X, Y, tint,
+                             dvariant)
 
     # The creature.
     scale = (0.4 + 0.5 * r[:, 42]) * size  # object extent in pixels
@@ -395,7 +412,7 @@ def _render_chunk(r, noise, image_size, num_classes, specs, labels, occlusion,
     for k in (3, 2, 1, 0):  # drawing order: tail, legs, torso, head on top
         inside = parts[k] & present
         owner[inside] = k
-        canvas.paint(inside, tint(specs["color"][cat, k]), shades[k])
+        canvas.paint(inside, tint(specs["color_variants"][cat, variant, k]), shades[k])
     object_mask = owner >= 0
 
     # Occlusion: a grey box over part of the creature.
@@ -445,7 +462,7 @@ def _render_chunk(r, noise, image_size, num_classes, specs, labels, occlusion,
 
 
 def _check_args(n, image_size, num_classes, seed, occlusion, similarity=0.0, color_jitter=0.0,
-                distractors=1):
+                distractors=1, variants=1):
     if int(n) < 0:
         raise ValueError(f"`n` must be >= 0. Received: n={n}")
     if int(image_size) < 16:
@@ -458,7 +475,7 @@ def _check_args(n, image_size, num_classes, seed, occlusion, similarity=0.0, col
         raise ValueError(f"`color_jitter` must lie in [0, 1]. Received: color_jitter={color_jitter}")
     if int(distractors) not in (1, 2) or float(distractors) != int(distractors):
         raise ValueError(f"`distractors` must be 1 or 2. Received: distractors={distractors}")
-    return category_specs(num_classes, similarity)
+    return category_specs(num_classes, similarity, variants)
 
 
 def category_index(name_or_index, num_classes=6):
@@ -476,7 +493,7 @@ def category_index(name_or_index, num_classes=6):
 
 def make_examples(n, image_size=64, num_classes=6, seed=0, split="train", negatives=False,
                   occlusion=0.2, start=0, category=None, similarity=0.0, color_jitter=0.0,
-                  distractors=1):
+                  distractors=1, variants=1):
     """Generate ``n`` annotated creature images (examples ``start .. start+n-1``).
 
     Args:
@@ -498,8 +515,10 @@ def make_examples(n, image_size=64, num_classes=6, seed=0, split="train", negati
             the isolated parts (per-channel gain in ``1 ± color_jitter``).
         distractors: isolated parts of other categories in the clutter: 1 (a
             head or tail of a random other category, 70% of the images) or 2
-            (also one of the sibling category). ``SYNTHETIC_CONFIGS`` names
-            settings of these three.
+            (also one of the sibling category).
+        variants: colourings per category (1-4; see :func:`category_specs`),
+            one drawn per image: the colour says less about the category.
+            ``SYNTHETIC_CONFIGS`` names settings of these knobs.
 
     Returns:
         dict of numpy arrays: ``image`` uint8 [n,H,W,3], ``label`` int64 [n],
@@ -510,7 +529,7 @@ def make_examples(n, image_size=64, num_classes=6, seed=0, split="train", negati
         ``num_classes`` examples, so classes are balanced.
     """
     specs = _check_args(n, image_size, num_classes, seed, occlusion, similarity, color_jitter,
-                        distractors)
+                        distractors, variants)
     look = dict(color_jitter=float(color_jitter), distractors=int(distractors))
     split_id = _split_id(split)
     n, image_size, num_classes = int(n), int(image_size), int(num_classes)

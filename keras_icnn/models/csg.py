@@ -41,19 +41,33 @@ def _check_schedule(period, csg_epochs, warmup):
 
 
 class CSGSchedule(keras.callbacks.Callback):
-    """Sets ``model.phase`` from the epoch schedule; retraces only on a switch."""
+    """Sets ``model.phase`` from the epoch schedule.
+
+    Each phase's train function is traced (and XLA-compiled) once per ``fit``
+    and kept: switching phase swaps the function in, it never retraces (the
+    default schedule switches every epoch).
+    """
 
     def __init__(self, period=2, csg_epochs=1, warmup=3):
         super().__init__()
         _check_schedule(period, csg_epochs, warmup)
         self.period, self.csg_epochs, self.warmup = int(period), int(csg_epochs), int(warmup)
+        self._functions = {}
+
+    def on_train_begin(self, logs=None):
+        # fit() has made the train function for the phase the model is in.
+        self._functions = {self.model.phase: self.model.train_function}
 
     def on_epoch_begin(self, epoch, logs=None):
         phase = phase_for_epoch(epoch, self.period, self.csg_epochs, self.warmup)
         self.model.current_epoch = epoch
         if phase != self.model.phase:
             self.model.phase = phase
-            self.model.make_train_function(force=True)
+            if phase in self._functions:
+                self.model.train_function = self._functions[phase]
+            else:
+                self.model.make_train_function(force=True)
+                self._functions[phase] = self.model.train_function
 
 
 class StopOnNonFinite(keras.callbacks.Callback):

@@ -20,7 +20,7 @@ class ICNNConfig(RecipeConfig):
                                 "category vs. background.", ("multi", "single"))
     category: str = option("bird", "Positive category of --task=single (name or index).")
     occlusion: float = option(-1.0, "Probability of an occluding box per synthetic image "
-                                    "(-1: the --synthetic_config's, 0.2 default, 0.5 hard).")
+                                    "(-1: the --synthetic_config's, 0.2 default, 0.4 hard).")
     epochs: int = option(15, "Training epochs of each model.")
     learning_rate: float = option(1e-3, "Adam learning rate.")
     lr_schedule: str = option("cosine", "Learning rate over the run: constant, or cosine decay "

@@ -245,3 +245,25 @@ def test_bad_difficulty_arguments():
         synthetic_parts.make_examples(2, color_jitter=-0.1)
     with pytest.raises(ValueError, match="`distractors` must be 1 or 2"):
         synthetic_parts.make_examples(2, distractors=3)
+
+
+def test_variants_recolour_a_category_per_image():
+    specs = synthetic_parts.category_specs(10, 1.0, variants=2)
+    assert specs["color_variants"].shape == (10, 2, 4, 3)
+    np.testing.assert_array_equal(specs["color_variants"][:, 0], specs["color"])
+    palette = synthetic_parts._PALETTE
+    for c in (0, 2):  # leads keep their own colours: palette shifted by 7 per variant
+        for k in range(4):
+            np.testing.assert_array_equal(specs["color_variants"][c, 1, k],
+                                          palette[(c * 5 + k * 3 + 7) % 12])
+    # Siblings share every variant's colours at similarity 1.
+    np.testing.assert_allclose(specs["color_variants"][1], specs["color_variants"][0])
+    ex = synthetic_parts.make_examples(40, num_classes=10, seed=0, category=4, occlusion=0.0,
+                                       variants=2)
+    torso = [np.median(img[m[..., 1]], axis=0) for img, m in zip(ex["image"], ex["part_masks"])
+             if m[..., 1].sum() > 30]
+    # Two colourings: the median torso colours fall in two clusters far apart.
+    first = np.array([np.abs(t - torso[0]).max() < 30 for t in torso])
+    assert 0.2 < first.mean() < 0.8
+    with pytest.raises(ValueError, match=r"`variants` must lie in \[1, 4\]"):
+        synthetic_parts.make_examples(2, variants=5)

@@ -118,3 +118,35 @@ def test_save_load_round_trip(tmp_path):
     assert isinstance(loaded, CSGModel)
     np.testing.assert_array_equal(gate_matrix(loaded), gate_matrix(model))
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5)
+
+
+def test_each_phase_traces_once_and_switching_swaps_functions():
+    """The default schedule switches phase every epoch: each phase's step is traced once per
+    fit (a retrace per epoch would recompile the step with XLA every epoch)."""
+    x, y = _data()
+    model = make_csg(_tiny_backbone(), "top_conv", density=0.4)
+    model.compile(keras.optimizers.SGD(0.05), gate_optimizer=keras.optimizers.SGD(0.5))
+    traces, step = [], model.train_step
+
+    def counting_step(data):
+        traces.append(model.phase)  # runs in Python only while tracing
+        return step(data)
+
+    model.train_step = counting_step
+    gates = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            gates.append((model.phase, gate_matrix(model).copy()))
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    history = model.fit(ds, epochs=6, verbose=0, callbacks=[Record()],
+                        schedule=dict(warmup=1, period=2, csg_epochs=1))
+    assert sorted(traces) == ["csg", "std"], traces
+    assert [p for p, _ in gates] == phase_table(6, 2, 1, 1)
+    # The swapped-in functions still train their own phase: G moves only in CSG epochs.
+    previous = np.ones_like(gates[0][1])
+    for phase, g in gates:
+        assert np.array_equal(g, previous) == (phase == "std"), phase
+        previous = g
+    assert np.isfinite(history.history["csg_loss"]).all()

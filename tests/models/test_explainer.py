@@ -327,3 +327,20 @@ def test_distils_under_mirrored_strategy(performer):
     history = distiller.fit(_images(), batch_size=16, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert float(explainer.norm_interp.alpha.numpy().sum()) > 0
+
+
+def test_distillation_never_retraces_after_the_first_epoch(performer):
+    """λ_f's epoch factor and the NormLayer statistics are variables: epochs reuse the trace."""
+    _, distiller = build_explainer(performer, "block3_pool", fraction_decay=True)
+    distiller.compile(keras.optimizers.Adam(1e-3))
+    traces, step = [], distiller.train_step
+
+    def counting_step(data):
+        traces.append(1)
+        return step(data)
+
+    distiller.train_step = counting_step
+    per_epoch = []
+    record = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: per_epoch.append(len(traces)))
+    distiller.fit(_images(), batch_size=16, epochs=3, verbose=0, callbacks=[record])
+    assert per_epoch[0] <= 2 and per_epoch == [per_epoch[0]] * 3, per_epoch

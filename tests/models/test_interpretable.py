@@ -68,3 +68,34 @@ def test_single_category_and_errors():
         make_interpretable(base, "nope")
     with pytest.raises(ValueError, match="4D output"):
         make_interpretable(base, "fc1")
+
+
+def _count_traces(model):
+    """Make ``model`` record each Python run of its train_step (one per trace)."""
+    traces, step = [], model.train_step
+
+    def counting_step(data):
+        traces.append(1)
+        return step(data)
+
+    model.train_step = counting_step
+    return traces
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_training_traces_the_step_once(jit):
+    """No per-step or per-epoch retracing (epoch counters, schedules and target classes are
+    variables, not Python values baked into the trace)."""
+    base = vgg_backbone((32, 32, 3), num_classes=3, width=8)
+    model = make_interpretable(base, "top_conv", loss_schedule="inverse_epoch")
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(True), jit_compile=jit)
+    traces = _count_traces(model)
+    x, y = _data(n=16)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    per_epoch = []
+    record = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: per_epoch.append(len(traces)))
+    model.fit(ds, epochs=3, verbose=0, callbacks=[record])
+    # Keras traces the first step twice when that trace creates the optimizer's slot
+    # variables (a plain keras.Model does the same); after that, never again.
+    assert per_epoch[0] <= 2 and per_epoch == [per_epoch[0]] * 3, per_epoch
+    assert float(model.interpretable_layers[0].epoch.numpy()) == 3.0  # the schedule moved
