@@ -35,7 +35,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_csg_hard  # noqa: E402
 
 from keras_icnn import recipes  # noqa: E402
-from keras_icnn.recipes import adversarial as detect_recipe  # noqa: E402
 
 PARTS = ("icnn", "single", "csg", "explainer", "hard")
 # Detection / black-box settings of the hard rows (full, quick): ~10 min of the bench in all.
@@ -208,21 +207,31 @@ def _explainer(pick, work, seed):
 
 
 def _hard(quick, work, seed, out_dir):
-    """CSG vs STD on the hard data, then detection and black-box attacks on both models."""
+    """CSG vs STD on the hard data, then ``trainers/detect_adversarial.py`` on both models."""
+    import subprocess
+
     pair = bench_csg_hard.train_pair(seed, work, quick)
     pick = {k: v[1 if quick else 0] for k, v in DETECT.items()}
-    config = detect_recipe.DetectConfig(
-        models=(pair["models"]["std"], pair["models"]["csg"]), names=("STD", "CSG"),
-        num_classes=pair["settings"]["num_classes"], synthetic_config="hard",
-        num_train=1, num_val=0, num_test=pair["settings"]["num_test"], seed=seed,
-        train_per_class=(str(pick["train_per_class"]),), test_per_class=pick["test_per_class"],
-        repeats=pick["repeats"], cw_iterations=pick["cw_iterations"],
-        black_box_images=pick["black_box_images"], output_dir=os.path.join(work, "detect_hard"),
-        verbose=0)
-    detection, table = detect_recipe.run_detection(config)
+    detect_dir = os.path.join(work, "detect_hard")
+    command = [
+        sys.executable, os.path.join(ROOT, "trainers", "detect_adversarial.py"),
+        f"--models={pair['models']['std']},{pair['models']['csg']}", "--names=STD,CSG",
+        f"--num_classes={pair['settings']['num_classes']}", "--synthetic_config=hard",
+        "--num_train=1", "--num_val=0", f"--num_test={pair['settings']['num_test']}",
+        f"--seed={seed}", f"--train_per_class={pick['train_per_class']}",
+        f"--test_per_class={pick['test_per_class']}", f"--repeats={pick['repeats']}",
+        f"--cw_iterations={pick['cw_iterations']}",
+        f"--black_box_images={pick['black_box_images']}", f"--output_dir={detect_dir}",
+        "--verbose=0"]
+    print(" ".join(command[1:]), flush=True)
+    subprocess.run(command, check=True)
+    with open(os.path.join(detect_dir, "results.json")) as f:
+        detection = json.load(f)
+    with open(os.path.join(detect_dir, "results.md")) as f:
+        table = f.read()
     name = "hard_detection_quick.md" if quick else "hard_detection.md"
     with open(os.path.join(out_dir, name), "w") as f:
-        f.write(table)
+        f.write(f"`python {' '.join(command[1:])}`\n\n" + table)
     pair.pop("models")
     return {"hard": dict(pair, detection=detection)}
 
