@@ -231,7 +231,8 @@ def _hard(quick, work, seed, out_dir):
         table = f.read()
     name = "hard_detection_quick.md" if quick else "hard_detection.md"
     with open(os.path.join(out_dir, name), "w") as f:
-        f.write(f"`python {' '.join(command[1:])}`\n\n" + table)
+        shown = " ".join([os.path.relpath(command[1], ROOT)] + command[2:]).replace(ROOT + "/", "")
+        f.write(f"`python {shown}`\n\n" + table)
     pair.pop("models")
     return {"hard": dict(pair, detection=detection)}
 
@@ -243,6 +244,10 @@ def run(quick, out_dir, seed, parts=PARTS, previous=None):
     work = os.path.join(out_dir, "runs")
     results = {}
     seconds = dict((previous or {}).get("part_seconds", {}))
+    dates = dict((previous or {}).get("part_dates", {}))
+    for part in PARTS:  # runs from before parts had dates
+        if previous is not None and part not in dates:
+            dates[part] = previous.get("date")
     for part in PARTS:
         if part not in parts:
             if previous is None:
@@ -256,10 +261,12 @@ def run(quick, out_dir, seed, parts=PARTS, previous=None):
         else:
             merge(results, globals()[f"_{part}"](pick, work, seed))
         seconds[part] = round(time.time() - t, 1)
+        dates[part] = time.strftime("%Y-%m-%d")
     results.update({
         "quick": quick,
         "seconds": round(time.time() - t0, 1),
         "part_seconds": seconds,
+        "part_dates": dates,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
         "date": time.strftime("%Y-%m-%d"),
     })
@@ -287,8 +294,15 @@ def merge(into, new, keep_existing=False):
 
 def markdown(results):
     lines = [f"Synthetic part data, {'--quick' if results['quick'] else 'full'} run, "
-             f"{results['date']}, {results['machine']}, {results['seconds']:.0f} s.", "",
-             "| comparison | ours | target | papers |", "| --- | --- | --- | --- |"]
+             f"{results['date']}, {results['machine']}, {results['seconds']:.0f} s.", ""]
+    if results.get("part_dates"):
+        parts = ", ".join(f"{p} {results['part_dates'][p]}"
+                          + (f" ({results['part_seconds'][p]:.0f} s)"
+                             if p in results.get("part_seconds", {}) else "")
+                          for p in PARTS if p in results["part_dates"])
+        lines[0] = (f"Synthetic part data, {'--quick' if results['quick'] else 'full'} run; "
+                    f"{results['machine']}; parts, when each was last run: {parts}.")
+    lines += ["| comparison | ours | target | papers |", "| --- | --- | --- | --- |"]
     for name, paper, fn, target in PAPERS:
         try:
             value = fn(results)
