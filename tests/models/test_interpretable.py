@@ -86,11 +86,11 @@ def _count_traces(model):
 def test_training_traces_the_step_once(jit):
     """No per-step or per-epoch retracing (epoch counters, schedules and target classes are
     variables, not Python values baked into the trace)."""
-    base = vgg_backbone((32, 32, 3), num_classes=3, width=8)
+    base = vgg_backbone((32, 32, 3), num_classes=3, width=4, dense_units=16)
     model = make_interpretable(base, "top_conv", loss_schedule="inverse_epoch")
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(True), jit_compile=jit)
     traces = _count_traces(model)
-    x, y = _data(n=16)
+    x, y = _data(n=8)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
     per_epoch = []
     record = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: per_epoch.append(len(traces)))
