@@ -14,8 +14,7 @@ import numpy as np
 
 from keras_icnn import metrics
 from keras_icnn.metrics import streaming
-from keras_icnn.recipes.common import (DataOptions, check_model_files, open_data, option,
-                                       synthetic_config_names)
+from keras_icnn.recipes.common import DataOptions, check_model_files, open_data, option
 from keras_icnn.validation import check_fields
 
 COLUMNS = (
@@ -60,22 +59,16 @@ class EvalConfig(DataOptions):
 
     def validate(self):
         """Raise a ValueError/TypeError/FileNotFoundError naming the first bad field."""
-        from keras_icnn.data.sources import DATASETS
-
         check_model_files(self.models, self.names)
-        check_fields(self, positive=("image_size", "top_k", "batch_size", "atlas_images"),
-                     non_negative=("num_examples", "gradmap_examples", "seed", "num_train",
-                                   "num_val", "num_test", "atlas_filters",
+        check_fields(self, positive=("top_k", "batch_size", "atlas_images"),
+                     non_negative=("num_examples", "gradmap_examples", "atlas_filters",
                                    "explained_predictions"),
-                     choices={"dataset": DATASETS, "task": ("multi", "single"),
-                              "synthetic_config": synthetic_config_names(),
+                     choices={"task": ("multi", "single"),
                               "split": ("train", "validation", "test")})
-        if self.num_classes < 2:
-            raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={self.num_classes}")
+        self.validate_data()
         if self.dataset == "synthetic" and self.num_examples < 1:
             raise ValueError("`num_examples` must be >= 1 with synthetic data. "
                              f"Received: num_examples={self.num_examples}")
-        self.validate_data_location()
         if self.split == "validation" and self.dataset != "synthetic" and self.num_val < 1:
             raise ValueError("`num_val` must be >= 1 to evaluate the validation split")
         return self

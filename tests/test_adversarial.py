@@ -193,5 +193,10 @@ def test_detection_run_writes_both_tables(tmp_path):
     assert "| FGSM | 10 |" in table and "| one_pixel |" in table
     with pytest.raises(ValueError, match="`attacks` must be among"):
         DetectConfig(models=config.models, attacks=("deepfool",)).validate()
+    # The data options are checked as the trainers' are, before any model is loaded.
+    with pytest.raises(ValueError, match="`synthetic_config` must be one of"):
+        DetectConfig(models=config.models, synthetic_config="harder").validate()
+    with pytest.raises(ValueError, match="`num_classes` must be >= 2"):
+        DetectConfig(models=config.models, num_classes=1).validate()
     with pytest.raises(ValueError, match="smallest class; the protocol needs 60 per class"):
         run_detection(DetectConfig(**{**config.__dict__, "train_per_class": ("50",)}))

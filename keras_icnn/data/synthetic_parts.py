@@ -18,7 +18,8 @@ textures and shapes for all four parts: a small CNN reaches ~95-99%).
 CIFAR-like with knobs of :func:`make_examples`: ``similarity`` (sibling
 categories 2k, 2k+1 share the look of some parts and most of their
 proportions), ``color_jitter`` (a per-image colour cast), ``distractors`` (a
-second isolated part, of the sibling category) and ``occlusion``.
+second isolated part, of the sibling category), ``variants`` (colourings per
+category) and ``occlusion``.
 
 Conventions: pixel ``(row r, col c)`` covers ``[c, c+1) x [r, r+1)`` in image
 coordinates ``(x, y)``; a landmark ``(x, y)`` lies in pixel
@@ -46,11 +47,11 @@ SPLITS = ("train", "validation", "test")
 MAX_LEGS = 4
 NEGATIVE_LABEL = -1
 _CHUNK = 32
-_N_UNIFORMS = 64  # random numbers drawn per example (0-52 default look, 53-61 difficulty knobs)
+_N_UNIFORMS = 64  # random numbers drawn per example (0-52 default look, 53-63 difficulty knobs)
 
 # Named difficulty settings of :func:`make_examples` (``--synthetic_config``). "hard" was
 # calibrated with 10 categories (benchmarks/calibrate_synthetic.py, on the validation split,
-# STD ResNet-20 only): see its docstring for the figures.
+# STD ResNet-20 only): figures in benchmarks/results/calibration_synthetic.md.
 SYNTHETIC_CONFIGS = {
     "default": dict(similarity=0.0, color_jitter=0.0, distractors=1, occlusion=0.2, variants=1),
     "hard": dict(similarity=1.0, color_jitter=0.25, distractors=2, occlusion=0.4, variants=2),
@@ -153,8 +154,7 @@ def category_specs(num_classes, similarity=0.0, variants=1):
         raise ValueError(f"`similarity` must lie in [0, 1]. Received: similarity={similarity}")
     if similarity == 0.0:
         return specs
-    lead = c & ~1  # the even sibling leads; odd ones copy from it
-    lead = np.where(sibling(c, len(c)) == c, c, lead)
+    lead = c & ~1  # the even sibling leads; odd ones (always with a sibling) copy from it
     n_shared = min(int(np.floor(4 * similarity + 1e-9)), 3)
     order = np.stack([np.random.default_rng([20180618, int(p)]).permutation(4) for p in c // 2])
     shared = (np.argsort(order, 1) < n_shared) & (lead != c)[:, None]  # [C, 4]

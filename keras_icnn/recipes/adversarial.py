@@ -66,7 +66,7 @@ class DetectConfig(DataOptions):
                                      "local_search_rounds"),
                      non_negative=("black_box_images",),
                      positive_numbers=("eps", "pgd_step", "cw_c"))
-        self.validate_data_location()
+        self.validate_data()
         return self
 
     @property

@@ -170,6 +170,18 @@ class DataOptions:
                             "by the shuffle), 'memory', or a file prefix.")
     seed: int = option(0, "Seed of the data, the splits, the weights and the shuffling.")
 
+    def validate_data(self):
+        """The data options every command shares: known dataset and synthetic difficulty,
+        >= 2 classes, non-negative split sizes, then :meth:`validate_data_location`."""
+        from keras_icnn.data.sources import DATASETS
+
+        check_fields(self, positive=("image_size",),
+                     non_negative=("num_train", "num_val", "num_test", "seed"),
+                     choices={"dataset": DATASETS, "synthetic_config": synthetic_config_names()})
+        if validation.positive_int(self.num_classes, "num_classes") < 2:
+            raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={self.num_classes}")
+        self.validate_data_location()
+
     def validate_data_location(self):
         """A real dataset needs an existing ``data_dir`` (and TFDS a ``tfds_name``)."""
         if self.dataset == "synthetic":
@@ -222,19 +234,13 @@ class RecipeConfig(RunOptions, ModelOptions, DataOptions):
     METHOD: typing.ClassVar[str] = "icnn"
 
     def validate_common(self):
-        from keras_icnn.data.sources import DATASETS
         from keras_icnn.models.backbones import APPLICATIONS, BACKBONES
 
         check_fields(
-            self, positive=("image_size", "batch_size", "num_cpu_devices", "width"),
-            non_negative=("num_train", "num_val", "num_test", "seed"),
-            choices={"dataset": DATASETS, "backbone": BACKBONES,
-                     "synthetic_config": synthetic_config_names(),
-                     "strategy": ("default", "mirrored", "multi_worker"),
+            self, positive=("batch_size", "num_cpu_devices", "width"),
+            choices={"backbone": BACKBONES, "strategy": ("default", "mirrored", "multi_worker"),
                      "eval_split": EVAL_SPLITS})
-        if validation.positive_int(self.num_classes, "num_classes") < 2:
-            raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={self.num_classes}")
-        self.validate_data_location()
+        self.validate_data()
         if self.eval_split == "validation" and self.num_val < 1:
             raise ValueError("`num_val` must be >= 1 with eval_split='validation'. "
                              f"Received: num_val={self.num_val}")
