@@ -2,6 +2,7 @@
 import json
 import os
 import platform
+import statistics
 import time
 
 
@@ -16,3 +17,38 @@ def write_rows(path, rows, **extra):
         json.dump({"machine": machine(), "date": time.strftime("%Y-%m-%d"), "rows": rows, **extra},
                   f, indent=2)
     print(f"wrote {path}")
+
+
+def alternate(steps_by_name, steps, repeats):
+    """Per-repeat seconds per step of each callable, run alternately (each traced, compiled
+    and its optimizer built by two untimed calls first)."""
+    for fn in steps_by_name.values():
+        fn()
+        fn()
+    samples = {name: [] for name in steps_by_name}
+    for _ in range(repeats):
+        for name, fn in steps_by_name.items():
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                out = fn()
+            _sync(out)
+            samples[name].append((time.perf_counter() - t0) / steps)
+    return samples
+
+
+def _sync(out):
+    import tensorflow as tf
+
+    for value in tf.nest.flatten(out):
+        if hasattr(value, "numpy"):
+            value.numpy()
+
+
+def ratio_row(samples, name, baseline):
+    """Median ms of both, the ratio of the medians and the min-max of the per-repeat ratios."""
+    per_repeat = [a / b for a, b in zip(samples[name], samples[baseline])]
+    return {"step": name, "baseline": baseline,
+            "ms": 1e3 * statistics.median(samples[name]),
+            "baseline_ms": 1e3 * statistics.median(samples[baseline]),
+            "ratio": statistics.median(samples[name]) / statistics.median(samples[baseline]),
+            "ratio_min": min(per_repeat), "ratio_max": max(per_repeat)}

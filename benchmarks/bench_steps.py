@@ -24,9 +24,7 @@ Writes ``benchmarks/results/steps.json`` (``--out``).
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,37 +38,6 @@ import tensorflow as tf  # noqa: E402
 
 from keras_icnn.models import build_explainer, make_csg, resnet20_backbone, vgg_backbone  # noqa: E402
 from keras_icnn.models.explainer import plan_head  # noqa: E402
-
-
-def alternate(steps_by_name, steps, repeats):
-    """Per-repeat seconds per step of each callable, run alternately."""
-    for fn in steps_by_name.values():  # trace, compile, build optimizer slots
-        fn()
-        fn()
-    samples = {name: [] for name in steps_by_name}
-    for _ in range(repeats):
-        for name, fn in steps_by_name.items():
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                out = fn()
-            _sync(out)
-            samples[name].append((time.perf_counter() - t0) / steps)
-    return samples
-
-
-def _sync(out):
-    for value in tf.nest.flatten(out):
-        if hasattr(value, "numpy"):
-            value.numpy()
-
-
-def ratio_row(samples, name, baseline):
-    per_repeat = [a / b for a, b in zip(samples[name], samples[baseline])]
-    return {"step": name, "baseline": baseline,
-            "ms": 1e3 * statistics.median(samples[name]),
-            "baseline_ms": 1e3 * statistics.median(samples[baseline]),
-            "ratio": statistics.median(samples[name]) / statistics.median(samples[baseline]),
-            "ratio_min": min(per_repeat), "ratio_max": max(per_repeat)}
 
 
 def csg_rows(args):
@@ -94,8 +61,9 @@ def csg_rows(args):
         model.phase = phase
         models[f"CSG, {phase.upper()} phase"] = model
     steps = {name: (lambda m=m: m.train_on_batch(x, y)) for name, m in models.items()}
-    samples = alternate(steps, args.steps, args.repeats)
-    return [ratio_row(samples, name, "STD baseline") for name in models if name != "STD baseline"]
+    samples = bench_common.alternate(steps, args.steps, args.repeats)
+    return [bench_common.ratio_row(samples, name, "STD baseline")
+            for name in models if name != "STD baseline"]
 
 
 def explainer_rows(args):
@@ -126,9 +94,9 @@ def explainer_rows(args):
     steps = {"performer layers replaced": lambda: replaced.train_on_batch(feats, targets),
              "performer training step": lambda: trainable.train_on_batch(x, y),
              "distillation step": lambda: distiller.train_on_batch(x, y)}
-    samples = alternate(steps, args.steps, args.repeats)
-    return [ratio_row(samples, "distillation step", "performer layers replaced"),
-            ratio_row(samples, "distillation step", "performer training step")]
+    samples = bench_common.alternate(steps, args.steps, args.repeats)
+    return [bench_common.ratio_row(samples, "distillation step", "performer layers replaced"),
+            bench_common.ratio_row(samples, "distillation step", "performer training step")]
 
 
 def main():

@@ -28,7 +28,29 @@ Two gradients:
 
 Both take ``x`` of shape ``[B, h, w, K]`` (post-ReLU, ``x >= 0``) and return
 the per-filter loss, shape ``[K]``, in float32 whatever the input dtype.
+
+Implementation (issue 17, measured in ``benchmarks/bench_layers.py``):
+
+* The fitness scores of all templates are one float32 ``[B*K, hw] x [hw, hw+1]``
+  matmul (SPEC §1). On the 2-core CPU it runs near the core's float32 peak;
+  the structured alternatives measured (summed-area-table staircase of the
+  L1 pyramid, FFT correlation) were slower at every map size up to 28x28,
+  and bfloat16 rounds the scores to 8 bits (4e-3 relative, over the 1e-3
+  allowed), so the matmul stays. See the README's benchmark section.
+* The approximate gradient needs only the target template ``T^`` of each
+  image and filter. For the paper's template family (no ``templates=``
+  argument) it is computed from the peak's coordinates,
+  ``tau * max(1 - beta * ||p - mu^||_1 / n, -1)`` or ``-tau``, elementwise in
+  the layout of ``x``, instead of gathering template columns and transposing.
+* Without a ``tf.distribute`` replica context of several replicas, the value
+  and the gradient are computed by one XLA-compiled function
+  (``fused=True``, the default when no multi-replica context is active), so a
+  model compiled without XLA does not pay for several dozen small ops per
+  layer and step. With several replicas the per-replica pieces around the
+  collectives run as ordinary ops.
 """
+
+import functools
 
 import tensorflow as tf
 
@@ -39,14 +61,31 @@ from keras_icnn.receptive_field import peak_units
 GRADIENT_FORMS = ("printed", "appendix")
 
 
+@functools.lru_cache(maxsize=64)
+def standard_constants(h, w, beta=templates_lib.DEFAULT_BETA, tau=None):
+    """The paper's template matrix ``[hw, hw+1]`` and uniform log priors ``[hw+1]`` (numpy,
+    float32), built once per map size and template parameters."""
+    templates = templates_lib.template_matrix(h, w, beta=beta, tau=tau)
+    log_priors = templates_lib.uniform_log_priors(h, w)
+    templates.setflags(write=False)
+    log_priors.setflags(write=False)
+    return templates, log_priors
+
+
 def _constants(h, w, templates, log_priors, beta, tau, dtype=tf.float32):
+    standard_t, standard_p = standard_constants(h, w, float(beta), tau)
     if templates is None:
-        templates = templates_lib.template_matrix(h, w, beta=beta, tau=tau)
+        templates = standard_t
     if log_priors is None:
-        log_priors = templates_lib.uniform_log_priors(h, w)
+        log_priors = standard_p
     templates = tf.cast(tf.convert_to_tensor(templates), dtype)
     log_priors = tf.cast(tf.convert_to_tensor(log_priors), dtype)
     return templates, log_priors
+
+
+def _check_form(form):
+    if form not in GRADIENT_FORMS:
+        raise ValueError(f"`form` must be one of {GRADIENT_FORMS}. Received: form={form!r}")
 
 
 def _check_feature_maps(x):
@@ -117,28 +156,80 @@ def batch_sum(values):
     return local if ctx is None else ctx.all_reduce(tf.distribute.ReduceOp.SUM, local)
 
 
-def log_likelihoods(scores, log_priors):
-    """``log p(x|T)`` [B, K, T] and ``log p(x)`` [B, K] from fitness scores.
+def mutual_information_terms(scores, log_priors):
+    """``log p(x|T)`` [B,K,T], ``log p(x)`` [B,K] and ``-MI`` per filter [K] from fitness scores.
 
-    ``p(x|T)`` is a softmax over the images of the global batch (all
-    replicas under a ``tf.distribute`` strategy; see :func:`batch_logsumexp`).
+    ``p(x|T)`` is a softmax over the images of the global batch (all replicas
+    under a ``tf.distribute`` strategy; see :func:`batch_logsumexp`). Two
+    exponentials of the score table in all: the batch ``logsumexp``, and
+    ``e = exp(log p(x|T) + log p(T) - m)`` with ``m`` the max over templates,
+    which gives both ``log p(x) = m + log sum_T e`` and
+    ``-MI = -sum_x exp(m) sum_T e (log p(x|T) - log p(x))``. ``m <= 0``, so
+    ``exp(m)`` cannot overflow; it underflows only for an image whose every
+    ``p(T) p(x|T)`` is below 1e-38, whose terms are then that small. ``m``
+    cancels out of both, so it carries no gradient.
     """
     log_p_x_given_t = scores - batch_logsumexp(scores)
-    log_p_x = tf.reduce_logsumexp(log_p_x_given_t + log_priors, axis=-1)
-    return log_p_x_given_t, log_p_x
+    joint = log_p_x_given_t + log_priors  # log p(T) p(x|T) <= 0
+    m = tf.stop_gradient(tf.reduce_max(joint, axis=-1, keepdims=True))
+    e = tf.exp(joint - m)  # in (0, 1], 1 at the max
+    log_p_x = m[..., 0] + tf.math.log(tf.reduce_sum(e, axis=-1))
+    inner = tf.reduce_sum(e * (log_p_x_given_t - log_p_x[..., None]), axis=-1)  # [B, K]
+    return log_p_x_given_t, log_p_x, -batch_sum(tf.exp(m[..., 0]) * inner)
 
 
-def negative_mutual_information(log_p_x_given_t, log_p_x, log_priors):
-    """``-MI`` per filter [K] from ``log p(x|T)`` [B,K,T], ``log p(x)`` [B,K], log priors [T]."""
-    # p(x|T) = exp(log p(x|T)) <= 1: a normalised probability, never a raw score.
-    p_x_given_t = tf.exp(log_p_x_given_t)
-    pointwise = p_x_given_t * (log_p_x_given_t - log_p_x[..., None])
-    mi = tf.reduce_sum(batch_sum(pointwise) * tf.exp(log_priors), -1)
-    return -mi
+def _exact_value(x, templates, log_priors):
+    return mutual_information_terms(template_scores(x, templates), log_priors)[2]
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _fused_exact(x, templates, log_priors):
+    """Value [K] and ``d value_k / d x[..., k]`` in one XLA-compiled function."""
+    value = _exact_value(x, templates, log_priors)
+    # Filter k's loss depends only on map k: the gradient of the sum holds every
+    # filter's own gradient in its channel. (tf.gradients, not a tape: this runs
+    # inside tf.custom_gradient, where tapes are paused.)
+    return value, tf.gradients(tf.reduce_sum(value), x)[0]
+
+
+def _use_fused(fused):
+    """Fuse unless several replicas share the batch (their collectives stay ordinary ops)."""
+    if fused is None:
+        return _replica_context() is None
+    if fused and _replica_context() is not None:
+        raise ValueError("fused=True needs a single replica: the filter loss of several "
+                         "replicas gathers the batch across them. Use fused=None.")
+    return bool(fused)
+
+
+def _with_gradient(terms, x):
+    """``terms(x)[0]`` whose gradient is ``upstream[k] * terms(x)[1][..., k]``.
+
+    ``terms`` maps ``x`` to ``(value [K], g [B,h,w,K])``; it runs inside the
+    ``tf.custom_gradient`` function, so no other gradient path reaches ``x``.
+    """
+
+    @tf.custom_gradient
+    def _value(maps):
+        value, g = terms(maps)
+
+        def grad_fn(upstream):
+            # Every replica holds the same global value; like the exact form's
+            # collectives, the gradient reaching each replica's maps is the sum of
+            # the replicas' upstream gradients (Keras scales each copy by 1/R).
+            ctx = _replica_context()
+            if ctx is not None:
+                upstream = ctx.all_reduce(tf.distribute.ReduceOp.SUM, upstream)
+            return tf.reshape(tf.cast(upstream, g.dtype), [1, 1, 1, -1]) * g
+
+        return value, grad_fn
+
+    return _value(x)
 
 
 def mutual_information_loss(
-    x, templates=None, log_priors=None, beta=templates_lib.DEFAULT_BETA, tau=None
+    x, templates=None, log_priors=None, beta=templates_lib.DEFAULT_BETA, tau=None,
+    fused=None,
 ):
     """Exact mini-batch ``-MI(X; T)`` per filter.
 
@@ -149,6 +240,11 @@ def mutual_information_loss(
         log_priors: optional ``[h*w+1]`` log template priors; uniform when
             omitted.
         beta, tau: template parameters used when ``templates`` is omitted.
+        fused: compute the value and its gradient in one XLA-compiled
+            function (the gradient is then evaluated with the value, even when
+            nobody asks for it). ``None`` (default): fused unless several
+            replicas share the batch, where autodiff runs through the
+            collectives instead.
 
     Returns:
         float32 ``[K]``: ``-MI`` of each filter. A batch of one gives 0.
@@ -160,9 +256,22 @@ def mutual_information_loss(
     """
     x, h, w = _check_feature_maps(x)
     templates, log_priors = _constants(h, w, templates, log_priors, beta, tau, x.dtype)
-    scores = template_scores(x, templates)
-    log_p_x_given_t, log_p_x = log_likelihoods(scores, log_priors)
-    return negative_mutual_information(log_p_x_given_t, log_p_x, log_priors)
+    if not _use_fused(fused):
+        return _exact_value(x, templates, log_priors)
+    return _with_gradient(lambda maps: _fused_exact(maps, templates, log_priors), x)
+
+
+def _peak_targets(x, labels, target_classes):
+    """``(positive [B,K] bool, mu_i, mu_j, idx)``: whether image b is of filter k's class, its
+    peak row and column (int32 [B, K]) and the column of its target template."""
+    shape = tf.shape(x)
+    hw = shape[1] * shape[2]
+    i, j, _ = peak_units(x)
+    labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+    target_classes = tf.cast(target_classes, tf.int32)
+    positive = tf.equal(labels[:, None], target_classes[None, :])
+    idx = tf.where(positive, i * shape[2] + j, tf.fill(tf.shape(i), hw))
+    return positive, i, j, idx
 
 
 def target_template_indices(x, labels, target_classes):
@@ -177,34 +286,81 @@ def target_template_indices(x, labels, target_classes):
         int32 ``[B, K]``: the flattened argmax location ``mu^`` where the image
         belongs to the filter's class, else ``h*w`` (the negative template).
     """
-    shape = tf.shape(x)
-    hw = shape[1] * shape[2]
-    i, j, _ = peak_units(x)
-    mu = i * shape[2] + j
-    labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
-    target_classes = tf.cast(target_classes, tf.int32)
-    positive = tf.equal(labels[:, None], target_classes[None, :])
-    return tf.where(positive, mu, tf.fill(tf.shape(mu), hw))
+    return _peak_targets(x, labels, target_classes)[3]
 
 
-def approximate_gradient(x, labels, target_classes, templates, log_priors, form):
-    """The paper's approximate gradient (eq. 5) ``dLoss_f/dx``, shape of ``x``."""
-    x, _, _ = _check_feature_maps(x)
-    templates = tf.cast(templates, x.dtype)
-    log_priors = tf.cast(log_priors, x.dtype)
-    scores = template_scores(x, templates)
-    log_p_x_given_t, log_p_x = log_likelihoods(scores, log_priors)
-    idx = target_template_indices(x, labels, target_classes)  # [B, K]
+def target_templates(positive, mu_i, mu_j, h, w, beta=templates_lib.DEFAULT_BETA, tau=None,
+                     dtype=tf.float32):
+    """The paper's target template ``T^`` of every image and filter, ``[B, h, w, K]``.
+
+    ``tau * max(1 - beta * ||(i, j) - mu^||_1 / n, -1)`` (``n = max(h, w)``)
+    where ``positive``, else ``-tau``: column ``idx`` of
+    ``templates.template_matrix(h, w, beta, tau)``, computed from the peak's
+    coordinates instead of gathered, so it is made in ``x``'s layout.
+
+    Args:
+        positive: bool ``[B, K]``; mu_i, mu_j: int32 ``[B, K]`` peak row and column.
+        h, w: map size; beta, tau: template parameters (``tau`` default ``0.5 / n**2``).
+    """
+    n = float(max(h, w))
+    tau = templates_lib.default_tau(h, w) if tau is None else float(tau)
+    ii = tf.range(h, dtype=tf.int32)[None, :, None, None]
+    jj = tf.range(w, dtype=tf.int32)[None, None, :, None]
+    dist = tf.abs(ii - mu_i[:, None, None, :]) + tf.abs(jj - mu_j[:, None, None, :])
+    shaped = tau * tf.maximum(1.0 - (float(beta) / n) * tf.cast(dist, dtype), -1.0)
+    return tf.where(positive[:, None, None, :], shaped, tf.constant(-tau, dtype))
+
+
+def _approximate_terms(x, labels, target_classes, templates, log_priors, form, beta, tau):
+    """``(-MI [K], eq. (5)'s dLoss_f/dx [B,h,w,K])``. ``beta`` None: ``T^`` is gathered from
+    ``templates`` (any template family), else computed (the paper's family)."""
+    h, w = int(x.shape[1]), int(x.shape[2])
+    log_p_x_given_t, log_p_x, value = mutual_information_terms(
+        template_scores(x, templates), log_priors)
+    positive, mu_i, mu_j, idx = _peak_targets(x, labels, target_classes)
     log_p_hat = tf.gather(log_p_x_given_t, idx, axis=2, batch_dims=2)  # [B, K]
     prior_hat = tf.exp(tf.gather(log_priors, idx))  # [B, K]
     bracket = log_p_hat - log_p_x
     if form == "printed":
         bracket = 1.0 + bracket
     coeff = -prior_hat * tf.exp(log_p_hat) * bracket  # [B, K]
-    # T^ for every image and filter: [B, h*w, K], the size of x itself.
-    t_hat = tf.transpose(tf.gather(templates, idx, axis=1), [1, 0, 2])
-    grad = coeff[:, None, :] * t_hat
-    return tf.reshape(grad, tf.shape(x)), log_p_x_given_t, log_p_x
+    if beta is None:
+        # T^ gathered for every image and filter: [B, h*w, K], the size of x itself.
+        t_hat = tf.reshape(tf.transpose(tf.gather(templates, idx, axis=1), [1, 0, 2]),
+                           tf.shape(x))
+    else:
+        t_hat = target_templates(positive, mu_i, mu_j, h, w, beta, tau, x.dtype)
+    return value, coeff[:, None, None, :] * t_hat
+
+
+_fused_approximate = tf.function(_approximate_terms, jit_compile=True, autograph=False)
+
+
+def approximate_terms(x, labels, target_classes, templates=None, log_priors=None,
+                      beta=templates_lib.DEFAULT_BETA, tau=None, form="printed", fused=None):
+    """The filter loss ``-MI`` [K] and the paper's approximate gradient (eq. 5) [B,h,w,K].
+
+    Arguments as in :func:`approximate_mutual_information_loss` (labels unchecked).
+    Nothing here is differentiated: the gradient is a tensor of the forward pass.
+    """
+    _check_form(form)
+    x, h, w = _check_feature_maps(x)
+    custom = templates is not None
+    templates, log_priors = _constants(h, w, templates, log_priors, beta, tau, x.dtype)
+    labels = tf.convert_to_tensor(labels)
+    target_classes = tf.convert_to_tensor(target_classes)
+    args = (x, labels, target_classes, templates, log_priors, form,
+            None if custom else float(beta), None if tau is None else float(tau))
+    if _use_fused(fused):
+        return _fused_approximate(*args)
+    return _approximate_terms(*args)
+
+
+def approximate_gradient(x, labels, target_classes, templates=None, log_priors=None,
+                         form="printed", beta=templates_lib.DEFAULT_BETA, tau=None):
+    """The paper's approximate gradient (eq. 5) ``dLoss_f/dx``, shape of ``x``."""
+    return approximate_terms(x, labels, target_classes, templates, log_priors, beta, tau,
+                             form)[1]
 
 
 def approximate_mutual_information_loss(
@@ -218,6 +374,7 @@ def approximate_mutual_information_loss(
     form="printed",
     num_classes=None,
     check_labels=True,
+    fused=None,
 ):
     """``-MI(X; T)`` per filter whose gradient is the paper's approximation.
 
@@ -231,48 +388,31 @@ def approximate_mutual_information_loss(
         labels: int ``[B]`` class of each image.
         target_classes: int ``[K]`` target class of each filter.
         templates, log_priors, beta, tau: as in :func:`mutual_information_loss`.
+            With ``templates`` given, ``T^`` is taken from its columns; without,
+            it is computed from ``beta`` and ``tau`` (:func:`target_templates`).
         form: ``"printed"`` (eq. 5 as printed, with ``1 +``) or
             ``"appendix"`` (without it).
         num_classes: when given, labels must lie in ``[0, num_classes)``
             (otherwise only ``>= 0``); labels must be whole numbers, one per
             image, whatever their dtype.
         check_labels: add those checks (callers that checked already pass False).
+        fused: as in :func:`mutual_information_loss`.
 
     Returns:
         float32 ``[K]``.
+
+    Example:
+        >>> x = tf.random.uniform([8, 7, 7, 16])
+        >>> loss = approximate_mutual_information_loss(x, labels=tf.range(8) % 2,
+        ...                                            target_classes=tf.range(16) % 2)
     """
-    if form not in GRADIENT_FORMS:
-        raise ValueError(
-            f"`form` must be one of {GRADIENT_FORMS}. Received: form={form!r}"
-        )
+    _check_form(form)
     x, h, w = _check_feature_maps(x)
-    templates, log_priors = _constants(h, w, templates, log_priors, beta, tau, x.dtype)
     if check_labels:
         labels = validation.labels_tf(
             labels, num_classes,
             batch_size=x.shape[0] if x.shape[0] is not None else tf.shape(x)[0],
             where="approximate_mutual_information_loss")
-    else:
-        labels = tf.convert_to_tensor(labels)
-    target_classes = tf.convert_to_tensor(target_classes)
-
-    @tf.custom_gradient
-    def _loss(maps):
-        g, log_p_x_given_t, log_p_x = approximate_gradient(
-            maps, labels, target_classes, templates, log_priors, form
-        )
-        value = negative_mutual_information(log_p_x_given_t, log_p_x, log_priors)
-
-        def grad_fn(upstream):
-            # Every replica holds the same global value; like the exact form's
-            # collectives, the gradient reaching each replica's maps is the sum of
-            # the replicas' upstream gradients (Keras scales each copy by 1/R).
-            ctx = _replica_context()
-            if ctx is not None:
-                upstream = ctx.all_reduce(tf.distribute.ReduceOp.SUM, upstream)
-            return tf.reshape(tf.cast(upstream, g.dtype), [1, 1, 1, -1]) * g
-
-        return value, grad_fn
-
-    return _loss(x)
-
+    return _with_gradient(
+        lambda maps: approximate_terms(maps, labels, target_classes, templates, log_priors,
+                                       beta, tau, form, fused), x)

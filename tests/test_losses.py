@@ -71,17 +71,22 @@ def test_well_localised_filter_has_higher_mi_than_noise():
     assert losses.mutual_information_loss(peaked)[0] < losses.mutual_information_loss(noise)[0]
 
 
-@pytest.mark.parametrize("form", ["printed", "appendix"])
-def test_approximate_gradient_matches_formula(form):
+@pytest.mark.parametrize("form,fused,given", [
+    ("printed", None, False), ("appendix", None, False),
+    # unfused ops; T^ gathered from a template matrix passed in
+    ("printed", False, False), ("printed", None, True), ("appendix", False, True)])
+def test_approximate_gradient_matches_formula(form, fused, given):
     rng = np.random.RandomState(3)
     x = rng.uniform(0, 40, (6, 3, 4, 3)).astype(np.float32)
     labels = np.array([0, 1, 2, 0, 1, 2])
     target = np.array([0, 2, 1])
     upstream = np.array([1.0, -0.5, 2.0], np.float32)
     xt = tf.constant(x)
+    given = templates.template_matrix(3, 4) if given else None
     with tf.GradientTape() as tape:
         tape.watch(xt)
-        value = losses.approximate_mutual_information_loss(xt, labels, target, form=form)
+        value = losses.approximate_mutual_information_loss(
+            xt, labels, target, templates=given, form=form, fused=fused)
         total = tf.reduce_sum(value * upstream)
     grad = tape.gradient(total, xt).numpy()
     # The value is the exact -MI.
@@ -102,13 +107,14 @@ def test_approximate_gradient_matches_formula(form):
     np.testing.assert_allclose(grad, expected, rtol=2e-4, atol=1e-9)
 
 
-def test_exact_gradient_matches_finite_differences():
+@pytest.mark.parametrize("fused", [None, False])
+def test_exact_gradient_matches_finite_differences(fused):
     rng = np.random.RandomState(4)
     x = rng.uniform(0, 30, (4, 3, 3, 2))
     xt = tf.constant(x, tf.float64)
     with tf.GradientTape() as tape:
         tape.watch(xt)
-        total = tf.reduce_sum(losses.mutual_information_loss(xt) * [1.0, 0.3])
+        total = tf.reduce_sum(losses.mutual_information_loss(xt, fused=fused) * [1.0, 0.3])
     grad = tape.gradient(total, xt).numpy()
     eps = 1e-5
     fd = np.zeros_like(x)
@@ -120,6 +126,56 @@ def test_exact_gradient_matches_finite_differences():
         fm = np.sum(losses.mutual_information_loss(tf.constant(xm)).numpy() * [1.0, 0.3])
         fd[idx] = (fp - fm) / (2 * eps)
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("h,w,beta,tau", [(5, 7, 4.0, None), (6, 6, 2.5, 0.3), (2, 9, 7.0, None)])
+def test_target_templates_are_template_columns(h, w, beta, tau):
+    # T^ computed from the peak's coordinates equals the gathered column of the matrix.
+    rng = np.random.RandomState(5)
+    mu_i, mu_j = rng.randint(0, h, (4, 3)), rng.randint(0, w, (4, 3))
+    positive = rng.rand(4, 3) < 0.6
+    got = losses.target_templates(tf.constant(positive), tf.constant(mu_i, tf.int32),
+                                  tf.constant(mu_j, tf.int32), h, w, beta, tau).numpy()
+    matrix = templates.template_matrix(h, w, beta=beta, tau=tau)
+    for b in range(4):
+        for k in range(3):
+            col = mu_i[b, k] * w + mu_j[b, k] if positive[b, k] else h * w
+            np.testing.assert_allclose(got[b, :, :, k], matrix[:, col].reshape(h, w),
+                                       rtol=1e-6, atol=1e-9)
+
+
+def test_fused_and_unfused_agree_at_a_training_size():
+    # A 14x14 map with 16 filters, batch 32: value and gradient of both forms, fused (one
+    # XLA function) vs ordinary ops, vs a float64 evaluation of the same function.
+    rng = np.random.RandomState(6)
+    x = np.maximum(rng.randn(32, 14, 14, 16), 0).astype(np.float32) * 3
+    labels, target = rng.randint(0, 4, 32), rng.randint(0, 4, 16)
+    upstream = tf.constant(rng.uniform(0.5, 2, 16), tf.float32)
+
+    def run(fn, dtype, fused):
+        xt = tf.constant(x, dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            value = fn(xt, fused)
+            total = tf.reduce_sum(value * tf.cast(upstream, value.dtype))
+        return value.numpy(), tape.gradient(total, xt).numpy()
+
+    for fn in (lambda xt, f: losses.mutual_information_loss(xt, fused=f),
+               lambda xt, f: losses.approximate_mutual_information_loss(
+                   xt, labels, target, fused=f)):
+        ref_v, ref_g = run(fn, tf.float64, False)
+        for fused in (None, False):
+            v, g = run(fn, tf.float32, fused)
+            np.testing.assert_allclose(v, ref_v, rtol=1e-4, atol=1e-6)
+            scale = np.abs(ref_g).max()
+            np.testing.assert_allclose(g, ref_g, rtol=1e-3, atol=1e-4 * scale)
+
+
+def test_fused_needs_a_single_replica():
+    strategy = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
+    x = tf.ones([2, 3, 3, 1])
+    with pytest.raises(ValueError, match="fused=True needs a single replica"):
+        strategy.run(lambda: losses.mutual_information_loss(x, fused=True))
 
 
 def test_target_template_indices():

@@ -253,8 +253,6 @@ class InterpretableConv(keras.layers.Layer):
             aggregation="only_first_replica", autocast=False,
         )
         self.part_mask.build(out_shape)
-        self._templates = templates_lib.template_matrix(h, w, beta=self.beta)
-        self._log_priors = templates_lib.uniform_log_priors(h, w)
         self.built = True
 
     @property
@@ -300,10 +298,10 @@ class InterpretableConv(keras.layers.Layer):
     def filter_loss_per_filter(self, maps, labels):
         """Unweighted ``-MI`` per filter [K] of ``maps``, with this layer's gradient mode."""
         if self.gradient == "exact":
-            return losses_lib.mutual_information_loss(maps, self._templates, self._log_priors)
+            return losses_lib.mutual_information_loss(maps, beta=self.beta)
         return losses_lib.approximate_mutual_information_loss(
-            maps, labels, self.target_classes, self._templates, self._log_priors,
-            form=self.gradient_form, check_labels=False)  # checked in call
+            maps, labels, self.target_classes, beta=self.beta, form=self.gradient_form,
+            check_labels=False)  # checked in call
 
     def conv_relu(self, inputs):
         """The layer's post-ReLU, pre-mask maps."""
@@ -318,12 +316,11 @@ class InterpretableConv(keras.layers.Layer):
     def _filter_loss(self, maps, labels, scope):
         """Adds the weighted filter loss; returns maps (re-wired for grad_ratio)."""
         if self.loss_schedule == "grad_ratio":
-            g, log_pxt, log_px = losses_lib.approximate_gradient(
-                tf.stop_gradient(maps), labels, self.target_classes,
-                self._templates, self._log_priors, self.gradient_form)
+            per_filter, g = losses_lib.approximate_terms(
+                tf.stop_gradient(maps), labels, self.target_classes, beta=self.beta,
+                form=self.gradient_form)
             maps = _mix_filter_gradient(maps, g, self.loss_weight)
-            per_filter = tf.stop_gradient(losses_lib.negative_mutual_information(
-                log_pxt, log_px, tf.constant(self._log_priors)))
+            per_filter = tf.stop_gradient(per_filter)
         else:
             per_filter = self.filter_loss_per_filter(maps, labels)
         total = tf.reduce_sum(per_filter)

@@ -154,7 +154,15 @@ def test_bad_inputs_and_arguments():
         layer(x, labels=[0, 3], training=True)
 
 
-def test_templates_used_by_layer_are_the_paper_templates():
-    layer = InterpretableConv(2, num_classes=2)
+@pytest.mark.parametrize("gradient", ["approximate", "exact"])
+def test_templates_used_by_layer_are_the_paper_templates(gradient):
+    # A rectangular map and a non-default beta: the layer's filter loss is the loss of
+    # template_matrix(5, 7, beta=3), given explicitly.
+    layer = InterpretableConv(2, num_classes=2, beta=3.0, gradient=gradient)
     layer.build((None, 5, 7, 1))
-    np.testing.assert_array_equal(layer._templates, templates.template_matrix(5, 7))
+    maps = np.random.RandomState(0).uniform(0, 30, (4, 5, 7, 2)).astype(np.float32)
+    got = layer.filter_loss_per_filter(tf.constant(maps), tf.constant([0, 1, 0, 1])).numpy()
+    want = losses.mutual_information_loss(
+        maps, templates.template_matrix(5, 7, beta=3.0), templates.uniform_log_priors(5, 7),
+        fused=False).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
