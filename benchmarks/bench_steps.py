@@ -34,7 +34,6 @@ sys.path.insert(0, HERE)
 import bench_common  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from keras_icnn.models import build_explainer, make_csg, resnet20_backbone, vgg_backbone  # noqa: E402
 from keras_icnn.models.explainer import plan_head  # noqa: E402

@@ -155,13 +155,14 @@ def evaluate_model(model, source, config, name, pictures_dir):
         out["redundancy_r0.1"] = metrics.redundancy_ratio(corr, 0.1)
         out["c_ic"] = metrics.inter_class_correlation(
             corr, class_act, max(1, out["filters"] // num_classes))
-    out["pictures"] = (_pictures(model, name, layer_name, source, r, mi, kept, pictures_dir)
-                       if pictures_dir and kept else {})
-    atlas = atlas_section(model, name, layer_name, source, config, r, mi)
+    matrices = _matrix_pngs(model, name, r, mi, source.class_names, source.part_names)
+    out["pictures"] = (_pictures(model, name, layer_name, source, r, mi, kept, pictures_dir,
+                                 matrices) if pictures_dir and kept else {})
+    atlas = atlas_section(model, name, layer_name, source, config, r, mi, matrices)
     return out, atlas
 
 
-def _pictures(model, name, layer_name, source, r, mi, kept, folder):
+def _pictures(model, name, layer_name, source, r, mi, kept, folder, matrices):
     from keras_icnn import viz
 
     os.makedirs(folder, exist_ok=True)
@@ -181,9 +182,10 @@ def _pictures(model, name, layer_name, source, r, mi, kept, folder):
         np.stack([k["image"] for k in show]), np.stack([k["maps"] for k in show]), top,
         title=f"{name}: {'most part-like' if p_f is not None else 'most class-specific'} "
               f"filters ({layer_name})", filter_labels=row_labels, path=files["filters"])
-    for key, figure in _matrix_figures(model, name, r, mi, class_names, part_names).items():
+    for key, png in matrices.items():
         files[key] = os.path.join(folder, f"{name}_{key}.png")
-        figure.savefig(files[key], dpi=100)
+        with open(files[key], "wb") as f:
+            f.write(png)
     if p_f is not None:
         filter_parts = np.where(p_f > 0, r["p"].argmax(1), -1)
         first = kept[0]
@@ -200,6 +202,18 @@ def _pictures(model, name, layer_name, source, r, mi, kept, folder):
 def _gate(model):
     gate = [w for w in model.weights if w.name.endswith("gate")]
     return np.asarray(gate[0]) if gate else None
+
+
+def _matrix_pngs(model, name, r, mi, class_names, part_names):
+    """PNG bytes of :func:`_matrix_figures` (each rendered once, for the pictures and the
+    page alike); none without matplotlib."""
+    from keras_icnn import viz
+
+    if not viz.available():
+        return {}
+    return {key: viz.to_png(figure, dpi=100)
+            for key, figure in _matrix_figures(model, name, r, mi, class_names,
+                                               part_names).items()}
 
 
 def _matrix_figures(model, name, r, mi, class_names, part_names):
@@ -251,9 +265,10 @@ def _traced_rows(explainable, images, batch_size):
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def atlas_section(model, name, layer_name, source, config, r, mi):
-    """One model's part of report.html: its filter atlas, matrices and explained predictions."""
-    from keras_icnn import report_html, viz
+def atlas_section(model, name, layer_name, source, config, r, mi, matrices=None):
+    """One model's part of report.html: its filter atlas, matrices (PNG bytes by name,
+    :func:`_matrix_pngs`; drawn here when None) and explained predictions."""
+    from keras_icnn import report_html
     from keras_icnn.explain import Explainable
 
     class_names, part_names = source.class_names, source.part_names
@@ -315,10 +330,9 @@ def atlas_section(model, name, layer_name, source, config, r, mi):
                      f"{_class_name(class_names, label)}), logit {logit:.2f}; map of filter "
                      f"{best}, the largest contribution",
             "lines": lines})
-    matrices = {}
-    if viz.available():
-        for key, figure in _matrix_figures(model, name, r, mi, class_names, part_names).items():
-            matrices[key.replace("_", " ")] = report_html.png_uri(viz.to_png(figure))
+    if matrices is None:
+        matrices = _matrix_pngs(model, name, r, mi, class_names, part_names)
+    matrices = {key.replace("_", " "): report_html.png_uri(png) for key, png in matrices.items()}
     return {"name": name, "slug": "".join(c if c.isalnum() else "-" for c in name),
             "layer": layer_name, "num_filters": int(num_filters), "has_parts": p_f is not None,
             "images_per_filter": int(k), "filters": filters, "predictions": predictions,

@@ -3,7 +3,7 @@
 from keras_icnn.metrics.interpretability import (
     filter_thresholds, l1_density, location_instability, location_instability_multi,
     mutual_information_ceiling, mutual_information_matrix, mutual_information_score,
-    part_interpretability, part_ious, upsample_maps)
+    part_interpretability, part_ious, region_counts, upsample_maps)
 from keras_icnn.metrics.localization import (
     activation_map_localization, cam_localization, class_activation_maps, filter_correlation,
     gradient_map_localization, gradient_maps, inter_class_correlation, redundancy_ratio)
@@ -15,7 +15,8 @@ from keras_icnn.receptive_field import AxisField, ReceptiveField, receptive_fiel
 __all__ = [
     "filter_thresholds", "l1_density", "location_instability", "location_instability_multi",
     "mutual_information_ceiling", "mutual_information_matrix", "mutual_information_score",
-    "part_interpretability", "part_ious", "upsample_maps", "collect_responses", "default_layer",
+    "part_interpretability", "part_ious", "region_counts", "upsample_maps", "collect_responses",
+    "default_layer",
     "evaluate_interpretability", "filter_classes_by_activation", "AxisField", "ReceptiveField",
     "receptive_field", "activation_map_localization", "cam_localization",
     "class_activation_maps", "filter_correlation", "gradient_map_localization", "gradient_maps",

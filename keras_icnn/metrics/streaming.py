@@ -225,8 +225,10 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
             hits = b_hits if hits is None else hits + b_hits
             counts = b_counts if counts is None else counts + b_counts
         if activ_thr is not None:
-            up = interpretability.upsample_maps(maps, batch["object_mask"].shape[1:3])
-            activ_iou.append(localization._iou(up > activ_thr, batch["object_mask"][sel]))
+            inter, union = interpretability.region_counts(
+                maps, batch["object_mask"][sel][..., None], activ_thr)
+            inter, union = inter[..., 0].astype(np.float64), union[..., 0].astype(np.float64)
+            activ_iou.append(np.where(union > 0, inter / np.maximum(union, 1.0), 0.0))
     if hits is not None:
         p = np.where(counts > 0, hits / np.maximum(counts, 1), 0.0)
         r.update(p=p, p_f=p.max(axis=1), part_interpretability=float(p.max(axis=1).mean()))

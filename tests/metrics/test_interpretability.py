@@ -98,6 +98,40 @@ def test_part_interpretability_matches_reference():
         assert got == pytest.approx(want)
 
 
+def test_region_counts_match_numpy_with_upsampling():
+    # 5x5 maps against 10x10 masks: bilinear upsampling (upsample_maps), threshold, counts.
+    rng = np.random.RandomState(8)
+    maps = (rng.uniform(size=(70, 5, 5, 4)) ** 3).astype(np.float32)
+    masks = rng.uniform(size=(70, 10, 10, 3)) < 0.2
+    thr = np.array([0.2, 0.5, 0.05, 2.0], np.float32)  # the last: an empty region
+    inter, union = metrics.region_counts(maps, masks, thr, chunk=32)
+    region = metrics.upsample_maps(maps, (10, 10)) > thr
+    want_i = np.einsum("nhwf,nhwp->nfp", region.astype(np.int64), masks.astype(np.int64))
+    want_u = np.logical_or(region[..., :, None], masks[..., None, :]).sum((1, 2))
+    np.testing.assert_array_equal(inter, want_i)
+    np.testing.assert_array_equal(union, want_u)
+    iou = metrics.part_ious(maps, masks, thr)
+    np.testing.assert_allclose(iou, np.where(want_u > 0, want_i / np.maximum(want_u, 1), 0),
+                               rtol=1e-6)
+
+
+def test_mutual_information_matrix_is_sklearns_estimate():
+    # Same numbers as sklearn's mutual_info_classif per class: continuous and tied
+    # (discrete-valued) columns, a constant column, a class with a single image.
+    from sklearn.feature_selection import mutual_info_classif
+
+    rng = np.random.RandomState(9)
+    x = rng.gamma(2.0, size=(300, 6)) * [1, 10, 0.1, 1, 1, 1]
+    x[:, 3] = 0.0
+    x[:, 4] = np.round(x[:, 4])
+    labels = rng.randint(0, 4, 300)
+    labels[7] = 4  # the only image of class 4
+    got = metrics.mutual_information_matrix(x, labels, 5, random_state=11)
+    want = np.stack([mutual_info_classif(x, (labels == c).astype(int), random_state=11)
+                     for c in range(5)], axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
 def test_perfect_part_detector_scores_one():
     rng = np.random.RandomState(4)
     masks = np.zeros((20, 16, 16, 2), bool)
