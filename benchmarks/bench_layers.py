@@ -5,7 +5,8 @@ backbone (a conv stem from 4s x 4s images down to s x s maps with K/2
 channels); their top is either two ``Conv2D(K, 3) + ReLU`` (plain) or
 ``InterpretableConv(K)`` twice (as ``make_interpretable`` builds it). Both are
 timed in the same process, alternately: a repeat is ``--steps`` training steps
-(``train_on_batch``) of each model; the figure is the ratio of the medians over
+(``train_on_batch``; more where they would take under ``--min_repeat_seconds``)
+of each model; the figure is the ratio of the medians over
 ``--repeats`` repeats, the spread the min-max of the per-repeat ratios (these
 machines are noisy: only ratios are meaningful).
 
@@ -23,6 +24,7 @@ Usage:
 Writes benchmarks/results/layers.json (layers_quick.json with --quick, or --out).
 """
 import argparse
+import math
 import os
 import sys
 import time
@@ -58,7 +60,7 @@ def build(size, filters, kind, gradient):
     return InterpretableModel(inputs, outputs)
 
 
-def run(config, steps, repeats):
+def run(config, steps, repeats, min_repeat_seconds):
     size, filters, gradient, jit, batch = config
     keras.utils.set_random_seed(0)
     rng = np.random.RandomState(0)
@@ -72,6 +74,11 @@ def run(config, steps, repeats):
                       jit_compile=jit)
         fns[kind] = (lambda m: lambda: m.train_on_batch(x, y))(model)
     t0 = time.perf_counter()
+    for _ in range(3):  # trace, compile, build the optimizer; then one timed step
+        t1 = time.perf_counter()
+        fns["plain"]()
+    # Short steps are noisy: at least min_repeat_seconds of work per repeat and model.
+    steps = max(steps, int(math.ceil(min_repeat_seconds / (time.perf_counter() - t1))))
     r = bench_common.ratio_row(bench_common.alternate(fns, steps, repeats),
                                "interpretable", "plain")
     return {"map": f"{size}x{size}", "filters": filters, "gradient": gradient, "xla": jit,
@@ -112,6 +119,9 @@ def main():
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--steps", type=int, default=20, help="training steps per repeat (default 20)")
     p.add_argument("--repeats", type=int, default=5, help="alternating repeats (default 5)")
+    p.add_argument("--min_repeat_seconds", type=float, default=2.0,
+                   help="more steps than --steps where a repeat would take less than this "
+                        "(short steps are noisy)")
     p.add_argument("--append", action="store_true",
                    help="keep the rows of --out that this run does not measure")
     p.add_argument("--out", default=None,
@@ -136,7 +146,7 @@ def main():
     print(header)
     print("-" * len(header))
     for config in configs:
-        r = run(config, args.steps, args.repeats)
+        r = run(config, args.steps, args.repeats, args.min_repeat_seconds)
         rows.append(r)
         print(f"{r['map']:>6} {r['filters']:>7} {r['gradient']:>11} "
               f"{'on' if r['xla'] else 'off':>4} {r['plain_ms']:>9.1f} "

@@ -32,11 +32,13 @@ the per-filter loss, shape ``[K]``, in float32 whatever the input dtype.
 Implementation (issue 17, measured in ``benchmarks/bench_layers.py``):
 
 * The fitness scores of all templates are one float32 ``[B*K, hw] x [hw, hw+1]``
-  matmul (SPEC §1). On the 2-core CPU it runs near the core's float32 peak;
-  the structured alternatives measured (summed-area-table staircase of the
-  L1 pyramid, FFT correlation) were slower at every map size up to 28x28,
-  and bfloat16 rounds the scores to 8 bits (4e-3 relative, over the 1e-3
-  allowed), so the matmul stays. See the README's benchmark section.
+  matmul (SPEC §1), near the 2-core CPU's float32 peak. Measured alternatives
+  (``benchmarks/bench_scores.py``, per layer, batch 32): the L1 pyramid as D
+  nested rectangles of one summed-area table is 2.4-3x slower at 8x8 and
+  14x14 and 0.91x at 28x28x64 under XLA (1.2 ms of a 124 ms step: not worth a
+  second code path); bfloat16 inputs round the scores to 8 bits (2.5-3.7e-3
+  relative, over the 1e-3 allowed) and are slower under XLA; an FFT
+  correlation was 7-10x slower. So the matmul stays at every shape.
 * The approximate gradient needs only the target template ``T^`` of each
   image and filter. For the paper's template family (no ``templates=``
   argument) it is computed from the peak's coordinates,
@@ -44,7 +46,7 @@ Implementation (issue 17, measured in ``benchmarks/bench_layers.py``):
   the layout of ``x``, instead of gathering template columns and transposing.
 * Without a ``tf.distribute`` replica context of several replicas, the value
   and the gradient are computed by one XLA-compiled function
-  (``fused=True``, the default when no multi-replica context is active), so a
+  (``fused=None``, the default, fuses when no multi-replica context is active), so a
   model compiled without XLA does not pay for several dozen small ops per
   layer and step. With several replicas the per-replica pieces around the
   collectives run as ordinary ops.

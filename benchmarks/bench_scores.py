@@ -1,0 +1,111 @@
+"""Formulations of the filter loss's score table, timed against the dense matmul.
+
+The fitness score of every template is ``s_mu = tau * (-sum(x) + (beta/n) * P(mu))``
+with ``P(mu) = sum_ij x_ij * relu(D - |i - mu_i| - |j - mu_j|)``, ``D = 2n/beta``:
+a correlation of each map with one L1 pyramid. ``keras_icnn.losses`` computes it
+as one ``[B*K, hw] x [hw, hw+1]`` float32 matmul. This script times, per map size
+and filter count (batch 32, forward only, XLA on and off, median of repeats in
+one process), the alternatives that give the same numbers:
+
+* ``matmul``: the pyramid matrix product (what the loss does);
+* ``staircase``: the pyramid as D nested rectangles ``|di| <= D-t, |dj| <= t-1``,
+  each a 4-lookup box sum of one 2-D prefix-sum table (prefix sums by small
+  triangular matmuls): O(4 D hw) additions per map instead of O(hw^2) products;
+* ``bfloat16``: the matmul with bfloat16 inputs (oneDNN's fast path; TF rounds the
+  output to bfloat16 too), with its error relative to float32.
+
+Usage: python benchmarks/bench_scores.py   (~2 minutes on 2 CPU cores)
+Writes benchmarks/results/scores.json (``--out``).
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench_common  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_icnn import templates  # noqa: E402
+
+
+def median_ms(fn, x, repeats=7, steps=10):
+    fn(x)
+    fn(x)
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            out = fn(x)
+        out.numpy()
+        samples.append((time.perf_counter() - t0) / steps)
+    return 1e3 * statistics.median(samples)
+
+
+def staircase(x, d):
+    """P for maps ``x`` [N, h, w] and an integer pyramid radius ``d`` (see the docstring)."""
+    _, h, w = x.shape
+    rows = tf.constant(np.triu(np.ones((h, h), np.float32)))
+    cols = tf.constant(np.triu(np.ones((w, w), np.float32)))
+    table = tf.einsum("nqj,qi->nij", x, rows)
+    table = tf.einsum("niq,qj->nij", table, cols)  # inclusive 2-D prefix sums
+    # Lookups below the map read 0, beyond it the last row/column (clamped).
+    table = tf.pad(table, [[0, 0], [d, 0], [d, 0]])
+    table = tf.concat([table, tf.repeat(table[:, -1:, :], d - 1, axis=1)], axis=1)
+    table = tf.concat([table, tf.repeat(table[:, :, -1:], d - 1, axis=2)], axis=2)
+    out = 0.0
+    for t in range(1, d + 1):  # the graph's D rectangles (one fused loop under XLA)
+        a, b = d - t, t - 1
+        hi_i, lo_i, hi_j, lo_j = d + a, d - a - 1, d + b, d - b - 1
+        out = out + (table[:, hi_i:hi_i + h, hi_j:hi_j + w] - table[:, lo_i:lo_i + h, hi_j:hi_j + w]
+                     - table[:, hi_i:hi_i + h, lo_j:lo_j + w] + table[:, lo_i:lo_i + h, lo_j:lo_j + w])
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shapes", default="8x64,14x512,28x64", help="map size x filters, comma-separated")
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "results", "scores.json"))
+    args = p.parse_args()
+    rows = []
+    for shape in args.shapes.split(","):
+        size, filters = (int(v) for v in shape.split("x"))
+        d = size // 2  # D = 2n/beta with the default beta = 4 (an integer for even n)
+        n = args.batch_size * filters
+        x = tf.constant(np.maximum(np.random.RandomState(0).randn(n, size, size), 0)
+                        .astype(np.float32))
+        dist = templates.l1_distance_matrix(size, size)
+        pyramid = tf.constant(np.maximum(d - dist, 0).astype(np.float32))
+        reference = tf.reshape(tf.reshape(x, [n, -1]) @ pyramid, x.shape).numpy()
+        for xla in (True, False):
+            fns = {
+                "matmul": lambda z: tf.reshape(tf.reshape(z, [n, -1]) @ pyramid, z.shape),
+                "staircase": lambda z: staircase(z, d),
+                "bfloat16": lambda z: tf.cast(tf.reshape(
+                    tf.reshape(tf.cast(z, tf.bfloat16), [n, -1]) @ tf.cast(pyramid, tf.bfloat16),
+                    z.shape), tf.float32),
+            }
+            base = None
+            for name, fn in fns.items():
+                f = tf.function(fn, jit_compile=xla)
+                err = float(np.abs(f(x).numpy() - reference).max() / np.abs(reference).max())
+                ms = median_ms(f, x)
+                base = ms if name == "matmul" else base
+                rows.append({"map": f"{size}x{size}", "filters": filters, "xla": xla,
+                             "formulation": name, "ms": ms, "vs_matmul": ms / base,
+                             "max_relative_error": err})
+                print(f"{size}x{size}x{filters} XLA {'on ' if xla else 'off'} {name:>9}: "
+                      f"{ms:7.2f} ms ({ms / base:.2f}x matmul), error {err:.1e}", flush=True)
+    bench_common.write_rows(args.out, rows, batch_size=args.batch_size)
+
+
+if __name__ == "__main__":
+    main()
