@@ -16,8 +16,10 @@ Targets (issue 17): <= 1.15x everywhere with XLA on, <= 1.05x at 14x14x512,
 
 Usage:
     python benchmarks/bench_layers.py --quick      # 5 points, ~7 minutes on 2 CPU cores
-    python benchmarks/bench_layers.py              # the full grid (~40 min with the heavy points at --steps=5; sizes x filters x
-                                                   #   gradients x XLA on/off)
+    python benchmarks/bench_layers.py              # the full grid: sizes x filters x gradients x
+                                                   #   XLA on/off (~2 h on 2 cores; the committed
+                                                   #   run took ~40 min with --steps=5 --append for
+                                                   #   14x14x512 and 28x28x256/512)
     python benchmarks/bench_layers.py --sizes=28 --filters=512 --steps=5 --append
                                                    # re-measure some points, keep the rest
 
