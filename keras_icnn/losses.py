@@ -62,6 +62,11 @@ from keras_icnn.receptive_field import peak_units
 
 GRADIENT_FORMS = ("printed", "appendix")
 
+FUSE = True
+"""Default of ``fused=None``: compute the loss as one XLA-compiled function on one replica.
+Set ``keras_icnn.losses.FUSE = False`` before building the training step on a platform whose
+devices have no XLA compiler (e.g. a TensorFlow PluggableDevice such as tensorflow-metal)."""
+
 
 @functools.lru_cache(maxsize=64)
 def standard_constants(h, w, beta=templates_lib.DEFAULT_BETA, tau=None):
@@ -197,7 +202,7 @@ def _fused_exact(x, templates, log_priors):
 def _use_fused(fused):
     """Fuse unless several replicas share the batch (their collectives stay ordinary ops)."""
     if fused is None:
-        return _replica_context() is None
+        return FUSE and _replica_context() is None
     if fused and _replica_context() is not None:
         raise ValueError("fused=True needs a single replica: the filter loss of several "
                          "replicas gathers the batch across them. Use fused=None.")
@@ -246,7 +251,7 @@ def mutual_information_loss(
             function (the gradient is then evaluated with the value, even when
             nobody asks for it). ``None`` (default): fused unless several
             replicas share the batch, where autodiff runs through the
-            collectives instead.
+            collectives instead, or ``keras_icnn.losses.FUSE`` is False.
 
     Returns:
         float32 ``[K]``: ``-MI`` of each filter. A batch of one gives 0.

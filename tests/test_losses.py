@@ -171,6 +171,32 @@ def test_fused_and_unfused_agree_at_a_training_size():
             np.testing.assert_allclose(g, ref_g, rtol=1e-3, atol=1e-4 * scale)
 
 
+def _xla_calls(fn):
+    graph = tf.function(fn).get_concrete_function(tf.TensorSpec([4, 5, 5, 3])).graph
+    found = []
+    for op in graph.get_operations():
+        try:
+            if op.get_attr("_XlaMustCompile"):
+                found.append(op.type)
+        except ValueError:
+            pass
+    return found
+
+
+def test_fused_default_and_its_switch(monkeypatch):
+    # One XLA-compiled call by default; none with fused=False or losses.FUSE = False.
+    labels, target = tf.constant([0, 1, 0, 1]), tf.constant([0, 1, 1])
+
+    def approx(x):
+        return losses.approximate_mutual_information_loss(x, labels, target)
+
+    assert len(_xla_calls(approx)) == 1
+    assert _xla_calls(lambda x: losses.mutual_information_loss(x, fused=False)) == []
+    monkeypatch.setattr(losses, "FUSE", False)
+    assert _xla_calls(approx) == []
+    assert _xla_calls(lambda x: losses.mutual_information_loss(x)) == []
+
+
 def test_fused_needs_a_single_replica():
     strategy = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
     x = tf.ones([2, 3, 3, 1])
