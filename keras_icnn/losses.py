@@ -80,11 +80,10 @@ def standard_constants(h, w, beta=templates_lib.DEFAULT_BETA, tau=None):
 
 
 def _constants(h, w, templates, log_priors, beta, tau, dtype=tf.float32):
-    standard_t, standard_p = standard_constants(h, w, float(beta), tau)
-    if templates is None:
-        templates = standard_t
-    if log_priors is None:
-        log_priors = standard_p
+    if templates is None or log_priors is None:
+        standard_t, standard_p = standard_constants(h, w, float(beta), tau)
+        templates = standard_t if templates is None else templates
+        log_priors = standard_p if log_priors is None else log_priors
     templates = tf.cast(tf.convert_to_tensor(templates), dtype)
     log_priors = tf.cast(tf.convert_to_tensor(log_priors), dtype)
     return templates, log_priors
@@ -361,13 +360,6 @@ def approximate_terms(x, labels, target_classes, templates=None, log_priors=None
     if _use_fused(fused):
         return _fused_approximate(*args)
     return _approximate_terms(*args)
-
-
-def approximate_gradient(x, labels, target_classes, templates=None, log_priors=None,
-                         form="printed", beta=templates_lib.DEFAULT_BETA, tau=None):
-    """The paper's approximate gradient (eq. 5) ``dLoss_f/dx``, shape of ``x``."""
-    return approximate_terms(x, labels, target_classes, templates, log_priors, beta, tau,
-                             form)[1]
 
 
 def approximate_mutual_information_loss(

@@ -265,9 +265,9 @@ def _traced_rows(explainable, images, batch_size):
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def atlas_section(model, name, layer_name, source, config, r, mi, matrices=None):
+def atlas_section(model, name, layer_name, source, config, r, mi, matrices):
     """One model's part of report.html: its filter atlas, matrices (PNG bytes by name,
-    :func:`_matrix_pngs`; drawn here when None) and explained predictions."""
+    :func:`_matrix_pngs`) and explained predictions."""
     from keras_icnn import report_html
     from keras_icnn.explain import Explainable
 
@@ -330,8 +330,6 @@ def atlas_section(model, name, layer_name, source, config, r, mi, matrices=None)
                      f"{_class_name(class_names, label)}), logit {logit:.2f}; map of filter "
                      f"{best}, the largest contribution",
             "lines": lines})
-    if matrices is None:
-        matrices = _matrix_pngs(model, name, r, mi, class_names, part_names)
     matrices = {key.replace("_", " "): report_html.png_uri(png) for key, png in matrices.items()}
     return {"name": name, "slug": "".join(c if c.isalnum() else "-" for c in name),
             "layer": layer_name, "num_filters": int(num_filters), "has_parts": p_f is not None,

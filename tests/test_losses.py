@@ -173,14 +173,8 @@ def test_fused_and_unfused_agree_at_a_training_size():
 
 def _xla_calls(fn):
     graph = tf.function(fn).get_concrete_function(tf.TensorSpec([4, 5, 5, 3])).graph
-    found = []
-    for op in graph.get_operations():
-        try:
-            if op.get_attr("_XlaMustCompile"):
-                found.append(op.type)
-        except ValueError:
-            pass
-    return found
+    return [op.type for op in graph.get_operations()
+            if "_XlaMustCompile" in op.node_def.attr and op.get_attr("_XlaMustCompile")]
 
 
 def test_fused_default_and_its_switch(monkeypatch):

@@ -237,8 +237,8 @@ class InterpretableConv(keras.layers.Layer):
         self._build_filter_state(out_shape)
 
     def _build_filter_state(self, out_shape):
-        """Target-class statistics, the mask and the templates of maps ``out_shape``."""
-        h, w = out_shape[1], out_shape[2]
+        """Target-class statistics and the mask of maps ``out_shape`` (the filter loss's
+        templates are cached by map size in ``keras_icnn.losses``)."""
         # Running per-class mean of each filter's spatial max (target classes).
         self.class_activation = self.add_weight(
             name="class_activation", shape=(self.num_classes, self.filters),
