@@ -198,10 +198,16 @@ def _fused_exact(x, templates, log_priors):
     return value, tf.gradients(tf.reduce_sum(value), x)[0]
 
 
+def fused_by_default():
+    """Whether ``fused=None`` fuses here: ``FUSE`` is set and at most one replica shares the
+    batch (the collectives of several stay ordinary ops)."""
+    return FUSE and _replica_context() is None
+
+
 def _use_fused(fused):
-    """Fuse unless several replicas share the batch (their collectives stay ordinary ops)."""
+    """``fused`` resolved: None follows :func:`fused_by_default`; True needs a single replica."""
     if fused is None:
-        return FUSE and _replica_context() is None
+        return fused_by_default()
     if fused and _replica_context() is not None:
         raise ValueError("fused=True needs a single replica: the filter loss of several "
                          "replicas gathers the batch across them. Use fused=None.")
@@ -267,12 +273,12 @@ def mutual_information_loss(
     return _with_gradient(lambda maps: _fused_exact(maps, templates, log_priors), x)
 
 
-def _peak_targets(x, labels, target_classes):
+def _peak_targets(x, labels, target_classes, via_max=False):
     """``(positive [B,K] bool, mu_i, mu_j, idx)``: whether image b is of filter k's class, its
     peak row and column (int32 [B, K]) and the column of its target template."""
     shape = tf.shape(x)
     hw = shape[1] * shape[2]
-    i, j, _ = peak_units(x)
+    i, j, _ = peak_units(x, via_max)
     labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
     target_classes = tf.cast(target_classes, tf.int32)
     positive = tf.equal(labels[:, None], target_classes[None, :])
@@ -317,19 +323,41 @@ def target_templates(positive, mu_i, mu_j, h, w, beta=templates_lib.DEFAULT_BETA
     return tf.where(positive[:, None, None, :], shaped, tf.constant(-tau, dtype))
 
 
-def _approximate_terms(x, labels, target_classes, templates, log_priors, form, beta, tau):
-    """``(-MI [K], eq. (5)'s dLoss_f/dx [B,h,w,K])``. ``beta`` None: ``T^`` is gathered from
-    ``templates`` (any template family), else computed (the paper's family)."""
-    h, w = int(x.shape[1]), int(x.shape[2])
+def approximate_coefficients(x, labels, target_classes, templates, log_priors, form="printed",
+                             via_max=False):
+    """The filter loss and eq. (5) in factored form: ``dLoss_f/dx = coeff * T^``.
+
+    Args:
+        x: float ``[B, h, w, K]``; labels: int ``[B]``; target_classes: int ``[K]``.
+        templates, log_priors: the ``[h*w, T]`` template matrix and ``[T]`` log priors.
+        form: ``"printed"`` or ``"appendix"``; via_max: as in ``peak_units``.
+
+    Returns:
+        ``(value [K], coeff [B, K], positive, mu_i, mu_j, idx)``: ``-MI`` per filter,
+        ``-p(T^) p(x|T^) [1 + log p(x|T^) - log p(x)]`` (``form="appendix"``: without
+        ``1 +``), and the target template of every image and filter as in
+        :func:`_peak_targets`, so that ``T^`` is ``templates[:, idx]`` (or, for the paper's
+        family, :func:`target_templates` of ``positive, mu_i, mu_j``).
+    """
     log_p_x_given_t, log_p_x, value = mutual_information_terms(
         template_scores(x, templates), log_priors)
-    positive, mu_i, mu_j, idx = _peak_targets(x, labels, target_classes)
+    positive, mu_i, mu_j, idx = _peak_targets(x, labels, target_classes, via_max)
     log_p_hat = tf.gather(log_p_x_given_t, idx, axis=2, batch_dims=2)  # [B, K]
     prior_hat = tf.exp(tf.gather(log_priors, idx))  # [B, K]
     bracket = log_p_hat - log_p_x
     if form == "printed":
         bracket = 1.0 + bracket
     coeff = -prior_hat * tf.exp(log_p_hat) * bracket  # [B, K]
+    return value, coeff, positive, mu_i, mu_j, idx
+
+
+def _approximate_terms(x, labels, target_classes, templates, log_priors, form, beta, tau,
+                       via_max=False):
+    """``(-MI [K], eq. (5)'s dLoss_f/dx [B,h,w,K])``. ``beta`` None: ``T^`` is gathered from
+    ``templates`` (any template family), else computed (the paper's family)."""
+    h, w = int(x.shape[1]), int(x.shape[2])
+    value, coeff, positive, mu_i, mu_j, idx = approximate_coefficients(
+        x, labels, target_classes, templates, log_priors, form, via_max)
     if beta is None:
         # T^ gathered for every image and filter: [B, h*w, K], the size of x itself.
         t_hat = tf.reshape(tf.transpose(tf.gather(templates, idx, axis=1), [1, 0, 2]),
@@ -339,7 +367,10 @@ def _approximate_terms(x, labels, target_classes, templates, log_priors, form, b
     return value, coeff[:, None, None, :] * t_hat
 
 
-_fused_approximate = tf.function(_approximate_terms, jit_compile=True, autograph=False)
+@tf.function(jit_compile=True, autograph=False)
+def _fused_approximate(x, labels, target_classes, templates, log_priors, form, beta, tau):
+    return _approximate_terms(x, labels, target_classes, templates, log_priors, form, beta, tau,
+                              via_max=True)
 
 
 def approximate_terms(x, labels, target_classes, templates=None, log_priors=None,

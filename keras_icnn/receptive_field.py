@@ -55,20 +55,32 @@ class ReceptiveField:
         return self.cols.start + j * self.cols.jump, self.rows.start + i * self.rows.jump
 
 
-def peak_units(maps):
+def peak_units(maps, via_max=False):
     """Row, column and value of each map's strongest unit.
 
     Args:
         maps: ``[B, h, w, F]`` feature maps (any float dtype).
+        via_max: find the unit as the first one equal to the maximum (two plain
+            reductions) instead of ``argmax``. Same result; inside XLA-compiled code on
+            CPU it is 2-6x faster than XLA's argmax (a variadic reduction), without
+            XLA slower than TensorFlow's argmax kernel, so the XLA-compiled
+            training functions use it.
 
     Returns:
         ``(i, j, score)``: int32 ``[B, F]`` row and column (ties: the first unit
         in row-major order), and the peak value ``[B, F]`` in ``maps``' dtype.
     """
     shape = tf.shape(maps)
-    flat = tf.reshape(maps, [shape[0], shape[1] * shape[2], shape[3]])
-    idx = tf.argmax(flat, axis=1, output_type=tf.int32)
-    return idx // shape[2], idx % shape[2], tf.reduce_max(flat, axis=1)
+    hw = shape[1] * shape[2]
+    flat = tf.reshape(maps, [shape[0], hw, shape[3]])
+    score = tf.reduce_max(flat, axis=1)
+    if via_max:
+        first = tf.reduce_min(
+            tf.where(tf.equal(flat, score[:, None, :]), tf.range(hw)[None, :, None], hw), axis=1)
+        idx = tf.minimum(first, hw - 1)  # a NaN maximum equals no unit
+    else:
+        idx = tf.argmax(flat, axis=1, output_type=tf.int32)
+    return idx // shape[2], idx % shape[2], score
 
 
 def peak_locations(maps, field):

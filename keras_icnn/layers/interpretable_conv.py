@@ -7,7 +7,9 @@ from keras_icnn import losses as losses_lib
 from keras_icnn import templates as templates_lib
 from keras_icnn import validation
 from keras_icnn.layers import label_context
-from keras_icnn.layers.part_mask import MU_RULES, PartMask, validate_feature_map_shape
+from keras_icnn.layers.part_mask import (
+    MU_RULES, PartMask, part_locations, part_masks, validate_feature_map_shape)
+from keras_icnn.receptive_field import peak_units
 
 GRADIENT_MODES = ("approximate", "exact")
 LOSS_SCHEDULES = ("constant", "paper", "inverse_epoch", "grad_ratio")
@@ -34,6 +36,90 @@ def _mix_filter_gradient(maps, g, fraction):
         return tf.identity(x), grad_fn
 
     return _identity(maps)
+
+
+def class_statistics(peak, labels, activation, seen, num_classes, decay):
+    """One EMA step of the per-class mean peak of every filter.
+
+    Args:
+        peak: float32 ``[B, K]`` spatial maximum of each image's maps.
+        labels: int32 ``[B]``.
+        activation: float32 ``[C, K]`` running means; seen: float32 ``[C]``,
+            1 where the class has been seen.
+        num_classes: C; decay: EMA decay.
+
+    Returns:
+        ``(activation, seen)`` after the step: classes present in the batch move
+        to ``decay * old + (1 - decay) * batch mean`` (the batch mean on first sight),
+        the others keep their values.
+    """
+    onehot = tf.one_hot(labels, num_classes, dtype=tf.float32)  # [B, C]
+    counts = tf.reduce_sum(onehot, axis=0)  # [C]
+    means = tf.matmul(onehot, peak, transpose_a=True) / tf.maximum(counts, 1.0)[:, None]
+    ema = decay * activation + (1.0 - decay) * means
+    present = (counts > 0)[:, None]
+    new = tf.where(present, tf.where(seen[:, None] > 0, ema, means), activation)
+    return new, tf.maximum(seen, tf.cast(counts > 0, tf.float32))
+
+
+def _training_pass(x, labels, activation, seen, num_classes, decay, positive_class,
+                   gradient, form, beta, mu):
+    """Everything a training step of one layer computes from its maps ``x`` [B,h,w,K].
+
+    Returns ``(value [K], masked [B,h,w,K], loss_grad, mask_mu, activation, seen, finite,
+    mean_peak)``: the filter loss, the masked maps (as :class:`PartMask`), the filter
+    loss's gradient in the form :func:`_training_gradient` takes (exact: ``(g,)``;
+    approximate: eq. (5)'s ``(coeff, positive, mu_i, mu_j)``, so that no ``[B,h,w,K]``
+    gradient is written in the forward pass), the mask's part locations ``(mu_i, mu_j)``,
+    the target-class statistics after this batch (``num_classes`` None: single category,
+    targets ``positive_class``, no statistics), whether the maps are finite, and the mean
+    spatial peak (the "paper" schedule). Compiled by XLA as one function
+    (:data:`_fused_training_pass`): without XLA on the whole step, these are several dozen
+    small ops per layer, a visible share of a step on small maps (issue 17).
+    """
+    x32 = tf.cast(x, tf.float32)
+    h, w, k = int(x.shape[1]), int(x.shape[2]), int(x.shape[3])
+    # Every peak below is this one (XLA merges the identical computations).
+    peak = peak_units(x32, via_max=True)[2]  # [B, K]
+    if num_classes is None:
+        targets = tf.fill([k], positive_class)
+    else:
+        activation, seen = class_statistics(peak, labels, activation, seen, num_classes, decay)
+        targets = tf.argmax(activation, axis=0, output_type=tf.int32)
+    if gradient == "exact":
+        value = losses_lib.mutual_information_loss(x32, beta=beta, fused=False)
+        loss_grad = (tf.gradients(tf.reduce_sum(value), x32)[0],)  # filters are independent
+    else:
+        templates, log_priors = (tf.constant(c) for c in losses_lib.standard_constants(h, w, beta))
+        value, coeff, positive, mu_i, mu_j, _ = losses_lib.approximate_coefficients(
+            x32, labels, targets, templates, log_priors, form, via_max=True)
+        loss_grad = (coeff, positive, mu_i, mu_j)
+    mask_mu = part_locations(x32, mu, via_max=True)
+    mask = part_masks(*mask_mu, h, w, beta)
+    # A NaN or +Inf anywhere in map k makes every score of its image NaN or +-Inf, so
+    # -MI_k is NaN: checking the K values checks the maps without another pass over them
+    # (tested in test_interpretable_conv; XLA's max does not propagate NaN, the sums do).
+    finite = tf.reduce_all(tf.math.is_finite(value))
+    return (value, x * tf.cast(mask, x.dtype), loss_grad, mask_mu, activation, seen, finite,
+            tf.reduce_mean(peak))
+
+
+_fused_training_pass = tf.function(_training_pass, jit_compile=True, autograph=False)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _training_gradient(up_value, up_masked, loss_grad, mask_mu, beta):
+    """d/dmaps of ``value . up_value + masked . up_masked`` (float32; the mask is a constant),
+    from :func:`_training_pass`'s ``loss_grad`` and ``mask_mu``: the mask and eq. (5)'s
+    ``T^`` are rebuilt here, in the one pass that writes the gradient."""
+    h, w = int(up_masked.shape[1]), int(up_masked.shape[2])
+    if len(loss_grad) == 1:
+        g = loss_grad[0]
+    else:
+        coeff, positive, mu_i, mu_j = loss_grad
+        g = coeff[:, None, None, :] * losses_lib.target_templates(positive, mu_i, mu_j, h, w, beta)
+    return (tf.cast(up_masked, tf.float32) * part_masks(*mask_mu, h, w, beta)
+            + tf.reshape(tf.cast(up_value, tf.float32), [1, 1, 1, -1]) * g)
 
 
 @keras.saving.register_keras_serializable(package="keras_icnn")
@@ -268,17 +354,12 @@ class InterpretableConv(keras.layers.Layer):
         """Update the per-class running peak statistics from ``maps`` [B,h,w,K] (training only)."""
         if self.single_category:
             return
-        peak = tf.reduce_max(tf.cast(maps, tf.float32), axis=[1, 2])  # [B, K]
-        onehot = tf.one_hot(labels, self.num_classes, dtype=tf.float32)  # [B, C]
-        counts = tf.reduce_sum(onehot, axis=0)  # [C]
-        means = tf.matmul(onehot, peak, transpose_a=True) / tf.maximum(counts, 1.0)[:, None]
-        old = tf.convert_to_tensor(self.class_activation)
-        seen = tf.convert_to_tensor(self.class_seen)[:, None] > 0
-        ema = self.target_decay * old + (1.0 - self.target_decay) * means
-        present = (counts > 0)[:, None]
-        self.class_activation.assign(tf.where(present, tf.where(seen, ema, means), old))
-        self.class_seen.assign(tf.maximum(tf.convert_to_tensor(self.class_seen),
-                                          tf.cast(counts > 0, tf.float32)))
+        activation, seen = class_statistics(
+            tf.reduce_max(tf.cast(maps, tf.float32), axis=[1, 2]), labels,
+            tf.convert_to_tensor(self.class_activation), tf.convert_to_tensor(self.class_seen),
+            self.num_classes, self.target_decay)
+        self.class_activation.assign(activation)
+        self.class_seen.assign(seen)
 
     def _checked_labels(self, labels, inputs):
         # Single-category: any label other than positive_class is a negative.
@@ -287,10 +368,11 @@ class InterpretableConv(keras.layers.Layer):
             batch_size=inputs.shape[0] if inputs.shape[0] is not None else tf.shape(inputs)[0],
             where=f"InterpretableConv {self.name!r}")
 
-    def _weight(self, maps):
+    def _weight(self, maps=None, mean_peak=None):
         if self.loss_schedule == "paper":
-            peak = tf.reduce_max(tf.cast(maps, tf.float32), axis=[1, 2])
-            return self.loss_weight * tf.stop_gradient(tf.reduce_mean(peak))
+            if mean_peak is None:
+                mean_peak = tf.reduce_mean(tf.reduce_max(tf.cast(maps, tf.float32), axis=[1, 2]))
+            return self.loss_weight * tf.stop_gradient(mean_peak)
         if self.loss_schedule == "inverse_epoch":
             return self.loss_weight / tf.maximum(tf.convert_to_tensor(self.epoch), 1.0)
         return tf.constant(self.loss_weight, tf.float32)
@@ -309,8 +391,8 @@ class InterpretableConv(keras.layers.Layer):
             inputs, tf.cast(self.kernel, inputs.dtype), strides=self.strides,
             padding=self.padding.upper(),
         )
-        if self.use_bias:
-            x = x + tf.cast(self.bias, x.dtype)
+        if self.use_bias:  # BiasAdd (not AddV2): its gradient fuses into the conv's backprop
+            x = tf.nn.bias_add(x, tf.cast(self.bias, x.dtype))
         return tf.nn.relu(x)
 
     def _filter_loss(self, maps, labels, scope):
@@ -332,6 +414,50 @@ class InterpretableConv(keras.layers.Layer):
                 (self.name, tf.reduce_all(tf.math.is_finite(tf.stop_gradient(maps)))))
         return maps
 
+    def _fuses_training(self):
+        """Whether a training call runs as one XLA function (:func:`_training_pass`): on one
+        replica with ``keras_icnn.losses.FUSE`` set, unless ``learnable_beta`` (the mask then
+        carries a gradient) or the ``grad_ratio`` schedule (it re-wires the maps' gradient)."""
+        return (losses_lib.fused_by_default() and not self.learnable_beta
+                and self.loss_schedule != "grad_ratio")
+
+    def _fused_training(self, x, labels, scope):
+        """The training call after the conv: filter loss, target statistics, finite check and
+        part mask from one XLA function; returns the masked maps. Same values and gradients as
+        ``update_targets`` + ``_filter_loss`` + ``part_mask``."""
+        activation = tf.convert_to_tensor(self.class_activation)
+        seen = tf.convert_to_tensor(self.class_seen)
+        side = {}
+
+        @tf.custom_gradient
+        def _loss_and_mask(maps):
+            value, masked, loss_grad, mask_mu, *rest = _fused_training_pass(
+                maps, labels, activation, seen,
+                None if self.single_category else self.num_classes, self.target_decay,
+                self.positive_class, self.gradient, self.gradient_form, self.beta, self.mu)
+            side.update(zip(("activation", "seen", "finite", "mean_peak"), rest))
+
+            def grad_fn(up_value, up_masked):
+                if up_value is None:
+                    up_value = tf.zeros_like(value)
+                if up_masked is None:
+                    up_masked = tf.zeros_like(masked)
+                return tf.cast(_training_gradient(up_value, up_masked, loss_grad, mask_mu,
+                                                  self.beta), maps.dtype)
+
+            return (value, masked), grad_fn
+
+        per_filter, masked = _loss_and_mask(x)
+        if not self.single_category:
+            self.class_activation.assign(side["activation"])
+            self.class_seen.assign(side["seen"])
+        total = tf.reduce_sum(per_filter)
+        self.add_loss(self._weight(mean_peak=side["mean_peak"]) * total)
+        if scope is not None:
+            scope.filter_losses.append(tf.stop_gradient(total))
+            scope.finite_maps.append((self.name, side["finite"]))
+        return masked
+
     def call(self, inputs, labels=None, training=None):
         x = self.conv_relu(inputs)
         scope = label_context.current_scope()
@@ -339,6 +465,8 @@ class InterpretableConv(keras.layers.Layer):
             labels = scope.labels
         if training and labels is not None:
             labels = self._checked_labels(labels, inputs)
+            if self._fuses_training():
+                return self._fused_training(x, labels, scope)
             self.update_targets(x, labels)
             x = self._filter_loss(x, labels, scope)
         return self.part_mask(x)

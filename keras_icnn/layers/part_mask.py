@@ -31,7 +31,7 @@ def validate_feature_map_shape(shape, what):
         )
 
 
-def part_locations(x, mu="argmax"):
+def part_locations(x, mu="argmax", via_max=False):
     """Part location ``mu^`` of every image and filter.
 
     Args:
@@ -39,13 +39,14 @@ def part_locations(x, mu="argmax"):
         mu: ``"argmax"`` (strongest unit) or ``"centroid"`` (activation-weighted
             centroid rounded to the grid, as the official MATLAB code; maps
             that are all zero fall back to the argmax).
+        via_max: as in ``receptive_field.peak_units`` (for XLA-compiled callers).
 
     Returns:
         Two int32 tensors ``[B, K]``: row ``i`` and column ``j`` of ``mu^``.
     """
     shape = tf.shape(x)
     h, w = shape[1], shape[2]
-    mu_i, mu_j, _ = peak_units(x)
+    mu_i, mu_j, _ = peak_units(x, via_max)
     if mu == "centroid":
         xf = tf.cast(x, tf.float32)
         total = tf.reduce_sum(xf, axis=[1, 2])

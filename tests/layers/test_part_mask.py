@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 
 from keras_icnn.layers import PartMask
+from keras_icnn.receptive_field import peak_units
 from tests.layer_contract import run_layer_contract
 
 
@@ -52,3 +53,18 @@ def test_bad_inputs():
         PartMask()(np.zeros((2, 1, 4, 3), np.float32))
     with pytest.raises(ValueError, match="`mu` must be one of"):
         PartMask(mu="mean")
+
+
+def test_peak_units_first_maximum_both_ways():
+    # Small integers: most maps have tied maxima. argmax and the two-reduction form
+    # (via_max, used inside XLA) must both give numpy's first maximum, eager and under XLA.
+    rng = np.random.RandomState(7)
+    maps = rng.randint(0, 4, (6, 5, 3, 7)).astype("float32")
+    maps[:, :, :, 0] = 0.0  # all tied
+    flat = maps.reshape(6, 15, 7)
+    want = flat.argmax(axis=1)
+    for via_max in (False, True):
+        for fn in (peak_units, tf.function(peak_units, jit_compile=True)):
+            i, j, score = fn(tf.constant(maps), via_max)
+            np.testing.assert_array_equal(i.numpy() * 3 + j.numpy(), want)
+            np.testing.assert_array_equal(score.numpy(), flat.max(axis=1))
