@@ -137,6 +137,13 @@ class InterpretableConv(keras.layers.Layer):
     (EMA, ``target_decay``) of its spatial maximum on images of that class, a
     non-trainable weight updated only when ``training=True``.
 
+    On one replica, a training call's work after the conv (filter loss, target
+    statistics, finite check, part mask) is one XLA-compiled function and its
+    gradient another, also in models compiled without XLA (``_training_pass``;
+    same values as the ordinary ops, tested). Several replicas, ``learnable_beta``,
+    the ``grad_ratio`` schedule or ``keras_icnn.losses.FUSE = False`` take the
+    ordinary path; inference always does.
+
     Args:
         filters: number of filters K.
         kernel_size: int or pair. Default 3.

@@ -219,12 +219,13 @@ def test_fused_training_call_equals_the_unfused_one(kwargs, monkeypatch):
     assert fused[-1] and plain[-1]
 
 
+@pytest.mark.parametrize("gradient", ["approximate", "exact"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_fused_training_call_reports_non_finite_maps(bad, monkeypatch):
+def test_fused_training_call_reports_non_finite_maps(bad, gradient, monkeypatch):
     # The fused call reads finiteness from the K loss values: one NaN or +Inf anywhere in a
     # map must make its filter's loss non-finite (checked at every position of one map).
     rng = np.random.RandomState(12)
-    layer = InterpretableMask(num_classes=3)
+    layer = InterpretableMask(num_classes=3, gradient=gradient)
     maps = np.maximum(rng.normal(size=(4, 5, 4, 3)), 0).astype("float32")
     y = np.array([0, 1, 2, 0])
     layer.build(maps.shape)
