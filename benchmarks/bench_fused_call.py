@@ -63,9 +63,10 @@ def measure(size, filters, gradient, jit, steps, seconds, batch=32):
         cls._fuses_training = fused_rule
     if not steps:  # about `seconds` in all
         t0 = time.perf_counter()
-        for model in models.values():
-            model.train_on_batch(x, y)
-        steps = max(20, int(seconds / (time.perf_counter() - t0)))
+        for _ in range(5):
+            for model in models.values():
+                model.train_on_batch(x, y)
+        steps = max(20, int(5 * seconds / (time.perf_counter() - t0)))
     times = {name: [] for name in models}
     for _ in range(steps):
         for name, model in models.items():
