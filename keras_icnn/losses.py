@@ -54,7 +54,7 @@ Implementation (issue 17, measured in ``benchmarks/bench_layers.py``):
   and the gradient (eq. 5 from :func:`approximate_coefficients`' factors, so no
   ``[B,h,w,K]`` gradient is stored between the passes) another.
 * Inside XLA the peak is found as the first unit equal to the maximum
-  (``peak_units(via_max=True)``): XLA's argmax, a variadic reduction, was 2-6x
+  (``peak_units(via_max=True)``): XLA's argmax, a variadic reduction, was 1.7-6x
   slower on this CPU (8x8 to 28x28 maps, 64 filters).
 """
 

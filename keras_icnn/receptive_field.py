@@ -62,7 +62,7 @@ def peak_units(maps, via_max=False):
         maps: ``[B, h, w, F]`` feature maps (any float dtype).
         via_max: find the unit as the first one equal to the maximum (two plain
             reductions) instead of ``argmax``. Same result; inside XLA-compiled code on
-            CPU it is 2-6x faster than XLA's argmax (a variadic reduction), without
+            CPU it is 1.7-6x faster than XLA's argmax (a variadic reduction), without
             XLA slower than TensorFlow's argmax kernel, so the XLA-compiled
             training functions use it.
 
