@@ -47,36 +47,80 @@ def write_cub_layout(examples, root, class_names=None, part_names=("head", "tors
     labels = np.asarray(examples["label"])
     landmarks = np.asarray(examples["landmarks"]) if "landmarks" in examples else None
     num_classes = int(labels.max()) + 1
-    class_names = list(class_names or [f"{c + 1:03d}.class_{c}" for c in range(num_classes)])
     rng = np.random.default_rng(seed)
-    order = np.argsort(labels, kind="stable")  # ids in class order, like CUB
     size = images.shape[1]
     pad = int(round(margin * size))
-    os.makedirs(os.path.join(root, "parts"), exist_ok=True)
-    lines = {k: [] for k in ("images", "labels", "boxes", "split", "locs")}
-    seen = np.zeros(num_classes, int)
+    n = len(labels)
+    points = np.zeros((n, len(CUB_PART_LIST), 2), np.float32)
+    visible = np.zeros((n, len(CUB_PART_LIST)), bool)
+    for g, group in enumerate(part_names):
+        part = _CUB_STAND_IN.get(group)
+        if part is None or landmarks is None:
+            continue
+        pid = CUB_PART_LIST.index(part)
+        seen_part = np.isfinite(landmarks[:, g]).all(-1)
+        points[seen_part, pid] = landmarks[seen_part, g] + pad
+        visible[:, pid] |= seen_part
+
+    class Canvases:  # drawn lazily, in the order the writer asks (image id order)
+        def __getitem__(self, i):
+            canvas = rng.integers(0, 256, (size + 2 * pad, size + 2 * pad, 3), dtype=np.uint8)
+            canvas[pad:pad + size, pad:pad + size] = images[i]
+            return canvas
+
+    boxes = np.tile(np.array([pad, pad, size, size], np.float32), (n, 1))
+    return write_cub_files(root, Canvases(), labels, boxes, points, visible,
+                           class_names=class_names, train_fraction=train_fraction,
+                           num_classes=num_classes)
+
+
+def write_cub_files(root, images, labels, boxes, points, visible, class_names=None,
+                    train_fraction=0.5, num_classes=None, train=None):
+    """Write a CUB-200-2011 directory from its parts (the writer under :func:`write_cub_layout`).
+
+    Args:
+        root: directory to write (``images/``, ``images.txt``, ``classes.txt``,
+            ``image_class_labels.txt``, ``bounding_boxes.txt``,
+            ``train_test_split.txt``, ``parts/parts.txt``, ``parts/part_locs.txt``).
+        images: uint8 ``[H, W, 3]`` images indexable like ``labels`` (an array, a list,
+            or any object with ``__getitem__``: they are read one at a time, in image-id
+            order); sizes may differ.
+        labels: 0-based class ids ``[N]``.
+        boxes: ``[N, 4]`` bird boxes ``(x, y, width, height)`` in pixels, as CUB's.
+        points: ``[N, 15, 2]`` ``(x, y)`` of the CUB parts (``CUB_PART_LIST`` order).
+        visible: ``[N, 15]`` bool, whether each part is visible.
+        class_names: CUB-style names (``"001.name"``); default ``001.class_0`` ...
+        train_fraction: the first fraction of each class's images (in id order) are
+            training images, unless ``train`` (bool ``[N]``) says which.
+
+    Image ids run class by class, like CUB's. Returns ``root``.
+    """
+    labels = np.asarray(labels)
+    num_classes = int(num_classes or labels.max() + 1)
+    class_names = list(class_names or [f"{c + 1:03d}.class_{c}" for c in range(num_classes)])
+    order = np.argsort(labels, kind="stable")  # ids in class order, like CUB
+    rank = np.empty(len(labels), int)
+    rank[order] = np.arange(len(labels))
     per_class = np.bincount(labels, minlength=num_classes)
+    within = np.empty(len(labels), int)  # position of each image among its class's
+    for c in range(num_classes):
+        within[order[labels[order] == c]] = np.arange(per_class[c])
+    if train is None:
+        train = within < np.round(train_fraction * per_class[labels])
+    os.makedirs(os.path.join(root, "parts"), exist_ok=True)
+    names = [f"{class_names[int(labels[i])]}/img_{rank[i] + 1:05d}.jpg" for i in range(len(labels))]
+    for i in order:  # file writing: one image at a time
+        _write_image(os.path.join(root, "images", names[i]), images[i])
+    lines = {k: [] for k in ("images", "labels", "boxes", "split", "locs")}
     for image_id, i in enumerate(order, start=1):
-        c = int(labels[i])
-        name = f"{class_names[c]}/img_{image_id:05d}.jpg"
-        canvas = rng.integers(0, 256, (size + 2 * pad, size + 2 * pad, 3), dtype=np.uint8)
-        canvas[pad:pad + size, pad:pad + size] = images[i]
-        _write_image(os.path.join(root, "images", name), canvas)
-        lines["images"].append(f"{image_id} {name}")
-        lines["labels"].append(f"{image_id} {c + 1}")
-        lines["boxes"].append(f"{image_id} {pad}.0 {pad}.0 {size}.0 {size}.0")
-        is_train = int(seen[c] < round(train_fraction * per_class[c]))
-        seen[c] += 1
-        lines["split"].append(f"{image_id} {is_train}")
-        for pid, part in enumerate(CUB_PART_LIST, start=1):
-            x = y = 0.0
-            visible = 0
-            for g, group in enumerate(part_names):
-                if _CUB_STAND_IN.get(group) == part and landmarks is not None \
-                        and np.isfinite(landmarks[i, g]).all():
-                    x, y = landmarks[i, g] + pad
-                    visible = 1
-            lines["locs"].append(f"{image_id} {pid} {x:.2f} {y:.2f} {visible}")
+        lines["images"].append(f"{image_id} {names[i]}")
+        lines["labels"].append(f"{image_id} {int(labels[i]) + 1}")
+        x, y, w, h = (float(v) for v in boxes[i])
+        lines["boxes"].append(f"{image_id} {x:.1f} {y:.1f} {w:.1f} {h:.1f}")
+        lines["split"].append(f"{image_id} {int(bool(train[i]))}")
+        for pid in range(len(CUB_PART_LIST)):
+            px, py = (points[i, pid] if visible[i, pid] else (0.0, 0.0))
+            lines["locs"].append(f"{image_id} {pid + 1} {px:.2f} {py:.2f} {int(visible[i, pid])}")
     files = {"images.txt": "images", "image_class_labels.txt": "labels",
              "bounding_boxes.txt": "boxes", "train_test_split.txt": "split",
              os.path.join("parts", "part_locs.txt"): "locs"}
@@ -114,4 +158,4 @@ def write_folder_layout(examples, root, class_names=None, fmt="jpeg", split_dirs
     return root
 
 
-__all__ = ["write_cub_layout", "write_folder_layout"]
+__all__ = ["write_cub_files", "write_cub_layout", "write_folder_layout"]

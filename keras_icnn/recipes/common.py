@@ -305,7 +305,16 @@ def worker_shard(strategy):
 
 def datasets(config, source, strategy=None, shuffle_train=True):
     """(train, validation) ``tf.data`` pipelines of the config's source; under a multi-worker
-    strategy each worker reads and decodes only its shard of the files."""
+    strategy each worker reads and decodes only its shard of the files.
+
+    The training order is a function of ``config.seed`` alone: ``tf.data``'s seeded shuffle
+    also reads TensorFlow's global seed, so it is set here (to ``config.seed``) rather than
+    inherited from whatever ran before. (Inheriting it moved the ICNN bench's figures when
+    8fc21d3 started building the pipeline after ``keras.utils.set_random_seed``: issue 25.)
+    """
+    import tensorflow as tf
+
+    tf.random.set_seed(config.seed)
     cache = config.cache or None
     shard = worker_shard(strategy) if strategy is not None else None
     train = source.dataset("train", config.batch_size, training=shuffle_train, seed=config.seed,

@@ -1,0 +1,167 @@
+"""The multi-category ICNN pair over seeds, datasets and variants: mean ± std, written as it goes.
+
+Each run trains an ordinary and an interpretable CNN (``recipes.run_icnn_experiment``, the
+bench's full settings unless a variant overrides them) and records accuracy, location
+instability and part interpretability of both, and their ratios. Results go to
+``benchmarks/results/icnn_seeds.json`` after every run; a run already there is skipped
+(restart the script to continue). ``--summary`` prints mean ± std per (dataset, split,
+variant) without training.
+
+Datasets:
+- ``synthetic``: the bench's synthetic part data (4800 / 600 / 1200 images);
+- ``birds``: the second evaluation set, ``keras_icnn.data.synthetic_birds`` written as a
+  CUB-200-2011 directory (6 species × 400 scenes; 1200 train / 240 validation carved from
+  CUB's training files / 960 test), read with ``--dataset=cub``; generated once under
+  ``--birds_dir``.
+
+Variants (``--variants``): ``default`` (the library's defaults), ``legacy_order`` (the
+training order of 51651e6: the shuffle seeded with TF's default global seed, i.e. the
+pipeline built before ``keras.utils.set_random_seed`` — the regression of issue 25), and the
+tuning candidates of ``VARIANTS``.
+
+Usage:
+    python benchmarks/bench_icnn_seeds.py --datasets=synthetic --seeds=0,1,2
+    python benchmarks/bench_icnn_seeds.py --datasets=synthetic --seeds=0 --variants=legacy_order
+    python benchmarks/bench_icnn_seeds.py --datasets=synthetic,birds --split=validation \\
+        --variants=default,weight_0.1
+    python benchmarks/bench_icnn_seeds.py --summary
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+RESULTS = os.path.join(ROOT, "benchmarks", "results", "icnn_seeds.json")
+BIRDS = dict(num_species=6, per_species=400, size=128, seed=0, train_fraction=0.6)
+DATASETS = {
+    "synthetic": dict(num_train=4800, num_val=600, num_test=1200),
+    "birds": dict(dataset="cub", num_train=0, num_val=240, num_test=0),
+}
+# Tuning candidates (ICNNConfig overrides), tried on the validation splits only.
+VARIANTS = {
+    "default": {},
+    "legacy_order": {},
+    "weight_0.1": {"loss_weight": 0.1},
+    "weight_0.02": {"loss_weight": 0.02},
+    "epochs_25": {"epochs": 25},
+    "schedule_paper": {"loss_schedule": "paper"},
+    "centroid": {"mu": "centroid"},
+}
+
+
+def birds_dir(path):
+    """The birds' CUB directory (written once; a marker file says it is complete)."""
+    from keras_icnn.data import synthetic_birds
+
+    marker = os.path.join(path, "WRITTEN.json")
+    if not os.path.isfile(marker):
+        synthetic_birds.write_cub_birds(path, verbose=1, **BIRDS)
+        with open(marker, "w") as f:
+            json.dump(BIRDS, f)
+    return path
+
+
+def run_one(dataset, seed, variant, split, work, birds):
+    import tensorflow as tf
+
+    from keras_icnn import recipes
+    from keras_icnn.recipes import icnn
+
+    kwargs = dict(DATASETS[dataset], seed=seed, eval_split=split, verbose=2,
+                  output_dir=os.path.join(work, f"{dataset}_{variant}_{split}_{seed}"))
+    if dataset == "birds":
+        kwargs["data_dir"] = birds_dir(birds)
+    kwargs.update(VARIANTS[variant])
+    original = icnn.datasets
+    if variant == "legacy_order":
+        def legacy(config, source, strategy=None, **kw):
+            tf.random.set_seed(None)  # what 51651e6's order came from: no global seed yet
+            return original(config, source, strategy, **kw)
+        icnn.datasets = legacy
+    try:
+        r = recipes.run_icnn_experiment(recipes.ICNNConfig(**kwargs))
+    finally:
+        icnn.datasets = original
+    acc = f"{split}_accuracy"
+    return {"ordinary": {k: r["ordinary"][k] for k in (acc, "location_instability",
+                                                        "part_interpretability")},
+            "interpretable": {k: r["interpretable"][k] for k in (acc, "location_instability",
+                                                                  "part_interpretability")},
+            "ratios": r["ratios"], "seconds": r["seconds"],
+            "accuracy_gap": r["ordinary"][acc] - r["interpretable"][acc],
+            "overrides": VARIANTS[variant], "date": time.strftime("%Y-%m-%d"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores"}
+
+
+def summary(results):
+    import numpy as np
+
+    groups = {}
+    for key, r in results.items():
+        dataset, split, variant, _ = key.split("/")
+        groups.setdefault((dataset, split, variant), []).append(r)
+    rows = []
+    for (dataset, split, variant), runs in sorted(groups.items()):
+        def stat(fn):
+            v = np.array([fn(r) for r in runs], float)
+            return f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0:.3f}"
+        rows.append(f"| {dataset} | {split} | {variant} | {len(runs)} | "
+                    f"{stat(lambda r: r['ratios']['part_interpretability'])} | "
+                    f"{stat(lambda r: r['ratios']['location_instability'])} | "
+                    f"{stat(lambda r: r['accuracy_gap'])} | "
+                    f"{stat(lambda r: r['interpretable']['part_interpretability'])} / "
+                    f"{stat(lambda r: r['ordinary']['part_interpretability'])} |")
+    head = ("| dataset | split | variant | seeds | part interpretability, interp / ordinary | "
+            "location instability, interp / ordinary | accuracy, ordinary - interp | "
+            "part interpretability, interp / ordinary (values) |\n| --- | --- | --- | --- | --- | "
+            "--- | --- | --- |")
+    return head + "\n" + "\n".join(rows)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", default="synthetic", help="comma-separated: synthetic, birds")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--variants", default="default", help=f"comma-separated of {list(VARIANTS)}")
+    p.add_argument("--split", default="test", choices=("validation", "test"))
+    p.add_argument("--work", default="/tmp/keras_icnn_seeds", help="models and logs go here")
+    p.add_argument("--birds_dir", default="/tmp/keras_icnn_birds",
+                   help="where the birds' CUB directory is written once")
+    p.add_argument("--results", default=RESULTS)
+    p.add_argument("--summary", action="store_true", help="print the table and exit")
+    args = p.parse_args()
+    results = json.load(open(args.results)) if os.path.isfile(args.results) else {}
+    if args.summary:
+        print(summary(results))
+        return
+    datasets = [d for d in args.datasets.split(",") if d]
+    variants = [v for v in args.variants.split(",") if v]
+    if set(datasets) - set(DATASETS) or set(variants) - set(VARIANTS):
+        p.error(f"--datasets must name some of {list(DATASETS)} and --variants some of "
+                f"{list(VARIANTS)}. Received: {args.datasets!r}, {args.variants!r}")
+    for dataset in datasets:
+        for variant in variants:
+            for seed in (int(s) for s in args.seeds.split(",") if s):
+                key = f"{dataset}/{args.split}/{variant}/{seed}"
+                if key in results:
+                    print(f"{key}: done already", flush=True)
+                    continue
+                print(f"== {key} ==", flush=True)
+                results[key] = run_one(dataset, seed, variant, args.split, args.work,
+                                       args.birds_dir)
+                results = dict(json.load(open(args.results)), **{key: results[key]}) \
+                    if os.path.isfile(args.results) else results  # other runs' keys too
+                with open(args.results, "w") as f:
+                    json.dump(results, f, indent=2, sort_keys=True)
+                print(key, json.dumps(results[key]["ratios"]), flush=True)
+    print(summary(results))
+
+
+if __name__ == "__main__":
+    main()
