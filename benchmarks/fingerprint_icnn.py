@@ -57,6 +57,7 @@ def _dataset_record(dataset):
     per_batch, labels, h = [], [], hashlib.sha256()
     for batch in dataset:
         images, y, masks = (None if v is None else np.asarray(v) for v in _batch_arrays(batch))
+        y = y.astype(np.int64)  # the order and values, not the dtype (fit may cast labels)
         d = _digest(images, y) + ("" if masks is None else _digest(masks))
         per_batch.append(d)
         h.update(d.encode())
