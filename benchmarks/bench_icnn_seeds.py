@@ -16,8 +16,15 @@ Datasets:
 
 Variants (``--variants``): ``default`` (the library's defaults), ``legacy_order`` (the
 training order of 51651e6: the shuffle seeded with TF's default global seed, i.e. the
-pipeline built before ``keras.utils.set_random_seed`` — the regression of issue 25), and the
+pipeline built before ``keras.utils.set_random_seed`` — the regression of issue 25),
+``shared_pipeline`` (both models iterate one pipeline, as before issue 25's fix: the
+interpretable CNN trains on epochs E+1..2E of the order, the ordinary one on 1..E), and the
 tuning candidates of ``VARIANTS``.
+
+A variant that changes only the interpretable CNN (``ICNN_ONLY`` overrides) trains only
+that model when a run of the same dataset, split and seed already has the ordinary CNN's
+figures (same order, same initial weights: ``recipes.icnn.fit`` gives each model its own
+pipeline), and takes the ordinary figures from there (``"ordinary_from"`` names the run).
 
 Usage:
     python benchmarks/bench_icnn_seeds.py --datasets=synthetic --seeds=0,1,2
@@ -43,10 +50,13 @@ DATASETS = {
     "synthetic": dict(num_train=4800, num_val=600, num_test=1200),
     "birds": dict(dataset="cub", num_train=0, num_val=240, num_test=0),
 }
+# Overrides that do not change the ordinary CNN (its training and figures).
+ICNN_ONLY = {"loss_weight", "loss_schedule", "mu", "gradient", "gradient_form"}
 # Tuning candidates (ICNNConfig overrides), tried on the validation splits only.
 VARIANTS = {
     "default": {},
     "legacy_order": {},
+    "shared_pipeline": {},
     "weight_0.1": {"loss_weight": 0.1},
     "weight_0.02": {"loss_weight": 0.02},
     "epochs_25": {"epochs": 25},
@@ -67,7 +77,34 @@ def birds_dir(path):
     return path
 
 
-def run_one(dataset, seed, variant, split, work, birds):
+def _shared_pipeline_fit(config, source, strategy, models):
+    """``recipes.icnn.fit`` before issue 25's fix: one pipeline for both models."""
+    import keras
+
+    from keras_icnn.recipes.common import datasets
+
+    train, val = datasets(config, source, strategy)
+    histories = {}
+    for name, model in models.items():
+        keras.utils.set_random_seed(config.seed)
+        histories[name] = model.fit(train, validation_data=val, epochs=config.epochs,
+                                    verbose=config.verbose, shuffle=False).history
+    return histories
+
+
+def ordinary_source(results, dataset, split, seed, variant):
+    """The key of a finished run whose ordinary CNN equals ``variant``'s, or None."""
+    if variant in ("legacy_order", "shared_pipeline") or set(VARIANTS[variant]) - ICNN_ONLY:
+        return None
+    for name, overrides in VARIANTS.items():
+        key = f"{dataset}/{split}/{name}/{seed}"
+        if (key in results and name != "legacy_order" and not set(overrides) - ICNN_ONLY
+                and "ordinary_from" not in results[key]):
+            return key
+    return None
+
+
+def run_one(dataset, seed, variant, split, work, birds, ordinary_from=None, results=None):
     import tensorflow as tf
 
     from keras_icnn import recipes
@@ -78,25 +115,33 @@ def run_one(dataset, seed, variant, split, work, birds):
     if dataset == "birds":
         kwargs["data_dir"] = birds_dir(birds)
     kwargs.update(VARIANTS[variant])
-    original = icnn.datasets
+    if ordinary_from:
+        kwargs["models"] = ("interpretable",)
+    original, original_fit = icnn.datasets, icnn.fit
     if variant == "legacy_order":
         def legacy(config, source, strategy=None, **kw):
             tf.random.set_seed(None)  # what 51651e6's order came from: no global seed yet
             return original(config, source, strategy, **kw)
         icnn.datasets = legacy
+    if variant in ("legacy_order", "shared_pipeline"):
+        icnn.fit = _shared_pipeline_fit
     try:
         r = recipes.run_icnn_experiment(recipes.ICNNConfig(**kwargs))
     finally:
-        icnn.datasets = original
+        icnn.datasets, icnn.fit = original, original_fit
     acc = f"{split}_accuracy"
-    return {"ordinary": {k: r["ordinary"][k] for k in (acc, "location_instability",
-                                                        "part_interpretability")},
-            "interpretable": {k: r["interpretable"][k] for k in (acc, "location_instability",
-                                                                  "part_interpretability")},
-            "ratios": r["ratios"], "seconds": r["seconds"],
-            "accuracy_gap": r["ordinary"][acc] - r["interpretable"][acc],
-            "overrides": VARIANTS[variant], "date": time.strftime("%Y-%m-%d"),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores"}
+    keys = (acc, "location_instability", "part_interpretability")
+    out = {"interpretable": {k: r["interpretable"][k] for k in keys}, "seconds": r["seconds"],
+           "overrides": VARIANTS[variant], "date": time.strftime("%Y-%m-%d"),
+           "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores"}
+    if ordinary_from:
+        out["ordinary"], out["ordinary_from"] = results[ordinary_from]["ordinary"], ordinary_from
+    else:
+        out["ordinary"] = {k: r["ordinary"][k] for k in keys}
+    o, i = out["ordinary"], out["interpretable"]
+    out["ratios"] = {k: i[k] / max(o[k], 1e-12) for k in keys[1:]}
+    out["accuracy_gap"] = o[acc] - i[acc]
+    return out
 
 
 def summary(results):
@@ -152,9 +197,11 @@ def main():
                 if key in results:
                     print(f"{key}: done already", flush=True)
                     continue
-                print(f"== {key} ==", flush=True)
+                source = ordinary_source(results, dataset, args.split, seed, variant)
+                print(f"== {key} ==" + (f" (the ordinary CNN's figures from {source})"
+                                        if source else ""), flush=True)
                 results[key] = run_one(dataset, seed, variant, args.split, args.work,
-                                       args.birds_dir)
+                                       args.birds_dir, source, results)
                 results = dict(json.load(open(args.results)), **{key: results[key]}) \
                     if os.path.isfile(args.results) else results  # other runs' keys too
                 with open(args.results, "w") as f:

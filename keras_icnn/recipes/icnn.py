@@ -125,11 +125,18 @@ def build(config, source, strategy):
 
 
 def fit(config, source, strategy, models):
-    train, val = datasets(config, source, strategy)
+    """Train each model on the same sequence of batches from the same initial weights.
+
+    Each model gets its own pipeline: a seeded ``tf.data`` shuffle reshuffles on every pass,
+    so a pipeline shared by both would give the second model epochs ``E+1..2E`` of the
+    order and the first ``1..E`` (and ``--models=interpretable`` another model than the
+    pair's). With one pipeline each, the filter loss is the only difference between them.
+    """
     histories = {}
     for name, model in models.items():
         if config.verbose:
             print(f"\n== training the {name} CNN ({config.backbone}, {config.epochs} epochs) ==")
+        train, val = datasets(config, source, strategy)
         keras.utils.set_random_seed(config.seed)
         histories[name] = model.fit(train, validation_data=val, epochs=config.epochs,
                                     verbose=config.verbose, shuffle=False).history

@@ -6,6 +6,7 @@ order changed (and its figures with it) without any data or model change. The re
 set the global seed themselves; these tests fail if the order depends on what ran before,
 or if the order, the data or the measurement of a fixed model changes.
 """
+import dataclasses
 import hashlib
 
 import keras
@@ -79,3 +80,33 @@ def test_fixed_model_metrics_are_constant(small):
     for key, value in FIXED_MODEL.items():
         assert streamed[key] == pytest.approx(value, abs=1e-6), key
         assert in_memory[key] == pytest.approx(streamed[key], abs=1e-12), key
+
+
+class _Recorder:
+    """Stands in for a model: ``fit`` records a hash of every batch it would train on."""
+
+    def __init__(self):
+        self.batches = []
+
+    def fit(self, train, epochs, **kwargs):
+        for _ in range(epochs):
+            for x, y in train:
+                self.batches.append(hashlib.sha256(np.asarray(x).tobytes()
+                                                   + np.asarray(y).tobytes()).hexdigest())
+        return keras.callbacks.History()
+
+
+def test_both_icnn_models_train_on_the_same_batches(small):
+    """The pair differs only by the filter loss: same weights (build_icnn_pair), same order."""
+    from keras_icnn.recipes import icnn
+
+    config, source = small
+    config = dataclasses.replace(config, epochs=2)
+    models = {"ordinary": _Recorder(), "interpretable": _Recorder()}
+    icnn.fit(config, source, None, models)
+    first, second = models["ordinary"].batches, models["interpretable"].batches
+    assert len(first) == 2 * 2 and first == second
+    assert first[:2] != first[2:]  # the order is reshuffled between epochs
+    alone = {"interpretable": _Recorder()}  # --models=interpretable trains the pair's model
+    icnn.fit(config, source, None, alone)
+    assert alone["interpretable"].batches == second
