@@ -22,7 +22,7 @@ demo: install
 		--output_dir=$(DEMO_DIR)/eval --verbose=1
 
 bench: install
-	$(PYTHON) benchmarks/bench_interpretability.py
+	$(PYTHON) benchmarks/bench_interpretability.py --seeds=0,1,2
 
 bench-quick: install
 	$(PYTHON) benchmarks/bench_interpretability.py --quick

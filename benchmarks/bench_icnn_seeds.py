@@ -144,6 +144,61 @@ def run_one(dataset, seed, variant, split, work, birds, ordinary_from=None, resu
     return out
 
 
+def _store(path, key, value):
+    """Add one run to the results file (re-read first: another process may have added some)."""
+    results = json.load(open(path)) if os.path.isfile(path) else {}
+    results[key] = value
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(results, f, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)
+    return results
+
+
+def ensure(dataset, split, variant, seeds, work="/tmp/keras_icnn_seeds",
+           birds="/tmp/keras_icnn_birds", path=RESULTS):
+    """The results file after running what it lacks of ``dataset/split/variant/seed``."""
+    results = json.load(open(path)) if os.path.isfile(path) else {}
+    for seed in seeds:
+        key = f"{dataset}/{split}/{variant}/{seed}"
+        if key in results:
+            print(f"{key}: done already", flush=True)
+            continue
+        source = ordinary_source(results, dataset, split, seed, variant)
+        print(f"== {key} ==" + (f" (the ordinary CNN's figures from {source})"
+                                if source else ""), flush=True)
+        value = run_one(dataset, seed, variant, split, work, birds, source, results)
+        results = _store(path, key, value)
+        print(key, json.dumps(value["ratios"]), flush=True)
+    return results
+
+
+def model_path(results, key, name, work="/tmp/keras_icnn_seeds", birds="/tmp/keras_icnn_birds"):
+    """Where run ``key``'s ``name`` ("ordinary" / "interpretable") CNN is saved; a missing
+    ordinary CNN is retrained alone (the same model: same seed, order and initial weights)."""
+    if name == "ordinary":
+        key = results[key].get("ordinary_from", key)
+    dataset, split, variant, seed = key.split("/")
+    path = os.path.join(work, f"{dataset}_{variant}_{split}_{seed}", f"{name}.keras")
+    if not os.path.isfile(path):
+        if name != "ordinary":
+            raise FileNotFoundError(f"{path} is gone: delete {key!r} from the results and rerun")
+        print(f"{path} is gone: retraining the ordinary CNN of {key}", flush=True)
+        _retrain_ordinary(dataset, int(seed), variant, split, work, birds)
+    return path
+
+
+def _retrain_ordinary(dataset, seed, variant, split, work, birds):
+    from keras_icnn import recipes
+
+    kwargs = dict(DATASETS[dataset], seed=seed, eval_split=split, verbose=2,
+                  models=("ordinary",), **VARIANTS[variant],
+                  output_dir=os.path.join(work, f"{dataset}_{variant}_{split}_{seed}"))
+    if dataset == "birds":
+        kwargs["data_dir"] = birds_dir(birds)
+    recipes.run_icnn_experiment(recipes.ICNNConfig(**kwargs))
+
+
 def summary(results):
     import numpy as np
 
@@ -190,23 +245,11 @@ def main():
     if set(datasets) - set(DATASETS) or set(variants) - set(VARIANTS):
         p.error(f"--datasets must name some of {list(DATASETS)} and --variants some of "
                 f"{list(VARIANTS)}. Received: {args.datasets!r}, {args.variants!r}")
+    seeds = [int(s) for s in args.seeds.split(",") if s]
     for dataset in datasets:
         for variant in variants:
-            for seed in (int(s) for s in args.seeds.split(",") if s):
-                key = f"{dataset}/{args.split}/{variant}/{seed}"
-                if key in results:
-                    print(f"{key}: done already", flush=True)
-                    continue
-                source = ordinary_source(results, dataset, args.split, seed, variant)
-                print(f"== {key} ==" + (f" (the ordinary CNN's figures from {source})"
-                                        if source else ""), flush=True)
-                results[key] = run_one(dataset, seed, variant, args.split, args.work,
-                                       args.birds_dir, source, results)
-                results = dict(json.load(open(args.results)), **{key: results[key]}) \
-                    if os.path.isfile(args.results) else results  # other runs' keys too
-                with open(args.results, "w") as f:
-                    json.dump(results, f, indent=2, sort_keys=True)
-                print(key, json.dumps(results[key]["ratios"]), flush=True)
+            results = ensure(dataset, args.split, variant, seeds, args.work, args.birds_dir,
+                             args.results)
     print(summary(results))
 
 

@@ -33,6 +33,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_csg_hard  # noqa: E402
+import bench_icnn_seeds  # noqa: E402
 
 from keras_icnn import recipes  # noqa: E402
 
@@ -53,13 +54,15 @@ SETTINGS = {
 # (comparison, the papers' figure, ours from the results, our target for the defaults or None)
 PAPERS = [
     ("Location instability, interpretable / ordinary", "ICNN Tables 3-5: ≈0.62 (e.g. 0.125 / 0.197 AlexNet, Pascal-Part)",
-     lambda r: r["location_instability"]["interpretable"] / r["location_instability"]["ordinary"],
+     lambda r: _over_seeds(r, "location_instability", lambda r: r["location_instability"]["interpretable"]
+                           / r["location_instability"]["ordinary"]),
      ("≤ 0.6", lambda v: v <= 0.6)),
     ("Part interpretability, interpretable / ordinary", "ICNN Tables 1-2: 1.5-1.9 (VGG-16 0.762 / 0.504)",
-     lambda r: r["part_interpretability"]["interpretable"] / r["part_interpretability"]["ordinary"],
+     lambda r: _over_seeds(r, "part_interpretability", lambda r: r["part_interpretability"]["interpretable"]
+                           / r["part_interpretability"]["ordinary"]),
      ("≥ 1.5", lambda v: v >= 1.5)),
     ("Accuracy, ordinary - interpretable", "ICNN Tables 6-7: a few points at most",
-     lambda r: r["accuracy"]["ordinary"] - r["accuracy"]["interpretable"],
+     lambda r: _over_seeds(r, "accuracy_gap", lambda r: r["accuracy"]["ordinary"] - r["accuracy"]["interpretable"]),
      ("≤ 0.03", lambda v: v <= 0.03)),
     ("Single-category location instability, interpretable / ordinary (mean of bird, cat)",
      "ICNN Tables 3-4: ≈0.6 (single-category Pascal-Part / CUB)",
@@ -130,6 +133,16 @@ PAPERS = [
 ]
 
 
+def _over_seeds(results, name, one_run):
+    """A multi-category ICNN figure: "mean ± std (n seeds)" of the per-seed values when the
+    rows were run over seeds, else the one run's value."""
+    seeds = results.get("icnn_seeds")
+    if not seeds:
+        return one_run(results)
+    m = seeds["spread"][name]
+    return f"{m['mean']:.4f} ± {m['std']:.4f} ({len(seeds['seeds'])} seeds)", m["mean"]
+
+
 def _detection(results, attack):
     """(text, margin): STD → CSG error; margin = the gap minus both spreads (> 0: CSG lower
     by more than the spread)."""
@@ -146,7 +159,34 @@ def _black_box(results, attack):
     return f"{100 * std:.1f}% → {100 * csg:.1f}%", std - csg
 
 
+def _icnn_over_seeds(seeds):
+    """The ICNN rows as means over ``seeds`` (``bench_icnn_seeds.py``'s runs, the bench's
+    settings; runs already in its results file are not repeated)."""
+    import numpy as np
+
+    results = bench_icnn_seeds.ensure("synthetic", "test", "default", seeds)
+    runs = [results[f"synthetic/test/default/{s}"] for s in seeds]
+    def mean(model, key):
+        return float(np.mean([r[model][key] for r in runs]))
+    per_seed = {str(s): {"ratios": r["ratios"], "accuracy_gap": r["accuracy_gap"]}
+                for s, r in zip(seeds, runs)}
+    spread = {}
+    for name, fn in (("location_instability", lambda r: r["ratios"]["location_instability"]),
+                     ("part_interpretability", lambda r: r["ratios"]["part_interpretability"]),
+                     ("accuracy_gap", lambda r: r["accuracy_gap"])):
+        v = np.array([fn(r) for r in runs])
+        spread[name] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
+    return {"location_instability": {m: mean(m, "location_instability")
+                                     for m in ("ordinary", "interpretable")},
+            "part_interpretability": {m: mean(m, "part_interpretability")
+                                      for m in ("ordinary", "interpretable")},
+            "accuracy": {m: mean(m, "test_accuracy") for m in ("ordinary", "interpretable")},
+            "icnn_seeds": {"seeds": list(seeds), "per_seed": per_seed, "spread": spread}}
+
+
 def _icnn(pick, work, seed):
+    if len(pick["seeds"]) > 1:
+        return _icnn_over_seeds(pick["seeds"])
     icnn = recipes.run_icnn_experiment(recipes.ICNNConfig(
         num_train=pick["icnn_train"], num_test=pick["test"], epochs=pick["icnn_epochs"],
         seed=seed, output_dir=os.path.join(work, "icnn_multi"), verbose=2))
@@ -189,6 +229,10 @@ def _csg(pick, work, seed):
 
 def _explainer(pick, work, seed):
     performer = os.path.join(work, "icnn_multi", "ordinary.keras")
+    if len(pick["seeds"]) > 1:  # the first seed's ordinary CNN, from the ICNN rows' runs
+        results = json.load(open(bench_icnn_seeds.RESULTS))
+        performer = bench_icnn_seeds.model_path(
+            results, f"synthetic/test/default/{pick['seeds'][0]}", "ordinary")
     if not os.path.isfile(performer):
         raise FileNotFoundError(f"the explainer rows distil {performer}: run the icnn part too")
     explainer = recipes.run_explainer_experiment(recipes.ExplainerConfig(
@@ -237,9 +281,11 @@ def _hard(quick, work, seed, out_dir):
     return {"hard": dict(pair, detection=detection)}
 
 
-def run(quick, out_dir, seed, parts=PARTS, previous=None):
-    """The results of ``parts`` (the others from ``previous``, the last run's JSON)."""
+def run(quick, out_dir, seed, parts=PARTS, previous=None, seeds=None):
+    """The results of ``parts`` (the others from ``previous``, the last run's JSON); with
+    several ``seeds`` (full runs only) the multi-category ICNN rows are their means."""
     pick = {k: v[1 if quick else 0] for k, v in SETTINGS.items()}
+    pick["seeds"] = [seed] if quick or not seeds else list(seeds)
     t0 = time.time()
     work = os.path.join(out_dir, "runs")
     results = {}
@@ -274,7 +320,7 @@ def run(quick, out_dir, seed, parts=PARTS, previous=None):
 
 
 # The top-level keys each part writes (a key shared by parts holds a dict they fill together).
-OWNED = {"icnn": ("location_instability", "part_interpretability", "accuracy"),
+OWNED = {"icnn": ("location_instability", "part_interpretability", "accuracy", "icnn_seeds"),
          "single": ("single_category",), "csg": ("accuracy", "mis", "l1_density"),
          "explainer": ("location_instability", "explainer"), "hard": ("hard",)}
 
@@ -319,6 +365,11 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smaller data and fewer epochs (~10 min)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default="",
+                   help="comma-separated seeds of the multi-category ICNN rows (full runs; "
+                        "`make bench` passes 0,1,2): their mean ± std, from and into "
+                        "benchmarks/bench_icnn_seeds.py's results; the explainer distils the "
+                        "first seed's ordinary CNN. Default: --seed alone")
     p.add_argument("--parts", default=",".join(PARTS),
                    help=f"comma-separated parts to run (default all: {','.join(PARTS)}); the "
                         "others' rows are kept from the last run's JSON")
@@ -334,7 +385,8 @@ def main():
         if os.path.isfile(path):
             with open(path) as f:
                 previous = json.load(f)
-    results = run(args.quick, args.out_dir, args.seed, parts, previous)
+    seeds = [int(x) for x in args.seeds.split(",") if x] or None
+    results = run(args.quick, args.out_dir, args.seed, parts, previous, seeds)
     os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, f"{name}.json"), "w") as f:
         json.dump(results, f, indent=2)

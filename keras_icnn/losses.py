@@ -452,3 +452,38 @@ def approximate_mutual_information_loss(
     return _with_gradient(
         lambda maps: approximate_terms(maps, labels, target_classes, templates, log_priors,
                                        beta, tau, form, fused), x)
+
+
+def filter_statistics(x, beta=templates_lib.DEFAULT_BETA, tau=None):
+    """What the filter loss sees on a batch of maps: is there anything to separate?
+
+    ``p(x|T)`` is a softmax of the fitness scores ``s_T(x)`` over the images of the
+    batch: when the scores of a template differ across images by much less than 1, it
+    is nearly uniform, ``MI(X; T)`` is near 0, and the loss has little to say. These
+    statistics tell a weak loss from a weak weight (issue 26).
+
+    Args:
+        x: feature maps ``[B, h, w, K]`` (post-ReLU).
+        beta, tau: template parameters.
+
+    Returns:
+        dict of float32 scalars: ``neg_mi`` (``-MI`` summed over filters, the exact
+        value), ``score_spread`` (std over the batch of ``s_T(x)``, mean over filters
+        and templates), ``mean_peak`` (mean over images and filters of ``max_ij x``) and
+        ``dead`` (fraction of filters with no positive unit in the batch).
+
+    Example:
+        >>> stats = filter_statistics(tf.random.uniform([16, 8, 8, 4]))
+        >>> sorted(stats)
+        ['dead', 'mean_peak', 'neg_mi', 'score_spread']
+    """
+    x, h, w = _check_feature_maps(x)
+    x = tf.cast(tf.stop_gradient(x), tf.float32)
+    templates, log_priors = _constants(h, w, None, None, beta, tau)
+    scores = template_scores(x, templates)  # [B, K, T]
+    neg_mi = mutual_information_terms(scores, log_priors)[2]
+    peaks = tf.reduce_max(x, axis=[1, 2])  # [B, K]
+    return {"neg_mi": tf.reduce_sum(neg_mi),
+            "score_spread": tf.reduce_mean(tf.math.reduce_std(scores, axis=0)),
+            "mean_peak": tf.reduce_mean(peaks),
+            "dead": tf.reduce_mean(tf.cast(tf.reduce_max(peaks, axis=0) <= 0, tf.float32))}

@@ -263,6 +263,39 @@ class ExplainerDistiller(keras.Model):
         self.loss_tracker.update_state(tf.add_n(terms))
         return {m.name: m.result() for m in [self.loss_tracker, *self.task_trackers]}
 
+    def diagnose(self, images):
+        """What the filter losses see and how much they weigh, on one batch (no update).
+
+        For conv-interp-1 and -2 (``_1``, ``_2``): :func:`keras_icnn.losses.filter_statistics`
+        of the post-ReLU maps (``neg_mi``, ``score_spread``, ``mean_peak``, ``dead``), the
+        last step's mean ``lambda``, and ``grad_ratio`` =
+        ``E||lambda_f dLoss_f/dx_f|| / E||dLoss_task/dx_f||`` at the batch's maps (the rule
+        makes it ``c`` wherever ``Loss_f`` has a gradient; lower means filters with none).
+        Logged per epoch by :class:`ExplainerDiagnostics`.
+
+        Returns:
+            dict of Python floats.
+        """
+        images, labels = _unpack(images)
+        with tf.GradientTape(persistent=True) as tape:
+            out = self.forward(images, labels, training=False)
+            task = tf.add_n(out["task_terms"])
+            filter_sums = [tf.reduce_sum(out["l1"]), tf.reduce_sum(out["l2"])]
+        result = {}
+        for i, (x, f_sum, lam) in enumerate(zip((out["x1"], out["x2"]), filter_sums,
+                                                self.lambdas), start=1):
+            g_task = tape.gradient(task, x, unconnected_gradients="zero")
+            g_f = tape.gradient(f_sum, x, unconnected_gradients="zero")
+            lam = tf.convert_to_tensor(lam)
+            weighted = per_image_norms(g_f) * lam[None, :]
+            ratio = tf.math.divide_no_nan(tf.reduce_mean(tf.reduce_sum(weighted, -1)),
+                                          tf.reduce_mean(tf.reduce_sum(per_image_norms(g_task), -1)))
+            stats = losses_lib.filter_statistics(x, beta=self.explainer.conv_interp_1.beta)
+            stats.update(lambda_mean=tf.reduce_mean(lam), grad_ratio=ratio)
+            result.update({f"{k}_{i}": float(v) for k, v in stats.items()})
+        del tape
+        return result
+
     def compile(self, optimizer="adam", **kwargs):
         """Keras' ``compile``; the optimizer's slots are created here for the explainer's
         variables, so that a step that stopped with an error can be retried."""
@@ -312,6 +345,23 @@ def _unpack(data):
     if isinstance(data, (tuple, list)):
         return data[0], (data[1] if len(data) > 1 else None)
     return data, None
+
+
+class ExplainerDiagnostics(keras.callbacks.Callback):
+    """Adds :meth:`ExplainerDistiller.diagnose` on a fixed batch to each epoch's logs
+    (``diag_<name>`` keys: in ``fit``'s history and on the progress bar's last line).
+
+    Example:
+        >>> distiller.fit(images, epochs=20, callbacks=[ExplainerDiagnostics(images[:64])])
+    """
+
+    def __init__(self, batch):
+        super().__init__()
+        self.batch = batch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update({f"diag_{k}": v for k, v in self.model.diagnose(self.batch).items()})
 
 
 class _EpochCounter(keras.callbacks.Callback):

@@ -11,6 +11,7 @@ from keras_icnn.recipes.common import (
     RecipeConfig, check_fields, datasets, eval_batches, make_backbone, option, redefault,
     run_experiment)
 from keras_icnn.recipes.icnn import ICNNConfig, _compile
+from keras_icnn.models.distiller import ExplainerDiagnostics
 
 
 @dataclasses.dataclass
@@ -121,8 +122,11 @@ def fit(config, source, strategy, models):
     before = [np.asarray(w).copy() for w in performer.weights]
     if config.verbose:
         print(f"== distilling the explainer ({config.epochs} epochs) ==")
+    callbacks = []
+    if strategy.num_replicas_in_sync == 1:  # what the filter losses see, per epoch (issue 26)
+        callbacks.append(ExplainerDiagnostics(next(iter(val if val is not None else train))))
     history = distiller.fit(train, validation_data=val, epochs=config.epochs,
-                            verbose=config.verbose, shuffle=False)
+                            verbose=config.verbose, shuffle=False, callbacks=callbacks)
     fitted = {"history": history.history}
     if config.explainer_cls:
         if config.verbose:
@@ -194,7 +198,11 @@ def measure(config, source, strategy, models, fitted):
                             else None),
         # None without landmarks: not applicable, never 0.
         "location_instability": li,
-        "final_train": {k: float(v[-1]) for k, v in fitted["history"].items()},
+        "final_train": {k: float(v[-1]) for k, v in fitted["history"].items()
+                        if not k.startswith("diag_")},
+        # Per epoch, on the first validation batch: ExplainerDistiller.diagnose.
+        "diagnostics": {k[5:]: [float(x) for x in v] for k, v in fitted["history"].items()
+                        if k.startswith("diag_")},
         "performer_unchanged": fitted["performer_unchanged"],
     }
     artifacts = {"explainer.keras": models["explainer"]}
