@@ -55,13 +55,15 @@ ICNN_ONLY = {"loss_weight", "loss_schedule", "mu", "gradient", "gradient_form"}
 # Tuning candidates (ICNNConfig overrides), tried on the validation splits only.
 VARIANTS = {
     "default": {},
-    "legacy_order": {},
-    "shared_pipeline": {},
+    # mu="argmax" was the default until issue 25's tuning (centroid won on both validation splits)
+    "argmax": {"mu": "argmax"},
+    "legacy_order": {"mu": "argmax"},
+    "shared_pipeline": {"mu": "argmax"},
+    "argmax_weight_0.1": {"loss_weight": 0.1, "mu": "argmax"},
+    "argmax_schedule_paper": {"loss_schedule": "paper", "mu": "argmax"},
     "weight_0.1": {"loss_weight": 0.1},
-    "weight_0.02": {"loss_weight": 0.02},
-    "epochs_25": {"epochs": 25},
     "schedule_paper": {"loss_schedule": "paper"},
-    "centroid": {"mu": "centroid"},
+    "epochs_25": {"epochs": 25},
 }
 
 

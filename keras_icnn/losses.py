@@ -487,3 +487,35 @@ def filter_statistics(x, beta=templates_lib.DEFAULT_BETA, tau=None):
             "score_spread": tf.reduce_mean(tf.math.reduce_std(scores, axis=0)),
             "mean_peak": tf.reduce_mean(peaks),
             "dead": tf.reduce_mean(tf.cast(tf.reduce_max(peaks, axis=0) <= 0, tf.float32))}
+
+
+def unit_mean_maps(x):
+    """``x`` rescaled per filter to a mean activation of 1 over the global batch.
+
+    ``x_f * h * w * B / sum_{b,ij} x_f`` (a filter with no activation stays 0), with the
+    normaliser differentiated: a loss of the result ignores the filter's overall scale,
+    and its gradient has no component along ``x_f`` itself. The explainer's filter loss
+    sees its maps this way: its reconstruction goes through a norm-layer, so nothing but
+    the filter loss acts on the scale, and on raw maps eq. (5)'s push towards the negative
+    template shrank them until the templates could no longer tell the images apart
+    (issue 26). Mean 1 is the scale of the ICNN layer's maps on the same data.
+
+    Args:
+        x: ``[B, h, w, K]`` non-negative maps.
+
+    Returns:
+        float32 ``[B, h, w, K]``.
+
+    Example:
+        >>> y = unit_mean_maps(3.0 * tf.ones([2, 4, 4, 1]))
+        >>> float(tf.reduce_mean(y))
+        1.0
+    """
+    x = tf.cast(x, tf.float32)
+    units = tf.cast(tf.shape(x)[0] * tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
+    total = tf.reduce_sum(x, axis=[1, 2])  # [B, K]
+    ctx = _replica_context()
+    if ctx is not None:
+        units = ctx.all_reduce(tf.distribute.ReduceOp.SUM, units)
+    mean = batch_sum(total) / units  # [K]
+    return tf.math.divide_no_nan(x, mean)

@@ -17,6 +17,9 @@ from keras_icnn.models.explainer import Explainer, decoder_configs, logit_p, pla
 from keras_icnn.receptive_field import peak_locations, receptive_field
 
 OBJECTIVES = ("reconstruction", "classification")
+# The scale at which the filter losses see conv-interp-1/2's maps (issue 26): "unit_mean"
+# (losses.unit_mean_maps: scale-free) or "raw" (the maps as they are).
+LOSS_SCALES = ("unit_mean", "raw")
 # The paper's lambda_f = 1 / (300 N) E||dLoss_rec/dx_f|| / E||dLoss_f/dx_f|| at epoch N:
 # filter_fraction=PAPER_FILTER_FRACTION with fraction_decay=True.
 PAPER_FILTER_FRACTION = 1.0 / 300.0
@@ -85,6 +88,12 @@ class ExplainerDistiller(keras.Model):
       and the interpretable filters but never the ordinary track. Off by
       default: its gradient on p is not bounded by the gradient-ratio rule and
       drove p to 0.999 with a 0.53 Δerror (``benchmarks/tune_defaults.py``).
+    * ``loss_scale="unit_mean"`` (default): each ``Loss_f`` sees its maps at mean
+      activation 1 over the batch (:func:`keras_icnn.losses.unit_mean_maps`), so it
+      cannot shrink them: the reconstruction reads them through a norm-layer and does
+      not hold their scale, and on raw maps (``"raw"``) eq. (5)'s pull towards the
+      negative template shrank them until ``-MI`` was ~1e-7 and most filters were dead
+      (issue 26).
 
     Filter categories come from the performer's predictions. For a
     single-category explainer (``single_category`` filters), the norm-layers'
@@ -103,10 +112,14 @@ class ExplainerDistiller(keras.Model):
 
     def __init__(self, performer, explainer, target_layer, eta=1.0, recon_weight=1.0,
                  filter_fraction=0.1, fraction_decay=False, mix_trick=False,
-                 objective="reconstruction", **kwargs):
+                 objective="reconstruction", loss_scale="unit_mean", **kwargs):
         super().__init__(**kwargs)
         if objective not in OBJECTIVES:
             raise ValueError(f"`objective` must be one of {OBJECTIVES}. Received: {objective!r}")
+        if loss_scale not in LOSS_SCALES:
+            raise ValueError(f"`loss_scale` must be one of {LOSS_SCALES}. Received: "
+                             f"{loss_scale!r}")
+        self.loss_scale = loss_scale
         self.performer, self.explainer = performer, explainer
         self.target_layer = target_layer
         self.eta, self.recon_weight = float(eta), float(recon_weight)
@@ -208,9 +221,15 @@ class ExplainerDistiller(keras.Model):
             p = tf.cast(parts["p"], x2.dtype)
             x2_loss_input = p * x2 + (1.0 - p) * tf.stop_gradient(parts["ordin"])
         return {"x1": x1, "x2": x2, "task_terms": task_terms,
-                "l1": ex.conv_interp_1.filter_loss_per_filter(x1, predicted),
-                "l2": ex.conv_interp_2.filter_loss_per_filter(x2_loss_input, predicted),
+                "l1": ex.conv_interp_1.filter_loss_per_filter(self.loss_maps(x1), predicted),
+                "l2": ex.conv_interp_2.filter_loss_per_filter(self.loss_maps(x2_loss_input),
+                                                              predicted),
                 "log_p": tf.math.log_sigmoid(ex.p_logit), "predicted": predicted}
+
+    def loss_maps(self, x):
+        """The maps a filter loss is computed on: ``x`` at unit mean activation per filter
+        (``loss_scale="unit_mean"``, :func:`keras_icnn.losses.unit_mean_maps`) or as is."""
+        return losses_lib.unit_mean_maps(x) if self.loss_scale == "unit_mean" else x
 
     def fraction(self):
         """``c``, or ``c / N`` at epoch N with ``fraction_decay``."""
@@ -267,8 +286,9 @@ class ExplainerDistiller(keras.Model):
         """What the filter losses see and how much they weigh, on one batch (no update).
 
         For conv-interp-1 and -2 (``_1``, ``_2``): :func:`keras_icnn.losses.filter_statistics`
-        of the post-ReLU maps (``neg_mi``, ``score_spread``, ``mean_peak``, ``dead``), the
-        last step's mean ``lambda``, and ``grad_ratio`` =
+        of the maps the filter losses see (:meth:`loss_maps`: ``neg_mi``, ``score_spread``,
+        ``mean_peak``, ``dead``), ``raw_peak`` (mean peak of the post-ReLU maps themselves),
+        the last step's mean ``lambda``, and ``grad_ratio`` =
         ``E||lambda_f dLoss_f/dx_f|| / E||dLoss_task/dx_f||`` at the batch's maps (the rule
         makes it ``c`` wherever ``Loss_f`` has a gradient; lower means filters with none).
         Logged per epoch by :class:`ExplainerDiagnostics`.
@@ -290,8 +310,10 @@ class ExplainerDistiller(keras.Model):
             weighted = per_image_norms(g_f) * lam[None, :]
             ratio = tf.math.divide_no_nan(tf.reduce_mean(tf.reduce_sum(weighted, -1)),
                                           tf.reduce_mean(tf.reduce_sum(per_image_norms(g_task), -1)))
-            stats = losses_lib.filter_statistics(x, beta=self.explainer.conv_interp_1.beta)
-            stats.update(lambda_mean=tf.reduce_mean(lam), grad_ratio=ratio)
+            stats = losses_lib.filter_statistics(self.loss_maps(x),
+                                                 beta=self.explainer.conv_interp_1.beta)
+            stats.update(lambda_mean=tf.reduce_mean(lam), grad_ratio=ratio,
+                         raw_peak=tf.reduce_mean(tf.reduce_max(tf.cast(x, tf.float32), [1, 2])))
             result.update({f"{k}_{i}": float(v) for k, v in stats.items()})
         del tape
         return result

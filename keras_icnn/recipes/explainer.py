@@ -29,6 +29,9 @@ class ExplainerConfig(RecipeConfig):
                                          "|d rec/dx| per filter.")
     fraction_decay: bool = option(False, "Divide c by the epoch N (the paper's 1/(300 N)).")
     mix_trick: bool = option(False, "conv-interp-2's filter loss on p x_f + (1-p) x_ordin.")
+    loss_scale: str = option("unit_mean", "Scale of the maps the filter losses see: unit_mean "
+                                          "(mean activation 1 per filter over the batch, "
+                                          "scale-free) or raw.", ("unit_mean", "raw"))
     initial_p: float = option(0.5, "Starting mixing weight p of the interpretable track.")
     single_category: bool = option(False, "The performer classifies one category (class 1) "
                                           "against the rest: all filters belong to it and the "
@@ -48,7 +51,8 @@ class ExplainerConfig(RecipeConfig):
 
         self.validate_common()
         check_fields(self, positive=("performer_epochs", "epochs"), positive_numbers=("lr",),
-                     non_negative_numbers=("eta", "filter_fraction"))
+                     non_negative_numbers=("eta", "filter_fraction"),
+                     choices={"loss_scale": ("unit_mean", "raw")})
         validation.number_in(self.initial_p, "initial_p", 0, 1, low_open=True, high_open=True)
         if self.performer and not os.path.isfile(self.performer):
             raise FileNotFoundError("performer model not found: `performer` must be a saved .keras "
@@ -101,7 +105,7 @@ def _distiller(config, strategy, models, objective="reconstruction"):
         explainer, distiller = distiller_lib.build_explainer(
             models["performer"], models["layer"], eta=config.eta,
             filter_fraction=config.filter_fraction, fraction_decay=config.fraction_decay,
-            mix_trick=config.mix_trick, initial_p=config.initial_p,
+            mix_trick=config.mix_trick, loss_scale=config.loss_scale, initial_p=config.initial_p,
             single_category=config.single_category, objective=objective)
         distiller.compile(keras.optimizers.Adam(config.lr))
     return explainer, distiller

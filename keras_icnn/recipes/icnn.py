@@ -29,7 +29,8 @@ class ICNNConfig(RecipeConfig):
                                           "(eq. 5) or exact autodiff.", ("approximate", "exact"))
     gradient_form: str = option("printed", "Approximate gradient with (printed) or without "
                                            "(appendix) the '1 +'.", ("printed", "appendix"))
-    mu: str = option("argmax", "Part location rule of the mask.", ("argmax", "centroid"))
+    mu: str = option("centroid", "Part location rule of the mask (centroid: chosen on both "
+                      "validation splits, issue 25; argmax: the paper's rule).", ("argmax", "centroid"))
     loss_weight: float = option(0.05, "Filter-loss weight c (see --loss_schedule).")
     loss_schedule: str = option("constant", "Filter-loss weight rule.",
                                 ("constant", "paper", "inverse_epoch", "grad_ratio"))

@@ -6,6 +6,7 @@ import tensorflow as tf
 from keras_icnn.models import (
     ChannelScale, Explainer, ExplainerDistiller, build_explainer, plan_head, resnet20_backbone,
     vgg_backbone)
+from keras_icnn import losses as keras_icnn_losses
 from keras_icnn.models.distiller import PAPER_FILTER_FRACTION, gradient_ratio
 
 
@@ -171,9 +172,12 @@ def test_lambda_rule_through_the_real_train_step(performer):
         g_rec = tape.gradient(rec, x).numpy().astype(np.float64)
         g_f = tape.gradient(loss, x).numpy().astype(np.float64)
         per_image = lambda g: np.sqrt((g ** 2).sum((1, 2)))  # noqa: E731  [B, F]
-        want.append(per_image(g_rec).mean(0) / per_image(g_f).mean(0) / (300.0 * 3))
+        task_norm, filter_norm = per_image(g_rec).mean(0), per_image(g_f).mean(0)
+        # A filter silent on every image has no filter-loss gradient: lambda_f = 0.
+        want.append(np.where(filter_norm > 0, task_norm / np.maximum(filter_norm, 1e-300), 0.0)
+                    / (300.0 * 3))
     del tape
-    assert all(np.all(w > 0) for w in want)
+    assert all(np.mean(w > 0) > 0.5 for w in want)
     distiller.epoch.assign(3.0)
     distiller.train_on_batch(images)
     for var, w in zip(distiller.lambdas, want):
@@ -344,3 +348,47 @@ def test_distillation_never_retraces_after_the_first_epoch(performer):
     record = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: per_epoch.append(len(traces)))
     distiller.fit(_images(), batch_size=16, epochs=3, verbose=0, callbacks=[record])
     assert per_epoch[0] <= 2 and per_epoch == [per_epoch[0]] * 3, per_epoch
+
+
+def _scaled_copy(source, loss_scale, performer, factor):
+    """A distiller in ``source``'s state whose conv-interp-1/2 maps are ``factor`` times its
+    own (kernel and bias of conv-interp-1 and the bias of conv-interp-2 scaled: ReLU and the
+    mask are positively homogeneous)."""
+    _, d = build_explainer(performer, "block3_pool", loss_scale=loss_scale)
+    _same_state(source, d)
+    ex = d.explainer
+    for var, f in ((ex.conv_interp_1.kernel, factor), (ex.conv_interp_1.bias, factor),
+                   (ex.conv_interp_2.bias, factor)):
+        var.assign(var.numpy() * f)
+    d.compile(keras.optimizers.SGD(0.01), run_eagerly=True)  # one step: tracing costs more
+    return d
+
+
+def test_filter_losses_ignore_the_maps_scale_through_the_train_step(performer):
+    """Issue 26: the reconstruction reads conv-interp-2 through a norm-layer, so only the
+    filter loss acts on the maps' scale; on raw maps it shrank them until -MI was ~1e-7.
+    With loss_scale="unit_mean" one real train step logs the same -MI (equal to numpy's on
+    the maps divided by their mean) and sets the same lambda_f whether the maps are 1x or
+    5x; on raw maps both move."""
+    images = _images(8, seed=9)
+    _, base = build_explainer(performer, "block3_pool")
+    steps = {}
+    for scale in ("unit_mean", "raw"):
+        runs = [_scaled_copy(base, scale, performer, f) for f in (1.0, 5.0)]
+        maps = runs[0].forward(images, training=False)
+        logs = [d.train_on_batch(images, return_dict=True) for d in runs]
+        steps[scale] = (maps, logs, [[v.numpy() for v in d.lambdas] for d in runs])
+    maps, logs, lambdas = steps["unit_mean"]
+    want = 0.0
+    for x in (maps["x1"], maps["x2"]):
+        x = x.numpy().astype(np.float64)
+        mean = x.mean((0, 1, 2))
+        normalised = x / np.where(mean > 0, mean, 1.0)
+        want += float(tf.reduce_sum(keras_icnn_losses.mutual_information_loss(normalised)))
+    np.testing.assert_allclose(logs[0]["filter_loss"], want, rtol=1e-3)
+    np.testing.assert_allclose(logs[1]["filter_loss"], logs[0]["filter_loss"], rtol=1e-3)
+    for a, b in zip(*lambdas):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6)
+    _, raw_logs, raw_lambdas = steps["raw"]
+    assert abs(raw_logs[1]["filter_loss"]) > 2 * abs(raw_logs[0]["filter_loss"])
+    assert not np.allclose(raw_lambdas[0][1], raw_lambdas[1][1], rtol=0.1)

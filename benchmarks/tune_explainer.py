@@ -1,0 +1,125 @@
+"""Explainer defaults on two datasets' validation splits (issue 26).
+
+Each variant distils the same performer per dataset — the ordinary CNN of
+``bench_icnn_seeds.py``'s ``<dataset>/validation/argmax/0`` run (retrained when
+its file is gone: same seed, order and initial weights) — with
+``recipes.ExplainerConfig`` overrides, measures p, Δerror and location
+instability (explainer / performer top conv) on the **validation** split, and
+keeps :meth:`ExplainerDistiller.diagnose`'s per-epoch figures (−MI, λ, dead
+filters, peaks of conv-interp-1/2). Results merge into
+``benchmarks/results/tuning_explainer_datasets.json`` as they finish (a
+finished ``dataset/variant`` is skipped when restarted).
+
+A default changes only if the new value is at least as good on both datasets.
+
+Usage:
+    python benchmarks/tune_explainer.py --datasets=synthetic,birds --variants=default,raw
+    python benchmarks/tune_explainer.py --summary
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench_icnn_seeds  # noqa: E402
+
+RESULTS = os.path.join(ROOT, "benchmarks", "results", "tuning_explainer_datasets.json")
+EPOCHS = 20  # the explainer recipe's default
+# ExplainerConfig overrides; "default" is the library's defaults as they are now.
+VARIANTS = {
+    "default": {},
+    "raw": {"loss_scale": "raw"},  # the filter losses on the maps as they are (before issue 26)
+    "fraction_0.3": {"filter_fraction": 0.3},
+    "fraction_0.03": {"filter_fraction": 0.03},
+    "epochs_30": {"epochs": 30},
+    "eta_2": {"eta": 2.0},
+    "p_0.8": {"initial_p": 0.8},
+}
+DIAGNOSTICS = ("neg_mi_1", "neg_mi_2", "dead_1", "dead_2", "raw_peak_1", "raw_peak_2",
+               "lambda_mean_1", "lambda_mean_2", "score_spread_2")
+
+
+def run_one(dataset, variant, work, birds):
+    from keras_icnn import recipes
+
+    icnn_results = json.load(open(bench_icnn_seeds.RESULTS))
+    performer = bench_icnn_seeds.model_path(icnn_results, f"{dataset}/validation/argmax/0",
+                                            "ordinary", work, birds)
+    data = {k: v for k, v in bench_icnn_seeds.DATASETS[dataset].items()}
+    if dataset == "birds":
+        data["data_dir"] = bench_icnn_seeds.birds_dir(birds)
+    settings = {"epochs": EPOCHS, **VARIANTS[variant]}
+    r = recipes.run_explainer_experiment(recipes.ExplainerConfig(
+        performer=performer, layer="block3_pool", eval_split="validation", seed=0, verbose=2,
+        output_dir=os.path.join(work, f"explainer_{dataset}_{variant}"), **data, **settings))
+    li = r["location_instability"]
+    return {"p": r["p"], "delta_error": r["delta_error"],
+            "location_instability_ratio": li["ratio"],
+            "location_instability": {"explainer": li["explainer"],
+                                     "performer_top_conv": li["performer_top_conv"]},
+            "performer_validation_error": r["performer_validation_error"],
+            "final_train": r["final_train"],
+            "diagnostics": {k: r["diagnostics"][k] for k in DIAGNOSTICS if k in r["diagnostics"]},
+            "overrides": VARIANTS[variant], "seconds": r["seconds"],
+            "date": time.strftime("%Y-%m-%d"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores"}
+
+
+def summary(results):
+    head = ("| dataset | variant | overrides | p | Δerror | location instability, explainer / "
+            "performer | final −MI conv-interp-2 | dead filters conv-interp-1 / -2 (last epoch) |"
+            "\n| --- | --- | --- | --- | --- | --- | --- | --- |")
+    rows = []
+    for key, r in sorted(results.items()):
+        dataset, variant = key.split("/")
+        d = r["diagnostics"]
+        last = lambda k: d[k][-1] if d.get(k) else float("nan")  # noqa: E731
+        rows.append(f"| {dataset} | {variant} | `{json.dumps(r['overrides'])}` | {r['p']:.3f} | "
+                    f"{r['delta_error']:+.4f} | {r['location_instability_ratio']:.3f} | "
+                    f"{last('neg_mi_2'):.2e} | {last('dead_1'):.2f} / {last('dead_2'):.2f} |")
+    return head + "\n" + "\n".join(rows)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", default="synthetic,birds", help="comma-separated: synthetic, birds")
+    p.add_argument("--variants", default="default,raw", help=f"comma-separated of {list(VARIANTS)}")
+    p.add_argument("--work", default="/tmp/keras_icnn_seeds", help="models and logs go here")
+    p.add_argument("--birds_dir", default="/tmp/keras_icnn_birds")
+    p.add_argument("--results", default=RESULTS)
+    p.add_argument("--summary", action="store_true", help="print the table and exit")
+    args = p.parse_args()
+    results = json.load(open(args.results)) if os.path.isfile(args.results) else {}
+    if args.summary:
+        print(summary(results))
+        return
+    datasets = [d for d in args.datasets.split(",") if d]
+    variants = [v for v in args.variants.split(",") if v]
+    if set(datasets) - set(bench_icnn_seeds.DATASETS) or set(variants) - set(VARIANTS):
+        p.error(f"--datasets must name some of {list(bench_icnn_seeds.DATASETS)} and --variants "
+                f"some of {list(VARIANTS)}. Received: {args.datasets!r}, {args.variants!r}")
+    for dataset in datasets:
+        for variant in variants:
+            key = f"{dataset}/{variant}"
+            if key in results:
+                print(f"{key}: done already", flush=True)
+                continue
+            print(f"== {key}: {json.dumps(VARIANTS[variant])} ==", flush=True)
+            value = run_one(dataset, variant, args.work, args.birds_dir)
+            results = bench_icnn_seeds._store(args.results, key, value)
+            print(key, json.dumps({k: value[k] for k in ("p", "delta_error",
+                                                         "location_instability_ratio")}),
+                  flush=True)
+    print(summary(results))
+
+
+if __name__ == "__main__":
+    main()
