@@ -35,7 +35,8 @@ EPOCHS = 20  # the explainer recipe's default
 # ExplainerConfig overrides; "default" is the library's defaults as they are now.
 VARIANTS = {
     "default": {},
-    "raw": {"loss_scale": "raw"},  # the filter losses on the maps as they are (before issue 26)
+    "raw": {"loss_scale": "raw"},  # the filter losses on the maps as they are
+    "unit_mean": {"loss_scale": "unit_mean"},  # at mean activation 1 (issue 26)
     "fraction_0.3": {"filter_fraction": 0.3},
     "fraction_0.03": {"filter_fraction": 0.03},
     "epochs_30": {"epochs": 30},
@@ -46,25 +47,26 @@ DIAGNOSTICS = ("neg_mi_1", "neg_mi_2", "dead_1", "dead_2", "raw_peak_1", "raw_pe
                "lambda_mean_1", "lambda_mean_2", "score_spread_2")
 
 
-def run_one(dataset, variant, work, birds):
+def run_one(dataset, variant, work, birds, split="validation"):
     from keras_icnn import recipes
 
     icnn_results = json.load(open(bench_icnn_seeds.RESULTS))
-    performer = bench_icnn_seeds.model_path(icnn_results, f"{dataset}/validation/argmax/0",
+    performer = bench_icnn_seeds.model_path(icnn_results, (f"{dataset}/validation/argmax/0"
+                                            if split == "validation" else f"{dataset}/test/default/0"),
                                             "ordinary", work, birds)
     data = {k: v for k, v in bench_icnn_seeds.DATASETS[dataset].items()}
     if dataset == "birds":
         data["data_dir"] = bench_icnn_seeds.birds_dir(birds)
     settings = {"epochs": EPOCHS, **VARIANTS[variant]}
     r = recipes.run_explainer_experiment(recipes.ExplainerConfig(
-        performer=performer, layer="block3_pool", eval_split="validation", seed=0, verbose=2,
-        output_dir=os.path.join(work, f"explainer_{dataset}_{variant}"), **data, **settings))
+        performer=performer, layer="block3_pool", eval_split=split, seed=0, verbose=2,
+        output_dir=os.path.join(work, f"explainer_{dataset}_{split}_{variant}"), **data, **settings))
     li = r["location_instability"]
     return {"p": r["p"], "delta_error": r["delta_error"],
             "location_instability_ratio": li["ratio"],
             "location_instability": {"explainer": li["explainer"],
                                      "performer_top_conv": li["performer_top_conv"]},
-            "performer_validation_error": r["performer_validation_error"],
+            f"performer_{split}_error": r[f"performer_{split}_error"],
             "final_train": r["final_train"],
             "diagnostics": {k: r["diagnostics"][k] for k in DIAGNOSTICS if k in r["diagnostics"]},
             "overrides": VARIANTS[variant], "seconds": r["seconds"],
@@ -78,7 +80,8 @@ def summary(results):
             "\n| --- | --- | --- | --- | --- | --- | --- | --- |")
     rows = []
     for key, r in sorted(results.items()):
-        dataset, variant = key.split("/")
+        dataset, variant = key.split("/")[:2]
+        variant += " (test)" if key.endswith("/test") else ""
         d = r["diagnostics"]
         last = lambda k: d[k][-1] if d.get(k) else float("nan")  # noqa: E731
         rows.append(f"| {dataset} | {variant} | `{json.dumps(r['overrides'])}` | {r['p']:.3f} | "
@@ -92,6 +95,8 @@ def main():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", default="synthetic,birds", help="comma-separated: synthetic, birds")
     p.add_argument("--variants", default="default,raw", help=f"comma-separated of {list(VARIANTS)}")
+    p.add_argument("--split", default="validation", choices=("validation", "test"),
+                   help="tune on validation; test only for the defaults' final figures")
     p.add_argument("--work", default="/tmp/keras_icnn_seeds", help="models and logs go here")
     p.add_argument("--birds_dir", default="/tmp/keras_icnn_birds")
     p.add_argument("--results", default=RESULTS)
@@ -108,12 +113,12 @@ def main():
                 f"some of {list(VARIANTS)}. Received: {args.datasets!r}, {args.variants!r}")
     for dataset in datasets:
         for variant in variants:
-            key = f"{dataset}/{variant}"
+            key = f"{dataset}/{variant}" + ("" if args.split == "validation" else "/test")
             if key in results:
                 print(f"{key}: done already", flush=True)
                 continue
             print(f"== {key}: {json.dumps(VARIANTS[variant])} ==", flush=True)
-            value = run_one(dataset, variant, args.work, args.birds_dir)
+            value = run_one(dataset, variant, args.work, args.birds_dir, args.split)
             results = bench_icnn_seeds._store(args.results, key, value)
             print(key, json.dumps({k: value[k] for k in ("p", "delta_error",
                                                          "location_instability_ratio")}),

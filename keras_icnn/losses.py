@@ -494,11 +494,11 @@ def unit_mean_maps(x):
 
     ``x_f * h * w * B / sum_{b,ij} x_f`` (a filter with no activation stays 0), with the
     normaliser differentiated: a loss of the result ignores the filter's overall scale,
-    and its gradient has no component along ``x_f`` itself. The explainer's filter loss
-    sees its maps this way: its reconstruction goes through a norm-layer, so nothing but
-    the filter loss acts on the scale, and on raw maps eq. (5)'s push towards the negative
-    template shrank them until the templates could no longer tell the images apart
-    (issue 26). Mean 1 is the scale of the ICNN layer's maps on the same data.
+    and its gradient has no component along ``x_f`` itself. The explainer's filter losses
+    can see their maps this way (``ExplainerDistiller(loss_scale="unit_mean")``): its
+    reconstruction goes through a norm-layer, so only the filter loss acts on the maps'
+    scale, and on raw maps eq. (5)'s pull towards the negative template shrinks them until
+    the templates no longer tell the images apart (issue 26).
 
     Args:
         x: ``[B, h, w, K]`` non-negative maps.

@@ -88,12 +88,15 @@ class ExplainerDistiller(keras.Model):
       and the interpretable filters but never the ordinary track. Off by
       default: its gradient on p is not bounded by the gradient-ratio rule and
       drove p to 0.999 with a 0.53 Δerror (``benchmarks/tune_defaults.py``).
-    * ``loss_scale="unit_mean"`` (default): each ``Loss_f`` sees its maps at mean
-      activation 1 over the batch (:func:`keras_icnn.losses.unit_mean_maps`), so it
-      cannot shrink them: the reconstruction reads them through a norm-layer and does
-      not hold their scale, and on raw maps (``"raw"``) eq. (5)'s pull towards the
-      negative template shrank them until ``-MI`` was ~1e-7 and most filters were dead
-      (issue 26).
+    * ``loss_scale``: the maps each ``Loss_f`` sees. ``"raw"`` (default): as they
+      are. ``"unit_mean"``: at mean activation 1 per filter over the batch
+      (:func:`keras_icnn.losses.unit_mean_maps`), so ``Loss_f`` cannot act on their
+      scale. The reconstruction reads the maps through a norm-layer and does not hold
+      their scale; on raw maps eq. (5)'s pull towards the negative template shrinks
+      them until ``-MI`` is ~1e-4 and ``lambda_f`` spikes to ~3e4 (issue 26). Unit mean
+      keeps ``-MI`` near -3 and ``lambda_f`` below 0.05, but it did not lower location
+      instability on the birds' validation split (0.90x vs 0.82x), so it is not the
+      default (``benchmarks/tune_explainer.py``).
 
     Filter categories come from the performer's predictions. For a
     single-category explainer (``single_category`` filters), the norm-layers'
@@ -112,7 +115,7 @@ class ExplainerDistiller(keras.Model):
 
     def __init__(self, performer, explainer, target_layer, eta=1.0, recon_weight=1.0,
                  filter_fraction=0.1, fraction_decay=False, mix_trick=False,
-                 objective="reconstruction", loss_scale="unit_mean", **kwargs):
+                 objective="reconstruction", loss_scale="raw", **kwargs):
         super().__init__(**kwargs)
         if objective not in OBJECTIVES:
             raise ValueError(f"`objective` must be one of {OBJECTIVES}. Received: {objective!r}")

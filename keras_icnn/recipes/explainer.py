@@ -29,9 +29,9 @@ class ExplainerConfig(RecipeConfig):
                                          "|d rec/dx| per filter.")
     fraction_decay: bool = option(False, "Divide c by the epoch N (the paper's 1/(300 N)).")
     mix_trick: bool = option(False, "conv-interp-2's filter loss on p x_f + (1-p) x_ordin.")
-    loss_scale: str = option("unit_mean", "Scale of the maps the filter losses see: unit_mean "
-                                          "(mean activation 1 per filter over the batch, "
-                                          "scale-free) or raw.", ("unit_mean", "raw"))
+    loss_scale: str = option("raw", "Scale of the maps the filter losses see: raw (as they are) "
+                                    "or unit_mean (mean activation 1 per filter over the batch, "
+                                    "scale-free).", ("raw", "unit_mean"))
     initial_p: float = option(0.5, "Starting mixing weight p of the interpretable track.")
     single_category: bool = option(False, "The performer classifies one category (class 1) "
                                           "against the rest: all filters belong to it and the "
