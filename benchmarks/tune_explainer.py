@@ -37,6 +37,7 @@ VARIANTS = {
     "default": {},
     "raw": {"loss_scale": "raw"},  # the filter losses on the maps as they are
     "unit_mean": {"loss_scale": "unit_mean"},  # at mean activation 1 (issue 26)
+    "fraction_0": {"filter_fraction": 0.0},  # no filter loss: what kills conv-interp-1?
     "fraction_0.3": {"filter_fraction": 0.3},
     "fraction_0.03": {"filter_fraction": 0.03},
     "epochs_30": {"epochs": 30},
