@@ -39,6 +39,7 @@ VARIANTS = {
     "unit_mean": {"loss_scale": "unit_mean"},  # at mean activation 1 (issue 26)
     "fraction_0": {"filter_fraction": 0.0},  # no filter loss: what kills conv-interp-1?
     "fraction_0.3": {"filter_fraction": 0.3},
+    "lr_1e-4": {"lr": 1e-4},
     "fraction_0.03": {"filter_fraction": 0.03},
     "epochs_30": {"epochs": 30},
     "eta_2": {"eta": 2.0},
