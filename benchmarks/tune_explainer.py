@@ -40,6 +40,7 @@ VARIANTS = {
     "fraction_0": {"filter_fraction": 0.0},  # no filter loss: what kills conv-interp-1?
     "fraction_0.3": {"filter_fraction": 0.3},
     "lr_1e-4": {"lr": 1e-4},
+    "lr_1e-4_eta_3": {"lr": 1e-4, "eta": 3.0},
     "fraction_0.03": {"filter_fraction": 0.03},
     "epochs_30": {"epochs": 30},
     "eta_2": {"eta": 2.0},
