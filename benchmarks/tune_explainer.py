@@ -45,6 +45,12 @@ VARIANTS = {
     "epochs_30": {"epochs": 30},
     "eta_2": {"eta": 2.0},
     "p_0.8": {"initial_p": 0.8},
+    # lr 1e-4 keeps conv-interp-1 alive, but at 10 x 1e-4 per step p's logit cannot travel
+    # far: p_lr gives p the speed it has at 1e-3.
+    "lr_1e-4_plr_1e-3": {"lr": 1e-4, "p_lr": 1e-3},
+    "lr_1e-4_plr_1e-3_eta_3": {"lr": 1e-4, "p_lr": 1e-3, "eta": 3.0},
+    "lr_3e-4_plr_1e-3": {"lr": 3e-4, "p_lr": 1e-3},
+    "lr_1e-4_plr_1e-3_epochs_30": {"lr": 1e-4, "p_lr": 1e-3, "epochs": 30},
 }
 DIAGNOSTICS = ("neg_mi_1", "neg_mi_2", "dead_1", "dead_2", "raw_peak_1", "raw_peak_2",
                "lambda_mean_1", "lambda_mean_2", "score_spread_2")

@@ -13,7 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_icnn import losses as losses_lib
-from keras_icnn.models.explainer import Explainer, decoder_configs, logit_p, plan_head
+from keras_icnn.models.explainer import (DEFAULT_P_SCALE, Explainer, decoder_configs, logit_p,
+                                         plan_head)
 from keras_icnn.receptive_field import peak_locations, receptive_field
 
 OBJECTIVES = ("reconstruction", "classification")
@@ -366,6 +367,21 @@ class ExplainerDistiller(keras.Model):
         return np.concatenate(out)
 
 
+def p_scale_for(lr, p_lr):
+    """The ``p_scale`` under which Adam at ``lr`` moves p as Adam at ``p_lr`` would
+    with the default scale: ``DEFAULT_P_SCALE * p_lr / lr`` (Adam is invariant to a
+    constant reparametrisation of a variable, up to its epsilon).
+
+    Example:
+        >>> p_scale_for(1e-4, 1e-3)  # the network at 1e-4, p as fast as at 1e-3
+        100.0
+    """
+    lr, p_lr = float(lr), float(p_lr)
+    if not (lr > 0.0 and p_lr > 0.0):
+        raise ValueError(f"learning rates must be > 0. Received: lr={lr}, p_lr={p_lr}")
+    return DEFAULT_P_SCALE * p_lr / lr
+
+
 def _unpack(data):
     if isinstance(data, (tuple, list)):
         return data[0], (data[1] if len(data) > 1 else None)
@@ -395,7 +411,7 @@ class _EpochCounter(keras.callbacks.Callback):
 
 
 def build_explainer(performer, target_layer, copy_weights=True, norm_momentum=0.9, p_init=0.0,
-                    interp_kwargs=None, initial_p=None, single_category=False, positive_class=1,
+                    interp_kwargs=None, initial_p=None, p_scale=DEFAULT_P_SCALE, single_category=False, positive_class=1,
                     **distiller_kwargs):
     """An :class:`Explainer` for ``performer`` at ``target_layer`` and its distiller.
 
@@ -410,6 +426,12 @@ def build_explainer(performer, target_layer, copy_weights=True, norm_momentum=0.
         target_layer: the layer whose maps the explainer reads (below the top conv).
         initial_p: the starting mixing weight p in (0, 1) (overrides ``p_init``,
             the raw ``w_p``).
+        p_scale: ``p = sigmoid(p_scale * w_p)``. An Adam step moves ``w_p`` by
+            about the learning rate whatever the gradient's size, so ``p``'s logit
+            moves ``p_scale * lr`` per step: with ``lr`` 1e-4 and the default 10, p
+            can travel at most 0.76 in logit over 760 steps (0.5 -> 0.68). Scale
+            it with the learning rate to keep p's speed
+            (:func:`p_scale_for`).
         single_category: the performer classifies one category (``positive_class``)
             against the rest: every interpretable filter belongs to that category
             and the norm-layers' alpha is estimated on predicted positives.
@@ -436,12 +458,13 @@ def build_explainer(performer, target_layer, copy_weights=True, norm_momentum=0.
     configs, targets = decoder_configs(plan)
     num_classes = int(performer.outputs[0].shape[-1])
     if initial_p is not None:
-        p_init = logit_p(initial_p)
+        p_init = logit_p(initial_p, p_scale)
     interp_kwargs = dict(interp_kwargs or {})
     if single_category:
         interp_kwargs.update(single_category=True, positive_class=int(positive_class))
     explainer = Explainer(int(top.filters), num_classes, configs, targets,
-                          norm_momentum=norm_momentum, p_init=p_init, interp_kwargs=interp_kwargs,
+                          norm_momentum=norm_momentum, p_init=p_init, p_scale=p_scale,
+                          interp_kwargs=interp_kwargs,
                           name=f"{performer.name}_explainer")
     explainer.build((None,) + in_shape)
     if copy_weights:

@@ -305,8 +305,10 @@ def decoder_configs(plan):
     return configs, targets
 
 
-def logit_p(p):
-    """``w_p`` giving the mixing weight ``p`` (in (0, 1)) with the default ``p_scale``."""
+def logit_p(p, p_scale=DEFAULT_P_SCALE):
+    """``w_p`` giving the mixing weight ``p`` (in (0, 1)) when ``p = sigmoid(p_scale w_p)``."""
     if not 0.0 < float(p) < 1.0:
         raise ValueError(f"`initial_p` must lie in (0, 1). Received: initial_p={p}")
-    return math.log(p / (1.0 - p)) / DEFAULT_P_SCALE
+    if not float(p_scale) > 0.0:
+        raise ValueError(f"`p_scale` must be > 0. Received: p_scale={p_scale}")
+    return math.log(p / (1.0 - p)) / float(p_scale)

@@ -33,6 +33,9 @@ class ExplainerConfig(RecipeConfig):
                                     "or unit_mean (mean activation 1 per filter over the batch, "
                                     "scale-free).", ("raw", "unit_mean"))
     initial_p: float = option(0.5, "Starting mixing weight p of the interpretable track.")
+    p_lr: float = option(0.0, "Adam learning rate of p's logit (0: the same as --lr). Adam moves "
+                              "a variable by about lr per step, so at a small --lr p cannot "
+                              "travel far in a short run.")
     single_category: bool = option(False, "The performer classifies one category (class 1) "
                                           "against the rest: all filters belong to it and the "
                                           "norm-layers' alpha comes from predicted positives.")
@@ -51,7 +54,7 @@ class ExplainerConfig(RecipeConfig):
 
         self.validate_common()
         check_fields(self, positive=("performer_epochs", "epochs"), positive_numbers=("lr",),
-                     non_negative_numbers=("eta", "filter_fraction"),
+                     non_negative_numbers=("eta", "filter_fraction", "p_lr"),
                      choices={"loss_scale": ("unit_mean", "raw")})
         validation.number_in(self.initial_p, "initial_p", 0, 1, low_open=True, high_open=True)
         if self.performer and not os.path.isfile(self.performer):
@@ -106,6 +109,7 @@ def _distiller(config, strategy, models, objective="reconstruction"):
             models["performer"], models["layer"], eta=config.eta,
             filter_fraction=config.filter_fraction, fraction_decay=config.fraction_decay,
             mix_trick=config.mix_trick, loss_scale=config.loss_scale, initial_p=config.initial_p,
+            p_scale=distiller_lib.p_scale_for(config.lr, config.p_lr or config.lr),
             single_category=config.single_category, objective=objective)
         distiller.compile(keras.optimizers.Adam(config.lr))
     return explainer, distiller

@@ -7,7 +7,7 @@ from keras_icnn.models import (
     ChannelScale, Explainer, ExplainerDistiller, build_explainer, plan_head, resnet20_backbone,
     vgg_backbone)
 from keras_icnn import losses as keras_icnn_losses
-from keras_icnn.models.distiller import PAPER_FILTER_FRACTION, gradient_ratio
+from keras_icnn.models.distiller import PAPER_FILTER_FRACTION, gradient_ratio, p_scale_for
 
 
 @pytest.fixture(scope="module")
@@ -294,6 +294,29 @@ def test_log_p_term_raises_p(performer):
         w += 0.01 * 10.0 * (1.0 - 1.0 / (1.0 + np.exp(-10.0 * w)))
     assert float(explainer.p) > p0
     assert float(explainer.w_p) == pytest.approx(w, rel=1e-5)
+
+
+def test_p_lr_sets_how_far_an_adam_step_moves_p(performer):
+    """Issue 26: an Adam step moves w_p by ~lr whatever the gradient, so p's logit moves
+    p_scale * lr per step. p_scale_for(1e-4, 1e-3) = 100 makes one step at lr 1e-4 move
+    the logit as far (1e-2 = 10 * 1e-3) as the default scale at lr 1e-3, and 10x farther
+    than the default at 1e-4; initial_p is honoured under any scale."""
+    assert p_scale_for(1e-4, 1e-3) == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="p_lr"):
+        p_scale_for(1e-4, 0.0)
+    moved = {}
+    for lr, scale in ((1e-4, p_scale_for(1e-4, 1e-3)), (1e-4, 10.0)):
+        explainer, distiller = build_explainer(performer, "block3_pool", initial_p=0.6,
+                                               p_scale=scale, filter_fraction=0.0)
+        assert float(explainer.p) == pytest.approx(0.6, rel=1e-5)
+        distiller.compile(keras.optimizers.Adam(lr))
+        before = float(explainer.p_logit)
+        distiller.train_on_batch(_images(8, seed=4))
+        moved[(lr, scale)] = abs(float(explainer.p_logit) - before)
+    # Adam's first step is lr * g / (|g| + eps): the logit moves scale * lr (at lr 1e-3
+    # and the default scale 10 that is 1e-2 too).
+    assert moved[(1e-4, 100.0)] == pytest.approx(1e-2, rel=1e-3)
+    assert moved[(1e-4, 10.0)] == pytest.approx(1e-3, rel=1e-3)
 
 
 def test_explain_and_save_load(performer, tmp_path):
