@@ -51,6 +51,9 @@ VARIANTS = {
     "lr_1e-4_plr_1e-3_eta_3": {"lr": 1e-4, "p_lr": 1e-3, "eta": 3.0},
     "lr_3e-4_plr_1e-3": {"lr": 3e-4, "p_lr": 1e-3},
     "lr_1e-4_plr_1e-3_epochs_30": {"lr": 1e-4, "p_lr": 1e-3, "epochs": 30},
+    # With p free to move at lr 1e-4 it settles lower (0.47 at eta 1): eta sets where.
+    "lr_1e-4_plr_1e-3_eta_10": {"lr": 1e-4, "p_lr": 1e-3, "eta": 10.0},
+    "eta_5": {"eta": 5.0},
 }
 DIAGNOSTICS = ("neg_mi_1", "neg_mi_2", "dead_1", "dead_2", "raw_peak_1", "raw_peak_2",
                "lambda_mean_1", "lambda_mean_2", "score_spread_2")
