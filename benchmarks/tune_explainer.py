@@ -54,6 +54,12 @@ VARIANTS = {
     # With p free to move at lr 1e-4 it settles lower (0.47 at eta 1): eta sets where.
     "lr_1e-4_plr_1e-3_eta_10": {"lr": 1e-4, "p_lr": 1e-3, "eta": 10.0},
     "eta_5": {"eta": 5.0},
+    # The reconstruction blew up in epochs 3-6 of every run above (train loss 0.05 -> 10,
+    # validation 2e3): a dying channel's norm-layer alpha decays to ~0 and the one image it
+    # still fires on is multiplied by 1 / alpha. A floor at a fraction of the mean alpha:
+    "floor_0.01": {"alpha_floor": 0.01},
+    "floor_0.1": {"alpha_floor": 0.1},
+    "floor_0.01_lr_1e-4_plr_1e-3": {"alpha_floor": 0.01, "lr": 1e-4, "p_lr": 1e-3},
 }
 DIAGNOSTICS = ("neg_mi_1", "neg_mi_2", "dead_1", "dead_2", "raw_peak_1", "raw_peak_2",
                "lambda_mean_1", "lambda_mean_2", "score_spread_2")

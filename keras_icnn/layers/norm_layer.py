@@ -17,6 +17,17 @@ class NormLayer(keras.layers.Layer):
     inference). A channel whose ``alpha`` is (still) zero passes through
     unscaled instead of dividing by zero.
 
+    ``alpha_floor`` bounds the division from below by a fraction of the
+    layer's mean ``alpha``: ``x_k / max(alpha_k, alpha_floor * mean_c alpha_c)``.
+    Without it a channel that is dying has an ``alpha_k`` that decays
+    geometrically with the running average (to 1e-9 within five epochs in issue
+    26's birds run), and the one image on which it still fires is multiplied
+    by up to ``1 / alpha_k``: the explainer's reconstruction loss jumped from
+    0.05 to 10, the validation loss to 2e3, p fell back, and the jumps' gradients
+    killed most of conv-interp-1's filters. The floor is scale-free (a
+    fraction of the layer's own mean), so a channel is amplified at most
+    ``1 / alpha_floor`` times more than the layer's average channel.
+
     ``selected`` restricts the estimate to some images of the batch: the
     explainer paper estimates ``alpha`` of a single-category performer's
     explainer on the images the performer predicts positive (appendix), so
@@ -26,6 +37,8 @@ class NormLayer(keras.layers.Layer):
     Args:
         momentum: moving-average momentum (default 0.99).
         epsilon: ``alpha`` below this counts as zero.
+        alpha_floor: divide by at least this fraction of the mean ``alpha``
+            over channels (0: the paper's rule, no floor).
         **kwargs: base layer arguments.
 
     Call arguments:
@@ -43,12 +56,15 @@ class NormLayer(keras.layers.Layer):
         Neural Networks, §3.1 (norm-layer).
     """
 
-    def __init__(self, momentum=0.99, epsilon=1e-6, **kwargs):
+    def __init__(self, momentum=0.99, epsilon=1e-6, alpha_floor=0.0, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= float(momentum) < 1.0:
             raise ValueError(f"`momentum` must lie in [0, 1). Received: momentum={momentum}")
+        if not 0.0 <= float(alpha_floor) <= 1.0:
+            raise ValueError(f"`alpha_floor` must lie in [0, 1]. Received: alpha_floor={alpha_floor}")
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
+        self.alpha_floor = float(alpha_floor)
 
     def build(self, input_shape):
         if len(input_shape) != 4:
@@ -90,13 +106,21 @@ class NormLayer(keras.layers.Layer):
             alpha = self.update(inputs, selected)
         else:
             alpha = tf.convert_to_tensor(self.alpha)
-        safe = tf.where(alpha > self.epsilon, alpha, tf.ones_like(alpha))
-        return inputs / tf.cast(safe, inputs.dtype)
+        return inputs / tf.cast(self.divisor(alpha), inputs.dtype)
+
+    def divisor(self, alpha=None):
+        """What each channel is divided by: ``max(alpha, alpha_floor * mean(alpha))``,
+        or 1 where that is (still) below ``epsilon``."""
+        alpha = tf.convert_to_tensor(self.alpha if alpha is None else alpha)
+        if self.alpha_floor > 0.0:
+            alpha = tf.maximum(alpha, self.alpha_floor * tf.reduce_mean(alpha))
+        return tf.where(alpha > self.epsilon, alpha, tf.ones_like(alpha))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
     def get_config(self):
         config = super().get_config()
-        config.update({"momentum": self.momentum, "epsilon": self.epsilon})
+        config.update({"momentum": self.momentum, "epsilon": self.epsilon,
+                       "alpha_floor": self.alpha_floor})
         return config

@@ -411,7 +411,7 @@ class _EpochCounter(keras.callbacks.Callback):
 
 
 def build_explainer(performer, target_layer, copy_weights=True, norm_momentum=0.9, p_init=0.0,
-                    interp_kwargs=None, initial_p=None, p_scale=DEFAULT_P_SCALE, single_category=False, positive_class=1,
+                    interp_kwargs=None, initial_p=None, p_scale=DEFAULT_P_SCALE, alpha_floor=0.0, single_category=False, positive_class=1,
                     **distiller_kwargs):
     """An :class:`Explainer` for ``performer`` at ``target_layer`` and its distiller.
 
@@ -432,6 +432,8 @@ def build_explainer(performer, target_layer, copy_weights=True, norm_momentum=0.
             can travel at most 0.76 in logit over 760 steps (0.5 -> 0.68). Scale
             it with the learning rate to keep p's speed
             (:func:`p_scale_for`).
+        alpha_floor: the norm-layers divide by at least this fraction of their
+            mean ``alpha`` (:class:`~keras_icnn.layers.NormLayer`).
         single_category: the performer classifies one category (``positive_class``)
             against the rest: every interpretable filter belongs to that category
             and the norm-layers' alpha is estimated on predicted positives.
@@ -464,6 +466,7 @@ def build_explainer(performer, target_layer, copy_weights=True, norm_momentum=0.
         interp_kwargs.update(single_category=True, positive_class=int(positive_class))
     explainer = Explainer(int(top.filters), num_classes, configs, targets,
                           norm_momentum=norm_momentum, p_init=p_init, p_scale=p_scale,
+                          alpha_floor=alpha_floor,
                           interp_kwargs=interp_kwargs,
                           name=f"{performer.name}_explainer")
     explainer.build((None,) + in_shape)

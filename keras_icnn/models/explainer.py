@@ -176,6 +176,8 @@ class Explainer(keras.Model):
         p_scale: ``p = sigmoid(p_scale * w_p)`` (10; equivalent to a larger learning
             rate for ``w_p``).
         interp_kwargs: extra ``InterpretableConv`` options (``gradient``, ``mu``, ...).
+        alpha_floor: the two norm-layers divide by at least this fraction of their
+            mean ``alpha`` (:class:`~keras_icnn.layers.NormLayer`).
 
     Call arguments:
         inputs: the performer's ``target_layer`` feature map.
@@ -196,21 +198,24 @@ class Explainer(keras.Model):
     """
 
     def __init__(self, filters, num_classes, head_configs, target_indices, norm_momentum=0.9,
-                 p_init=0.0, p_scale=DEFAULT_P_SCALE, interp_kwargs=None, **kwargs):
+                 p_init=0.0, p_scale=DEFAULT_P_SCALE, interp_kwargs=None, alpha_floor=0.0,
+                 **kwargs):
         super().__init__(**kwargs)
         self.filters, self.num_classes = int(filters), int(num_classes)
         self.head_configs = list(head_configs)
         self.target_indices = [int(i) for i in target_indices]
         self.norm_momentum, self.p_init = float(norm_momentum), float(p_init)
-        self.p_scale = float(p_scale)
+        self.p_scale, self.alpha_floor = float(p_scale), float(alpha_floor)
         self.interp_kwargs = dict(interp_kwargs or {})
         common = dict(num_classes=self.num_classes, loss_weight=0.0, **self.interp_kwargs)
         self.conv_interp_1 = InterpretableConv(self.filters, 3, name="conv_interp_1", **common)
         self.conv_interp_2 = InterpretableConv(self.filters, 3, name="conv_interp_2", **common)
         self.conv_ordin = keras.layers.Conv2D(self.filters, 3, padding="same", activation="relu",
                                               name="conv_ordin")
-        self.norm_interp = NormLayer(self.norm_momentum, name="norm_interp")
-        self.norm_ordin = NormLayer(self.norm_momentum, name="norm_ordin")
+        self.norm_interp = NormLayer(self.norm_momentum, alpha_floor=self.alpha_floor,
+                                     name="norm_interp")
+        self.norm_ordin = NormLayer(self.norm_momentum, alpha_floor=self.alpha_floor,
+                                    name="norm_ordin")
         self.decoder = [keras.layers.deserialize(c) for c in self.head_configs]
         self.w_p = self.add_weight(name="w_p", shape=(), autocast=False,
                                    initializer=keras.initializers.Constant(self.p_init))
@@ -286,7 +291,7 @@ class Explainer(keras.Model):
         config.update({"filters": self.filters, "num_classes": self.num_classes,
                        "head_configs": self.head_configs, "target_indices": self.target_indices,
                        "norm_momentum": self.norm_momentum, "p_init": self.p_init,
-                       "p_scale": self.p_scale,
+                       "p_scale": self.p_scale, "alpha_floor": self.alpha_floor,
                        "interp_kwargs": self.interp_kwargs})
         return config
 

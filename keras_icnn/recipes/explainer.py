@@ -33,6 +33,9 @@ class ExplainerConfig(RecipeConfig):
                                     "or unit_mean (mean activation 1 per filter over the batch, "
                                     "scale-free).", ("raw", "unit_mean"))
     initial_p: float = option(0.5, "Starting mixing weight p of the interpretable track.")
+    alpha_floor: float = option(0.0, "The norm-layers divide each channel by at least this "
+                                     "fraction of their mean alpha (0: the paper's x / alpha; a "
+                                     "dying channel's alpha -> 0 blows up the reconstruction).")
     p_lr: float = option(0.0, "Adam learning rate of p's logit (0: the same as --lr). Adam moves "
                               "a variable by about lr per step, so at a small --lr p cannot "
                               "travel far in a short run.")
@@ -57,6 +60,7 @@ class ExplainerConfig(RecipeConfig):
                      non_negative_numbers=("eta", "filter_fraction", "p_lr"),
                      choices={"loss_scale": ("unit_mean", "raw")})
         validation.number_in(self.initial_p, "initial_p", 0, 1, low_open=True, high_open=True)
+        validation.number_in(self.alpha_floor, "alpha_floor", 0, 1)
         if self.performer and not os.path.isfile(self.performer):
             raise FileNotFoundError("performer model not found: `performer` must be a saved .keras "
                                     f"file. Received: performer={self.performer!r}")
@@ -110,6 +114,7 @@ def _distiller(config, strategy, models, objective="reconstruction"):
             filter_fraction=config.filter_fraction, fraction_decay=config.fraction_decay,
             mix_trick=config.mix_trick, loss_scale=config.loss_scale, initial_p=config.initial_p,
             p_scale=distiller_lib.p_scale_for(config.lr, config.p_lr or config.lr),
+            alpha_floor=config.alpha_floor,
             single_category=config.single_category, objective=objective)
         distiller.compile(keras.optimizers.Adam(config.lr))
     return explainer, distiller

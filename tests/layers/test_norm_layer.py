@@ -67,3 +67,23 @@ def test_alpha_on_selected_images_only():
     np.testing.assert_allclose(layer.alpha.numpy(),
                                0.5 * first + 0.5 * np.maximum(y[selected], 0).sum((1, 2)).mean(0),
                                rtol=1e-5)
+
+
+def test_alpha_floor_bounds_a_dying_channels_amplification():
+    """Issue 26: a channel that almost never fires has alpha ~ 0, and x / alpha blows up
+    on the one image where it does. alpha_floor divides by max(alpha, floor * mean alpha)."""
+    x = np.zeros((4, 2, 2, 4), np.float32)
+    x[:, 0, 0, :3] = [[2.0, 4.0, 6.0]]  # three live channels: alpha 2, 4, 6
+    x[0, 1, 1, 3] = 0.004  # the fourth fires once: alpha 0.001
+    floored, plain = NormLayer(momentum=0.5, alpha_floor=0.1), NormLayer(momentum=0.5)
+    floored(x, training=True)
+    plain(x, training=True)
+    alpha = np.array([2.0, 4.0, 6.0, 0.001])
+    np.testing.assert_allclose(floored.alpha.numpy(), alpha, rtol=1e-5)  # the statistic itself
+    probe = np.ones((1, 1, 1, 4), np.float32)
+    divisor = np.maximum(alpha, 0.1 * alpha.mean())  # 0.1 * 3.00025 for the dying channel
+    np.testing.assert_allclose(floored(probe).numpy().ravel(), 1.0 / divisor, rtol=1e-5)
+    np.testing.assert_allclose(plain(probe).numpy().ravel(), 1.0 / alpha, rtol=1e-5)  # 1000x
+    assert NormLayer.from_config(floored.get_config()).alpha_floor == 0.1
+    with pytest.raises(ValueError, match="alpha_floor"):
+        NormLayer(alpha_floor=-0.1)
