@@ -60,6 +60,7 @@ VARIANTS = {
     "floor_0.01": {"alpha_floor": 0.01},
     "floor_0.1": {"alpha_floor": 0.1},
     "floor_0.01_lr_1e-4_plr_1e-3": {"alpha_floor": 0.01, "lr": 1e-4, "p_lr": 1e-3},
+    "floor_0.1_lr_1e-4_plr_1e-3": {"alpha_floor": 0.1, "lr": 1e-4, "p_lr": 1e-3},
 }
 DIAGNOSTICS = ("neg_mi_1", "neg_mi_2", "dead_1", "dead_2", "raw_peak_1", "raw_peak_2",
                "lambda_mean_1", "lambda_mean_2", "score_spread_2")
