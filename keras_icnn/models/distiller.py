@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_icnn import losses as losses_lib
-from keras_icnn.models.explainer import (DEFAULT_P_SCALE, Explainer, decoder_configs, logit_p,
+from keras_icnn.models.explainer import (DEFAULT_ALPHA_FLOOR, DEFAULT_P_SCALE, Explainer, decoder_configs, logit_p,
                                          plan_head)
 from keras_icnn.receptive_field import peak_locations, receptive_field
 
@@ -411,7 +411,7 @@ class _EpochCounter(keras.callbacks.Callback):
 
 
 def build_explainer(performer, target_layer, copy_weights=True, norm_momentum=0.9, p_init=0.0,
-                    interp_kwargs=None, initial_p=None, p_scale=DEFAULT_P_SCALE, alpha_floor=0.0, single_category=False, positive_class=1,
+                    interp_kwargs=None, initial_p=None, p_scale=DEFAULT_P_SCALE, alpha_floor=DEFAULT_ALPHA_FLOOR, single_category=False, positive_class=1,
                     **distiller_kwargs):
     """An :class:`Explainer` for ``performer`` at ``target_layer`` and its distiller.
 
@@ -433,7 +433,8 @@ def build_explainer(performer, target_layer, copy_weights=True, norm_momentum=0.
             it with the learning rate to keep p's speed
             (:func:`p_scale_for`).
         alpha_floor: the norm-layers divide by at least this fraction of their
-            mean ``alpha`` (:class:`~keras_icnn.layers.NormLayer`).
+            mean ``alpha`` (:class:`~keras_icnn.layers.NormLayer`; default 0.1; 0 is
+            the paper's rule).
         single_category: the performer classifies one category (``positive_class``)
             against the rest: every interpretable filter belongs to that category
             and the norm-layers' alpha is estimated on predicted positives.

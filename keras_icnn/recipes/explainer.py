@@ -33,7 +33,7 @@ class ExplainerConfig(RecipeConfig):
                                     "or unit_mean (mean activation 1 per filter over the batch, "
                                     "scale-free).", ("raw", "unit_mean"))
     initial_p: float = option(0.5, "Starting mixing weight p of the interpretable track.")
-    alpha_floor: float = option(0.0, "The norm-layers divide each channel by at least this "
+    alpha_floor: float = option(0.1, "The norm-layers divide each channel by at least this "
                                      "fraction of their mean alpha (0: the paper's x / alpha; a "
                                      "dying channel's alpha -> 0 blows up the reconstruction).")
     p_lr: float = option(0.0, "Adam learning rate of p's logit (0: the same as --lr). Adam moves "
