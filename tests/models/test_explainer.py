@@ -319,6 +319,29 @@ def test_p_lr_sets_how_far_an_adam_step_moves_p(performer):
     assert moved[(1e-4, 10.0)] == pytest.approx(1e-3, rel=1e-3)
 
 
+def test_norm_layers_floor_a_dying_channel_by_default(performer):
+    """Issue 26: the explainer's norm-layers divide by max(alpha, 0.1 * mean alpha), so a
+    channel whose alpha decayed to ~0 is not multiplied by 1 / alpha; a config saved
+    before the floor existed loads without it."""
+    explainer, _ = build_explainer(performer, "block3_pool")
+    assert explainer.norm_interp.alpha_floor == explainer.norm_ordin.alpha_floor == 0.1
+    feats = performer.get_layer("block3_pool").output
+    sub = keras.Model(performer.inputs[0], feats)(_images(4, seed=6))
+    parts = explainer.encode(sub, training=False)
+    x2 = explainer.conv_interp_2.part_mask(explainer.conv_interp_2.conv_relu(
+        explainer.conv_interp_1.part_mask(explainer.conv_interp_1.conv_relu(sub)))).numpy()
+    alpha = np.maximum(x2, 0).sum((1, 2)).mean(0) + 1.0
+    alpha[0] = 1e-9  # a dying channel
+    explainer.norm_interp.alpha.assign(alpha)
+    interp = explainer.encode(sub, training=False)["interp"].numpy()
+    np.testing.assert_allclose(interp, x2 / np.maximum(alpha, 0.1 * alpha.mean()), rtol=1e-4,
+                               atol=1e-6)
+    assert np.isfinite(parts["interp"].numpy()).all()
+    config = explainer.get_config()
+    config.pop("alpha_floor")
+    assert Explainer.from_config(config).norm_interp.alpha_floor == 0.0
+
+
 def test_explain_and_save_load(performer, tmp_path):
     explainer, distiller = build_explainer(performer, "block3_pool")
     distiller.compile(keras.optimizers.Adam(1e-3))
