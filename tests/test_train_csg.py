@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import socket
@@ -112,10 +113,86 @@ def test_cosine_learning_rates_span_the_steps_each_optimizer_takes():
     np.testing.assert_allclose(float(base(0)), 2e-3, rtol=1e-6)
     config.lr_schedule = "constant"
     assert _network_learning_rates(config, 10, phases) == (2e-3, 1e-3, 2e-3)
-    config.lr_schedule = "step"
+    config.lr_schedule = "linear"
     try:
         _network_learning_rates(config, 10, phases)
     except ValueError as err:
         assert "lr_schedule" in str(err)
     else:
         raise AssertionError("an unknown lr_schedule was accepted")
+
+
+def test_paper_recipe_presets_what_flags_leave_alone():
+    """--recipe=paper sets App. B's values; a flag on the command line wins, even when it
+    equals the plain default."""
+    from absl import flags
+
+    from keras_icnn.recipes import CSGConfig, config_from_flags, define_flags
+    from keras_icnn.recipes.csg import RECIPES
+
+    fv = flags.FlagValues()
+    define_flags(CSGConfig, flag_values=fv)
+    fv(["train_csg.py", "--recipe=paper", "--warmup=1", "--batch_size=128", "--epochs=9"])
+    config = config_from_flags(CSGConfig, fv)
+    assert config.warmup == 1 and config.epochs == 9  # given: kept (1 is the plain default)
+    assert config.lr == config.csg_lr == 0.1 * 128 / 256  # App. B's 0.1 at 256, linear rule
+    assert (config.optimizer, config.momentum, config.lr_schedule, config.gate_optimizer) == \
+        ("sgd", 0.9, "step", "csg")
+    assert (config.period, config.csg_epochs, config.final_std, config.std_in_csg) == \
+        (3, 1, True, False)
+    plain = CSGConfig()
+    assert plain.optimizer == "adam" and plain.gate_optimizer == "own" and not plain.final_std
+    # Every preset value names a real field, and the preset changes nothing else.
+    paper = CSGConfig(recipe="paper")
+    changed = {k for k in dataclasses.asdict(plain) if getattr(paper, k) != getattr(plain, k)}
+    assert changed - {"recipe"} <= set(RECIPES["paper"]) and "recipe" in changed
+    assert paper.warmup == 2 and paper.lr == 0.025
+
+
+def test_paper_recipe_builds_sgd_with_g_in_the_csg_optimizer():
+    import keras
+
+    from keras_icnn.recipes import CSGConfig
+    from keras_icnn.recipes import csg as recipe
+    from keras_icnn.recipes.common import get_strategy, open_data
+
+    config = CSGConfig(recipe="paper", num_train=96, num_val=32, num_test=48, image_size=32,
+                       width=4, num_classes=3, density=0.4, epochs=4, train_baseline=True,
+                       verbose=0).validate()
+    source = open_data(config)
+    models = recipe.build(config, source, get_strategy(config))
+    model, baseline = models["csg"], models["baseline"]
+    for opt in (model.optimizer, model.csg_optimizer, baseline.optimizer):
+        assert isinstance(opt, keras.optimizers.SGD) and opt.momentum == 0.9
+        assert isinstance(opt._learning_rate, keras.optimizers.schedules.PiecewiseConstantDecay)
+    assert model.gate_optimizer is model.csg_optimizer
+    # 96 images / batch 64 = 2 steps per epoch; phases s s c s: 6 STD steps, 2 CSG, 8 baseline;
+    # milestones at round(0.4, 0.6, 0.8 x steps).
+    assert model.optimizer._learning_rate.boundaries == [2, 4, 5]
+    assert model.csg_optimizer._learning_rate.boundaries == [1, 1, 2]
+    assert baseline.optimizer._learning_rate.boundaries == [3, 5, 6]
+    np.testing.assert_allclose(float(model.optimizer.learning_rate), 0.1 * 64 / 256)
+
+
+def test_the_std_baseline_trains_on_the_batches_the_csg_model_saw(tmp_path):
+    """With no CSG epoch, the CSG model's STD path and the STD baseline are the same network
+    trained on the same batches from the same weights: equal weights. (A shared pipeline
+    fed the baseline the next passes of the shuffle instead.)"""
+    from keras_icnn.recipes import CSGConfig
+    from keras_icnn.recipes import csg as recipe
+    from keras_icnn.recipes.common import get_strategy, open_data
+
+    config = CSGConfig(num_train=96, num_val=32, num_test=32, image_size=32, width=4,
+                       num_classes=3, density=0.4, epochs=2, warmup=2, batch_size=32,
+                       train_baseline=True, checkpoint=False, verbose=0,
+                       output_dir=str(tmp_path)).validate()
+    source = open_data(config)
+    strategy = get_strategy(config)
+    models = recipe.build(config, source, strategy)
+    recipe.fit(config, source, strategy, models)
+    layers = [layer for layer in models["baseline"].layers if layer.weights]
+    assert len(layers) > 10
+    for layer in layers:
+        for got, want in zip(models["csg"].get_layer(layer.name).get_weights(),
+                             layer.get_weights()):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=layer.name)

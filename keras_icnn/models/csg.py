@@ -14,23 +14,36 @@ from keras_icnn.models.interpretable import as_functional
 PHASES = ("std", "csg")
 
 
-def phase_for_epoch(epoch, period=2, csg_epochs=1, warmup=3):
+def phase_for_epoch(epoch, period=2, csg_epochs=1, warmup=3, epochs=None, final_std=False):
     """Phase of a 0-based epoch: STD during ``warmup``, then per ``period`` epochs
     the first ``csg_epochs`` are CSG and the rest STD.
 
     Algorithm 1 prints the test as ``e % period <= csg_epochs``, which gives one
     CSG epoch more per period than ``csg_epochs`` says; this schedule gives
     exactly ``csg_epochs`` (with ``warmup = 0`` and ``csg_epochs = k`` it equals
-    Algorithm 1's ``e % period < k``).
+    Algorithm 1's ``e % period < k``). With ``final_std`` the last of ``epochs``
+    epochs is STD whatever the period says, so the weights served (the STD path)
+    come from an STD update (the paper recipe of ``train_csg.py --recipe=paper``).
+
+    Example:
+        >>> [phase_for_epoch(e, period=3, csg_epochs=1, warmup=2, epochs=6, final_std=True)
+        ...  for e in range(6)]
+        ['std', 'std', 'csg', 'std', 'std', 'std']
     """
+    if final_std:
+        if epochs is None:
+            raise ValueError("phase_for_epoch(final_std=True) needs `epochs`, the run's length")
+        if epoch == int(epochs) - 1:
+            return "std"
     if epoch < warmup:
         return "std"
     return "csg" if (epoch - warmup) % period < csg_epochs else "std"
 
 
-def phase_table(epochs, period=2, csg_epochs=1, warmup=3):
+def phase_table(epochs, period=2, csg_epochs=1, warmup=3, final_std=False):
     """Phases of epochs ``0 .. epochs-1``."""
-    return [phase_for_epoch(e, period, csg_epochs, warmup) for e in range(epochs)]
+    return [phase_for_epoch(e, period, csg_epochs, warmup, epochs, final_std)
+            for e in range(epochs)]
 
 
 def _check_schedule(period, csg_epochs, warmup):
@@ -48,10 +61,11 @@ class CSGSchedule(keras.callbacks.Callback):
     default schedule switches every epoch).
     """
 
-    def __init__(self, period=2, csg_epochs=1, warmup=3):
+    def __init__(self, period=2, csg_epochs=1, warmup=3, final_std=False):
         super().__init__()
         _check_schedule(period, csg_epochs, warmup)
         self.period, self.csg_epochs, self.warmup = int(period), int(csg_epochs), int(warmup)
+        self.final_std = bool(final_std)
         self._functions = {}
 
     def on_train_begin(self, logs=None):
@@ -59,7 +73,8 @@ class CSGSchedule(keras.callbacks.Callback):
         self._functions = {self.model.phase: self.model.train_function}
 
     def on_epoch_begin(self, epoch, logs=None):
-        phase = phase_for_epoch(epoch, self.period, self.csg_epochs, self.warmup)
+        phase = phase_for_epoch(epoch, self.period, self.csg_epochs, self.warmup,
+                                self.params.get("epochs"), self.final_std)
         self.model.current_epoch = epoch
         if phase != self.model.phase:
             self.model.phase = phase
@@ -94,7 +109,7 @@ class CSGModel(keras.Model):
     over the network; CSG epochs minimise ``lambda1 CE(y, y^G) + lambda2 d(||G||_1, g)``
     (plus ``CE(y, y^)`` with ``std_in_csg``, eq. 3) over the network and G,
     each phase with its own optimizer and G with its own (larger) learning
-    rate. The phase comes from :class:`CSGSchedule`, which ``fit`` adds; G is
+    rate (or inside the CSG-phase optimizer: ``gate_optimizer="csg"``). The phase comes from :class:`CSGSchedule`, which ``fit`` adds; G is
     projected after every update by its weight constraint. ``evaluate`` and
     ``predict`` always use the STD path (the gate is the identity).
 
@@ -136,7 +151,11 @@ class CSGModel(keras.Model):
             csg_optimizer: updates the network in CSG epochs (default: a fresh
                 optimizer with the same configuration as ``optimizer``).
             gate_optimizer: updates G (default ``Adam(0.05)``: G needs a much
-                larger learning rate than the network, SPEC §6).
+                larger learning rate than the network in short runs, SPEC §6), or
+                ``"csg"``: G is one more variable of ``csg_optimizer``, at the
+                network's rate, as in the authors' code (hyliang96/CSGCNN
+                ``VOCPart/train/train.py``: ``optimizer_reg`` holds every parameter
+                of the CSG phase, the gate included).
             lambda1, lambda2: weights of the CSG cross-entropy and of the
                 sparsity penalty.
             std_in_csg: add the STD cross-entropy in CSG epochs (eq. 3).
@@ -150,18 +169,25 @@ class CSGModel(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
         self.csg_optimizer = (csg_optimizer if csg_optimizer is not None else
                               self.optimizer.__class__.from_config(self.optimizer.get_config()))
-        self.gate_optimizer = gate_optimizer if gate_optimizer is not None else \
-            keras.optimizers.Adam(0.05)
         self.csg_optimizer = keras.optimizers.get(self.csg_optimizer)
-        self.gate_optimizer = keras.optimizers.get(self.gate_optimizer)
+        self.gate_in_csg_optimizer = isinstance(gate_optimizer, str) and gate_optimizer == "csg"
+        if self.gate_in_csg_optimizer:
+            self.gate_optimizer = self.csg_optimizer
+        else:
+            self.gate_optimizer = keras.optimizers.get(
+                gate_optimizer if gate_optimizer is not None else keras.optimizers.Adam(0.05))
         self.lambda1, self.lambda2, self.std_in_csg = float(lambda1), float(lambda2), bool(std_in_csg)
         gate = self.gate_layer.gate
         theta = self._network_variables()
+        train_gate = self.gate_layer.trainable and gate.trainable
         # Every optimizer is built once with every variable it will ever update.
         self.optimizer.build(theta)
-        self.csg_optimizer.build(theta)
-        if self.gate_layer.trainable and gate.trainable:
-            self.gate_optimizer.build([gate])
+        if self.gate_in_csg_optimizer:
+            self.csg_optimizer.build(theta + ([gate] if train_gate else []))
+        else:
+            self.csg_optimizer.build(theta)
+            if train_gate:
+                self.gate_optimizer.build([gate])
 
     def _network_variables(self):
         """Trainable variables of the network, without G (a fresh list: never stored on
@@ -201,8 +227,11 @@ class CSGModel(keras.Model):
         train_gate = csg and gate_layer.trainable and gate_layer.gate.trainable
         theta = self._network_variables()
         grads = tape.gradient(scaled, theta + ([gate_layer.gate] if train_gate else []))
-        opt.apply(grads[:len(theta)], theta)
-        if train_gate:
+        if train_gate and self.gate_in_csg_optimizer:
+            opt.apply(grads, theta + [gate_layer.gate])
+        else:
+            opt.apply(grads[:len(theta)], theta)
+        if train_gate and not self.gate_in_csg_optimizer:
             loss_scale = opt.scale_loss(tf.constant(1.0))
             self.gate_optimizer.apply([grads[-1] / loss_scale], [gate_layer.gate])
         logs = {}
@@ -231,7 +260,7 @@ class CSGModel(keras.Model):
         return {"loss": self.std_loss_tracker.result(), "accuracy": self.std_accuracy.result()}
 
     def fit(self, x=None, y=None, *args, schedule=None, callbacks=None, **kwargs):
-        """``keras.Model.fit`` plus ``schedule=dict(period, csg_epochs, warmup)``.
+        """``keras.Model.fit`` plus ``schedule=dict(period, csg_epochs, warmup, final_std)``.
 
         Labels are checked (whole numbers in ``[0, C)``, one per image) before
         the compiled step, which may drop assert ops under XLA.

@@ -111,12 +111,18 @@ def config_from_flags(config_cls, flag_values):
     names the flag."""
     from absl import app
 
+    import inspect
+
     values = {}
     for field in dataclasses.fields(config_cls):
         value = flag_values[field.name].value
         values[field.name] = tuple(value) if isinstance(value, list) else value
-    config = config_cls(**values)
     try:
+        if "explicit" in inspect.signature(config_cls).parameters:
+            # A preset (--recipe) leaves the flags given on the command line alone.
+            values["explicit"] = tuple(f.name for f in dataclasses.fields(config_cls)
+                                       if flag_values[f.name].present)
+        config = config_cls(**values)
         return config.validate()
     except (ValueError, TypeError, FileNotFoundError) as err:
         raise app.UsageError(f"bad flag value: {err}") from err

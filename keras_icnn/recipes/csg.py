@@ -8,8 +8,51 @@ import numpy as np
 
 from keras_icnn import metrics
 from keras_icnn.recipes.common import (
-    LR_SCHEDULES, RecipeConfig, check_choice, check_fields, datasets, eval_batches,
-    is_chief, make_backbone, option, redefault, run_experiment)
+    RecipeConfig, check_choice, check_fields, datasets, eval_batches, is_chief, make_backbone,
+    option, redefault, run_experiment)
+
+# Network learning-rate schedules of the CSG recipe. "step" is the authors' MultiStepLR
+# (x0.1 at 40%, 60% and 80% of training: hyliang96/CSGCNN VOCPart/train/train.py, the
+# `scheduler` / `scheduler_reg` lines) counted in each phase's own steps.
+CSG_LR_SCHEDULES = ("constant", "cosine", "step")
+STEP_MILESTONES = (0.4, 0.6, 0.8)
+STEP_GAMMA = 0.1
+OPTIMIZERS = ("adam", "sgd")
+GATE_OPTIMIZERS = ("own", "csg")
+
+# App. B's CIFAR-10 ResNet-20 set-up (the runs behind Table 1's MIS ratio 1.43): batch 256,
+# SGD with momentum 0.9, initial lr 0.1, every 1 in 3 epochs CSG, 200 epochs.
+PAPER_BATCH = 256
+PAPER_LR = 0.1
+
+
+def paper_learning_rate(batch_size):
+    """App. B's lr 0.1 at batch 256, scaled linearly with the batch (Goyal et al. 2017,
+    "Accurate, large minibatch SGD": lr proportional to batch): 0.025 at batch 64."""
+    return PAPER_LR * float(batch_size) / PAPER_BATCH
+
+
+# Each value's source: "App. B" is CSG's appendix B (CIFAR-10 ResNet-20s); "Alg. 1" its
+# Algorithm 1; "train.py" the authors' hyliang96/CSGCNN VOCPart/train/train.py.
+RECIPES = {
+    "default": {},
+    "paper": {
+        "optimizer": "sgd",          # App. B: "SGD optimizer with momentum=0.9"
+        "momentum": 0.9,             # App. B
+        "lr": paper_learning_rate,   # App. B's 0.1 at batch 256, scaled with the batch
+        "csg_lr": paper_learning_rate,  # train.py: lr_reg is a second SGD of the same kind
+        "lr_schedule": "step",       # train.py: MultiStepLR(milestones 0.4/0.6/0.8, gamma 0.1)
+        "period": 3,                 # App. B: "every 1 in 3 epochs are in CSG path"
+        "csg_epochs": 1,             # App. B
+        "warmup": 2,                 # train.py's 1-in-3 test (epoch % 3 >= 2): STD, STD, CSG
+        "final_std": True,           # the served STD path ends on an STD update (issue 27)
+        "std_in_csg": False,         # Alg. 1 line 5 and train.py: CSG epochs minimise
+                                     # lambda1 CE(y, y^G) + lambda2 d only (§3.3)
+        "gate_optimizer": "csg",     # train.py: G is a parameter of optimizer_reg
+        "lambda1": 1.0,              # Alg. 1 / train.py: loss_0 + lambda_reg * reg
+        "lambda2": 1e-3,             # train.py: --lambda_reg 1e-3
+    },
+}
 
 
 @dataclasses.dataclass
@@ -19,16 +62,35 @@ class CSGConfig(RecipeConfig):
     backbone: str = redefault("backbone", "resnet20")
     num_val: int = redefault("num_val", 300)
     batch_size: int = redefault("batch_size", 64)
+    recipe: str = option(
+        "default", "Preset of the training settings: default (Adam, G on its own Adam at "
+        "--gate_lr, one CSG epoch in two) or paper (CSG App. B's CIFAR set-up: SGD momentum 0.9, "
+        "lr 0.1 x batch/256, step decay x0.1 at 40/60/80% of each phase's steps, one CSG epoch "
+        "in three, last epoch STD, CSG epochs without the STD loss, G in the CSG optimizer). "
+        "Flags you give override the preset.", tuple(RECIPES))
     epochs: int = option(6, "Epochs (STD and CSG together).")
-    lr: float = option(1e-3, "Adam learning rate of the network in STD epochs.")
-    csg_lr: float = option(1e-3, "Adam learning rate of the network in CSG epochs.")
-    gate_lr: float = option(0.05, "Adam learning rate of the gate matrix G.")
+    optimizer: str = option("adam", "Optimizer of the network (both phases and the baseline): "
+                                     "adam or sgd (with --momentum, --nesterov).", OPTIMIZERS)
+    momentum: float = option(0.9, "SGD momentum (--optimizer=sgd).")
+    nesterov: bool = option(False, "Nesterov momentum (--optimizer=sgd; the authors' SGD branch "
+                                   "uses it).")
+    weight_decay: float = option(0.0, "Weight decay of the network's optimizers (the authors' "
+                                      "SGD branch: 1e-4). Keras' decoupled form: w -= lr*wd*w.")
+    lr: float = option(1e-3, "Learning rate of the network in STD epochs.")
+    csg_lr: float = option(1e-3, "Learning rate of the network in CSG epochs.")
+    gate_optimizer: str = option("own", "What updates the gate matrix G: own (Adam at --gate_lr) "
+                                        "or csg (the CSG-phase optimizer, at --csg_lr).",
+                                 GATE_OPTIMIZERS)
+    gate_lr: float = option(0.05, "Adam learning rate of G (--gate_optimizer=own).")
     lr_schedule: str = option("constant", "Network learning rates (--lr, --csg_lr; baseline too):"
-                                          " constant, or cosine decay to 0 over the steps each "
-                                          "optimizer takes. G's stays constant.", LR_SCHEDULES)
+                                          " constant; cosine decay to 0; or step (x0.1 at 40%, "
+                                          "60% and 80%); each over the steps its optimizer "
+                                          "takes (the STD and CSG optimizers step only in their "
+                                          "own epochs). G's stays constant.", CSG_LR_SCHEDULES)
     period: int = option(2, "Epochs per STD/CSG period.")
     csg_epochs: int = option(1, "CSG epochs at the start of each period.")
     warmup: int = option(1, "STD epochs before the first period.")
+    final_std: bool = option(False, "Make the last epoch STD whatever the period says.")
     density: float = option(0.2, "Target L1-density of G (g = density * C * K, >= 1/C).")
     sparsity: str = option("l1", "Norm psi of the sparsity penalty.", ("l1", "l2", "smooth_l1"))
     lambda1: float = option(1.0, "Weight of the CSG-path cross-entropy.")
@@ -46,6 +108,27 @@ class CSGConfig(RecipeConfig):
 
     SYNTHETIC_SIZES = (3000, 300, 1200)
     METHOD = "csg"
+    # Names of the fields given explicitly (the flags a user typed): a recipe leaves them.
+    explicit: dataclasses.InitVar[tuple] = ()
+
+    def __post_init__(self, explicit=()):
+        """Apply ``recipe``'s preset to every field it names, except those in ``explicit``
+        and those already holding another value than their plain default.
+
+        Example:
+            >>> CSGConfig(recipe="paper").lr          # 0.1 * 64 / 256
+            0.025
+            >>> CSGConfig(recipe="paper", lr=0.05).lr # a value you give wins
+            0.05
+            >>> CSGConfig(recipe="paper", warmup=1, explicit=("warmup",)).warmup
+            1
+        """
+        check_choice(self, "recipe", tuple(RECIPES))
+        fields = self.__dataclass_fields__
+        for name, value in RECIPES[self.recipe].items():
+            if name in explicit or getattr(self, name) != fields[name].default:
+                continue
+            setattr(self, name, value(self.batch_size) if callable(value) else value)
 
     def validate(self):
         """Raise a ValueError/TypeError naming the first bad field; returns the config."""
@@ -57,8 +140,12 @@ class CSGConfig(RecipeConfig):
             non_negative=("csg_epochs", "warmup", "filters_per_class", "shared_filters",
                           "crash_after_epoch"),
             positive_numbers=("lr", "csg_lr", "gate_lr"),
-            non_negative_numbers=("lambda1", "lambda2"),
-            choices={"sparsity": SPARSITY_NORMS, "lr_schedule": LR_SCHEDULES})
+            non_negative_numbers=("lambda1", "lambda2", "momentum", "weight_decay"),
+            choices={"sparsity": SPARSITY_NORMS, "lr_schedule": CSG_LR_SCHEDULES,
+                     "optimizer": OPTIMIZERS, "gate_optimizer": GATE_OPTIMIZERS,
+                     "recipe": tuple(RECIPES)})
+        if not self.momentum < 1.0:
+            raise ValueError(f"`momentum` must lie in [0, 1). Received: momentum={self.momentum}")
         num_classes = self.num_classes
         if self.csg_epochs > self.period:
             raise ValueError("`csg_epochs` must be <= `period`. "
@@ -110,20 +197,38 @@ class _HardExitAfterEpoch(keras.callbacks.Callback):
             os._exit(3)
 
 
+def _decay(config, lr, steps):
+    """``lr`` over an optimizer's ``steps`` updates under ``config.lr_schedule``."""
+    if config.lr_schedule == "constant" or steps == 0:
+        return lr
+    if config.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps)
+    boundaries = [max(1, int(round(f * steps))) for f in STEP_MILESTONES]
+    values = [lr * STEP_GAMMA ** i for i in range(len(boundaries) + 1)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
 def _network_learning_rates(config, steps_per_epoch, phases):
-    """(STD lr, CSG lr, baseline lr): constants, or cosine decays over the steps each
-    optimizer will take (the STD and CSG optimizers step only in their own epochs)."""
-    check_choice(config, "lr_schedule", LR_SCHEDULES)
-    if config.lr_schedule == "constant":
-        return config.lr, config.csg_lr, config.lr
+    """(STD lr, CSG lr, baseline lr): constants, or decays (cosine, step) over the steps each
+    optimizer will take. The STD and CSG optimizers step only in their own epochs, so each
+    schedule advances only there, as the authors' two schedulers do (train.py steps
+    ``scheduler`` after STD epochs and ``scheduler_reg`` after CSG epochs). Unlike there,
+    the step milestones are placed in each phase's own steps: train.py's milestones count all
+    epochs, so with one CSG epoch in three its CSG rate never reaches the first one."""
+    check_choice(config, "lr_schedule", CSG_LR_SCHEDULES)
+    return (_decay(config, config.lr, phases.count("std") * steps_per_epoch),
+            _decay(config, config.csg_lr, phases.count("csg") * steps_per_epoch),
+            _decay(config, config.lr, len(phases) * steps_per_epoch))
 
-    def cosine(lr, epochs):
-        if epochs == 0:
-            return lr
-        return keras.optimizers.schedules.CosineDecay(lr, decay_steps=epochs * steps_per_epoch)
 
-    return (cosine(config.lr, phases.count("std")), cosine(config.csg_lr, phases.count("csg")),
-            cosine(config.lr, len(phases)))
+def _network_optimizer(config, learning_rate):
+    """The network optimizer of ``config`` (Adam, or SGD with momentum / Nesterov)."""
+    check_choice(config, "optimizer", OPTIMIZERS)
+    decay = dict(weight_decay=config.weight_decay) if config.weight_decay else {}
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=config.momentum,
+                                    nesterov=config.nesterov, **decay)
+    return keras.optimizers.Adam(learning_rate, **decay)
 
 
 def _csg_pass(model, layer, batches, csg=True):
@@ -169,9 +274,11 @@ def build(config, source, strategy):
     with strategy.scope():
         base, layer = make_backbone(config, num_classes, "csg")
         model = csg_lib.make_csg(base, layer, num_classes, **gate_kwargs)
-        model.compile(keras.optimizers.Adam(std_lr),
-                      csg_optimizer=keras.optimizers.Adam(csg_lr),
-                      gate_optimizer=keras.optimizers.Adam(config.gate_lr),
+        gate_optimizer = ("csg" if config.gate_optimizer == "csg"
+                          else keras.optimizers.Adam(config.gate_lr))
+        model.compile(_network_optimizer(config, std_lr),
+                      csg_optimizer=_network_optimizer(config, csg_lr),
+                      gate_optimizer=gate_optimizer,
                       lambda1=config.lambda1, lambda2=config.lambda2,
                       std_in_csg=config.std_in_csg)
     models = {"csg": model}
@@ -179,7 +286,7 @@ def build(config, source, strategy):
         keras.utils.set_random_seed(config.seed)
         with strategy.scope():
             baseline, _ = make_backbone(config, num_classes, "csg")
-            baseline.compile(keras.optimizers.Adam(baseline_lr),
+            baseline.compile(_network_optimizer(config, baseline_lr),
                              keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                              metrics=["accuracy"])
         models["baseline"] = baseline
@@ -187,7 +294,8 @@ def build(config, source, strategy):
 
 
 def _schedule(config):
-    return dict(period=config.period, csg_epochs=config.csg_epochs, warmup=config.warmup)
+    return dict(period=config.period, csg_epochs=config.csg_epochs, warmup=config.warmup,
+                final_std=config.final_std)
 
 
 def fit(config, source, strategy, models):
@@ -211,6 +319,10 @@ def fit(config, source, strategy, models):
     if "baseline" in models:
         if config.verbose:
             print("\n== training the STD baseline ==")
+        # Its own pipeline: a seeded tf.data shuffle reshuffles on every pass, so sharing
+        # ``train`` would feed the baseline passes epochs+1 .. 2*epochs of the order, not the
+        # batches the CSG model saw (the ICNN pair's bug of issue 25).
+        train, val = datasets(config, source, strategy)
         keras.utils.set_random_seed(config.seed)
         models["baseline"].fit(train, validation_data=val, epochs=config.epochs,
                                verbose=config.verbose, shuffle=False)
@@ -224,31 +336,19 @@ def measure(config, source, strategy, models, fitted):
     split, num_classes = config.eval_split, source.num_classes
     model = models["csg"]
     layer = config.layer or make_layer_name(config)
-    r = _csg_pass(model, layer, eval_batches(config, source))
-    labels = r["label"]
     gate = csg_lib.gate_matrix(model)
     density = metrics.l1_density(gate)
     results = {
         "started_at": fitted["started_at"], "backbone": config.backbone, "layer": layer,
-        "csg": {f"std_path_{split}_accuracy": float(np.mean(r["std"].argmax(-1) == labels)),
-                f"csg_path_{split}_accuracy": float(np.mean(r["csg"].argmax(-1) == labels)),
-                "mis": metrics.mutual_information_score(r["pooled"], labels, num_classes,
-                                                        config.seed)},
-        # No features can have MIS above this (MI <= the entropy of 1[y = c]).
-        "mis_ceiling": metrics.mutual_information_ceiling(labels, num_classes),
         "l1_density": density,
         "l1_interval": [1.0 / num_classes, config.density],
         # The hinge penalty holds ||G||_1 at g from above: allow 0.5% of g of overshoot.
         "l1_density_in_interval": bool(1.0 / num_classes - 1e-6 <= density
                                        <= config.density * 1.005),
     }
+    results.update(split_figures(config, source, models, split))
     artifacts = {"gate.npy": gate, "csg.keras": model}
     if "baseline" in models:
-        b = _csg_pass(models["baseline"], layer, eval_batches(config, source), csg=False)
-        results["baseline"] = {
-            f"{split}_accuracy": float(np.mean(b["std"].argmax(-1) == labels)),
-            "mis": metrics.mutual_information_score(b["pooled"], labels, num_classes, config.seed)}
-        results["mis_ratio"] = results["csg"]["mis"] / max(results["baseline"]["mis"], 1e-12)
         artifacts["baseline.keras"] = models["baseline"]
 
     def heatmap(path):
@@ -263,6 +363,39 @@ def measure(config, source, strategy, models, fitted):
 
     artifacts["gate.png"] = heatmap
     return results, artifacts
+
+
+def split_figures(config, source, models, split):
+    """MIS and accuracies of ``models["csg"]`` (and ``models["baseline"]``, if there) on
+    ``split``: ``{"csg": {std_path_<split>_accuracy, csg_path_<split>_accuracy, mis},
+    "mis_ceiling", "baseline": {<split>_accuracy, mis}, "mis_ratio"}``.
+
+    Example (a trained run's models on the other split)::
+
+        models = {"csg": keras.saving.load_model(f"{out}/csg.keras"),
+                  "baseline": keras.saving.load_model(f"{out}/baseline.keras")}
+        split_figures(config, recipes.common.open_data(config), models, "validation")
+    """
+    num_classes = source.num_classes
+    layer = config.layer or make_layer_name(config)
+    batches = eval_batches(config, source, split)
+    r = _csg_pass(models["csg"], layer, batches)
+    labels = r["label"]
+    out = {
+        "csg": {f"std_path_{split}_accuracy": float(np.mean(r["std"].argmax(-1) == labels)),
+                f"csg_path_{split}_accuracy": float(np.mean(r["csg"].argmax(-1) == labels)),
+                "mis": metrics.mutual_information_score(r["pooled"], labels, num_classes,
+                                                        config.seed)},
+        # No features can have MIS above this (MI <= the entropy of 1[y = c]).
+        "mis_ceiling": metrics.mutual_information_ceiling(labels, num_classes),
+    }
+    if models.get("baseline") is not None:
+        b = _csg_pass(models["baseline"], layer, batches, csg=False)
+        out["baseline"] = {
+            f"{split}_accuracy": float(np.mean(b["std"].argmax(-1) == labels)),
+            "mis": metrics.mutual_information_score(b["pooled"], labels, num_classes, config.seed)}
+        out["mis_ratio"] = out["csg"]["mis"] / max(out["baseline"]["mis"], 1e-12)
+    return out
 
 
 def make_layer_name(config):

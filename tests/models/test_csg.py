@@ -150,3 +150,109 @@ def test_each_phase_traces_once_and_switching_swaps_functions():
         assert np.array_equal(g, previous) == (phase == "std"), phase
         previous = g
     assert np.isfinite(history.history["csg_loss"]).all()
+
+
+def test_final_std_makes_the_last_epoch_std_in_the_table_and_in_fit():
+    s, c = "std", "csg"
+    # The paper recipe's schedule over 30 epochs: STD, STD, CSG, ... with epoch 29 forced STD.
+    table = phase_table(30, period=3, csg_epochs=1, warmup=2, final_std=True)
+    assert table == [c if e % 3 == 2 and e != 29 else s for e in range(30)]
+    assert table.count(c) == 9 and table[-1] == s
+    assert phase_table(4, 3, 1, 0, final_std=True) == [c, s, s, s]  # epoch 3 would be CSG
+    x, y = _data(32)
+    model = make_csg(_tiny_backbone(), "top_conv", density=0.4)
+    model.compile(keras.optimizers.SGD(0.05), gate_optimizer=keras.optimizers.SGD(0.5))
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(model.phase)
+
+    model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[Record()],
+              schedule=dict(period=3, csg_epochs=1, warmup=0, final_std=True))
+    assert seen == [c, s, s, s]
+
+
+def _one_csg_step_by_hand(model, x, y, lr):
+    """The weights after one plain-SGD step on lambda1 CE(y, y^G) + lambda2 d (no STD term),
+    computed with a tape outside ``train_step``, and G projected as SPEC §6 says."""
+    from keras_icnn.layers import label_context
+
+    gate = model.gate_layer.gate
+    theta = [v for v in model.trainable_variables if v is not gate]
+    with tf.GradientTape() as tape:
+        with label_context.label_scope(tf.constant(y), use_gate=True):
+            logits = model(x, training=True)
+        ce = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, True))
+        loss = model.lambda1 * ce + model.lambda2 * model.gate_layer.sparsity_loss()
+    grads = tape.gradient(loss, theta + [gate])
+    theta_new = [v.numpy() - lr * g.numpy() for v, g in zip(theta, grads[:-1])]
+    g_new = gate.numpy() - lr * grads[-1].numpy()
+    g_new = np.clip(g_new / g_new.max(axis=0, keepdims=True), 0.0, 1.0)
+    return theta, theta_new, g_new
+
+
+def test_gate_in_the_csg_optimizer_and_no_std_term_in_csg_epochs():
+    """gate_optimizer="csg" (the authors' code): one CSG step moves G by the CSG-phase
+    optimizer's rate, and the network by the gradient of the CSG objective alone."""
+    x, y = _data(16)
+    lr = 0.2
+    model = make_csg(_tiny_backbone(), "top_conv", density=0.4)
+    model.compile(keras.optimizers.SGD(1e-3), csg_optimizer=keras.optimizers.SGD(lr),
+                  gate_optimizer="csg", lambda2=0.05)
+    assert model.gate_optimizer is model.csg_optimizer and model.gate_in_csg_optimizer
+    # A G whose columns are not all ones, so the projection does not undo the step.
+    model.gate_layer.gate.assign(np.linspace(0.2, 1.0, 36, dtype="float32").reshape(3, 12))
+    theta, theta_new, g_new = _one_csg_step_by_hand(model, x, y, lr)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False,
+              schedule=dict(warmup=0, period=1, csg_epochs=1))
+    np.testing.assert_allclose(gate_matrix(model), g_new, rtol=1e-4, atol=1e-6)
+    for v, expected in zip(theta, theta_new):
+        np.testing.assert_allclose(v.numpy(), expected, rtol=1e-4, atol=1e-6)
+    assert int(model.csg_optimizer.iterations) == 1 and int(model.optimizer.iterations) == 0
+    # With its own optimizer (the default), G moves by that optimizer's rate instead.
+    own = make_csg(_tiny_backbone(), "top_conv", density=0.4)
+    own.compile(keras.optimizers.SGD(1e-3), csg_optimizer=keras.optimizers.SGD(lr),
+                gate_optimizer=keras.optimizers.SGD(10 * lr), lambda2=0.05)
+    own.gate_layer.gate.assign(np.linspace(0.2, 1.0, 36, dtype="float32").reshape(3, 12))
+    own.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False,
+            schedule=dict(warmup=0, period=1, csg_epochs=1))
+    assert not np.allclose(gate_matrix(own), g_new, atol=1e-4)
+
+
+def test_each_phase_schedule_advances_only_in_its_own_epochs():
+    """Step decay (the paper recipe) per phase: the STD optimizer counts STD steps only,
+    the CSG optimizer CSG steps only, each schedule reaching its own milestones."""
+    from keras_icnn.recipes import CSGConfig
+    from keras_icnn.recipes.csg import _network_learning_rates, _network_optimizer
+
+    x, y = _data(32)  # 2 steps per epoch
+    config = CSGConfig(recipe="paper", epochs=6, warmup=0, explicit=("warmup",))
+    phases = phase_table(6, period=3, csg_epochs=1, warmup=0, final_std=True)  # c s s c s s
+    std_lr, csg_lr, _ = _network_learning_rates(config, 2, phases)
+    model = make_csg(_tiny_backbone(), "top_conv", density=0.4)
+    model.compile(_network_optimizer(config, std_lr),
+                  csg_optimizer=_network_optimizer(config, csg_lr), gate_optimizer="csg")
+    rates = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            rates.append((model.phase, int(model.optimizer.iterations),
+                          int(model.csg_optimizer.iterations),
+                          float(model.optimizer.learning_rate),
+                          float(model.csg_optimizer.learning_rate)))
+
+    model.fit(x, y, batch_size=16, epochs=6, verbose=0, callbacks=[Record()],
+              schedule=dict(period=3, csg_epochs=1, warmup=0, final_std=True))
+    assert [r[0] for r in rates] == phases
+    assert [(r[1], r[2]) for r in rates] == [(0, 2), (2, 2), (4, 2), (4, 4), (6, 4), (8, 4)]
+    lr0 = 0.1 * config.batch_size / 256
+    # STD: 8 steps, milestones at round(0.4/0.6/0.8 * 8) = 3, 5, 6; CSG: 4 steps -> 2, 2, 3.
+    def by_hand(step, total):
+        bounds = [max(1, round(f * total)) for f in (0.4, 0.6, 0.8)]
+        return lr0 * 0.1 ** sum(step > b for b in bounds)
+
+    for _, s_it, c_it, s_lr, c_lr in rates:
+        np.testing.assert_allclose(s_lr, by_hand(s_it, 8), rtol=1e-6)
+        np.testing.assert_allclose(c_lr, by_hand(c_it, 4), rtol=1e-6)
+    assert rates[-1][3] < lr0 * 0.01 and rates[-1][4] < lr0 * 0.01
