@@ -297,16 +297,72 @@ def success_rate(model, images, adversarial, labels, targets=None, batch_size=25
     return float(np.mean(won[correct]))
 
 
-def conv_features(model, images, batch_size=128):
-    """The detector's features (CSG §5.2): the global-average-pooled output of every conv
-    layer of ``model``, concatenated: [N, sum of their filters] float32."""
+FEATURE_SITES = ("block", "raw_conv")
+_ACTIVATION_LAYERS = ("ReLU", "Activation", "LeakyReLU", "ELU", "PReLU")
+
+
+def feature_layers(model, where="block"):
+    """The layers whose global-average-pooled outputs :func:`conv_features` concatenates.
+
+    ``where="block"``: the post-activation output of every conv block — each 4D
+    activation layer (ReLU, Activation, LeakyReLU, ELU, PReLU), each conv layer with a
+    non-linear ``activation`` of its own, each interpretable conv — and the gated layer
+    (``ClassSpecificGate``) in place of the activation it gates: after BatchNorm and the
+    residual add, what the network passes on and CSG changes. ``where="raw_conv"``: every
+    ``Conv2D`` output (before BatchNorm and the residual add, 1x1 shortcuts included) and
+    interpretable conv. CSG §5.2 says "after each convolution layer"; both readings are kept.
+    """
     import keras
 
-    convs = [layer for layer in model.layers
-             if isinstance(layer, keras.layers.Conv2D) or hasattr(layer, "part_mask")]
-    if not convs:
-        raise ValueError(f"Model {model.name!r} has no conv layer to take features from")
-    pooled = [keras.layers.GlobalAveragePooling2D()(layer.output) for layer in convs]
+    from keras_icnn.layers.class_specific_gate import ClassSpecificGate
+
+    if where not in FEATURE_SITES:
+        raise ValueError(f"`where` must be one of {FEATURE_SITES}. Received: where={where!r}")
+
+    def four_d(layer):
+        shape = getattr(layer, "output", None)
+        return shape is not None and len(layer.output.shape) == 4
+
+    if where == "raw_conv":
+        return [layer for layer in model.layers
+                if isinstance(layer, keras.layers.Conv2D) or hasattr(layer, "part_mask")]
+    gated_inputs = set()
+    for layer in model.layers:
+        if isinstance(layer, ClassSpecificGate):
+            for node in layer._inbound_nodes:
+                for tensor in node.input_tensors:
+                    gated_inputs.add(id(tensor))
+    chosen = []
+    for layer in model.layers:
+        if not four_d(layer):
+            continue
+        if isinstance(layer, ClassSpecificGate) or hasattr(layer, "part_mask"):
+            chosen.append(layer)
+        elif id(layer.output) in gated_inputs:
+            continue  # the gate's output stands for it
+        elif type(layer).__name__ in _ACTIVATION_LAYERS:
+            chosen.append(layer)
+        elif isinstance(layer, keras.layers.Conv2D) and \
+                getattr(layer.activation, "__name__", "linear") != "linear":
+            chosen.append(layer)
+    return chosen
+
+
+def conv_features(model, images, batch_size=128, where="block"):
+    """The detector's features (CSG §5.2): the global-average-pooled outputs of
+    :func:`feature_layers` ``(model, where)``, concatenated: [N, sum of their channels]
+    float32. The model runs in inference mode, where a CSG model's gate is the identity.
+
+    Example:
+        >>> feats = conv_features(csg_model, images)                  # block outputs + gate
+        >>> raw = conv_features(csg_model, images, where="raw_conv")  # every Conv2D
+    """
+    import keras
+
+    layers = feature_layers(model, where)
+    if not layers:
+        raise ValueError(f"Model {model.name!r} has no {where} layer to take features from")
+    pooled = [keras.layers.GlobalAveragePooling2D()(layer.output) for layer in layers]
     probe = keras.Model(model.inputs[0], keras.layers.Concatenate()(pooled) if len(pooled) > 1
                         else pooled[0])
 

@@ -143,6 +143,44 @@ def test_conv_features_are_pooled_conv_outputs(trained):
     np.testing.assert_allclose(feats, maps.mean((1, 2)), rtol=1e-5, atol=1e-6)
 
 
+def _gated_tiny_model():
+    """conv(relu) -> conv -> BatchNorm -> add(shortcut) -> ReLU -> gate -> GAP -> dense."""
+    from keras_icnn.models import make_csg
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((8, 8, 3))
+    a = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(inputs)
+    b = keras.layers.Conv2D(5, 3, padding="same", name="c2")(a)
+    b = keras.layers.BatchNormalization(name="bn")(b)
+    shortcut = keras.layers.Conv2D(5, 1, name="proj")(a)
+    top = keras.layers.ReLU(name="top")(keras.layers.Add(name="add")([b, shortcut]))
+    x = keras.layers.GlobalAveragePooling2D()(top)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(x))
+    return make_csg(model, "top", num_classes=3, density=0.5)
+
+
+def test_feature_sites_block_and_raw_conv_by_hand():
+    model = _gated_tiny_model()
+    # Make G far from ones: the STD path (inference) must still ignore it.
+    model.gate_layer.gate.assign(np.tile([[1.0, 0.0, 0.5, 0.0, 1.0]], (3, 1)).astype("float32"))
+    assert [l.name for l in adversarial.feature_layers(model, "block")] == \
+        ["c1", "class_specific_gate"]
+    assert [l.name for l in adversarial.feature_layers(model, "raw_conv")] == ["c1", "c2", "proj"]
+    images = np.random.RandomState(0).uniform(0, 255, (6, 8, 8, 3)).astype(np.float32)
+    maps = keras.Model(model.inputs[0], [model.get_layer(n).output for n in
+                                         ("c1", "c2", "proj", "top")])(images)
+    c1, c2, proj, top = (np.asarray(m).mean((1, 2)) for m in maps)
+    block = adversarial.conv_features(model, images, where="block")
+    np.testing.assert_allclose(block, np.concatenate([c1, top], 1), rtol=1e-5, atol=1e-6)
+    # The gated layer's pooled output is among the columns: the last 5 are ReLU(add), ungated.
+    assert block.shape == (6, 4 + 5) and np.all(block[:, 4:] >= 0)
+    raw = adversarial.conv_features(model, images, where="raw_conv")
+    np.testing.assert_allclose(raw, np.concatenate([c1, c2, proj], 1), rtol=1e-5, atol=1e-6)
+    assert raw[:, 4:9].min() < 0  # before BatchNorm and the add: not post-activation
+    with pytest.raises(ValueError, match="`where` must be one of"):
+        adversarial.conv_features(model, images, where="pre_bn")
+
+
 def test_detection_protocol_on_separable_and_identical_features():
     rng = np.random.RandomState(0)
     labels = np.repeat(np.arange(3), 40)
@@ -190,9 +228,12 @@ def test_detection_run_writes_both_tables(tmp_path):
         for attack in row["detection"].values():
             assert 0.0 <= attack["10"]["mean"] <= 1.0 and len(attack["10"]["errors"]) == 2
     table = (tmp_path / "out" / "results.md").read_text()
-    assert "| FGSM | 10 |" in table and "| one_pixel |" in table
+    assert "| block | FGSM | 10 |" in table and "| one_pixel |" in table
+    assert "class_specific_gate" in results["models"]["CSG"]["feature_layers"]["block"]
     with pytest.raises(ValueError, match="`attacks` must be among"):
         DetectConfig(models=config.models, attacks=("deepfool",)).validate()
+    with pytest.raises(ValueError, match="`features` must be among"):
+        DetectConfig(models=config.models, features=("pre_bn",)).validate()
     # The data options are checked as the trainers' are, before any model is loaded.
     with pytest.raises(ValueError, match="`synthetic_config` must be one of"):
         DetectConfig(models=config.models, synthetic_config="harder").validate()
