@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_icnn import validation
+from keras_icnn.models import graph
 
 DEFAULT_PIXEL_RANGE = (0.0, 255.0)
 
@@ -76,6 +77,7 @@ def fgsm(model, images, labels, eps=0.031, targets=None, pixel_range=DEFAULT_PIX
     """Fast gradient sign method (Goodfellow et al., 2015): one step of ``eps`` along the
     sign of the input gradient of the cross-entropy (up for ``labels``, down for ``targets``),
     clipped to the pixel range."""
+    model = graph.as_logits(model, "fgsm")  # a softmax head: attack its logits
     images, labels, targets, lo, hi = _check(images, labels, targets, pixel_range)
     size = float(eps) * (hi - lo)
     sign = _loss_sign(targets)
@@ -97,6 +99,7 @@ def pgd(model, images, labels, eps=0.031, step=0.0078, iterations=7, targets=Non
     """Projected gradient descent in the L-infinity ball (Madry et al., 2018): ``iterations``
     sign-gradient steps of ``step``, each projected back into the ``eps`` ball around the
     image and the pixel range; starts from a uniform point of the ball when ``random_start``."""
+    model = graph.as_logits(model, "pgd")  # a softmax head: attack its logits
     images, labels, targets, lo, hi = _check(images, labels, targets, pixel_range)
     validation.positive_int(iterations, "iterations")
     radius, size = float(eps) * (hi - lo), float(step) * (hi - lo)
@@ -127,6 +130,7 @@ def cw_l2(model, images, labels, targets=None, iterations=100, c=1.0, learning_r
     margin ``max(max_{j != t} z_j - z_t, -kappa)`` (targeted) or
     ``max(z_y - max_{j != y} z_j, -kappa)``; distances on the [0, 1] scale. Returns, per
     image, the successful sample of least L2 seen (the image itself when none succeeded)."""
+    model = graph.as_logits(model, "cw_l2")  # a softmax head: attack its logits
     images, labels, targets, lo, hi = _check(images, labels, targets, pixel_range)
     validation.positive_int(iterations, "iterations")
     aim = labels if targets is None else targets
@@ -169,6 +173,7 @@ def cw_l2(model, images, labels, targets=None, iterations=100, c=1.0, learning_r
 
 def probabilities(model, x, batch_size=512):
     """Softmax of ``model``'s logits on ``x`` [N, ...], in batches: [N, C] numpy."""
+    model = graph.as_logits(model, "probabilities")  # a softmax head: read its logits
     out = []
     for a in range(0, len(x), batch_size):
         out.append(tf.nn.softmax(tf.cast(model(x[a:a + batch_size], training=False),
@@ -318,6 +323,7 @@ def feature_layers(model, where="block"):
 
     if where not in FEATURE_SITES:
         raise ValueError(f"`where` must be one of {FEATURE_SITES}. Received: where={where!r}")
+    model = graph.flatten(model, "feature_layers")  # nested sub-models: their layers
 
     def four_d(layer):
         shape = getattr(layer, "output", None)
@@ -359,11 +365,13 @@ def conv_features(model, images, batch_size=128, where="block"):
     """
     import keras
 
-    layers = feature_layers(model, where)
+    flat = graph.flatten(model, "conv_features")
+    layers = feature_layers(flat, where)
     if not layers:
         raise ValueError(f"Model {model.name!r} has no {where} layer to take features from")
-    pooled = [keras.layers.GlobalAveragePooling2D()(layer.output) for layer in layers]
-    probe = keras.Model(model.inputs[0], keras.layers.Concatenate()(pooled) if len(pooled) > 1
+    pooled = [keras.layers.GlobalAveragePooling2D()(graph.layer_output(flat, layer.name))
+              for layer in layers]
+    probe = keras.Model(flat.inputs[0], keras.layers.Concatenate()(pooled) if len(pooled) > 1
                         else pooled[0])
 
     @tf.function(autograph=False, reduce_retracing=True)

@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_icnn.models import graph
 from keras_icnn.models.csg import CSGModel
 from keras_icnn.models.distiller import ExplainerDistiller
 from keras_icnn.models.interpretable import InterpretableModel
@@ -56,9 +57,13 @@ def model_kind(model):
 
 
 def default_layer(model):
-    """Name of the last layer with a 4D output that a filter explanation applies to."""
-    for layer in reversed(model.layers):
-        if len(getattr(layer.output, "shape", ())) != 4:
+    """Name of the last layer with a 4D output that a filter explanation applies to (in
+    the flat graph of a model with nested sub-models: :func:`keras_icnn.models.graph.flatten`)."""
+    flat = graph.flatten(model, "default_layer")
+    for layer in reversed(flat.layers):
+        out = graph.layer_output(flat, layer.name) if not isinstance(
+            layer, keras.layers.InputLayer) else None
+        if len(getattr(out, "shape", ())) != 4:
             continue
         if isinstance(layer, _SPATIAL) or hasattr(layer, "part_mask"):
             return layer.name
@@ -99,41 +104,48 @@ class Explainable:
 
     Args:
         model: an ``InterpretableModel``, ``CSGModel``, ``ExplainerDistiller`` or
-            any functional Keras classifier with a 4D conv layer.
-        layer: the explained layer's name (default: the model's top conv layer;
+            any Keras classifier with a 4D conv layer (Sequential, functional, with
+            nested sub-models; logits or a softmax head).
+        layer: the explained layer's name or path (default: the model's top conv layer;
             an explainer always explains its conv-interp-2 filters).
         argument: the caller's name for ``layer`` in error messages.
+        logits_layer: see :func:`explain`.
 
     Call ``explainable(x, target)`` with float32 images and int32 targets
     (``-1``: the predicted class) inside or outside a ``tf.function``; it returns
     a dict of tensors (see :func:`explain` for their meaning).
     """
 
-    def __init__(self, model, layer=None, argument="layer"):
+    def __init__(self, model, layer=None, argument="layer", logits_layer=None):
         self.model, self.kind = model, model_kind(model)
+        self.softmax = None
         if self.kind == "explainer":
             self.classifier = model.performer
             self.layer = "conv_interp_2"
             self.rf = receptive_field(model.performer, model.target_layer)
             self.num_filters = int(model.explainer.filters)
         else:
-            self.classifier = model
-            self.layer = layer or default_layer(model)
             try:
-                found = model.get_layer(self.layer)
-            except ValueError:
-                raise ValueError(
-                    f"`{argument}` must name a layer of model {model.name!r}. Received: "
-                    f"{argument}={self.layer!r}; layers: {[l.name for l in model.layers]}"
-                ) from None
-            if len(getattr(found.output, "shape", ())) != 4:
+                view = graph.Classifier(model, layer, logits_layer, default_layer=default_layer,
+                                        caller="explain")
+            except ValueError as err:
+                if layer and "no layer named" in str(err):
+                    raise ValueError(f"`{argument}` must name a layer of model {model.name!r}. "
+                                     f"Received: {argument}={layer!r}. {err}") from None
+                raise
+            self.flat, self.layer, self.softmax = view.flat, view.layer, view.softmax
+            found = self.flat.get_layer(self.layer)
+            maps = graph.layer_output(self.flat, self.layer)
+            if len(getattr(maps, "shape", ())) != 4:
                 raise ValueError(
                     f"`{argument}` must name a layer with 4D feature maps [batch, h, w, filters] "
-                    f"(a conv layer). Received: {argument}={self.layer!r} "
-                    f"({found.__class__.__name__}, output shape {found.output.shape})")
-            self.rf = receptive_field(model, self.layer)
-            self.probe = keras.Model(model.inputs[0], [found.output, model.outputs[0]])
-            self.num_filters = int(found.output.shape[-1])
+                    f"(a conv layer). Received: {argument}={layer or self.layer!r} "
+                    f"({found.__class__.__name__}, output shape {maps.shape})")
+            self.rf = receptive_field(self.flat, self.layer)
+            self.probe = view.probe
+            # The classifier the images go to: its output is the logits.
+            self.classifier = view.logits
+            self.num_filters = int(maps.shape[-1])
         shape = self.classifier.inputs[0].shape
         self.image_shape = tuple(int(d) for d in shape[1:])
         self.num_classes = int(self.classifier.outputs[0].shape[-1])
@@ -143,7 +155,7 @@ class Explainable:
         """int32 [F]: each filter's category (-1 for filters of an ordinary layer)."""
         if self.kind == "explainer":
             return self.model.explainer.conv_interp_2.target_classes
-        layer = self.model.get_layer(self.layer)
+        layer = self.flat.get_layer(self.layer)
         if hasattr(layer, "target_classes"):
             return layer.target_classes
         gate_filters = (int(self.model.gate_layer.gate.shape[-1]) if self.kind == "csg"
@@ -288,8 +300,23 @@ def _resize(maps, size):
     return np.transpose(up.numpy(), (0, 3, 1, 2))
 
 
+def _refuse_hidden_probabilities(ex, logits):
+    """A model whose output rows are non-negative and sum to 1, with no softmax in its graph,
+    applies one the graph does not show (a Lambda, a custom layer): its "logits" are
+    probabilities, and every contribution would be computed on them. Say so."""
+    if ex.kind == "explainer" or ex.softmax is not None or logits.shape[-1] < 2:
+        return
+    sums = logits.astype(np.float64).sum(-1)
+    if logits.min() >= 0.0 and np.allclose(sums, 1.0, atol=1e-4):
+        raise ValueError(
+            f"explain: the outputs of model {ex.model.name!r} look like probabilities (each row "
+            "non-negative, summing to 1) but no softmax layer or activation ends its graph: "
+            "explanations need the logits. Pass logits_layer=<the layer whose output is the "
+            "logits>.")
+
+
 def explain(model, images, target=None, layer=None, heatmaps="top", num_heatmaps=3,
-            batch_size=64):
+            batch_size=64, logits_layer=None):
     """Explain ``model``'s predictions on ``images`` filter by filter.
 
     Args:
@@ -304,6 +331,13 @@ def explain(model, images, target=None, layer=None, heatmaps="top", num_heatmaps
             size, mind the memory) or None.
         num_heatmaps: k of ``"top"``.
         batch_size: images per step.
+        logits_layer: the layer whose output is the logits, for a model whose softmax
+            cannot be traced from the graph. By default the logits are read from the graph:
+            the output itself, or what a final ``Softmax`` / ``Activation("softmax")`` layer
+            or a ``Dense(..., activation="softmax")`` applies the softmax to.
+
+    A model with nested sub-models (a ``keras.applications`` base in a ``Sequential``) is
+    read through its flat graph; ``layer`` may be a path (``"vgg16/block5_conv3"``).
 
     Returns:
         :class:`Explanation`.
@@ -315,7 +349,8 @@ def explain(model, images, target=None, layer=None, heatmaps="top", num_heatmaps
     """
     if heatmaps not in HEATMAPS:
         raise ValueError(f"`heatmaps` must be one of {HEATMAPS}. Received: {heatmaps!r}")
-    ex = model if isinstance(model, Explainable) else Explainable(model, layer)
+    ex = model if isinstance(model, Explainable) else Explainable(model, layer,
+                                                                  logits_layer=logits_layer)
     images = check_images(ex.classifier, images, "explain")
     targets = _targets(target, len(images), ex.num_classes)
     step = ex.traced()
@@ -337,6 +372,7 @@ def explain(model, images, target=None, layer=None, heatmaps="top", num_heatmaps
             out["heatmap_filters"].append(order.astype(np.int32))
     arrays = {key: np.concatenate(v) if v else None for key, v in out.items()}
     logits = arrays.pop("logits")
+    _refuse_hidden_probabilities(ex, logits)
     return Explanation(
         kind=ex.kind, layer=ex.layer, logits=logits,
         probabilities=tf.nn.softmax(logits).numpy(),

@@ -129,7 +129,14 @@ def receptive_field(model, layer_name):
         >>> rf = receptive_field(model, "top_conv")
         >>> x, y = rf.centers(i, j)
     """
-    target = model.get_layer(layer_name)
+    from keras_icnn.models import graph
+
+    flat = graph.flatten(model, "receptive_field")
+    if flat is not model:
+        layer_name = graph.flat_layer_name(model, layer_name, "receptive_field")
+        model = flat
+    model.get_layer(layer_name)  # a clear error for an unknown name
+    target_output = graph.layer_output(model, layer_name)
     shape = model.inputs[0].shape
     if len(shape) != 4 or shape[1] is None or shape[2] is None:
         raise ValueError(
@@ -158,5 +165,5 @@ def receptive_field(model, layer_name):
         memo[key] = result
         return result
 
-    rows, cols = field_of(target.output)
+    rows, cols = field_of(target_output)
     return ReceptiveField(rows=rows, cols=cols)

@@ -112,7 +112,13 @@ def evaluate_model(model, source, config, name, pictures_dir):
         ``(metrics, atlas)``: the metrics dict and the model's report.html section
         (:func:`atlas_section`).
     """
-    layer_name = config.layer or metrics.default_layer(model)
+    from keras_icnn.models import graph
+
+    # A user's nested model (a keras.applications base in a Sequential) is read through a
+    # flat copy with its weights; --layer may name a layer inside it or give its path.
+    layer_name = graph.flat_layer_name(model, config.layer, "evaluate") if config.layer else None
+    model = graph.flat_copy(model, "evaluate")
+    layer_name = layer_name or metrics.default_layer(model)
     num_classes = int(model.outputs[0].shape[-1])
     kernel = _gap_dense_kernel(model, layer_name)
     single = config.task == "single" if config.dataset == "synthetic" else False

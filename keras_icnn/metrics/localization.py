@@ -80,9 +80,11 @@ def gradient_maps(model, layer_name, images, sigma=5.0, batch_size=8):
     import keras
 
     from keras_icnn.explain import check_images as _check_images
+    from keras_icnn.models import graph
 
     images = _check_images(model, images, "gradient_maps")
-    probe = keras.Model(model.inputs, model.get_layer(layer_name).output)
+    view = graph.Classifier(model, layer_name, caller="gradient_maps")
+    probe = keras.Model(view.flat.inputs[0], view.probe.outputs[0])
     kernel = _gaussian_kernel(sigma)
     k_rows = tf.constant(kernel[:, None, None, None])
     k_cols = tf.constant(kernel[None, :, None, None])

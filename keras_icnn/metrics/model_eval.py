@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from keras_icnn.explain import check_images, default_layer, explain
 from keras_icnn.metrics import interpretability
+from keras_icnn.models import graph
 from keras_icnn.receptive_field import peak_locations, receptive_field
 
 def _batches(examples, batch_size):
@@ -43,7 +44,8 @@ def collect_responses(model, layer_name, examples, batch_size=64, verbose=1):
         part masks and object masks.
     """
     rf = receptive_field(model, layer_name)
-    probe = keras.Model(model.inputs[0], [model.get_layer(layer_name).output, model.outputs[0]])
+    # The maps and the pre-softmax logits (nested models and softmax heads: graph.py).
+    probe = graph.Classifier(model, layer_name, caller="collect_responses").probe
     batches, n = _batches(examples, batch_size)
     bar = keras.utils.Progbar(n, unit_name="image", verbose=verbose)
 

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_icnn.metrics import interpretability, localization
+from keras_icnn.models import graph
 from keras_icnn.receptive_field import peak_locations, peak_units, receptive_field
 
 
@@ -63,11 +64,11 @@ def peak_responses(model, layer_name):
     filters: each peak's receptive-field centre (x, y) and value. Traced once, reused for
     every batch of a stream."""
     rf = receptive_field(model, layer_name)
-    probe = keras.Model(model.inputs[0], model.get_layer(layer_name).output)
+    probe = graph.Classifier(model, layer_name, caller="peak_responses").probe
 
     @tf.function(autograph=False)
     def step(x):
-        return peak_locations(probe(x, training=False), rf)
+        return peak_locations(probe(x, training=False)[0], rf)
 
     def peaks(images):
         positions, scores = step(tf.convert_to_tensor(images))
@@ -113,7 +114,8 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
     if n_total < 1:
         raise ValueError(f"stream_filter_metrics needs at least one image. Received: {n_total}")
     rf = receptive_field(model, layer_name)
-    probe = keras.Model(model.inputs[0], [model.get_layer(layer_name).output, model.outputs[0]])
+    # The maps and the pre-softmax logits (a softmax head is read through, graph.py).
+    probe = graph.Classifier(model, layer_name, caller="stream_filter_metrics").probe
     h, w, f = (int(d) for d in probe.outputs[0].shape[1:])
     hw = h * w
     rng = np.random.default_rng(seed)

@@ -9,6 +9,7 @@ import tensorflow as tf
 from keras_icnn import keras_compat, validation
 from keras_icnn.layers import label_context
 from keras_icnn.layers.class_specific_gate import ClassSpecificGate
+from keras_icnn.models import graph
 from keras_icnn.models.interpretable import as_functional
 
 PHASES = ("std", "csg")
@@ -129,6 +130,8 @@ class CSGModel(keras.Model):
         self.csg_loss_tracker = keras.metrics.Mean(name="csg_loss")
         self.csg_accuracy = keras.metrics.SparseCategoricalAccuracy(name="csg_accuracy")
         self.density_tracker = keras.metrics.Mean(name="l1_density")
+        # A user's softmax head: its output is probabilities, the cross-entropies take them so.
+        self.outputs_logits = graph.output_softmax(self) is None
 
     @property
     def gate_layer(self):
@@ -196,7 +199,8 @@ class CSGModel(keras.Model):
         return [v for v in self.trainable_variables if v is not gate]
 
     def _cross_entropy(self, y, logits):
-        per_example = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+        per_example = keras.losses.sparse_categorical_crossentropy(
+            y, logits, from_logits=self.outputs_logits)
         return tf.reduce_mean(tf.cast(per_example, tf.float32))
 
     def _checked_labels(self, y):
@@ -283,8 +287,11 @@ def make_csg(model, layer_name, num_classes=None, copy_weights=True, **gate_kwar
     """Insert a ``ClassSpecificGate`` after ``layer_name`` (the last conv layer).
 
     Args:
-        model: a functional classifier producing logits.
-        layer_name: the layer whose output is gated (its maps feed the head).
+        model: a functional or Sequential classifier producing logits (or a softmax of
+            them), possibly with nested sub-models: the result is the flattened model
+            (:mod:`keras_icnn.models.graph`) with the gate inserted.
+        layer_name: the layer whose output is gated (its maps feed the head): a unique
+            name or a path (``"vgg16/block5_conv3"``).
         num_classes: C; defaults to the model's output size.
         copy_weights: copy the model's weights (otherwise fresh initialisation).
         **gate_kwargs: ``ClassSpecificGate`` options (density, sparsity, fixed, ...).
@@ -292,12 +299,10 @@ def make_csg(model, layer_name, num_classes=None, copy_weights=True, **gate_kwar
     Returns:
         A :class:`CSGModel`.
     """
-    model = as_functional(model, "make_csg")
-    try:
-        target = model.get_layer(layer_name)
-    except ValueError:
-        raise ValueError(f"make_csg: no layer named {layer_name!r} in model {model.name!r}. "
-                         f"Layers: {[layer.name for layer in model.layers]}") from None
+    flat = as_functional(model, "make_csg")
+    layer_name = graph.flat_layer_name(model, layer_name, "make_csg")
+    model = flat
+    target = model.get_layer(layer_name)
     if len(target.output.shape) != 4:
         raise ValueError(f"make_csg needs a layer with 4D output; {layer_name!r} outputs "
                          f"{tuple(target.output.shape)}")

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_icnn import losses as losses_lib
+from keras_icnn.models import graph
 from keras_icnn.models.explainer import (DEFAULT_ALPHA_FLOOR, DEFAULT_P_SCALE, Explainer, decoder_configs, logit_p,
                                          plan_head)
 from keras_icnn.receptive_field import peak_locations, receptive_field
@@ -422,8 +423,10 @@ def build_explainer(performer, target_layer, copy_weights=True, norm_momentum=0.
 
     Args:
         performer: a functional Keras classifier whose head above its top conv
-            is a chain of layers ending in a Dense classifier.
-        target_layer: the layer whose maps the explainer reads (below the top conv).
+            is a chain of layers ending in a Dense classifier (a ``Sequential`` or a
+            model with nested sub-models is read through a flat copy with its weights).
+        target_layer: the layer whose maps the explainer reads (below the top conv): a
+            unique name or a path (``"vgg16/block5_conv2"``).
         initial_p: the starting mixing weight p in (0, 1) (overrides ``p_init``,
             the raw ``w_p``).
         p_scale: ``p = sigmoid(p_scale * w_p)``. An Adam step moves ``w_p`` by
@@ -449,6 +452,11 @@ def build_explainer(performer, target_layer, copy_weights=True, norm_momentum=0.
         >>> distiller.compile(keras.optimizers.Adam(1e-3))
         >>> distiller.fit(train_images, epochs=20)
     """
+    if isinstance(performer, keras.Sequential) or graph.has_sub_models(performer):
+        # A nested performer (a keras.applications base in a Sequential): read through a flat
+        # copy with its weights; the performer is frozen, so nothing needs its layer objects.
+        target_layer = graph.flat_layer_name(performer, target_layer, "build_explainer")
+        performer = graph.flat_copy(performer, "build_explainer")
     plan = plan_head(performer, target_layer)
     top = plan.top
     in_shape = tuple(performer.get_layer(target_layer).output.shape[1:])

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from keras_icnn import keras_compat, validation
 from keras_icnn.layers import label_context
+from keras_icnn.models import graph
 from keras_icnn.layers.interpretable_conv import InterpretableConv, InterpretableMask
 
 
@@ -135,9 +136,11 @@ def _activation(layer):
     return str(layer.get_config().get("activation", "linear"))
 
 
-def _only_consumer(layer):
-    nodes = getattr(layer, "_outbound_nodes", [])
-    return nodes[0].operation if len(nodes) == 1 else None
+def _only_consumer(layer, model=None):
+    """The one layer reading ``layer``'s output (in ``model``'s graph when given), else None."""
+    found = (graph.consumers(model, layer) if model is not None else
+             [node.operation for node in getattr(layer, "_outbound_nodes", [])])
+    return found[0] if len(found) == 1 else None
 
 
 def _is_relu(layer):
@@ -146,12 +149,13 @@ def _is_relu(layer):
     return isinstance(layer, keras.layers.Activation) and _activation(layer) == "relu"
 
 
-def bn_relu_after(conv):
-    """The ReLU layer of a conv -> BatchNorm -> ReLU chain starting at ``conv``, else None."""
-    bn = _only_consumer(conv)
+def bn_relu_after(conv, model=None):
+    """The ReLU layer of a conv -> BatchNorm -> ReLU chain starting at ``conv`` (in
+    ``model``'s graph when given), else None."""
+    bn = _only_consumer(conv, model)
     if not isinstance(bn, keras.layers.BatchNormalization):
         return None
-    relu = _only_consumer(bn)
+    relu = _only_consumer(bn, model)
     return relu if relu is not None and _is_relu(relu) else None
 
 
@@ -164,10 +168,10 @@ def _attach_point(model, target, layer_name):
     if activation == "relu":
         return "conv", target
     if activation == "linear":
-        relu = bn_relu_after(target)
+        relu = bn_relu_after(target, model)
         if relu is not None:
             return "after", relu
-        consumer = _only_consumer(target)
+        consumer = _only_consumer(target, model)
         raise ValueError(
             f"make_interpretable: conv {layer_name!r} has a linear activation and is not "
             "followed by BatchNormalization -> ReLU (its consumer is "
@@ -181,29 +185,10 @@ def _attach_point(model, target, layer_name):
 
 
 def as_functional(model, caller):
-    """``model`` as a functional model: a ``Sequential`` is rebuilt on its own layers.
-
-    ``keras.models.clone_model(..., call_function=...)`` needs a functional
-    graph; a ``Sequential`` built on a known input shape has one.
-    """
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"{caller} needs a keras.Model. Received: model={model!r}")
-    if not isinstance(model, keras.Sequential):
-        return model
-    try:
-        inputs = model.inputs
-    except (AttributeError, ValueError):
-        inputs = None
-    if not inputs:
-        raise ValueError(
-            f"{caller} needs a built Sequential model with a known input shape (start it with "
-            f"keras.Input(shape) or call it on a batch first). Received: model {model.name!r}, "
-            "not built")
-    x = inputs = keras.Input(batch_shape=inputs[0].shape, dtype=inputs[0].dtype,
-                             name=inputs[0].name.split(":")[0] or "images")
-    for layer in model.layers:
-        x = layer(x)
-    return keras.Model(inputs, x, name=model.name)
+    """``model`` as one functional graph (:func:`keras_icnn.models.graph.flatten`): a
+    ``Sequential`` is rebuilt on its own layers and nested sub-models are inlined, on the
+    same layer objects. ``keras.models.clone_model(..., call_function=...)`` needs that."""
+    return graph.flatten(model, caller)
 
 
 def make_interpretable(model, layer_name, num_classes=None, copy_weights=True, **layer_kwargs):
@@ -221,8 +206,13 @@ def make_interpretable(model, layer_name, num_classes=None, copy_weights=True, *
     interpretable layers are new and go after it, on the stage output.
 
     Args:
-        model: a functional or Sequential ``keras.Model`` (left unchanged).
-        layer_name: name of the top conv layer or stage output.
+        model: a functional or Sequential ``keras.Model`` (left unchanged), possibly with
+            nested sub-models (a ``keras.applications`` base in a ``Sequential``): the
+            result is the flattened model (:mod:`keras_icnn.models.graph`) with the
+            interpretable layers inserted.
+        layer_name: name of the top conv layer or stage output: a name unique in the
+            whole model, or a path (``"vgg16/block5_conv3"``); a sub-model's name stands
+            for its output.
         num_classes: classes of the filter loss; defaults to the size of the
             model's last output dimension.
         copy_weights: copy the weights of every other layer (and of the
@@ -233,15 +223,10 @@ def make_interpretable(model, layer_name, num_classes=None, copy_weights=True, *
     Returns:
         An :class:`InterpretableModel`; train it with ordinary ``fit``.
     """
-    model = as_functional(model, "make_interpretable")
-    try:
-        target = model.get_layer(layer_name)
-    except ValueError:
-        names = [layer.name for layer in model.layers]
-        raise ValueError(
-            f"make_interpretable: no layer named {layer_name!r} in model "
-            f"{model.name!r}. Layers: {names}"
-        ) from None
+    flat = as_functional(model, "make_interpretable")
+    layer_name = graph.flat_layer_name(model, layer_name, "make_interpretable")
+    model = flat
+    target = model.get_layer(layer_name)
     out_shape = target.output.shape
     if len(out_shape) != 4:
         raise ValueError(
