@@ -215,3 +215,24 @@ def test_detection_features_and_attacks_on_a_nested_softmax_model():
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=lm(xt))
     want = np.clip(images + 0.031 * 255 * np.sign(tape.gradient(ce, xt).numpy()), 0, 255)
     np.testing.assert_allclose(adversarial.fgsm(model, images, y, eps=0.031), want, atol=1e-3)
+
+
+def test_build_explainer_on_a_nested_performer():
+    from keras_icnn.models import build_explainer
+
+    keras.utils.set_random_seed(0)
+    i = keras.Input((16, 16, 3))
+    a = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(i)
+    b = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c2")(a)
+    performer = keras.Sequential([keras.Input((16, 16, 3)), keras.Model(i, b, name="base"),
+                                  keras.layers.GlobalAveragePooling2D(),
+                                  keras.layers.Dense(16, activation="relu"),
+                                  keras.layers.Dense(3)])
+    _, distiller = build_explainer(performer, "base/c1")
+    x = np.random.RandomState(0).uniform(0, 255, (4, 16, 16, 3)).astype(np.float32)
+    # The distiller's (flat, copied) performer computes the user's function.
+    np.testing.assert_allclose(distiller.performer(x), performer(x), rtol=1e-5, atol=1e-5)
+    distiller.compile(keras.optimizers.Adam(1e-3))
+    distiller.fit(x, epochs=1, batch_size=4, verbose=0)
+    e = explain(distiller, x[:2])
+    assert e.kind == "explainer" and e.contributions.shape == (2, 8)
