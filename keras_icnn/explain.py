@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_icnn import validation
 from keras_icnn.models import graph
 from keras_icnn.models.csg import CSGModel
 from keras_icnn.models.distiller import ExplainerDistiller
@@ -214,10 +215,53 @@ class Explainable:
         return out
 
     def traced(self):
-        """This explainable as a ``tf.function`` (traced once per batch shape)."""
+        """This explainable as a ``tf.function`` with a batch-size-free input signature:
+        traced once per model and layer, whatever the batch sizes (``self.traces`` counts)."""
         if self._traced is None:
-            self._traced = tf.function(self.__call__, autograph=False, reduce_retracing=True)
+            spec = [tf.TensorSpec((None,) + self.image_shape, tf.float32, name="images"),
+                    tf.TensorSpec((None,), tf.int32, name="target")]
+
+            def run(x, target):
+                self.traces += 1  # Python: runs only while tracing
+                return self(x, target)
+
+            self._traced = tf.function(run, input_signature=spec, autograph=False)
         return self._traced
+
+    traces = 0
+
+
+_CACHE_ATTRIBUTE = "_keras_icnn_explainables"
+
+
+def explainable_for(model, layer=None, logits_layer=None):
+    """The :class:`Explainable` of ``model`` for ``layer``, made once and kept on the model
+    (so a second :func:`explain` call on the same model traces nothing, and the cache dies
+    with the model: it is not a global that keeps models alive).
+
+    ``model`` may be an :class:`Explainable`: it is used as it is, unless ``layer`` /
+    ``logits_layer`` ask for another layer of its model.
+    """
+    if isinstance(model, Explainable):
+        if layer is None and logits_layer is None:
+            return model
+        base = model.model
+        if model.kind == "explainer":
+            raise ValueError("`layer` cannot be chosen for an explainer: it explains its "
+                             f"conv-interp-2 filters. Received: layer={layer!r}")
+        resolved = graph.flat_layer_name(base, layer, "explain") if layer else model.layer
+        if resolved == model.layer and logits_layer is None:
+            return model
+        model = base
+    cache = getattr(model, _CACHE_ATTRIBUTE, None)
+    if cache is None:
+        cache = {}
+        # Past Keras' attribute tracking: a plain dict on the model object.
+        object.__setattr__(model, _CACHE_ATTRIBUTE, cache)
+    key = (layer, logits_layer)
+    if key not in cache:
+        cache[key] = Explainable(model, layer, logits_layer=logits_layer)
+    return cache[key]
 
 
 @dataclasses.dataclass
@@ -241,8 +285,11 @@ class Explanation:
         heatmaps: [N, k, H, W] the maps of ``heatmap_filters`` at image resolution (None
             with ``heatmaps=None``).
         heatmap_filters: [N, k] which filters ``heatmaps`` shows, by contribution, largest first.
-        gradcam: [N, H, W] Grad-CAM of the target at the explained layer (non-negative).
+        gradcam: [N, H, W] Grad-CAM of the target at the explained layer (non-negative),
+            resized to image size.
         p: the explainer's mixing weight (None for other kinds).
+        gradcam_maps: [N, h, w] the same Grad-CAM at the layer's own resolution.
+        heatmap_maps: [N, k, h, w] the maps behind ``heatmaps`` at the layer's resolution.
     """
 
     kind: str
@@ -262,6 +309,8 @@ class Explanation:
     heatmap_filters: np.ndarray = None
     gradcam: np.ndarray = None
     p: float = None
+    gradcam_maps: np.ndarray = None
+    heatmap_maps: np.ndarray = None
 
     def part_shares(self, filter_parts, num_parts):
         """Share of each target logit carried by each part's filters: [N, P + 1] (last
@@ -294,10 +343,41 @@ def _targets(target, n, num_classes):
     return t.astype(np.int32)
 
 
-def _resize(maps, size):
-    """[N, h, w, k] -> [N, k, H, W] bilinear, as the metrics upsample maps."""
-    up = tf.image.resize(tf.convert_to_tensor(maps, tf.float32), size, method="bilinear")
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+
+
+def _resize(maps, size, method="bilinear"):
+    """[N, h, w, k] -> [N, k, H, W] (``method``: bilinear, as the metrics upsample maps)."""
+    up = tf.image.resize(tf.convert_to_tensor(maps, tf.float32), size, method=method)
     return np.transpose(up.numpy(), (0, 3, 1, 2))
+
+
+def _image_batches(images, image_shape, batch_size):
+    """``(batches, n)``: an iterable of float32 numpy batches [b, H, W, C] from a single
+    image [H, W, C], an array or ``tf.Tensor`` [N, H, W, C], or a batched ``tf.data.Dataset``
+    of images, ``(images, labels)`` or feature dicts with ``"image"``; ``n`` is None for a
+    dataset (its size is known once it has been read)."""
+    if isinstance(images, tf.data.Dataset):
+        spec = images.element_spec
+        if isinstance(spec, tuple):
+            images = images.map(lambda *e: e[0])
+            spec = spec[0]
+        elif isinstance(spec, dict):
+            if "image" not in spec:
+                raise ValueError("explain: a dataset of dicts needs an 'image' key. "
+                                 f"Received keys: {sorted(spec)}")
+            images = images.map(lambda e: e["image"])
+            spec = spec["image"]
+        if spec.shape.rank == len(image_shape):  # unbatched: batch it here
+            images = images.batch(batch_size)
+        elif spec.shape.rank != len(image_shape) + 1:
+            raise ValueError(f"explain: the dataset's images must be [batch, "
+                             f"{', '.join(map(str, image_shape))}]. Received: {spec.shape}")
+        return (np.asarray(b, np.float32) for b in images.as_numpy_iterator()), None
+    array = np.asarray(images, np.float32)
+    if array.ndim == len(image_shape):  # one image
+        array = array[None]
+    return (array[a:a + batch_size] for a in range(0, len(array), batch_size)), len(array)
 
 
 def _refuse_hidden_probabilities(ex, logits):
@@ -316,13 +396,16 @@ def _refuse_hidden_probabilities(ex, logits):
 
 
 def explain(model, images, target=None, layer=None, heatmaps="top", num_heatmaps=3,
-            batch_size=64, logits_layer=None):
+            batch_size=64, logits_layer=None, interpolation="bilinear"):
     """Explain ``model``'s predictions on ``images`` filter by filter.
 
     Args:
         model: an interpretable CNN, a CSG model, an ``ExplainerDistiller``
-            (explainer + performer) or any Keras CNN classifier.
-        images: [N, H, W, C] in the model's input range.
+            (explainer + performer), any Keras CNN classifier, or an
+            :class:`Explainable` of one.
+        images: one image [H, W, C], images [N, H, W, C] (numpy or ``tf.Tensor``) in
+            the model's input range, or a ``tf.data.Dataset`` of image batches,
+            ``(images, labels)`` batches or feature dicts with ``"image"``.
         target: class to explain: None (each image's predicted class), one
             index for all images, or N indices.
         layer: the explained conv layer (default: the top conv layer).
@@ -335,9 +418,13 @@ def explain(model, images, target=None, layer=None, heatmaps="top", num_heatmaps
             cannot be traced from the graph. By default the logits are read from the graph:
             the output itself, or what a final ``Softmax`` / ``Activation("softmax")`` layer
             or a ``Dense(..., activation="softmax")`` applies the softmax to.
+        interpolation: how maps reach image size: ``"bilinear"`` (default),
+            ``"bicubic"`` or ``"nearest"``.
 
     A model with nested sub-models (a ``keras.applications`` base in a ``Sequential``) is
-    read through its flat graph; ``layer`` may be a path (``"vgg16/block5_conv3"``).
+    read through its flat graph; ``layer`` may be a path (``"vgg16/block5_conv3"``). The
+    traced explanation is kept on the model (:func:`explainable_for`): a second call on
+    the same model and layer traces nothing, whatever the batch size.
 
     Returns:
         :class:`Explanation`.
@@ -346,30 +433,49 @@ def explain(model, images, target=None, layer=None, heatmaps="top", num_heatmaps
         >>> e = explain(model, images[:4])
         >>> e.contribution_shares[0].argsort()[::-1][:3]   # the 3 filters that matter most
         >>> e.gradcam.shape                                # (4, H, W): the Grad-CAM baseline
+        >>> e.gradcam_maps.shape                           # (4, h, w): at the layer's size
     """
     if heatmaps not in HEATMAPS:
         raise ValueError(f"`heatmaps` must be one of {HEATMAPS}. Received: {heatmaps!r}")
-    ex = model if isinstance(model, Explainable) else Explainable(model, layer,
-                                                                  logits_layer=logits_layer)
-    images = check_images(ex.classifier, images, "explain")
-    targets = _targets(target, len(images), ex.num_classes)
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"`interpolation` must be one of {INTERPOLATIONS}. "
+                         f"Received: {interpolation!r}")
+    batch_size = validation.positive_int(batch_size, "batch_size")
+    ex = explainable_for(model, layer, logits_layer)
+    batches, n = _image_batches(images, ex.image_shape, batch_size)
+    targets = _targets(target, n, ex.num_classes) if n is not None else None
     step = ex.traced()
     size = ex.image_shape[:2]
     k = ex.num_filters if heatmaps == "all" else min(int(num_heatmaps), ex.num_filters)
     keys = ("logits", "classes", "target", "target_logit", "part_locations", "part_scores",
             "contributions", "contribution_shares", "filter_relevance")
-    out = {key: [] for key in keys + ("heatmaps", "heatmap_filters", "gradcam")}
-    for a in range(0, len(images), batch_size):
-        r = step(tf.constant(images[a:a + batch_size]), tf.constant(targets[a:a + batch_size]))
+    out = {key: [] for key in keys + ("heatmaps", "heatmap_maps", "heatmap_filters", "gradcam",
+                                      "gradcam_maps")}
+    seen = 0
+    for batch in batches:
+        batch = check_images(ex.classifier, batch, "explain")
+        if n is not None:
+            t = targets[seen:seen + len(batch)]
+        elif target is not None and np.ndim(target) == 1:  # per-image targets of a dataset
+            t = _targets(np.asarray(target)[seen:seen + len(batch)], len(batch), ex.num_classes)
+        else:
+            t = _targets(target, len(batch), ex.num_classes)
+        seen += len(batch)
+        r = step(tf.constant(batch), tf.constant(t))
         for key in keys:
             if key in r:
                 out[key].append(r[key].numpy())
-        out["gradcam"].append(_resize(r["gradcam"].numpy()[..., None], size)[:, 0])
+        cam = r["gradcam"].numpy()
+        out["gradcam_maps"].append(cam)
+        out["gradcam"].append(_resize(cam[..., None], size, interpolation)[:, 0])
         if heatmaps is not None:
             order = np.argsort(-r["contributions"].numpy(), axis=1, kind="stable")[:, :k]
             chosen = np.take_along_axis(r["maps"].numpy(), order[:, None, None, :], axis=3)
-            out["heatmaps"].append(_resize(chosen, size))
+            out["heatmap_maps"].append(np.transpose(chosen, (0, 3, 1, 2)))
+            out["heatmaps"].append(_resize(chosen, size, interpolation))
             out["heatmap_filters"].append(order.astype(np.int32))
+    if seen == 0:
+        raise ValueError("explain: `images` holds no image")
     arrays = {key: np.concatenate(v) if v else None for key, v in out.items()}
     logits = arrays.pop("logits")
     _refuse_hidden_probabilities(ex, logits)
@@ -377,4 +483,4 @@ def explain(model, images, target=None, layer=None, heatmaps="top", num_heatmaps
         kind=ex.kind, layer=ex.layer, logits=logits,
         probabilities=tf.nn.softmax(logits).numpy(),
         filter_classes=np.asarray(ex.filter_classes()).astype(np.int32),
-        p=float(model.explainer.p) if ex.kind == "explainer" else None, **arrays)
+        p=float(ex.model.explainer.p) if ex.kind == "explainer" else None, **arrays)

@@ -275,7 +275,7 @@ def atlas_section(model, name, layer_name, source, config, r, mi, matrices):
     """One model's part of report.html: its filter atlas, matrices (PNG bytes by name,
     :func:`_matrix_pngs`) and explained predictions."""
     from keras_icnn import report_html
-    from keras_icnn.explain import Explainable
+    from keras_icnn.explain import explainable_for
 
     class_names, part_names = source.class_names, source.part_names
     scores, p_f = r["scores"], r.get("p_f")
@@ -290,7 +290,7 @@ def atlas_section(model, name, layer_name, source, config, r, mi, matrices):
     found = _images_at(source, config, needed)
     images = np.stack([found[i] for i in needed]).astype(np.float32)
     row = {i: n for n, i in enumerate(needed)}
-    explainable = Explainable(model, layer_name)
+    explainable = explainable_for(model, layer_name)
     t = _traced_rows(explainable, images, config.batch_size)
     own = np.asarray(explainable.filter_classes())
     categories = np.where(own >= 0, own, r["filter_classes"])

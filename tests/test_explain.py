@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_icnn.explain import Explainable, explain
+from keras_icnn.explain import Explainable, explain, explainable_for
 from keras_icnn.models import build_explainer, make_csg, resnet20_backbone, vgg_backbone
 
 
@@ -83,7 +83,9 @@ def test_target_and_heatmap_options():
     with pytest.raises(ValueError, match="`heatmaps` must be one of"):
         explain(model, images, heatmaps="some")
     with pytest.raises(ValueError, match=r"explain: `images` must have shape \[N >= 1, 4, 4, 1\]"):
-        explain(model, images[0])
+        explain(model, images[:, :2])
+    with pytest.raises(ValueError, match="holds no image"):
+        explain(model, images[:0])
     with pytest.raises(ValueError, match="`layer` must name a layer"):
         explain(model, images, layer="nope")
     with pytest.raises(ValueError, match="4D feature maps"):
@@ -136,3 +138,58 @@ def test_explainable_traces_once_per_shape():
     explain(ex, images)
     explain(ex, images + 1)
     assert ex.traced().experimental_get_tracing_count() == 1
+
+
+def test_a_second_call_on_the_same_model_traces_nothing_whatever_the_batch():
+    model = _linear_model()
+    images = np.random.RandomState(4).uniform(-1, 1, (7, 4, 4, 1)).astype(np.float32)
+    first = explain(model, images, batch_size=4)  # batches of 4 and 3
+    ex = explainable_for(model)
+    traces = ex.traces
+    assert traces == 1
+    second = explain(model, images[:5], batch_size=2)  # other batch sizes, same Explainable
+    assert explainable_for(model) is ex and ex.traces == traces
+    np.testing.assert_allclose(second.contributions, first.contributions[:5], rtol=1e-6)
+    # The cache lives on the model: another model gets its own.
+    other = _linear_model()
+    explain(other, images)
+    assert explainable_for(other) is not ex
+
+
+def test_input_forms_single_image_tensor_and_datasets():
+    model = _linear_model()
+    images = np.random.RandomState(5).uniform(-1, 1, (6, 4, 4, 1)).astype(np.float32)
+    maps, logits, t, contributions, cam = _by_hand(images)
+    one = explain(model, images[2])
+    np.testing.assert_allclose(one.contributions, contributions[2:3], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(explain(model, tf.constant(images)).logits, logits, rtol=1e-5)
+    for ds in (tf.data.Dataset.from_tensor_slices(images).batch(4),
+               tf.data.Dataset.from_tensor_slices((images, np.arange(6))).batch(4),
+               tf.data.Dataset.from_tensor_slices({"image": images}).batch(5),
+               tf.data.Dataset.from_tensor_slices(images)):  # unbatched: batched here
+        e = explain(model, ds, target=1, batch_size=4)
+        np.testing.assert_allclose(e.contributions, _by_hand(images, 1)[3], rtol=1e-5, atol=1e-6)
+    # The raw maps at the layer's resolution, and the interpolation choice.
+    e = explain(model, images, heatmaps="all", interpolation="nearest")
+    np.testing.assert_allclose(e.gradcam_maps, cam, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(e.heatmap_maps, np.take_along_axis(
+        np.transpose(maps, (0, 3, 1, 2)), e.heatmap_filters[:, :, None, None], 1), rtol=1e-5,
+        atol=1e-6)
+    np.testing.assert_allclose(e.heatmaps, e.heatmap_maps, rtol=1e-6)  # 4x4 -> 4x4, nearest
+    with pytest.raises(ValueError, match="`interpolation` must be one of"):
+        explain(model, images, interpolation="lanczos")
+
+
+def test_explainable_wrappers_keep_their_p_and_honour_layer():
+    keras.utils.set_random_seed(0)
+    performer = vgg_backbone((32, 32, 3), 3, width=4, dense_units=16)
+    _, distiller = build_explainer(performer, "block3_pool", initial_p=0.7)
+    images = np.random.RandomState(3).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    # Was: AttributeError, 'Explainable' object has no attribute 'explainer'.
+    assert explain(Explainable(distiller), images).p == pytest.approx(0.7)
+    # Was: layer= silently ignored for an Explainable of another layer.
+    ex = Explainable(performer, "top_conv")
+    e = explain(ex, images, layer="block3_pool")
+    assert e.layer == "block3_pool"
+    assert e.contributions.shape[1] == int(performer.get_layer("block3_pool").output.shape[-1])
+    assert explain(ex, images).layer == "top_conv"
