@@ -449,6 +449,13 @@ def approximate_mutual_information_loss(
             labels, num_classes,
             batch_size=x.shape[0] if x.shape[0] is not None else tf.shape(x)[0],
             where="approximate_mutual_information_loss")
+    classes_shape = tf.convert_to_tensor(target_classes).shape
+    if classes_shape.rank != 1 or (classes_shape[0] is not None
+                                   and x.shape[-1] is not None
+                                   and classes_shape[0] != x.shape[-1]):
+        raise ValueError(f"`target_classes` must give one class per filter: shape "
+                         f"[{x.shape[-1]}] for maps of {x.shape[-1]} filters. Received: "
+                         f"shape={tuple(classes_shape)}")
     return _with_gradient(
         lambda maps: approximate_terms(maps, labels, target_classes, templates, log_priors,
                                        beta, tau, form, fused), x)

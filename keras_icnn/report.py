@@ -360,6 +360,22 @@ def markdown_table(rows):
     return "\n".join(lines)
 
 
+def check_model_matches(model, path, config, source):
+    """A ValueError naming the flag when the saved model does not take the data's images
+    (``--image_size``) or predict its classes (``--num_classes`` / the dataset's classes)."""
+    want = tuple(model.inputs[0].shape[1:3])
+    if None not in want and want != (config.image_size, config.image_size):
+        raise ValueError(f"`image_size` does not match the model {path}: it takes "
+                         f"{want[0]}x{want[1]} images. Received: --image_size="
+                         f"{config.image_size}")
+    classes = int(model.outputs[0].shape[-1])
+    if classes != source.num_classes and not (classes == 2 and config.task == "single"):
+        flag = "--num_classes" if config.dataset == "synthetic" else "--dataset/--data_dir"
+        raise ValueError(f"the model {path} predicts {classes} classes but the data has "
+                         f"{source.num_classes} (set by {flag}). Received: "
+                         f"--num_classes={config.num_classes}, --dataset={config.dataset}")
+
+
 def evaluate_models(config):
     """Evaluate every model of the config; write report.json, report.md, report.html (with
     the filter atlas) and pictures."""
@@ -379,6 +395,7 @@ def evaluate_models(config):
         if config.verbose:
             print(f"evaluating {name} ({path})")
         model = keras.models.load_model(path)
+        check_model_matches(model, path, config, source)
         with source.naming_bad_files(config.split):
             rows[name], atlas = evaluate_model(model, source, config, name, pictures_dir)
         sections.append(atlas)

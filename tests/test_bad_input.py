@@ -294,3 +294,63 @@ def test_default_configs_are_valid():
         assert config.validate() is config
     with pytest.raises(ValueError, match=r"`filters_per_class` must be >= 1 with fixed_gate"):
         CSGConfig(fixed_gate=True).validate()
+
+
+# ---- issue 31: the raw errors that were left ------------------------------------------------
+
+def _cub_missing_file(tmp_path):
+    from keras_icnn.data import synthetic_birds
+
+    root = tmp_path / "CUB_200_2011"
+    synthetic_birds.write_cub_birds(str(root), num_species=2, per_species=3, size=48, seed=0)
+    with open(root / "images.txt") as f:
+        first = f.readline().split()[1]
+    os.remove(root / "images" / first)
+    return str(root), first
+
+
+def _raw_error_cases(tmp_path):
+    from keras_icnn.data import pipeline, readers, synthetic_parts
+
+    maps = np.random.RandomState(0).uniform(0, 1, (2, 5, 5, 3)).astype(np.float32)
+    nan_maps = maps.copy()
+    nan_maps[0, 1, 1, 0] = np.nan
+    masks = np.zeros((2, 5, 5, 2), bool)
+    masks[:, :2, :2, 0] = True
+    ex = synthetic_parts.make_examples(4, image_size=16)
+    root, missing = _cub_missing_file(tmp_path)
+    return [
+        (lambda: losses.approximate_mutual_information_loss(
+            maps, tf.constant([0, 1]), tf.constant([0, 1]), num_classes=2),
+         ValueError, r"`target_classes` must give one class per filter: shape \[3\]"),
+        (lambda: synthetic_parts.make_examples(2.5, image_size=16),
+         TypeError, r"`n` must be an integer >= 0\. Received: n=2\.5"),
+        (lambda: readers.read_cub(root), FileNotFoundError, f"image file not found: .*{missing}"),
+        (lambda: readers.read_cub(root, image_size=0),
+         ValueError, r"`image_size` must be an integer >= 1\. Received: image_size=0"),
+        (lambda: pipeline.make_dataset(ex, batch_size=0),
+         ValueError, r"`batch_size` must be an integer >= 1\. Received: batch_size=0"),
+        (lambda: metrics.part_interpretability(nan_maps, masks),
+         ValueError, r"`activation_maps` must be finite\. Received: 1 NaN/Inf"),
+    ]
+
+
+def test_the_remaining_raw_errors_name_their_argument(tmp_path):
+    for call, kind, message in _raw_error_cases(tmp_path):
+        with pytest.raises(kind, match=message):
+            call()
+
+
+def test_evaluate_names_the_flag_that_does_not_match_the_model(tmp_path):
+    from keras_icnn.report import evaluate_models
+
+    model = vgg_backbone((32, 32, 3), 3, width=4, dense_units=8)
+    model.save(tmp_path / "m.keras")
+    base = dict(models=(str(tmp_path / "m.keras"),), num_examples=6, verbose=0,
+                output_dir=str(tmp_path / "eval"))
+    with pytest.raises(ValueError, match=r"`image_size` does not match .* 32x32 images\. "
+                                         r"Received: --image_size=64"):
+        evaluate_models(EvalConfig(image_size=64, num_classes=3, **base))
+    with pytest.raises(ValueError, match=r"predicts 3 classes but the data has 6 \(set by "
+                                         r"--num_classes\)"):
+        evaluate_models(EvalConfig(image_size=32, num_classes=6, **base))

@@ -140,6 +140,9 @@ def make_dataset(examples, batch_size=32, training=False, seed=0, flip=None,
         >>> ex = synthetic_parts.make_examples(256)
         >>> ds = make_dataset(ex, batch_size=32, training=True)
     """
+    from keras_icnn import validation
+
+    batch_size = validation.positive_int(batch_size, "batch_size")
     if isinstance(examples, tf.data.Dataset):
         _check_element_spec(examples, as_supervised, name)
         ds = examples.map(_finite_images) if examples.element_spec["image"].dtype.is_floating \

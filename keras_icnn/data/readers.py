@@ -133,13 +133,18 @@ def read_cub(root, split="train", image_size=64, part_groups=None, landmark_radi
     """
     from keras_icnn.data import sources, splits
 
+    from keras_icnn import validation
+
     if split not in ("train", "test"):
         raise ValueError(f"`split` must be 'train' or 'test'. Received: split={split!r}")
+    validation.positive_int(image_size, "image_size")
     tables, class_names, group_names, group_matrix = sources.cub_index(root, part_groups)
     table = tables[split]
     if limit is not None:
         table = {k: v[splits.stratified_take(table["label"], int(limit), seed)]
                  for k, v in table.items()}
+    # A file images.txt names but the copy lacks: FileNotFoundError naming it, before tf.data.
+    sources._check_headers(table)
     source = sources.Source("cub", class_names, group_names, {split: table},
                             sources.cub_loader(image_size, group_matrix, landmark_radius),
                             image_size, files_of=lambda t: list(t["path"]))

@@ -291,6 +291,13 @@ class Source:
         """
         try:
             yield self
+        except tf.errors.NotFoundError as err:  # a file deleted since the index was read
+            if self._files_of is None:
+                raise
+            for path in self.files(split):
+                if not os.path.isfile(path):
+                    raise FileNotFoundError(f"image file not found: {path}") from err
+            raise
         except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as err:
             text = str(err)
             if self._files_of is None or not any(

@@ -463,9 +463,11 @@ def _render_chunk(r, noise, image_size, num_classes, specs, labels, occlusion,
 
 def _check_args(n, image_size, num_classes, seed, occlusion, similarity=0.0, color_jitter=0.0,
                 distractors=1, variants=1):
-    if int(n) < 0:
-        raise ValueError(f"`n` must be >= 0. Received: n={n}")
-    if int(image_size) < 16:
+    from keras_icnn import validation
+
+    validation.non_negative_int(n, "n")  # 2.5 images: a TypeError, not 2 images
+    validation.non_negative_int(seed, "seed")
+    if validation.positive_int(image_size, "image_size") < 16:
         raise ValueError(f"`image_size` must be >= 16 pixels. Received: image_size={image_size}")
     if int(seed) < 0:
         raise ValueError(f"`seed` must be a non-negative integer. Received: seed={seed}")

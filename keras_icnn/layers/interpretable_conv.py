@@ -81,6 +81,7 @@ def _training_pass(x, labels, activation, seen, num_classes, decay, positive_cla
     h, w, k = int(x.shape[1]), int(x.shape[2]), int(x.shape[3])
     # Every peak below is this one (XLA merges the identical computations).
     peak = peak_units(x32, via_max=True)[2]  # [B, K]
+    old_activation, old_seen = activation, seen
     if num_classes is None:
         targets = tf.fill([k], positive_class)
     else:
@@ -100,6 +101,10 @@ def _training_pass(x, labels, activation, seen, num_classes, decay, positive_cla
     # -MI_k is NaN: checking the K values checks the maps without another pass over them
     # (tested in test_interpretable_conv; XLA's max does not propagate NaN, the sums do).
     finite = tf.reduce_all(tf.math.is_finite(value))
+    if num_classes is not None:
+        # Non-finite maps never reach the running class statistics (issue 31): keep the old.
+        activation = tf.where(finite, activation, old_activation)
+        seen = tf.where(finite, seen, old_seen)
     return (value, x * tf.cast(mask, x.dtype), loss_grad, mask_mu, activation, seen, finite,
             tf.reduce_mean(peak))
 
@@ -361,12 +366,16 @@ class InterpretableConv(keras.layers.Layer):
         """Update the per-class running peak statistics from ``maps`` [B,h,w,K] (training only)."""
         if self.single_category:
             return
+        old_activation = tf.convert_to_tensor(self.class_activation)
+        old_seen = tf.convert_to_tensor(self.class_seen)
+        peaks = tf.cast(maps, tf.float32)
+        finite = tf.reduce_all(tf.math.is_finite(peaks))
         activation, seen = class_statistics(
-            tf.reduce_max(tf.cast(maps, tf.float32), axis=[1, 2]), labels,
-            tf.convert_to_tensor(self.class_activation), tf.convert_to_tensor(self.class_seen),
+            tf.reduce_max(peaks, axis=[1, 2]), labels, old_activation, old_seen,
             self.num_classes, self.target_decay)
-        self.class_activation.assign(activation)
-        self.class_seen.assign(seen)
+        # Non-finite maps never reach the running statistics (issue 31).
+        self.class_activation.assign(tf.where(finite, activation, old_activation))
+        self.class_seen.assign(tf.where(finite, seen, old_seen))
 
     def _checked_labels(self, labels, inputs):
         # Single-category: any label other than positive_class is a negative.

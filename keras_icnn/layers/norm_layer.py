@@ -96,9 +96,14 @@ class NormLayer(keras.layers.Layer):
         first = tf.convert_to_tensor(self.initialized) <= 0
         # The first batch sets alpha (no bias towards the zero initial value).
         new = tf.where(first, batch, self.momentum * old + (1.0 - self.momentum) * batch)
-        new = tf.where(count > 0, new, old)
+        # A batch with NaN/Inf maps never reaches the running alpha (issue 31): a NaN alpha
+        # would stay NaN through every later batch.
+        # (The inputs are checked, not the sums: XLA's max, hence ReLU, maps NaN to 0.)
+        finite = tf.reduce_all(tf.math.is_finite(tf.cast(tf.stop_gradient(inputs), tf.float32)))
+        usable = tf.logical_and(count > 0, finite)
+        new = tf.where(usable, new, old)
         self.alpha.assign(new)
-        self.initialized.assign(tf.where(count > 0, 1.0, tf.convert_to_tensor(self.initialized)))
+        self.initialized.assign(tf.where(usable, 1.0, tf.convert_to_tensor(self.initialized)))
         return new
 
     def call(self, inputs, training=None, selected=None):

@@ -209,6 +209,9 @@ def part_interpretability(activation_maps, part_masks, top_quantile=0.005, iou_t
     if maps.ndim != 4 or masks.ndim != 4 or len(maps) != len(masks) or len(maps) < 1:
         raise ValueError("`activation_maps` must be [N, h, w, F] and `part_masks` [N, H, W, P] "
                          f"with the same N >= 1. Received: {maps.shape}, {masks.shape}")
+    if np.issubdtype(maps.dtype, np.floating) and not np.isfinite(maps).all():
+        raise ValueError(f"`activation_maps` must be finite. Received: "
+                         f"{int((~np.isfinite(maps)).sum())} NaN/Inf value(s)")
     validation.number_in(top_quantile, "top_quantile", 0, 1, low_open=True, high_open=True)
     validation.number_in(iou_threshold, "iou_threshold", 0, 1)
     if (labels is None) != (filter_classes is None):

@@ -239,3 +239,22 @@ def test_fused_training_call_reports_non_finite_maps(bad, gradient, monkeypatch)
     with label_scope(y) as scope:
         layer(tf.constant(maps), training=True)
     assert bool(scope.finite_maps[0][1].numpy())
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_non_finite_maps_never_reach_the_class_statistics(fuse, monkeypatch):
+    rng = np.random.RandomState(13)
+    layer = InterpretableMask(num_classes=3)
+    maps = np.maximum(rng.normal(size=(4, 5, 4, 3)), 0).astype("float32")
+    y = np.array([0, 1, 2, 0])
+    layer.build(maps.shape)
+    monkeypatch.setattr(losses, "FUSE", fuse)
+    with label_scope(y):
+        layer(tf.constant(maps), training=True)
+    before = (layer.class_activation.numpy().copy(), layer.class_seen.numpy().copy())
+    bad = maps.copy()
+    bad[2, 1, 1, 0] = np.nan
+    with label_scope(y):
+        layer(tf.constant(bad), training=True)
+    np.testing.assert_array_equal(layer.class_activation.numpy(), before[0])
+    np.testing.assert_array_equal(layer.class_seen.numpy(), before[1])

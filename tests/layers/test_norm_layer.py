@@ -87,3 +87,22 @@ def test_alpha_floor_bounds_a_dying_channels_amplification():
     assert NormLayer.from_config(floored.get_config()).alpha_floor == 0.1
     with pytest.raises(ValueError, match="alpha_floor"):
         NormLayer(alpha_floor=-0.1)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_a_nan_batch_never_reaches_the_running_alpha(jit):
+    import tensorflow as tf
+
+    rng = np.random.RandomState(3)
+    layer = NormLayer(momentum=0.5)
+    good = rng.uniform(0, 1, (4, 3, 3, 2)).astype(np.float32)
+    layer(good, training=True)
+    before = layer.alpha.numpy().copy()
+    bad = good.copy()
+    bad[1, 2, 0, 1] = np.nan
+    step = tf.function(lambda x: layer(x, training=True), jit_compile=jit)
+    step(tf.constant(bad))
+    np.testing.assert_array_equal(layer.alpha.numpy(), before)  # untouched, not NaN
+    step(tf.constant(good))  # and later good batches still update it, as by hand
+    np.testing.assert_allclose(layer.alpha.numpy(),
+                               0.5 * before + 0.5 * good.sum((1, 2)).mean(0), rtol=1e-5)
