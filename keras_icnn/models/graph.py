@@ -190,8 +190,9 @@ def _check_built(model, caller):
     except (AttributeError, ValueError):
         inputs = None
     if not inputs:
+        kind = "Sequential model" if isinstance(model, keras.Sequential) else "model"
         raise ValueError(
-            f"{caller} needs a built model with a known input shape (start a Sequential with "
+            f"{caller} needs a built {kind} with a known input shape (start a Sequential with "
             f"keras.Input(shape) or call it on a batch first). Received: model {model.name!r}, "
             "not built")
     return inputs
