@@ -182,8 +182,8 @@ def test_the_std_baseline_trains_on_the_batches_the_csg_model_saw(tmp_path):
     from keras_icnn.recipes import csg as recipe
     from keras_icnn.recipes.common import get_strategy, open_data
 
-    config = CSGConfig(num_train=96, num_val=32, num_test=32, image_size=32, width=4,
-                       num_classes=3, density=0.4, epochs=2, warmup=2, batch_size=32,
+    config = CSGConfig(num_train=64, num_val=16, num_test=16, image_size=32, width=4,
+                       num_classes=3, density=0.4, epochs=1, warmup=1, batch_size=32,
                        train_baseline=True, checkpoint=False, verbose=0,
                        output_dir=str(tmp_path)).validate()
     source = open_data(config)
