@@ -97,9 +97,11 @@ def save(state):
 def _config(data, settings, epochs, seed, output_dir, baseline):
     from keras_icnn import recipes
 
+    # The variant's settings are explicit: a preset (--recipe) must not overwrite one that
+    # happens to equal the plain default (gate_optimizer="own" under recipe="paper").
     return recipes.CSGConfig(epochs=epochs, seed=seed, output_dir=output_dir,
                              train_baseline=baseline, eval_split="validation", verbose=2,
-                             **{**data, **settings})
+                             explicit=tuple(settings), **{**data, **settings})
 
 
 def run(state, key, data, settings, epochs, seed, output_dir, baseline):

@@ -147,6 +147,9 @@ def test_paper_recipe_presets_what_flags_leave_alone():
     changed = {k for k in dataclasses.asdict(plain) if getattr(paper, k) != getattr(plain, k)}
     assert changed - {"recipe"} <= set(RECIPES["paper"]) and "recipe" in changed
     assert paper.warmup == 2 and paper.lr == 0.025
+    # From Python, from_recipe keeps every field given, even one at its plain default.
+    own = CSGConfig.from_recipe("paper", gate_optimizer="own", warmup=1)
+    assert (own.gate_optimizer, own.warmup, own.optimizer) == ("own", 1, "sgd")
 
 
 def test_paper_recipe_builds_sgd_with_g_in_the_csg_optimizer():

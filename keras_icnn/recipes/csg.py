@@ -111,6 +111,19 @@ class CSGConfig(RecipeConfig):
     # Names of the fields given explicitly (the flags a user typed): a recipe leaves them.
     explicit: dataclasses.InitVar[tuple] = ()
 
+    @classmethod
+    def from_recipe(cls, recipe, **fields):
+        """A config of ``recipe`` where every field you pass wins over the preset, even one
+        equal to its plain default.
+
+        Example:
+            >>> CSGConfig.from_recipe("paper", gate_optimizer="own").gate_optimizer
+            'own'
+            >>> CSGConfig(recipe="paper", gate_optimizer="own").gate_optimizer  # the default
+            'csg'
+        """
+        return cls(recipe=recipe, explicit=tuple(fields), **fields)
+
     def __post_init__(self, explicit=()):
         """Apply ``recipe``'s preset to every field it names, except those in ``explicit``
         and those already holding another value than their plain default.
@@ -122,6 +135,9 @@ class CSGConfig(RecipeConfig):
             0.05
             >>> CSGConfig(recipe="paper", warmup=1, explicit=("warmup",)).warmup
             1
+
+        A value equal to the plain default cannot be told from an absent one: pass it in
+        ``explicit`` or build with :meth:`from_recipe` (the flags do this by themselves).
         """
         check_choice(self, "recipe", tuple(RECIPES))
         fields = self.__dataclass_fields__
