@@ -289,17 +289,26 @@ def local_search(model, images, labels, rounds=30, candidates=32, per_round=5, p
     return adv
 
 
+def attack_succeeded(model, images, adversarial, labels, targets=None, batch_size=256):
+    """bool [N]: the model classifies the clean image correctly and its adversarial sample
+    wrongly (untargeted) or as the target (targeted) — the samples a success-only detection
+    protocol keeps."""
+    clean = probabilities(model, np.asarray(images, np.float32), batch_size).argmax(-1)
+    adv = probabilities(model, np.asarray(adversarial, np.float32), batch_size).argmax(-1)
+    labels = np.asarray(labels)
+    won = adv != labels if targets is None else adv == np.asarray(targets)
+    return (clean == labels) & won
+
+
 def success_rate(model, images, adversarial, labels, targets=None, batch_size=256):
     """Share of the images the model classifies correctly whose adversarial sample is
     misclassified (untargeted) or classified as the target (targeted)."""
     clean = probabilities(model, np.asarray(images, np.float32), batch_size).argmax(-1)
-    adv = probabilities(model, np.asarray(adversarial, np.float32), batch_size).argmax(-1)
-    labels = np.asarray(labels)
-    correct = clean == labels
+    correct = clean == np.asarray(labels)
     if not correct.any():
         return float("nan")
-    won = adv != labels if targets is None else adv == np.asarray(targets)
-    return float(np.mean(won[correct]))
+    won = attack_succeeded(model, images, adversarial, labels, targets, batch_size)
+    return float(np.sum(won) / np.sum(correct))
 
 
 FEATURE_SITES = ("block", "raw_conv")
@@ -398,7 +407,7 @@ def per_class_split(labels, train_per_class, test_per_class, seed=0):
 
 
 def detection_error(clean_features, adversarial_features, labels, train_per_class,
-                    test_per_class=100, repeats=5, seed=0, n_estimators=100):
+                    test_per_class=100, repeats=5, seed=0, n_estimators=100, per_image=False):
     """CSG Table 3's protocol: a random forest tells normal from adversarial samples.
 
     For each repeat, ``train_per_class`` images of every class (with their adversarial
@@ -406,7 +415,9 @@ def detection_error(clean_features, adversarial_features, labels, train_per_clas
     (1) features, and ``test_per_class`` other images of every class (both versions) test it.
 
     Returns:
-        dict: ``mean`` and ``std`` of the error rate over the repeats, and ``errors``.
+        dict: ``mean`` and ``std`` of the error rate over the repeats, and ``errors``; with
+        ``per_image``, also ``per_image``: per repeat, the test indices and whether the
+        detector got each clean / adversarial version wrong (for a bootstrap over images).
     """
     from sklearn.ensemble import RandomForestClassifier
 
@@ -414,7 +425,7 @@ def detection_error(clean_features, adversarial_features, labels, train_per_clas
     adv = np.asarray(adversarial_features, np.float32)
     if clean.shape != adv.shape:
         raise ValueError(f"clean and adversarial features must match: {clean.shape} vs {adv.shape}")
-    errors = []
+    errors, images = [], []
     for r in range(int(repeats)):
         train, test = per_class_split(labels, train_per_class, test_per_class, seed + r)
         x = np.concatenate([clean[train], adv[train]])
@@ -423,5 +434,12 @@ def detection_error(clean_features, adversarial_features, labels, train_per_clas
                                         n_jobs=-1).fit(x, y)
         xt = np.concatenate([clean[test], adv[test]])
         yt = np.concatenate([np.zeros(len(test)), np.ones(len(test))])
-        errors.append(float(np.mean(forest.predict(xt) != yt)))
-    return {"mean": float(np.mean(errors)), "std": float(np.std(errors)), "errors": errors}
+        wrong = forest.predict(xt) != yt
+        errors.append(float(np.mean(wrong)))
+        if per_image:
+            images.append({"index": test.tolist(), "clean_wrong": wrong[:len(test)].tolist(),
+                           "adversarial_wrong": wrong[len(test):].tolist()})
+    out = {"mean": float(np.mean(errors)), "std": float(np.std(errors)), "errors": errors}
+    if per_image:
+        out["per_image"] = images
+    return out

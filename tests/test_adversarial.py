@@ -241,3 +241,19 @@ def test_detection_run_writes_both_tables(tmp_path):
         DetectConfig(models=config.models, num_classes=1).validate()
     with pytest.raises(ValueError, match="smallest class; the protocol needs 60 per class"):
         run_detection(DetectConfig(**{**config.__dict__, "train_per_class": ("50",)}))
+
+
+def test_attack_succeeded_is_the_per_image_form_of_success_rate(trained):
+    model, images, labels = trained
+    targets = adversarial.random_targets(labels, 3, seed=4)
+    adv = adversarial.fgsm(model, images, labels, eps=0.2, targets=targets)
+    won = adversarial.attack_succeeded(model, images, adv, labels, targets)
+    clean = adversarial.probabilities(model, images).argmax(-1)
+    after = adversarial.probabilities(model, adv).argmax(-1)
+    np.testing.assert_array_equal(won, (clean == labels) & (after == targets))  # by hand
+    assert adversarial.success_rate(model, images, adv, labels, targets) == pytest.approx(
+        won.sum() / (clean == labels).sum())
+    r = adversarial.detection_error(np.zeros((60, 2)), np.ones((60, 2)), labels, 5, 5,
+                                    repeats=2, per_image=True)
+    assert len(r["per_image"]) == 2 and len(r["per_image"][0]["index"]) == 15
+    assert not any(r["per_image"][0]["clean_wrong"]) and r["mean"] == 0.0
