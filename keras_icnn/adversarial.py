@@ -383,11 +383,15 @@ def conv_features(model, images, batch_size=128, where="block"):
     probe = keras.Model(flat.inputs[0], keras.layers.Concatenate()(pooled) if len(pooled) > 1
                         else pooled[0])
 
-    @tf.function(autograph=False, reduce_retracing=True)
+    images = np.asarray(images, np.float32)
+
+    # One trace whatever the batch sizes (the last batch is usually smaller).
+    @tf.function(autograph=False,
+                 input_signature=[tf.TensorSpec((None,) + images.shape[1:], tf.float32)])
     def step(x):
         return tf.cast(probe(x, training=False), tf.float32)
 
-    return _batched(step, [np.asarray(images, np.float32)], batch_size)
+    return _batched(step, [images], batch_size)
 
 
 def per_class_split(labels, train_per_class, test_per_class, seed=0):
