@@ -9,6 +9,8 @@ from keras_icnn.models.distiller import ExplainerDistiller, build_explainer
 from keras_icnn.models.explainer import ChannelScale, Explainer, HeadPlan, plan_head, split_performer
 from keras_icnn.models.interpretable import (
     FilterLossEpoch, InterpretableModel, make_interpretable)
+from keras_icnn.models import graph  # noqa: E402  (nested models, softmax heads)
+from keras_icnn.models.graph import find_layer, flatten, logits_model
 
 __all__ = [
     "APPLICATIONS", "BACKBONES", "alexnet_backbone", "application_backbone", "default_layer", "get_backbone", "resnet20_backbone", "vgg_backbone",
@@ -16,4 +18,5 @@ __all__ = [
     "CSGModel", "CSGSchedule", "StopOnNonFinite", "gate_matrix", "make_csg", "phase_for_epoch",
     "phase_table", "Explainer", "ExplainerDistiller", "build_explainer",
     "ChannelScale", "HeadPlan", "plan_head", "split_performer",
+    "graph", "find_layer", "flatten", "logits_model",
 ]
