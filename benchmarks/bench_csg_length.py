@@ -317,7 +317,7 @@ def plot(state, override=None, path=None):
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.suptitle(f"CSG ({name}) on the hard 10-class data, seed 0: "
-                 f"{', '.join(map(str, LENGTHS))} epochs",
+                 f"{', '.join(str(p['epochs']) for p in pairs)} epochs",
                  fontsize=9)
     fig.tight_layout()
     path = path or os.path.join(os.path.dirname(RESULTS), "csg_length.png")
