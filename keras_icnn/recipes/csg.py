@@ -340,8 +340,11 @@ def fit(config, source, strategy, models):
         # batches the CSG model saw (the ICNN pair's bug of issue 25).
         train, val = datasets(config, source, strategy)
         keras.utils.set_random_seed(config.seed)
+        # Its own backup: a run killed while the baseline trains resumes it there.
+        backup = ([keras.callbacks.BackupAndRestore(
+            os.path.join(config.output_dir, "backup_baseline"))] if config.checkpoint else [])
         models["baseline"].fit(train, validation_data=val, epochs=config.epochs,
-                               verbose=config.verbose, shuffle=False)
+                               verbose=config.verbose, shuffle=False, callbacks=backup)
     return {"started_at": report.start}
 
 
