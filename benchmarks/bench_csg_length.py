@@ -87,7 +87,13 @@ def load():
 
 
 def save(state):
+    """Write ``state``, keeping runs another process of this script finished meanwhile (the
+    seeds can run as parallel processes: ``--stages=seeds --seeds=1`` and ``--seeds=2``)."""
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    if os.path.exists(RESULTS):
+        with open(RESULTS) as f:
+            on_disk = json.load(f)
+        state["runs"] = {**on_disk.get("runs", {}), **state["runs"]}
     tmp = RESULTS + ".tmp"
     with open(tmp, "w") as f:
         json.dump(state, f, indent=1)
@@ -333,6 +339,8 @@ def main():
     p.add_argument("--variant", default="", help="override the chosen variant (length, seeds)")
     p.add_argument("--work_dir", default="/tmp/keras_icnn_csg_length",
                    help="where the variants' and default-data models go")
+    p.add_argument("--seeds", default="1,2", help="the seeds stage's seeds (seed 0 is the "
+                   "length stage's); one per process to run them in parallel")
     p.add_argument("--summary", action="store_true", help="print the tables")
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes and lengths 2, 3, 4 into --work_dir, to check the script")
@@ -353,7 +361,7 @@ def main():
         elif stage == "length":
             stage_length(state, args.work_dir, args.variant)
         elif stage == "seeds":
-            stage_seeds(state, args.variant)
+            stage_seeds(state, args.variant, tuple(int(v) for v in args.seeds.split(",")))
         elif stage == "default_data":
             stage_default_data(state, args.work_dir)
         else:

@@ -200,3 +200,35 @@ def test_the_std_baseline_trains_on_the_batches_the_csg_model_saw(tmp_path):
         for got, want in zip(models["csg"].get_layer(layer.name).get_weights(),
                              layer.get_weights()):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=layer.name)
+
+
+def test_a_run_killed_while_the_baseline_trains_keeps_the_finished_csg_model(tmp_path):
+    """The CSG model's backup is deleted when its fit ends; its weights stay in the output
+    directory until the baseline has finished, and a restarted run loads them instead of
+    training the CSG model again."""
+    import keras
+
+    from keras_icnn.recipes import CSGConfig
+    from keras_icnn.recipes import csg as recipe
+    from keras_icnn.recipes.common import get_strategy, open_data
+
+    config = CSGConfig(num_train=64, num_val=16, num_test=16, image_size=32, width=4,
+                       num_classes=3, density=0.4, epochs=1, warmup=0, batch_size=32,
+                       train_baseline=True, checkpoint=True, verbose=0,
+                       output_dir=str(tmp_path)).validate()
+    source = open_data(config)
+    strategy = get_strategy(config)
+    models = recipe.build(config, source, strategy)
+    # What the killed run left: the finished CSG model's weights (a recognisable G).
+    gate = models["csg"].gate_layer.gate
+    gate.assign(np.full(gate.shape, 0.25, np.float32))
+    kept = [w.copy() for w in models["csg"].get_weights()]
+    trained = tmp_path / recipe.TRAINED_CSG_WEIGHTS
+    models["csg"].save_weights(str(trained))
+    keras.utils.set_random_seed(1)
+    models = recipe.build(config, source, strategy)
+    recipe.fit(config, source, strategy, models)
+    for got, want in zip(models["csg"].get_weights(), kept):
+        np.testing.assert_array_equal(got, want)  # loaded, not trained again
+    assert not trained.exists()  # removed once the baseline finished
+    assert not (tmp_path / "backup_baseline").exists()

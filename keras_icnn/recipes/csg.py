@@ -309,6 +309,9 @@ def build(config, source, strategy):
     return models
 
 
+TRAINED_CSG_WEIGHTS = "csg_trained.weights.h5"
+
+
 def _schedule(config):
     return dict(period=config.period, csg_epochs=config.csg_epochs, warmup=config.warmup,
                 final_std=config.final_std)
@@ -330,8 +333,19 @@ def fit(config, source, strategy, models):
         callbacks.append(_HardExitAfterEpoch(config.crash_after_epoch, config.output_dir))
     if config.verbose:
         print(f"phases: {' '.join(csg_lib.phase_table(config.epochs, **_schedule(config)))}")
-    model.fit(train, validation_data=val, epochs=config.epochs, callbacks=callbacks,
-              schedule=_schedule(config), verbose=config.verbose, shuffle=False)
+    # BackupAndRestore deletes its backup when fit ends: a run killed while the baseline
+    # trains would lose the finished CSG model. Its weights are kept until the baseline ends.
+    trained = os.path.join(config.output_dir, TRAINED_CSG_WEIGHTS)
+    keep = config.checkpoint and "baseline" in models
+    if keep and os.path.exists(trained):
+        model.load_weights(trained)
+        if config.verbose:
+            print(f"the CSG model finished in an earlier run: its weights from {trained}")
+    else:
+        model.fit(train, validation_data=val, epochs=config.epochs, callbacks=callbacks,
+                  schedule=_schedule(config), verbose=config.verbose, shuffle=False)
+        if keep and is_chief(strategy):
+            model.save_weights(trained)
     if "baseline" in models:
         if config.verbose:
             print("\n== training the STD baseline ==")
@@ -345,6 +359,8 @@ def fit(config, source, strategy, models):
             os.path.join(config.output_dir, "backup_baseline"))] if config.checkpoint else [])
         models["baseline"].fit(train, validation_data=val, epochs=config.epochs,
                                verbose=config.verbose, shuffle=False, callbacks=backup)
+    if keep and is_chief(strategy) and os.path.exists(trained):
+        os.remove(trained)
     return {"started_at": report.start}
 
 
