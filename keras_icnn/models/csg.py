@@ -9,7 +9,7 @@ import tensorflow as tf
 from keras_icnn import keras_compat, validation
 from keras_icnn.layers import label_context
 from keras_icnn.layers.class_specific_gate import ClassSpecificGate
-from keras_icnn.models import graph
+from keras_icnn.models import graph, guard
 from keras_icnn.models.interpretable import as_functional
 
 PHASES = ("std", "csg")
@@ -102,7 +102,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
 
 @keras.saving.register_keras_serializable(package="keras_icnn")
-class CSGModel(keras.Model):
+class CSGModel(guard.GuardedModel, keras.Model):
     """A classifier with a ``ClassSpecificGate`` after its last conv layer, trained by phases.
 
     Build it with :func:`make_csg` (or functionally, with a ``ClassSpecificGate``
@@ -206,7 +206,8 @@ class CSGModel(keras.Model):
     def _checked_labels(self, y):
         return validation.labels_tf(y, self.num_classes, where=f"CSGModel {self.name!r}")
 
-    def train_step(self, data):
+    def _train_step(self, data):
+        """One training step (run under the non-finite guard: :class:`guard.GuardedModel`)."""
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         y = self._checked_labels(y)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -270,7 +271,7 @@ class CSGModel(keras.Model):
         the compiled step, which may drop assert ops under XLA.
         """
         x, y = validation.checked_fit_data(x, y, self.num_classes, f"CSGModel {self.name!r}")
-        callbacks = list(callbacks or [])
+        callbacks = guard.with_guard_callback(self, callbacks)
         if not any(isinstance(c, CSGSchedule) for c in callbacks):
             callbacks.insert(0, CSGSchedule(**(schedule or {})))
         if not any(isinstance(c, StopOnNonFinite) for c in callbacks):

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_icnn import losses as losses_lib
-from keras_icnn.models import graph
+from keras_icnn.models import graph, guard
 from keras_icnn.models.explainer import (DEFAULT_ALPHA_FLOOR, DEFAULT_P_SCALE, Explainer, decoder_configs, logit_p,
                                          plan_head)
 from keras_icnn.receptive_field import peak_locations, receptive_field
@@ -65,7 +65,7 @@ def relative_squared_error(reconstruction, target):
 
 
 @keras.saving.register_keras_serializable(package="keras_icnn")
-class ExplainerDistiller(keras.Model):
+class ExplainerDistiller(guard.GuardedModel, keras.Model):
     """Trains an :class:`Explainer` over a frozen performer with ``fit``.
 
     Loss per batch: ``Loss_task - eta * log p + sum_f lambda_f Loss_f``:
@@ -242,7 +242,8 @@ class ExplainerDistiller(keras.Model):
             return self.filter_fraction / tf.maximum(tf.convert_to_tensor(self.epoch), 1.0)
         return tf.constant(self.filter_fraction, tf.float32)
 
-    def train_step(self, data):
+    def _train_step(self, data):
+        """One training step (run under the non-finite guard: :class:`guard.GuardedModel`)."""
         images, labels = _unpack(data)
         with tf.GradientTape(persistent=True) as tape:
             out = self.forward(images, labels, training=True)
@@ -330,7 +331,7 @@ class ExplainerDistiller(keras.Model):
         self.optimizer.build(self.explainer.trainable_variables)
 
     def fit(self, *args, callbacks=None, **kwargs):
-        callbacks = list(callbacks or []) + [_EpochCounter()]
+        callbacks = guard.with_guard_callback(self, callbacks) + [_EpochCounter()]
         return super().fit(*args, callbacks=callbacks, **kwargs)
 
     def call(self, images, training=False):

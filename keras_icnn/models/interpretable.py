@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from keras_icnn import keras_compat, validation
 from keras_icnn.layers import label_context
-from keras_icnn.models import graph
+from keras_icnn.models import graph, guard
 from keras_icnn.layers.interpretable_conv import InterpretableConv, InterpretableMask
 
 
@@ -48,7 +48,7 @@ class StopOnNonFiniteMaps(keras.callbacks.Callback):
 
 
 @keras.saving.register_keras_serializable(package="keras_icnn")
-class InterpretableModel(keras.Model):
+class InterpretableModel(guard.GuardedModel, keras.Model):
     """A ``keras.Model`` whose ``fit`` feeds the labels to its interpretable layers.
 
     Build it like a functional model, ``InterpretableModel(inputs, outputs)``,
@@ -80,10 +80,12 @@ class InterpretableModel(keras.Model):
         return [layer for layer in self._flatten_layers(include_self=False)
                 if isinstance(layer, InterpretableConv)]
 
-    def train_step(self, data):
+    def _train_step(self, data):
+        """Keras' step with the labels in scope (run under the non-finite guard:
+        :class:`guard.GuardedModel`)."""
         _, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         with label_context.label_scope(y) as scope:
-            logs = super().train_step(data)
+            logs = keras.Model.train_step(self, data)  # not GuardedModel.train_step
         if scope.filter_losses:
             self.filter_loss_tracker.update_state(tf.add_n(scope.filter_losses))
         for name, finite in scope.finite_maps:
@@ -101,14 +103,16 @@ class InterpretableModel(keras.Model):
 
     def fit(self, x=None, y=None, *args, callbacks=None, **kwargs):
         """``keras.Model.fit``; labels are checked (whole numbers in ``[0, C)``) before the
-        compiled step, and training stops with the layer's name when NaN/Inf maps reach a
-        filter loss (:class:`StopOnNonFiniteMaps`)."""
+        compiled step; a NaN/Inf in a batch, a gradient or a variable stops training with the
+        tensor's name and the step undone (:class:`keras_icnn.models.guard.StopOnNonFiniteStep`),
+        and NaN/Inf maps reaching a filter loss with the layer's name
+        (:class:`StopOnNonFiniteMaps`)."""
         classes = {layer.num_classes for layer in self.interpretable_layers
                    if not layer.single_category}
         if classes:
             x, y = validation.checked_fit_data(x, y, max(classes),
                                                f"InterpretableModel {self.name!r}")
-        callbacks = list(callbacks or [])
+        callbacks = guard.with_guard_callback(self, callbacks)
         if not any(isinstance(c, FilterLossEpoch) for c in callbacks):
             callbacks.append(FilterLossEpoch())
         if not any(isinstance(c, StopOnNonFiniteMaps) for c in callbacks):

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from keras_icnn import metrics
+from keras_icnn.models import guard
 from keras_icnn.recipes.common import (
     RecipeConfig, check_choice, check_fields, datasets, eval_batches, is_chief, make_backbone,
     option, redefault, run_experiment)
@@ -358,7 +359,8 @@ def fit(config, source, strategy, models):
         backup = ([keras.callbacks.BackupAndRestore(
             os.path.join(config.output_dir, "backup_baseline"))] if config.checkpoint else [])
         models["baseline"].fit(train, validation_data=val, epochs=config.epochs,
-                               verbose=config.verbose, shuffle=False, callbacks=backup)
+                               verbose=config.verbose, shuffle=False,
+                               callbacks=backup + [guard.protect(models["baseline"])])
     if keep and is_chief(strategy) and os.path.exists(trained):
         os.remove(trained)
     return {"started_at": report.start}

@@ -12,6 +12,7 @@ from keras_icnn.recipes.common import (
     run_experiment)
 from keras_icnn.recipes.icnn import ICNNConfig, _compile
 from keras_icnn.models.distiller import ExplainerDiagnostics
+from keras_icnn.models import guard
 
 
 @dataclasses.dataclass
@@ -128,7 +129,8 @@ def fit(config, source, strategy, models):
     if not config.performer:
         if config.verbose:
             print(f"== training a {config.backbone} performer ({config.performer_epochs} epochs) ==")
-        performer.fit(train, epochs=config.performer_epochs, verbose=config.verbose, shuffle=False)
+        performer.fit(train, epochs=config.performer_epochs, verbose=config.verbose, shuffle=False,
+                      callbacks=[guard.protect(performer)])
     explainer, distiller = _distiller(config, strategy, models)
     sync_batchnorm(explainer, strategy)
     models.update(explainer=explainer, distiller=distiller)

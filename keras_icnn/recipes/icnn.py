@@ -5,6 +5,7 @@ import dataclasses
 import keras
 
 from keras_icnn import metrics, validation
+from keras_icnn.models import guard
 from keras_icnn.data import synthetic_parts
 from keras_icnn.metrics.streaming import stream_filter_metrics
 from keras_icnn.recipes.common import (
@@ -140,7 +141,8 @@ def fit(config, source, strategy, models):
         train, val = datasets(config, source, strategy)
         keras.utils.set_random_seed(config.seed)
         histories[name] = model.fit(train, validation_data=val, epochs=config.epochs,
-                                    verbose=config.verbose, shuffle=False).history
+                                    verbose=config.verbose, shuffle=False,
+                                    callbacks=[guard.protect(model)]).history
     return histories
 
 

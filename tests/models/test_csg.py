@@ -93,8 +93,9 @@ def test_nan_loss_stops_with_phase_epoch_step():
     model = make_csg(_tiny_backbone(), "top_conv", density=0.4)
     model.compile(keras.optimizers.SGD(0.05))
     model.get_layer("logits").kernel.assign(np.full((12, 3), np.nan, np.float32))
-    with pytest.raises(FloatingPointError, match=r"Non-finite loss \(nan\) in the CSG phase, "
-                                                 r"epoch 1, step 1"):
+    with pytest.raises(FloatingPointError, match=r"Non-finite values \(NaN or Inf\) in the "
+                                                 r"gradient of 'c1/kernel' at CSG phase, epoch 1, "
+                                                 r"step 1"):
         model.fit(x, y, batch_size=16, epochs=1, verbose=0, schedule=dict(warmup=0))
 
 
