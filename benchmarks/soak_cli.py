@@ -10,6 +10,7 @@ Usage:
     python benchmarks/soak_cli.py                       # the full soak (about 30 min, 2 cores)
     python benchmarks/soak_cli.py --evaluate=5 --runs=2  # a quick look
     python benchmarks/soak_cli.py --only=evaluate,export
+    python benchmarks/soak_cli.py --only=detect_adversarial --runs=20   # issue 31's soak
 
 Writes benchmarks/results/soak.json (or --out).
 """
@@ -29,7 +30,8 @@ import bench_common  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXIT_TARGET_S = 5.0
 TINY = ["--image_size=32", "--num_classes=3", "--verbose=0"]
-ENTRY_POINTS = ("train_icnn", "evaluate", "train_csg", "train_explainer", "export")
+ENTRY_POINTS = ("train_icnn", "evaluate", "train_csg", "train_explainer", "export",
+                "detect_adversarial")
 
 
 def run_once(argv, timeout):
@@ -86,6 +88,15 @@ def commands(kind, i, work, models, out=None):
         return [["trainers/train_explainer.py", f"--performer={models['ordinary']}",
                  "--num_train=64", "--num_val=16", "--num_test=32", "--epochs=1",
                  "--batch_size=16", seed, f"--output_dir={out}"] + TINY]
+    if kind == "detect_adversarial":
+        # Every attack and both feature sites on the tiny STD/CSG pair, at tiny budgets.
+        return [["trainers/detect_adversarial.py", f"--models={models['std']},{models['csg']}",
+                 "--names=STD,CSG", "--num_train=1", "--num_val=0", "--num_test=60",
+                 "--train_per_class=6", "--test_per_class=4", "--repeats=2",
+                 "--attacks=fgsm,pgd,cw", "--pgd_iterations=3", "--cw_iterations=5",
+                 "--black_box=one_pixel,local_search", "--black_box_images=6",
+                 "--one_pixel_generations=2", "--local_search_rounds=2",
+                 "--features=block,raw_conv", seed, f"--output_dir={out}"] + TINY]
     if kind == "export":
         base = os.path.join(work, "models")
         version = str(i + 1)
@@ -120,6 +131,16 @@ def main(argv=None):
             print("could not train the models the soak needs:\n" + "\n".join(setup.get("tail", [])))
             return 1
         models = {k: os.path.join(seed_dir, f"{k}.keras") for k in ("ordinary", "interpretable")}
+        if "detect_adversarial" in only:
+            # A tiny CSG model and its STD baseline for the detector, not counted either.
+            pair_dir = os.path.join(work, "csg_src")
+            argv_ = commands("train_csg", 0, work, {}, out=pair_dir)[0] + ["--train_baseline"]
+            setup = run_once(argv_, args.timeout)
+            if setup["rc"] != 0:
+                print("could not train the CSG pair:\n" + "\n".join(setup.get("tail", [])))
+                return 1
+            models.update(std=os.path.join(pair_dir, "baseline.keras"),
+                          csg=os.path.join(pair_dir, "csg.keras"))
         for kind in only:
             n = args.evaluate if kind == "evaluate" else args.runs
             for i in range(n):
@@ -132,7 +153,7 @@ def main(argv=None):
                           f"{row['exit_after_last_line_s']} s after last line", flush=True)
                     if row["rc"] != 0:
                         print("\n".join("    " + line for line in row.get("tail", [])))
-                if kind == "evaluate" or kind == "export":
+                if kind in ("evaluate", "export", "detect_adversarial"):
                     shutil.rmtree(os.path.join(work, f"{kind}_{i}"), ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

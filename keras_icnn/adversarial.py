@@ -32,7 +32,10 @@ DEFAULT_PIXEL_RANGE = (0.0, 255.0)
 
 def random_targets(labels, num_classes, seed=0):
     """A random class other than each label (uniform over the other ``num_classes - 1``)."""
-    labels = np.asarray(labels, np.int64)
+    if validation.positive_int(num_classes, "num_classes") < 2:
+        raise ValueError("`num_classes` must be >= 2 for a class other than the label. "
+                         f"Received: num_classes={num_classes}")
+    labels = validation.labels_np(labels, num_classes)
     rng = np.random.default_rng(seed)
     shift = rng.integers(1, num_classes, size=labels.shape)
     return ((labels + shift) % num_classes).astype(np.int64)
@@ -79,6 +82,8 @@ def fgsm(model, images, labels, eps=0.031, targets=None, pixel_range=DEFAULT_PIX
     clipped to the pixel range."""
     model = graph.as_logits(model, "fgsm")  # a softmax head: attack its logits
     images, labels, targets, lo, hi = _check(images, labels, targets, pixel_range)
+    validation.number_in(eps, "eps", low=0)
+    validation.positive_int(batch_size, "batch_size")
     size = float(eps) * (hi - lo)
     sign = _loss_sign(targets)
     aim = labels if targets is None else targets
@@ -102,6 +107,9 @@ def pgd(model, images, labels, eps=0.031, step=0.0078, iterations=7, targets=Non
     model = graph.as_logits(model, "pgd")  # a softmax head: attack its logits
     images, labels, targets, lo, hi = _check(images, labels, targets, pixel_range)
     validation.positive_int(iterations, "iterations")
+    validation.number_in(eps, "eps", low=0)
+    validation.number_in(step, "step", low=0, low_open=True)
+    validation.positive_int(batch_size, "batch_size")
     radius, size = float(eps) * (hi - lo), float(step) * (hi - lo)
     sign = _loss_sign(targets)
     aim = labels if targets is None else targets
@@ -133,6 +141,10 @@ def cw_l2(model, images, labels, targets=None, iterations=100, c=1.0, learning_r
     model = graph.as_logits(model, "cw_l2")  # a softmax head: attack its logits
     images, labels, targets, lo, hi = _check(images, labels, targets, pixel_range)
     validation.positive_int(iterations, "iterations")
+    validation.number_in(c, "c", low=0, low_open=True)
+    validation.number_in(learning_rate, "learning_rate", low=0, low_open=True)
+    validation.number_in(kappa, "kappa", low=0)
+    validation.positive_int(batch_size, "batch_size")
     aim = labels if targets is None else targets
     targeted = targets is not None
     span = hi - lo
@@ -173,6 +185,7 @@ def cw_l2(model, images, labels, targets=None, iterations=100, c=1.0, learning_r
 
 def probabilities(model, x, batch_size=512):
     """Softmax of ``model``'s logits on ``x`` [N, ...], in batches: [N, C] numpy."""
+    validation.positive_int(batch_size, "batch_size")
     model = graph.as_logits(model, "probabilities")  # a softmax head: read its logits
     out = []
     for a in range(0, len(x), batch_size):
@@ -189,6 +202,12 @@ def one_pixel(model, images, labels, pixels=1, population=64, generations=20, se
     target's); every image's whole population is scored in one batch. Returns the best
     candidate image found for each image."""
     images, labels, targets, lo, hi = _check(images, labels, targets, pixel_range)
+    for name, value in (("pixels", pixels), ("population", population),
+                        ("generations", generations)):
+        validation.positive_int(value, name)
+    if population < 3:
+        raise ValueError("`population` must be >= 3 (DE/rand/1 mixes three candidates). "
+                         f"Received: population={population}")
     n, h, w, ch = images.shape
     rng = np.random.default_rng(seed)
     genes = 2 + ch  # row, column, colour
@@ -247,6 +266,11 @@ def local_search(model, images, labels, rounds=30, candidates=32, per_round=5, p
     Returns the perturbed images.
     """
     images, labels, targets, lo, hi = _check(images, labels, targets, pixel_range)
+    for name, value in (("rounds", rounds), ("candidates", candidates),
+                        ("per_round", per_round)):
+        validation.positive_int(value, name)
+    validation.non_negative_int(radius, "radius")
+    validation.number_in(p, "p", low=0, low_open=True)
     n, h, w, ch = images.shape
     rng = np.random.default_rng(seed)
     mid, half = (lo + hi) / 2.0, (hi - lo) / 2.0
@@ -397,7 +421,9 @@ def conv_features(model, images, batch_size=128, where="block"):
 def per_class_split(labels, train_per_class, test_per_class, seed=0):
     """Disjoint ``(train, test)`` indices with ``train_per_class`` / ``test_per_class`` images
     of every class, drawn at random; a class with too few images raises a ValueError."""
-    labels = np.asarray(labels)
+    labels = validation.labels_np(labels)
+    validation.positive_int(train_per_class, "train_per_class")
+    validation.positive_int(test_per_class, "test_per_class")
     rng = np.random.default_rng(seed)
     train, test = [], []
     for c in np.unique(labels):
@@ -429,6 +455,8 @@ def detection_error(clean_features, adversarial_features, labels, train_per_clas
     adv = np.asarray(adversarial_features, np.float32)
     if clean.shape != adv.shape:
         raise ValueError(f"clean and adversarial features must match: {clean.shape} vs {adv.shape}")
+    validation.positive_int(repeats, "repeats")
+    validation.positive_int(n_estimators, "n_estimators")
     errors, images = [], []
     for r in range(int(repeats)):
         train, test = per_class_split(labels, train_per_class, test_per_class, seed + r)

@@ -19,7 +19,8 @@ def split_cpu(num_devices):
     """
     num_devices = int(num_devices)
     if num_devices < 1:
-        raise ValueError(f"`num_cpu_devices` must be >= 1. Received: {num_devices}")
+        raise ValueError(f"`num_devices` (get_strategy's `num_cpu_devices`) must be >= 1. "
+                         f"Received: {num_devices}")
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
         tf.config.set_logical_device_configuration(

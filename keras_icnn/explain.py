@@ -92,6 +92,10 @@ def gradient_x_activation(maps, grads):
 
 def grad_cam(maps, grads):
     """Grad-CAM at the layer's resolution: ``ReLU(sum_f mean_ij(grads_f) maps_f)`` [B, h, w]."""
+    for name, value in (("maps", maps), ("grads", grads)):
+        if tf.convert_to_tensor(value).shape.rank != 4:
+            raise ValueError(f"`{name}` must be [batch, h, w, filters] (rank 4). Received: "
+                             f"{name} of shape {tf.convert_to_tensor(value).shape}")
     weights = tf.reduce_mean(tf.cast(grads, tf.float32), axis=[1, 2])
     return tf.nn.relu(tf.einsum("bhwf,bf->bhw", tf.cast(maps, tf.float32), weights))
 
@@ -441,6 +445,7 @@ def explain(model, images, target=None, layer=None, heatmaps="top", num_heatmaps
         raise ValueError(f"`interpolation` must be one of {INTERPOLATIONS}. "
                          f"Received: {interpolation!r}")
     batch_size = validation.positive_int(batch_size, "batch_size")
+    num_heatmaps = validation.positive_int(num_heatmaps, "num_heatmaps")
     ex = explainable_for(model, layer, logits_layer)
     batches, n = _image_batches(images, ex.image_shape, batch_size)
     targets = _targets(target, n, ex.num_classes) if n is not None else None

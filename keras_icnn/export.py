@@ -173,6 +173,9 @@ def write_warmup(path, name, height, width, dtype, batch_size=1):
     """``assets.extra/tf_serving_warmup_requests``: one PredictionLog per signature."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
+    for arg, value in (("height", height), ("width", width), ("batch_size", batch_size)):
+        validation.positive_int(value, arg)
+    dtype = tf.as_dtype(dtype)
     folder = os.path.join(path, "assets.extra")
     os.makedirs(folder, exist_ok=True)
     images = np.zeros((batch_size, height, width, 3), np.dtype(dtype.as_numpy_dtype))

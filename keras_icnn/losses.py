@@ -133,6 +133,14 @@ def template_scores(x, templates):
     Returns:
         float32 ``[B, K, T]``, computed as one matmul.
     """
+    x, templates = tf.convert_to_tensor(x), tf.convert_to_tensor(templates)
+    if x.shape.rank != 4:
+        raise ValueError("`x` must be feature maps of rank 4 [batch, height, width, filters]. "
+                         f"Received: x of shape {x.shape}")
+    rows = (x.shape[1] * x.shape[2]) if None not in (x.shape[1], x.shape[2]) else None
+    if templates.shape.rank != 2 or (rows is not None and templates.shape[0] not in (None, rows)):
+        raise ValueError(f"`templates` must be a [h*w, T] matrix for {x.shape[1]}x{x.shape[2]} "
+                         f"maps. Received: templates of shape {templates.shape}")
     shape = tf.shape(x)
     flat = tf.reshape(x, [shape[0], shape[1] * shape[2], shape[3]])
     return tf.einsum("bpk,pt->bkt", flat, templates)
@@ -320,6 +328,10 @@ def target_templates(positive, mu_i, mu_j, h, w, beta=templates_lib.DEFAULT_BETA
         positive: bool ``[B, K]``; mu_i, mu_j: int32 ``[B, K]`` peak row and column.
         h, w: map size; beta, tau: template parameters (``tau`` default ``0.5 / n**2``).
     """
+    h, w = validation.positive_int(h, "h"), validation.positive_int(w, "w")
+    if tf.convert_to_tensor(positive).shape.rank != 2:
+        raise ValueError("`positive` must be a bool [batch, filters] matrix. Received: positive "
+                         f"of shape {tf.convert_to_tensor(positive).shape}")
     n = float(max(h, w))
     tau = templates_lib.default_tau(h, w) if tau is None else float(tau)
     ii = tf.range(h, dtype=tf.int32)[None, :, None, None]

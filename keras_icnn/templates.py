@@ -15,11 +15,13 @@ Pure functions, numpy in and out; nothing here holds state.
 
 import numpy as np
 
+from keras_icnn import validation
+
 DEFAULT_BETA = 4.0
 
 
 def _check_map_size(h, w):
-    h, w = int(h), int(w)
+    h, w = validation.positive_int(h, "h"), validation.positive_int(w, "w")
     if h < 2 or w < 2:
         raise ValueError(
             "Part templates need a feature map of at least 2x2 (one location "
@@ -30,6 +32,7 @@ def _check_map_size(h, w):
 
 def default_tau(h, w):
     """The paper's template scale ``tau = 0.5 / n**2`` with ``n = max(h, w)``."""
+    h, w = validation.positive_int(h, "h"), validation.positive_int(w, "w")
     return 0.5 / float(max(int(h), int(w))) ** 2
 
 
@@ -66,6 +69,7 @@ def template_matrix(h, w, beta=DEFAULT_BETA, tau=None):
         (9, 10)
     """
     h, w = _check_map_size(h, w)
+    beta = validation.number_in(beta, "beta", low=0, low_open=True)
     if tau is None:
         tau = default_tau(h, w)
     if not tau > 0:

@@ -154,6 +154,22 @@ def number_in(value, name, low=None, high=None, low_open=False, high_open=False)
     return v
 
 
+def one_of(value, name, choices):
+    """``value``, which must be one of ``choices`` (a ValueError naming ``name`` otherwise)."""
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {tuple(choices)}. Received: {name}={value!r}")
+    return value
+
+
+def array_of_rank(array, name, rank, layout=""):
+    """``np.asarray(array)``, which must have ``rank`` dimensions (``layout`` names them)."""
+    arr = np.asarray(array)
+    if arr.ndim != rank:
+        raise ValueError(f"`{name}` must be a {rank}D array{' ' + layout if layout else ''}. "
+                         f"Received: {name} of shape {arr.shape}")
+    return arr
+
+
 def finite_array(array, name, dtype=np.float64):
     """``array`` as numpy; raises when it holds NaN or Inf."""
     arr = np.asarray(array, dtype)

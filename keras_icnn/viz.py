@@ -14,6 +14,7 @@ Example:
 
 import numpy as np
 
+from keras_icnn import validation
 from keras_icnn.metrics.interpretability import upsample_maps
 
 
@@ -56,10 +57,15 @@ def overlay_mosaic(images, maps, filters):
     by its own maximum (jet colours, half transparent)."""
     from matplotlib import colormaps
 
-    images = np.asarray(images, np.float32)
+    images = validation.array_of_rank(images, "images", 4, "[N, H, W, 3]").astype(np.float32)
     images = images / 255.0 if images.max() > 1.0 else images
+    maps = validation.array_of_rank(maps, "maps", 4, "[N, h, w, F]")
+    filters = [int(f) for f in filters]
+    if any(not 0 <= f < maps.shape[-1] for f in filters):
+        raise ValueError(f"`filters` must be indices in [0, {maps.shape[-1]}) (the maps' "
+                         f"filters). Received: filters={filters}")
     n, h, w = images.shape[:3]
-    up = upsample_maps(np.asarray(maps)[..., list(filters)], (h, w))
+    up = upsample_maps(maps[..., filters], (h, w))
     jet = colormaps["jet"]
     rows = []
     for r in range(len(filters)):
@@ -98,7 +104,7 @@ def filter_heatmaps(images, maps, filters, title=None, filter_labels=None, ax=No
 def matrix_heatmap(matrix, xlabel, ylabel, title, yticklabels=None, vmin=None, vmax=None,
                    ax=None, path=None):
     """A heatmap of a matrix (part association, MI matrix, gate matrix); returns the figure."""
-    m = np.asarray(matrix)
+    m = validation.array_of_rank(matrix, "matrix", 2, "[rows, columns]")
     own = ax is None
     fig, ax = _figure(ax, (min(2 + 0.08 * m.shape[1], 14), 1.2 + 0.35 * m.shape[0]))
     im = ax.imshow(m, aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest")

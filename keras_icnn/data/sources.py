@@ -39,6 +39,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_icnn import validation
 from keras_icnn.data import pipeline, readers, splits as splits_lib
 
 DATASETS = ("synthetic", "cub", "pascal_part", "folder", "tfds")
@@ -730,6 +731,8 @@ def open_synthetic(image_size=64, num_classes=6, num_train=4800, num_val=600, nu
     look.update({k: v for k, v in dict(knobs, occlusion=occlusion).items() if v is not None})
     common = dict(image_size=image_size, num_classes=num_classes, seed=seed, **look)
     tables = {}
+    for arg, n in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
+        validation.non_negative_int(n, arg)
     for split, n in (("train", num_train), ("validation", num_val), ("test", num_test)):
         if task == "single":
             tables[split] = synthetic_parts.make_single_category_examples(

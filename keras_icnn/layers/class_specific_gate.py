@@ -88,7 +88,7 @@ class ClassSpecificGate(keras.layers.Layer):
     def __init__(self, num_classes, density=0.2, sparsity="l1", fixed=False,
                  filters_per_class=None, shared_filters=0, **kwargs):
         super().__init__(**kwargs)
-        if int(num_classes) < 2:
+        if validation.positive_int(num_classes, "num_classes") < 2:
             raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={num_classes}")
         if not 1.0 / int(num_classes) <= float(density) <= 1.0:
             raise ValueError(

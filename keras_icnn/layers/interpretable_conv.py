@@ -221,9 +221,7 @@ class InterpretableConv(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if int(filters) < 1:
-            raise ValueError(f"`filters` must be a positive integer. Received: filters={filters}")
-        self.filters = int(filters)
+        self.filters = validation.positive_int(filters, "filters")
         self.kernel_size = self._pair(kernel_size, "kernel_size")
         self.strides = self._pair(strides, "strides")
         if padding not in ("same", "valid"):
@@ -232,6 +230,8 @@ class InterpretableConv(keras.layers.Layer):
             )
         self.padding = padding
         self.single_category = bool(single_category)
+        if num_classes is not None:
+            validation.positive_int(num_classes, "num_classes")
         if self.single_category:
             num_classes = max(int(num_classes or 2), int(positive_class) + 1)
         elif num_classes is None or int(num_classes) < 2:

@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from keras_icnn import validation
+
 
 @keras.saving.register_keras_serializable(package="keras_icnn")
 class NormLayer(keras.layers.Layer):
@@ -62,6 +64,7 @@ class NormLayer(keras.layers.Layer):
             raise ValueError(f"`momentum` must lie in [0, 1). Received: momentum={momentum}")
         if not 0.0 <= float(alpha_floor) <= 1.0:
             raise ValueError(f"`alpha_floor` must lie in [0, 1]. Received: alpha_floor={alpha_floor}")
+        validation.number_in(epsilon, "epsilon", low=0, low_open=True)
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
         self.alpha_floor = float(alpha_floor)

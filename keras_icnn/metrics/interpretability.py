@@ -131,15 +131,20 @@ def location_instability_multi(part_positions, landmarks, labels, image_size, sc
 
 def filter_thresholds(activation_maps, top_quantile=0.005):
     """Per-filter threshold ``T_f`` with ``P(x > T_f) = top_quantile`` over all units. [F]"""
-    maps = np.asarray(activation_maps)
+    maps = validation.array_of_rank(activation_maps, "activation_maps", 4, "[N, h, w, F]")
+    validation.number_in(top_quantile, "top_quantile", 0, 1, low_open=True, high_open=True)
+    validation.finite_array(maps, "activation_maps", maps.dtype if maps.dtype.kind == "f" else None)
     flat = maps.reshape(-1, maps.shape[-1])
     return np.quantile(flat, 1.0 - top_quantile, axis=0, method="linear")
 
 
 def upsample_maps(maps, size):
     """Bilinear upsampling [N, h, w, F] -> [N, H, W, F] (identity when already that size)."""
-    maps = np.asarray(maps, np.float32)
-    if tuple(maps.shape[1:3]) == tuple(size):
+    maps = validation.array_of_rank(maps, "maps", 4, "[N, h, w, F]").astype(np.float32)
+    size = tuple(np.atleast_1d(size).tolist())
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"`size` must be (H, W), both >= 1. Received: size={size}")
+    if tuple(maps.shape[1:3]) == size:
         return maps
     return tf.image.resize(maps, size, method="bilinear").numpy()
 

@@ -6,6 +6,7 @@ Shapes: ``N`` images of ``H x W``, ``K`` filters with ``h x w`` maps, ``C`` clas
 import numpy as np
 import tensorflow as tf
 
+from keras_icnn import validation
 from keras_icnn.metrics.interpretability import upsample_maps
 
 
@@ -119,7 +120,13 @@ def gradient_map_localization(grad_maps, object_masks, labels, num_classes, thre
 
 def class_activation_maps(activation_maps, dense_kernel, labels):
     """CAM of each image's class: ``sum_k W[k, y] A_k`` -> [N, h, w]."""
-    w = np.asarray(dense_kernel)[:, np.asarray(labels)]  # [K, N]
+    maps = validation.array_of_rank(activation_maps, "activation_maps", 4, "[N, h, w, K]")
+    kernel = validation.array_of_rank(dense_kernel, "dense_kernel", 2, "[K, C]")
+    if kernel.shape[0] != maps.shape[-1]:
+        raise ValueError(f"`dense_kernel` must be [K, C] with K = {maps.shape[-1]} (the maps' "
+                         f"filters). Received: dense_kernel of shape {kernel.shape}")
+    labels = validation.labels_np(labels, kernel.shape[1], len(maps))
+    w = kernel[:, labels]  # [K, N]
     return np.einsum("nhwk,kn->nhw", np.asarray(activation_maps, np.float64), w)
 
 
@@ -151,6 +158,9 @@ def cam_localization(activation_maps, dense_kernel, object_masks, labels, top_fr
 def filter_correlation(kernel):
     """Cosine between filters' weights: kernel [..., K] -> [K, K]."""
     w = np.asarray(kernel, np.float64)
+    if w.ndim < 3:
+        raise ValueError("`kernel` must be a conv kernel [..., C_in, K] (at least 3D). "
+                         f"Received: kernel of shape {w.shape}")
     w = w.reshape(-1, w.shape[-1])
     w = w / np.maximum(np.linalg.norm(w, axis=0, keepdims=True), 1e-12)
     return w.T @ w
@@ -159,6 +169,7 @@ def filter_correlation(kernel):
 def redundancy_ratio(correlation, s=0.1):
     """``r_s``: fraction of off-diagonal filter pairs with correlation >= s."""
     c = np.asarray(correlation)
+    validation.number_in(s, "s", -1, 1)
     off = ~np.eye(len(c), dtype=bool)
     return float((c[off] >= s).mean())
 

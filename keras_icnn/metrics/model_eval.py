@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_icnn import validation
 from keras_icnn.explain import check_images, default_layer, explain
 from keras_icnn.metrics import interpretability
 from keras_icnn.models import graph
@@ -43,6 +44,7 @@ def collect_responses(model, layer_name, examples, batch_size=64, verbose=1):
         values, ``logits`` [N,C], plus the examples' labels, landmarks,
         part masks and object masks.
     """
+    validation.positive_int(batch_size, "batch_size")
     rf = receptive_field(model, layer_name)
     # The maps and the pre-softmax logits (nested models and softmax heads: graph.py).
     probe = graph.Classifier(model, layer_name, caller="collect_responses").probe

@@ -14,6 +14,7 @@ import os
 
 import keras
 
+from keras_icnn import validation
 from keras_icnn.layers.preprocess import ImagenetPreprocess
 
 BUILTIN = ("vgg", "alexnet", "resnet20")
@@ -29,14 +30,18 @@ WEIGHTS_HELP = "imagenet (Keras' loader and ~/.keras cache), none, or a weights 
 BN_MOMENTUM = 0.9
 
 
-def _check(input_shape, num_classes):
+def _check(input_shape, num_classes, **sizes):
+    """``(input_shape, num_classes)`` checked; ``sizes`` (width, dense_units, ...) must be
+    integers >= 1."""
+    for name, value in sizes.items():
+        validation.positive_int(value, name)
     input_shape = tuple(int(v) for v in input_shape)
     if len(input_shape) != 3:
         raise ValueError(
             "`input_shape` must be (height, width, channels). "
             f"Received: input_shape={input_shape}"
         )
-    if int(num_classes) < 2:
+    if validation.positive_int(num_classes, "num_classes") < 2:
         raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={num_classes}")
     return input_shape, int(num_classes)
 
@@ -55,7 +60,7 @@ def vgg_backbone(input_shape=(64, 64, 3), num_classes=6, width=16, dense_units=1
         >>> model.get_layer("top_conv").output.shape
         (None, 8, 8, 128)
     """
-    input_shape, num_classes = _check(input_shape, num_classes)
+    input_shape, num_classes = _check(input_shape, num_classes, width=width, dense_units=dense_units)
     inputs = keras.Input(input_shape, name="images")
     x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
     for block, filters in enumerate((width, 2 * width, 4 * width), start=1):
@@ -73,7 +78,7 @@ def vgg_backbone(input_shape=(64, 64, 3), num_classes=6, width=16, dense_units=1
 def alexnet_backbone(input_shape=(64, 64, 3), num_classes=6, width=24, dense_units=128,
                      dropout=0.3, name="alexnet"):
     """AlexNet-style: a large strided first conv, pools, 3x3 convs (conv-BN-ReLU), ``top_conv``."""
-    input_shape, num_classes = _check(input_shape, num_classes)
+    input_shape, num_classes = _check(input_shape, num_classes, width=width, dense_units=dense_units)
     inputs = keras.Input(input_shape, name="images")
     x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
     def conv_bn(x, filters, kernel, name, strides=1):
@@ -130,7 +135,7 @@ def resnet20_backbone(input_shape=(64, 64, 3), num_classes=6, width=16, blocks_p
     The last stage's output (after ReLU) is the layer named ``"top_conv"``;
     a 64x64 input gives 16x16 maps (a stride-2 stem pool brings them to 8x8).
     """
-    input_shape, num_classes = _check(input_shape, num_classes)
+    input_shape, num_classes = _check(input_shape, num_classes, width=width, blocks_per_stage=blocks_per_stage)
     inputs = keras.Input(input_shape, name="images")
     x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
     x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name="stem_conv")(x)

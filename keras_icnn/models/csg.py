@@ -31,6 +31,8 @@ def phase_for_epoch(epoch, period=2, csg_epochs=1, warmup=3, epochs=None, final_
         ...  for e in range(6)]
         ['std', 'std', 'csg', 'std', 'std', 'std']
     """
+    validation.non_negative_int(epoch, "epoch")
+    _check_schedule(period, csg_epochs, warmup)
     if final_std:
         if epochs is None:
             raise ValueError("phase_for_epoch(final_std=True) needs `epochs`, the run's length")
@@ -43,15 +45,18 @@ def phase_for_epoch(epoch, period=2, csg_epochs=1, warmup=3, epochs=None, final_
 
 def phase_table(epochs, period=2, csg_epochs=1, warmup=3, final_std=False):
     """Phases of epochs ``0 .. epochs-1``."""
+    validation.non_negative_int(epochs, "epochs")
     return [phase_for_epoch(e, period, csg_epochs, warmup, epochs, final_std)
             for e in range(epochs)]
 
 
 def _check_schedule(period, csg_epochs, warmup):
-    if int(period) < 1 or not 0 <= int(csg_epochs) <= int(period) or int(warmup) < 0:
+    validation.positive_int(period, "period")
+    validation.non_negative_int(warmup, "warmup")
+    if not 0 <= validation.non_negative_int(csg_epochs, "csg_epochs") <= int(period):
         raise ValueError(
-            "The CSG schedule needs period >= 1, 0 <= csg_epochs <= period, warmup >= 0. "
-            f"Received: period={period}, csg_epochs={csg_epochs}, warmup={warmup}")
+            "The CSG schedule needs 0 <= csg_epochs <= period. "
+            f"Received: csg_epochs={csg_epochs}, period={period}")
 
 
 class CSGSchedule(keras.callbacks.Callback):
