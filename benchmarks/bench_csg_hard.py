@@ -58,21 +58,28 @@ def train_pair(seed, work, quick=False, verbose=2, **overrides):
         lr_schedule="cosine", density=1.0 / pick["num_classes"], train_baseline=True, seed=seed,
         output_dir=os.path.join(work, f"csg_hard_seed{seed}"), verbose=verbose, **settings)
     r = recipes.run_csg_experiment(config)
-    mis = {"std": r["baseline"]["mis"], "csg": r["csg"]["mis"], "ceiling": r["mis_ceiling"]}
+    return pair_row(seed, r, r["seconds"], config.output_dir, {k: getattr(config, k) for k in (
+        "num_classes", "synthetic_config", "num_train", "num_test", "epochs", "warmup",
+        "density", "lr", "csg_lr", "gate_lr", "lr_schedule", "std_in_csg", "batch_size",
+        "backbone")})
+
+
+def pair_row(seed, figures, seconds, output_dir, settings):
+    """The bench's row of a CSG/STD pair from its test-split ``figures`` (``csg``,
+    ``baseline``, ``mis_ceiling``, ``l1_density``, as ``recipes.csg.split_figures``)."""
+    mis = {"std": figures["baseline"]["mis"], "csg": figures["csg"]["mis"],
+           "ceiling": figures["mis_ceiling"]}
     return {
         "seed": seed, "mis": mis, "mis_ratio": mis["csg"] / mis["std"],
         "std_fraction_of_ceiling": mis["std"] / mis["ceiling"],
         "headroom_closed": (mis["csg"] - mis["std"]) / max(mis["ceiling"] - mis["std"], 1e-12),
-        "accuracy": {"csg_std_path": r["csg"]["std_path_test_accuracy"],
-                     "csg_csg_path": r["csg"]["csg_path_test_accuracy"],
-                     "std_baseline": r["baseline"]["test_accuracy"]},
-        "l1_density": r["l1_density"], "seconds": r["seconds"],
-        "models": {"std": os.path.join(config.output_dir, "baseline.keras"),
-                   "csg": os.path.join(config.output_dir, "csg.keras")},
-        "settings": {k: getattr(config, k) for k in (
-            "num_classes", "synthetic_config", "num_train", "num_test", "epochs", "warmup",
-            "density", "lr", "csg_lr", "gate_lr", "lr_schedule", "std_in_csg", "batch_size",
-            "backbone")},
+        "accuracy": {"csg_std_path": figures["csg"]["std_path_test_accuracy"],
+                     "csg_csg_path": figures["csg"]["csg_path_test_accuracy"],
+                     "std_baseline": figures["baseline"]["test_accuracy"]},
+        "l1_density": figures["l1_density"], "seconds": seconds,
+        "models": {"std": os.path.join(output_dir, "baseline.keras"),
+                   "csg": os.path.join(output_dir, "csg.keras")},
+        "settings": settings,
     }
 
 

@@ -294,22 +294,13 @@ def committed_pair(seed, name=None, epochs=None):
     row = state["runs"].get(f"hard/{name}/e{epochs}/seed{seed}")
     if row is None:
         return None
-    f = row["figures"]["test"]
-    mis = {"std": f["baseline"]["mis"], "csg": f["csg"]["mis"], "ceiling": f["mis_ceiling"]}
-    out_dir = os.path.join(HERE, row["output_dir"])
-    return {
-        "seed": seed, "mis": mis, "mis_ratio": mis["csg"] / mis["std"],
-        "std_fraction_of_ceiling": mis["std"] / mis["ceiling"],
-        "headroom_closed": (mis["csg"] - mis["std"]) / max(mis["ceiling"] - mis["std"], 1e-12),
-        "accuracy": {"csg_std_path": f["csg"]["std_path_test_accuracy"],
-                     "csg_csg_path": f["csg"]["csg_path_test_accuracy"],
-                     "std_baseline": f["baseline"]["test_accuracy"]},
-        "l1_density": row["l1_density"], "seconds": row["seconds"],
-        "models": {"std": os.path.join(out_dir, "baseline.keras"),
-                   "csg": os.path.join(out_dir, "csg.keras")},
-        "settings": dict(row["settings"], epochs=row["epochs"], backbone="resnet20",
-                         source=f"bench_csg_length.py run {row['key']}"),
-    }
+    import bench_csg_hard
+
+    figures = dict(row["figures"]["test"], l1_density=row["l1_density"])
+    return bench_csg_hard.pair_row(
+        seed, figures, row["seconds"], os.path.join(HERE, row["output_dir"]),
+        dict(row["settings"], epochs=row["epochs"], backbone="resnet20",
+             source=f"bench_csg_length.py run {row['key']}"))
 
 
 def summary(state, override=None):

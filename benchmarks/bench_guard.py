@@ -23,7 +23,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -73,14 +72,9 @@ def timed_pairs(args):
             runs = {"guarded": lambda: guarded.fit(data, epochs=1, verbose=0, shuffle=False,
                                                    callbacks=callbacks),
                     "unguarded": lambda: plain.fit(data, epochs=1, verbose=0, shuffle=False)}
-            for fn in runs.values():   # trace, compile, build the optimizer
-                fn()
-            samples = {name: [] for name in runs}
-            for _ in range(args.repeats):
-                for name, fn in runs.items():
-                    t0 = time.perf_counter()
-                    fn()
-                    samples[name].append((time.perf_counter() - t0) / args.steps)
+            # One fit of --steps batches per repeat, alternately; seconds per step.
+            samples = {name: [t / args.steps for t in times] for name, times in
+                       bench_common.alternate(runs, 1, args.repeats).items()}
             row = bench_common.ratio_row(samples, "guarded", "unguarded")
             row.update(model=kind, jit_compile=jit,
                        ratio_mean_of_repeats=statistics.mean(

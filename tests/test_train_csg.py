@@ -178,20 +178,24 @@ def test_paper_recipe_builds_sgd_with_g_in_the_csg_optimizer():
     np.testing.assert_allclose(float(model.optimizer.learning_rate), 0.1 * 64 / 256)
 
 
+def _tiny_pair_run(tmp_path, **fields):
+    """(config, source, strategy) of a one-epoch CSG run with its STD baseline."""
+    from keras_icnn.recipes import CSGConfig
+    from keras_icnn.recipes.common import get_strategy, open_data
+
+    config = CSGConfig(num_train=64, num_val=16, num_test=16, image_size=32, width=4,
+                       num_classes=3, density=0.4, epochs=1, batch_size=32, train_baseline=True,
+                       verbose=0, output_dir=str(tmp_path), **fields).validate()
+    return config, open_data(config), get_strategy(config)
+
+
 def test_the_std_baseline_trains_on_the_batches_the_csg_model_saw(tmp_path):
     """With no CSG epoch, the CSG model's STD path and the STD baseline are the same network
     trained on the same batches from the same weights: equal weights. (A shared pipeline
     fed the baseline the next passes of the shuffle instead.)"""
-    from keras_icnn.recipes import CSGConfig
     from keras_icnn.recipes import csg as recipe
-    from keras_icnn.recipes.common import get_strategy, open_data
 
-    config = CSGConfig(num_train=64, num_val=16, num_test=16, image_size=32, width=4,
-                       num_classes=3, density=0.4, epochs=1, warmup=1, batch_size=32,
-                       train_baseline=True, checkpoint=False, verbose=0,
-                       output_dir=str(tmp_path)).validate()
-    source = open_data(config)
-    strategy = get_strategy(config)
+    config, source, strategy = _tiny_pair_run(tmp_path, warmup=1, checkpoint=False)
     models = recipe.build(config, source, strategy)
     recipe.fit(config, source, strategy, models)
     layers = [layer for layer in models["baseline"].layers if layer.weights]
@@ -208,16 +212,9 @@ def test_a_run_killed_while_the_baseline_trains_keeps_the_finished_csg_model(tmp
     training the CSG model again."""
     import keras
 
-    from keras_icnn.recipes import CSGConfig
     from keras_icnn.recipes import csg as recipe
-    from keras_icnn.recipes.common import get_strategy, open_data
 
-    config = CSGConfig(num_train=64, num_val=16, num_test=16, image_size=32, width=4,
-                       num_classes=3, density=0.4, epochs=1, warmup=0, batch_size=32,
-                       train_baseline=True, checkpoint=True, verbose=0,
-                       output_dir=str(tmp_path)).validate()
-    source = open_data(config)
-    strategy = get_strategy(config)
+    config, source, strategy = _tiny_pair_run(tmp_path, warmup=0, checkpoint=True)
     models = recipe.build(config, source, strategy)
     # What the killed run left: the finished CSG model's weights (a recognisable G).
     gate = models["csg"].gate_layer.gate
