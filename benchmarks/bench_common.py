@@ -19,20 +19,22 @@ def write_rows(path, rows, **extra):
     print(f"wrote {path}")
 
 
-def alternate(steps_by_name, steps, repeats):
+def alternate(steps_by_name, steps, repeats, clock=time.perf_counter):
     """Per-repeat seconds per step of each callable, run alternately (each traced, compiled
-    and its optimizer built by two untimed calls first)."""
+    and its optimizer built by two untimed calls first). ``clock``: wall time by default;
+    ``time.process_time`` counts the CPU seconds of this process (all its threads), which
+    other processes sharing the cores disturb far less."""
     for fn in steps_by_name.values():
         fn()
         fn()
     samples = {name: [] for name in steps_by_name}
     for _ in range(repeats):
         for name, fn in steps_by_name.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(steps):
                 out = fn()
             _sync(out)
-            samples[name].append((time.perf_counter() - t0) / steps)
+            samples[name].append((clock() - t0) / steps)
     return samples
 
 

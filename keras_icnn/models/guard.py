@@ -145,6 +145,20 @@ def _all_finite(t):
     return tf.reduce_all(tf.math.is_finite(t))
 
 
+@tf.function(jit_compile=True, autograph=False)
+def _finite_flags_fused(tensors):
+    return [tf.reduce_all(tf.math.is_finite(t)) for t in tensors]
+
+
+def _finite_flags(tensors):
+    """``[all finite]`` of each floating tensor, as one XLA-compiled call: two small ops a
+    tensor (is_finite, reduce_all) would cost a dispatch each in a step that is not compiled."""
+    tensors = [tf.convert_to_tensor(t) for t in tensors]
+    if not tensors:
+        return []
+    return _finite_flags_fused(tensors)
+
+
 def _record_gradients(opt):
     """Make ``opt.apply`` first record, for the guarded step being traced on this
     thread, whether each gradient is finite (once per optimizer; a no-op elsewhere)."""
@@ -157,10 +171,11 @@ def _record_gradients(opt):
         if record is not None:
             variables = (trainable_variables if trainable_variables is not None
                          else opt._trainable_variables)
-            for g, v in zip(grads, variables):
-                if g is not None:
-                    record(getattr(v, "path", None) or getattr(v, "name", "?"),
-                           _all_finite(g.values if isinstance(g, tf.IndexedSlices) else g))
+            pairs = [(getattr(v, "path", None) or getattr(v, "name", "?"),
+                      g.values if isinstance(g, tf.IndexedSlices) else g)
+                     for g, v in zip(grads, variables) if g is not None]
+            for (path, _), finite in zip(pairs, _finite_flags([g for _, g in pairs])):
+                record(path, finite)
         return original(grads, trainable_variables)
 
     opt.apply = apply
@@ -195,9 +210,9 @@ def guarded_step(model, step, data):
         logs = step(data)
     finally:
         _tracing.record = None
-    for name, v in state:
-        if v.dtype.is_floating:
-            checks.append((guard.code_of("variable", f"variable {name!r}"), _all_finite(v)))
+    floating = [(name, v) for name, v in state if v.dtype.is_floating]
+    for (name, _), finite in zip(floating, _finite_flags([v.read_value() for _, v in floating])):
+        checks.append((guard.code_of("variable", f"variable {name!r}"), finite))
     # Agree over the replicas: the count of replicas that found each tensor non-finite.
     flags = tf.stack([tf.cast(tf.logical_not(ok), tf.float32) for _, ok in checks])
     context = tf.distribute.get_replica_context()
@@ -214,6 +229,16 @@ def guarded_step(model, step, data):
 
 
 def _restore(state, snapshot, bad):
+    if not tf.distribute.has_strategy():
+        # One replica, no strategy: restore only when the step was bad (a cond around plain
+        # assigns, not around an optimizer's apply), instead of a where-assign per variable.
+        def undo():
+            with tf.control_dependencies([v.assign(s) for (_, v), s in zip(state, snapshot)]):
+                return tf.constant(True)
+
+        tf.cond(bad, undo, lambda: tf.constant(False))
+        return
+
     def restore(distribution, bad, snapshot):
         first = distribution.experimental_local_results
         for (_, v), s in zip(state, snapshot):
