@@ -138,24 +138,18 @@ def _state(model):
     return out
 
 
-def _all_finite(t):
-    t = tf.convert_to_tensor(t)
-    if not t.dtype.is_floating:
-        return tf.constant(True)
-    return tf.reduce_all(tf.math.is_finite(t))
-
-
 @tf.function(jit_compile=True, autograph=False)
 def _finite_flags_fused(tensors):
-    return [tf.reduce_all(tf.math.is_finite(t)) for t in tensors]
+    return tf.stack([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
 
 
 def _finite_flags(tensors):
-    """``[all finite]`` of each floating tensor, as one XLA-compiled call: two small ops a
-    tensor (is_finite, reduce_all) would cost a dispatch each in a step that is not compiled."""
+    """bool ``[len(tensors)]``: whether each floating tensor is all finite, as one
+    XLA-compiled call (two small ops a tensor would cost a dispatch each in a step that is
+    not compiled)."""
     tensors = [tf.convert_to_tensor(t) for t in tensors]
     if not tensors:
-        return []
+        return tf.zeros([0], tf.bool)
     return _finite_flags_fused(tensors)
 
 
@@ -174,8 +168,7 @@ def _record_gradients(opt):
             pairs = [(getattr(v, "path", None) or getattr(v, "name", "?"),
                       g.values if isinstance(g, tf.IndexedSlices) else g)
                      for g, v in zip(grads, variables) if g is not None]
-            for (path, _), finite in zip(pairs, _finite_flags([g for _, g in pairs])):
-                record(path, finite)
+            record([path for path, _ in pairs], _finite_flags([g for _, g in pairs]))
         return original(grads, trainable_variables)
 
     opt.apply = apply
@@ -186,11 +179,12 @@ def guarded_step(model, step, data):
     with tf.init_scope():    # made by fit already; here only for a step traced without it
         guard = guard_of(model)
     x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-    checks = []   # (code, finite) in order: inputs, gradients, variables
-    for i, t in enumerate(tf.nest.flatten(x)):
-        if t is not None and tf.convert_to_tensor(t).dtype.is_floating:
-            checks.append((guard.code_of("input", "input" if i == 0 and len(tf.nest.flatten(x)) == 1
-                                         else f"input {i}"), _all_finite(t)))
+    checks = []   # ([codes], bool [n] finite) in order: inputs, gradients, variables
+    inputs = [(i, t) for i, t in enumerate(tf.nest.flatten(x))
+              if t is not None and tf.convert_to_tensor(t).dtype.is_floating]
+    single = len(tf.nest.flatten(x)) == 1
+    checks.append(([guard.code_of("input", "input" if single else f"input {i}")
+                    for i, _ in inputs], _finite_flags([t for _, t in inputs])))
     # Keras builds an optimizer inside its first apply; build it first, or its slots
     # would be born during the step and escape the snapshot.
     opt = getattr(model, "optimizer", None)
@@ -199,8 +193,9 @@ def guarded_step(model, step, data):
     state = _state(model)
     snapshot = [tf.identity(v) for _, v in state]
 
-    def record_gradient(path, finite):
-        checks.append((guard.code_of("gradient", f"the gradient of {path!r}"), finite))
+    def record_gradient(paths, finite):
+        checks.append(([guard.code_of("gradient", f"the gradient of {path!r}") for path in paths],
+                       finite))
 
     for opt in _optimizers(model):
         if not isinstance(opt, keras.optimizers.LossScaleOptimizer):
@@ -211,15 +206,15 @@ def guarded_step(model, step, data):
     finally:
         _tracing.record = None
     floating = [(name, v) for name, v in state if v.dtype.is_floating]
-    for (name, _), finite in zip(floating, _finite_flags([v.read_value() for _, v in floating])):
-        checks.append((guard.code_of("variable", f"variable {name!r}"), finite))
+    checks.append(([guard.code_of("variable", f"variable {name!r}") for name, _ in floating],
+                   _finite_flags([v.read_value() for _, v in floating])))
     # Agree over the replicas: the count of replicas that found each tensor non-finite.
-    flags = tf.stack([tf.cast(tf.logical_not(ok), tf.float32) for _, ok in checks])
+    flags = tf.cast(tf.logical_not(tf.concat([ok for _, ok in checks], 0)), tf.float32)
     context = tf.distribute.get_replica_context()
     if context is not None:
         flags = context.all_reduce(tf.distribute.ReduceOp.SUM, flags)
-    codes = tf.constant([c for c, _ in checks], tf.float32)
-    first = tf.reduce_sum(tf.one_hot(tf.argmax(tf.cast(flags > 0, tf.int32)), len(checks)) * codes)
+    codes = tf.constant([c for cs, _ in checks for c in cs], tf.float32)
+    first = tf.gather(codes, tf.argmax(tf.cast(flags > 0, tf.int32)))
     previous = tf.identity(guard.code)
     bad_now = tf.reduce_any(flags > 0)
     bad = tf.logical_or(bad_now, previous > 0)
