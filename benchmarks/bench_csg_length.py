@@ -166,11 +166,12 @@ def strip_models(output_dir):
         path = os.path.join(output_dir, name)
         if not os.path.exists(path):
             continue
+        if getattr(keras.saving.load_model(path), "optimizer", None) is None:
+            continue   # stripped already (re-saving would only change the zip's timestamps)
         model = keras.saving.load_model(path, compile=False)
-        if getattr(model, "optimizer", None) is None:
-            tmp = path + ".tmp.keras"
-            model.save(tmp)
-            os.replace(tmp, path)
+        tmp = path + ".tmp.keras"
+        model.save(tmp)
+        os.replace(tmp, path)
     for name in ("gate_at_resume.npy",):
         if os.path.exists(os.path.join(output_dir, name)):
             os.remove(os.path.join(output_dir, name))
