@@ -217,6 +217,7 @@ CASES = [
     ("CSGSchedule.warmup", lambda m: models.CSGSchedule(warmup=-1), ValueError, "warmup"),
     ("build_explainer.target_layer", lambda m: models.build_explainer(m, "no_such_layer"),
      ValueError, "no_such_layer"),
+    ("guard.protect.model", lambda m: models.guard.protect(object()), TypeError, "model"),
     ("find_layer.name", lambda m: models.find_layer(m, "no_such_layer"), ValueError,
      "no_such_layer"),
     ("logits_model.logits_layer", lambda m: models.logits_model(m, "no_such_layer"),

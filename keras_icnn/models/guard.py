@@ -312,6 +312,8 @@ def protect(model):
     Wraps the model's ``train_step`` (an instance attribute, not saved with the
     model) unless its class is guarded already.
     """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
     if not getattr(type(model), "guards_nonfinite", False) and \
             not getattr(model.train_step, "_keras_icnn_guarded", False):
         step = functools.partial(guarded_step, model, model.train_step)
