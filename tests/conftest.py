@@ -15,6 +15,13 @@ except RuntimeError:  # already initialised
     pass
 
 
+# The suite traces hundreds of tiny fits: the non-finite guard's checks as plain ops (no XLA
+# compile per trace); tests/models/test_guard.py runs the fused path users get.
+from keras_icnn.models import guard as _guard  # noqa: E402
+
+_guard.FUSED_CHECKS = False
+
+
 @pytest.fixture(autouse=True)
 def _reset_policy():
     yield

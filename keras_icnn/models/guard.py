@@ -138,9 +138,17 @@ def _state(model):
     return out
 
 
-@tf.function(jit_compile=True, autograph=False)
-def _finite_flags_fused(tensors):
+# One XLA-compiled call for all the finite checks of a step: ~600 fewer small ops a step on
+# an uncompiled VGG step (1.106x -> 1.065x CPU time), for one XLA compile (~1 s) per traced
+# step. False: plain ops, no compile (the test suite, which traces hundreds of tiny fits).
+FUSED_CHECKS = True
+
+
+def _finite_flags_plain(tensors):
     return tf.stack([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
+
+
+_finite_flags_fused = tf.function(_finite_flags_plain, jit_compile=True, autograph=False)
 
 
 def _finite_flags(tensors):
@@ -150,7 +158,7 @@ def _finite_flags(tensors):
     tensors = [tf.convert_to_tensor(t) for t in tensors]
     if not tensors:
         return tf.zeros([0], tf.bool)
-    return _finite_flags_fused(tensors)
+    return (_finite_flags_fused if FUSED_CHECKS else _finite_flags_plain)(tensors)
 
 
 def _record_gradients(opt):

@@ -11,6 +11,12 @@ from keras_icnn.models.guard import NonFiniteStepError
 from tests.models.test_csg import _data, _tiny_backbone
 
 
+@pytest.fixture(autouse=True)
+def _fused_checks(monkeypatch):
+    """These tests run the guard as users get it (the rest of the suite: plain ops)."""
+    monkeypatch.setattr(guard, "FUSED_CHECKS", True)
+
+
 def _state(model):
     """Every variable of the model and of its optimizers, by identity: {id: numpy copy}."""
     return {id(v): np.array(v) for _, v in guard._state(model)}
