@@ -56,8 +56,8 @@ LOCAL_SEARCH_LADDER = (1, 2, 3, 5, 10, 20)    # rounds (5 pixels each)
 BLACK_BOX_IMAGES = 300
 DATA = dict(num_classes=10, image_size=64, synthetic_config="hard", test_start=1200)
 POOL = 9000  # FGSM succeeds on ~47% here: 9000 images give ~420 successes per class
-CW_POOL = 3500  # CW succeeds on ~100%: the pool's first 3500 (~350 per class) are enough; CW
-# at 50 iterations is the cost centre (~2 min per 1000 images on 2 cores)
+CHUNK = 500  # each attack runs on the pool in chunks until every class has enough successes
+# (CW at 50 iterations is the cost centre: ~0.15 s per image on 2 cores)
 
 
 def load():
@@ -68,10 +68,23 @@ def load():
 
 
 def save(state):
-    tmp = RESULTS + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(state, f, indent=1)
-    os.replace(tmp, RESULTS)
+    """Write ``state`` with the pairs other processes saved meanwhile merged in (one process
+    per pair can run at once: ``--pairs`` a single directory each); under a file lock."""
+    import fcntl
+
+    with open(RESULTS + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(RESULTS):
+            with open(RESULTS) as f:
+                disk = json.load(f)
+            for key, entry in disk["pairs"].items():
+                mine = state["pairs"].setdefault(key, {})
+                for part, value in entry.items():
+                    mine.setdefault(part, value)
+        tmp = RESULTS + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(state, f, indent=1)
+        os.replace(tmp, RESULTS)
 
 
 def images_of(split, n, seed, start=0):
@@ -95,36 +108,76 @@ def choose_cw_c(model, images, labels, targets):
     return best, {str(c): r for c, r in rates.items()}
 
 
-def attack_and_detect(model, name, pool, labels, targets, val, seed):
-    """Every attack on the pool, both feature sites, success-only and all-attacked."""
+def attack_until_enough(attack, pool, labels, targets, need, prefix):
+    """Attack the pool in chunks of ``CHUNK`` until every class has ``need`` successful
+    attacks (and at least the first ``prefix`` images, the all-attacked set, are attacked):
+    ``(adversarial [n], succeeded [n])`` for the pool's first n images."""
+    advs, wons, n = [], [], 0
+    while n < len(pool):
+        sl = slice(n, min(n + CHUNK, len(pool)))
+        adv = attack(pool[sl], labels[sl], targets[sl])
+        advs.append(adv)
+        wons.append(attack.succeeded(pool[sl], adv, labels[sl], targets[sl]))
+        n = sl.stop
+        won = np.concatenate(wons)
+        if n >= prefix and np.bincount(labels[:n][won], minlength=10).min() >= need:
+            break
+    return np.concatenate(advs), np.concatenate(wons)
+
+
+def all_attacked_prefix(labels, per_class):
+    """The shortest prefix of the pool with ``per_class`` images of every class (the same
+    images for both models, so the all-attacked comparison is paired)."""
+    counts = np.zeros(10, int)
+    for i, y in enumerate(labels):
+        counts[y] += 1
+        if counts.min() >= per_class:
+            return i + 1
+    return len(labels)
+
+
+def attack_and_detect(state, entry, model, name, pool, labels, targets, val, seed):
+    """Every attack on the pool, both feature sites, success-only and all-attacked; saves
+    after each attack and skips the attacks already in ``entry``."""
     from keras_icnn import adversarial
 
-    out = {"attacks": {}}
-    clean = {site: adversarial.conv_features(model, pool, where=site) for site in SITES}
-    c, cw_rates = choose_cw_c(model, *val)
-    out["cw_c"], out["cw_c_rates"] = c, cw_rates
-    full = (pool, labels, targets, clean)
-    for attack in ("fgsm", "pgd", "cw"):
+    out = entry.setdefault(name, {"attacks": {}})
+    if "cw_c" not in out:
         t0 = time.time()
-        pool, labels, targets, clean = full
-        if attack == "cw":
-            n = min(CW_POOL, len(pool))
-            pool, labels, targets = pool[:n], labels[:n], targets[:n]
-            clean = {site: f[:n] for site, f in clean.items()}
+        out["cw_c"], out["cw_c_rates"] = choose_cw_c(model, *val)
+        out["cw_c_seconds"] = round(time.time() - t0, 1)
+        print(f"  {name} CW c = {out['cw_c']} ({out['cw_c_rates']}, {out['cw_c_seconds']} s)",
+              flush=True)
+        save(state)
+    c = out["cw_c"]
+    clean = None
+    for attack in ("fgsm", "pgd", "cw"):
+        if attack in out["attacks"]:
+            print(f"  {name} {attack}: done, skipped")
+            continue
+        if clean is None:
+            clean = {site: adversarial.conv_features(model, pool, where=site) for site in SITES}
+        t0 = time.time()
         if attack == "fgsm":
-            adv = adversarial.fgsm(model, pool, labels, 0.031, targets=targets)
+            def run(x, y, t):
+                return adversarial.fgsm(model, x, y, 0.031, targets=t)
         elif attack == "pgd":
-            adv = adversarial.pgd(model, pool, labels, 0.031, 0.0078, 7, targets=targets,
-                                  seed=seed)
+            def run(x, y, t):
+                return adversarial.pgd(model, x, y, 0.031, 0.0078, 7, targets=t, seed=seed)
         else:
-            adv = adversarial.cw_l2(model, pool, labels, targets=targets, iterations=50, c=c)
-        won = adversarial.attack_succeeded(model, pool, adv, labels, targets)
-        feats = {site: adversarial.conv_features(model, adv, where=site) for site in SITES}
+            def run(x, y, t):
+                return adversarial.cw_l2(model, x, y, targets=t, iterations=50, c=c)
+        run.succeeded = lambda x, a, y, t: adversarial.attack_succeeded(model, x, a, y, t)
         train_n, test_n = NEED[attack]
-        row = {"success_rate": float(won.mean()), "seconds": 0.0,
-               "successes_per_class": np.bincount(labels[won], minlength=10).tolist()}
-        for variant, keep in (("success_only", won), ("all_attacked", np.ones_like(won))):
-            idx = np.flatnonzero(keep)
+        prefix = all_attacked_prefix(labels, train_n + test_n)
+        adv, won = attack_until_enough(run, pool, labels, targets, train_n + test_n, prefix)
+        n = len(adv)
+        feats = {site: adversarial.conv_features(model, adv, where=site) for site in SITES}
+        row = {"attacked": n, "success_rate": float(won.mean()),
+               "successes_per_class": np.bincount(labels[:n][won], minlength=10).tolist(),
+               "all_attacked_images": prefix}
+        for variant, idx in (("success_only", np.flatnonzero(won)),
+                             ("all_attacked", np.arange(prefix))):
             per_class = np.bincount(labels[idx], minlength=10)
             if per_class.min() < train_n + test_n:
                 row[variant] = {"skipped": f"smallest class has {per_class.min()} < "
@@ -133,10 +186,14 @@ def attack_and_detect(model, name, pool, labels, targets, val, seed):
             row[variant] = {site: adversarial.detection_error(
                 clean[site][idx], feats[site][idx], labels[idx], train_n, test_n, repeats=5,
                 seed=seed, per_image=True) for site in SITES}
+            for site in SITES:  # pool indices, so a paired bootstrap can check them
+                for draw in row[variant][site]["per_image"]:
+                    draw["index"] = idx[np.asarray(draw["index"], int)].tolist()
         row["seconds"] = round(time.time() - t0, 1)
         out["attacks"][attack] = row
-        print(f"  {name} {attack}: success {row['success_rate']:.3f} ({row['seconds']} s)",
-              flush=True)
+        save(state)
+        print(f"  {name} {attack}: {n} attacked, success {row['success_rate']:.3f} "
+              f"({row['seconds']} s)", flush=True)
     return out
 
 
@@ -190,42 +247,51 @@ def black_box(models, images, labels, val_images, val_labels, seed):
     return out
 
 
-def run_pair(state, pair_dir, quick=False):
+def load_pair(pair_dir):
     import keras
 
-    from keras_icnn import adversarial
-
     key = os.path.basename(pair_dir.rstrip("/"))
-    entry = state["pairs"].setdefault(key, {})
-    seed = int(key.rsplit("seed", 1)[1])
     models = {"STD": keras.saving.load_model(os.path.join(pair_dir, "baseline.keras")),
               "CSG": keras.saving.load_model(os.path.join(pair_dir, "csg.keras"))}
+    return key, int(key.rsplit("seed", 1)[1]), models
+
+
+def run_detection(state, pair_dir, quick=False):
+    from keras_icnn import adversarial
+
+    key, seed, models = load_pair(pair_dir)
+    entry = state["pairs"].setdefault(key, {})
     n_pool = 600 if quick else POOL
     pool, labels = images_of("test", n_pool, seed, start=DATA["test_start"])
     val_images, val_labels = images_of("validation", 200, seed)
     targets = adversarial.random_targets(labels, DATA["num_classes"], seed)
     val_targets = adversarial.random_targets(val_labels, DATA["num_classes"], seed + 1)
     for name, model in models.items():
-        if name in entry:
-            print(f"== {key} {name}: done, skipped")
-            continue
-        print(f"== {key} {name}: attacks on {len(pool)} pool images", flush=True)
-        entry[name] = attack_and_detect(model, name, pool, labels, targets,
-                                        (val_images, val_labels, val_targets), seed)
-        save(state)
-    if "black_box" not in entry:
-        test, test_labels = images_of("test", 1200 if not quick else 200, seed)
-        entry["black_box"] = black_box(models, test, test_labels, val_images, val_labels, seed)
-        save(state)
+        print(f"== {key} {name}: attacks on a pool of up to {len(pool)} images", flush=True)
+        attack_and_detect(state, entry, model, name, pool, labels, targets,
+                          (val_images, val_labels, val_targets), seed)
+
+
+def run_black_box(state, pair_dir, quick=False):
+    key, seed, models = load_pair(pair_dir)
+    entry = state["pairs"].setdefault(key, {})
+    if "black_box" in entry:
+        print(f"== {key} black box: done, skipped")
+        return
+    print(f"== {key} black box", flush=True)
+    val_images, val_labels = images_of("validation", 200, seed)
+    test, test_labels = images_of("test", 1200 if not quick else 200, seed)
+    entry["black_box"] = black_box(models, test, test_labels, val_images, val_labels, seed)
+    save(state)
 
 
 def _bootstrap_difference(ea, eb, paired, repeats=1000, seed=0):
     """95% bootstrap interval of mean(ea) - mean(eb) over test images: paired when both
-    detectors were tested on the same images (all-attacked: the same pool indices), else
+    detectors were tested on the same pool images (all-attacked: the same prefix), else
     each model's images resampled on their own (success-only keeps different images)."""
     from keras_icnn.metrics import stats
 
-    if paired and len(ea) == len(eb):
+    if paired:
         return stats.bootstrap_interval(lambda i: ea[i].mean() - eb[i].mean(), len(ea),
                                         repeats=repeats, seed=seed)
     rng = np.random.default_rng(seed)
@@ -262,7 +328,7 @@ def summary(state):
                           + np.array(a["adversarial_wrong"], float)) / 2
                     eb = (np.array(b["clean_wrong"], float)
                           + np.array(b["adversarial_wrong"], float)) / 2
-                    r = _bootstrap_difference(ea, eb, paired=variant == "all_attacked")
+                    r = _bootstrap_difference(ea, eb, paired=a["index"] == b["index"])
                     boots.append(f"{100 * r['low']:+.2f}..{100 * r['high']:+.2f}")
                 if not diffs:
                     continue
@@ -312,8 +378,11 @@ def main():
         args.pairs = pair
     state = load()
     if not args.summary:
-        for pair in sorted(glob.glob(args.pairs)):
-            run_pair(state, pair, args.quick)
+        pairs = sorted(glob.glob(args.pairs))
+        for pair in pairs:  # detection on every pair first: it is what needs 3 pairs
+            run_detection(state, pair, args.quick)
+        for pair in pairs:
+            run_black_box(state, pair, args.quick)
     print(summary(state))
 
 
