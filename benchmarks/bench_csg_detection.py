@@ -353,6 +353,50 @@ def summary(state):
     return "\n".join(lines)
 
 
+def _outcomes(m):
+    """Paired outcome arrays with McNemar's counts ``m`` (to pool pairs' discordant images)."""
+    order = (("a_only", 1, 0), ("b_only", 0, 1), ("both", 1, 1), ("neither", 0, 0))
+    a = np.concatenate([np.full(m[k], x, bool) for k, x, _ in order])
+    b = np.concatenate([np.full(m[k], y, bool) for k, _, y in order])
+    return a, b
+
+
+def headline(state, site="block", variant="success_only"):
+    """The figures ``make bench`` shows: per detection attack the STD and CSG error (mean
+    over pairs) and the 95% t interval of STD − CSG over pairs; per black-box attack both
+    success rates pooled over the pairs' images and an exact McNemar test on the pooled
+    paired outcomes. Only pairs that finished a part count; ``pairs`` says how many."""
+    from keras_icnn.metrics import stats
+
+    out = {"detection": {}, "black_box": {}, "site": site, "variant": variant}
+    for attack in ("fgsm", "pgd", "cw"):
+        std, csg = [], []
+        for entry in state["pairs"].values():
+            try:
+                s = entry["STD"]["attacks"][attack][variant][site]["mean"]
+                c = entry["CSG"]["attacks"][attack][variant][site]["mean"]
+            except (KeyError, TypeError):
+                continue
+            std.append(s)
+            csg.append(c)
+        if std:
+            diff = np.subtract(std, csg)
+            out["detection"][attack] = {
+                "pairs": len(std), "std": float(np.mean(std)), "csg": float(np.mean(csg)),
+                "difference": stats.t_interval(diff) if len(diff) >= 2 else None}
+    for kind in ("one_pixel", "local_search"):
+        rows = [e["black_box"][kind] for e in state["pairs"].values() if "black_box" in e]
+        if not rows:
+            continue
+        a, b = map(np.concatenate, zip(*(_outcomes(r["mcnemar"]) for r in rows)))
+        out["black_box"][kind] = {"pairs": len(rows), "images": int(len(a)),
+                                  "budgets": [r["budget"] for r in rows],
+                                  "std": stats.wilson_interval(int(a.sum()), len(a)),
+                                  "csg": stats.wilson_interval(int(b.sum()), len(b)),
+                                  "mcnemar": stats.mcnemar_exact(a, b)}
+    return out
+
+
 def main():
     global RESULTS, BLACK_BOX_IMAGES, NEED
     p = argparse.ArgumentParser(description=__doc__,
@@ -383,7 +427,11 @@ def main():
             run_detection(state, pair, args.quick)
         for pair in pairs:
             run_black_box(state, pair, args.quick)
-    print(summary(state))
+    table = summary(state)
+    if not args.quick:
+        with open(os.path.splitext(RESULTS)[0] + ".md", "w") as f:
+            f.write("`python benchmarks/bench_csg_detection.py`\n\n" + table + "\n")
+    print(table)
 
 
 if __name__ == "__main__":
