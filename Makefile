@@ -34,4 +34,5 @@ bench-data: install
 	$(PYTHON) benchmarks/bench_data.py
 
 preview: install
+	mkdir -p $(DEMO_DIR)
 	$(PYTHON) -m keras_icnn.data.synthetic_parts --preview $(DEMO_DIR)/preview.png

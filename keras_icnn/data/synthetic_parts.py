@@ -36,6 +36,7 @@ Preview: ``python -m keras_icnn.data.synthetic_parts --preview out.png``.
 """
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -597,17 +598,19 @@ PART_COLORS = np.array([[1.0, 0.1, 0.1], [0.1, 0.5, 1.0], [0.1, 0.9, 0.2], [1.0,
 
 
 def save_preview(path, examples, columns=8, title=None):
-    """Write a grid: each example twice, as rendered and with part masks + landmarks."""
+    """Write a grid: each example twice, as rendered and with part masks + landmarks (the
+    directory of ``path`` is created; no matplotlib backend is selected: a plain
+    ``matplotlib.figure.Figure`` needs none)."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
+        from matplotlib.lines import Line2D
+        from matplotlib.patches import Rectangle
     except ImportError as err:  # pragma: no cover - depends on the extra
         raise ImportError("The preview needs matplotlib: pip install 'keras_icnn[viz]'") from err
     n = len(examples["image"])
     rows = int(np.ceil(n / columns))
-    fig, axes = plt.subplots(2 * rows, columns, figsize=(1.6 * columns, 3.3 * rows), squeeze=False)
+    fig = Figure(figsize=(1.6 * columns, 3.3 * rows))
+    axes = fig.subplots(2 * rows, columns, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for i in range(n):
@@ -628,16 +631,16 @@ def save_preview(path, examples, columns=8, title=None):
                         color=PART_COLORS[k], linestyle="none")
         b = examples["bbox"][i]
         if b[2] > b[0]:
-            ax.add_patch(plt.Rectangle((b[0] - 0.5, b[1] - 0.5), b[2] - b[0], b[3] - b[1],
+            ax.add_patch(Rectangle((b[0] - 0.5, b[1] - 0.5), b[2] - b[0], b[3] - b[1],
                                        fill=False, edgecolor="white", linewidth=0.8))
-    handles = [plt.Line2D([], [], marker="s", color=PART_COLORS[k], linestyle="none",
+    handles = [Line2D([], [], marker="s", color=PART_COLORS[k], linestyle="none",
                           label=name) for k, name in enumerate(PART_NAMES)]
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.03, 1, 0.97))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

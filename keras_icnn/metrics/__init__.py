@@ -1,4 +1,5 @@
-"""Interpretability metrics: plain functions over arrays, plus model-level wrappers."""
+"""Interpretability metrics: plain functions over arrays, plus model-level wrappers
+(``stats`` and ``streaming`` are imported on first use)."""
 
 from keras_icnn.metrics.interpretability import (
     filter_thresholds, l1_density, location_instability, location_instability_multi,
@@ -11,6 +12,9 @@ from keras_icnn.metrics.model_eval import (
     collect_responses, default_layer, evaluate_interpretability, filter_classes_by_activation,
     part_contributions)
 from keras_icnn.receptive_field import AxisField, ReceptiveField, receptive_field
+from keras_icnn import _lazy
+
+__getattr__, __dir__ = _lazy.submodules(__name__, ("stats", "streaming"))
 
 __all__ = [
     "filter_thresholds", "l1_density", "location_instability", "location_instability_multi",

@@ -152,10 +152,14 @@ def test_tfds_build_and_load_offline(tmp_path, monkeypatch):
     assert [g[1:] for g in got] == [w[1:] for w in want]
 
 
-def test_preview_writes_png(tmp_path):
-    out = tmp_path / "preview.png"
+def test_preview_writes_png_into_a_new_directory_without_choosing_a_backend(tmp_path):
+    import matplotlib
+
+    backend = matplotlib.get_backend()
+    out = tmp_path / "not" / "yet" / "preview.png"  # `make preview` on a fresh clone
     synthetic_parts.main(["--preview", str(out), "--n", "4"])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert matplotlib.get_backend() == backend
 
 
 # ---------------------------------------------------------------- difficulty knobs (hard data)
