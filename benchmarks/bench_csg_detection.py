@@ -385,7 +385,8 @@ def headline(state, site="block", variant="success_only"):
                 "pairs": len(std), "std": float(np.mean(std)), "csg": float(np.mean(csg)),
                 "difference": stats.t_interval(diff) if len(diff) >= 2 else None}
     for kind in ("one_pixel", "local_search"):
-        rows = [e["black_box"][kind] for e in state["pairs"].values() if "black_box" in e]
+        rows = [e["black_box"][kind] for e in state["pairs"].values()
+                if kind in e.get("black_box", {})]
         if not rows:
             continue
         a, b = map(np.concatenate, zip(*(_outcomes(r["mcnemar"]) for r in rows)))

@@ -54,3 +54,28 @@ def test_bootstrap_difference_pairs_only_the_same_images():
     assert paired["estimate"] == 0 and paired["low"] == 0 and paired["high"] == 0
     unpaired = bench._bootstrap_difference(ea, ea.copy(), paired=False, repeats=200)
     assert unpaired["estimate"] == 0 and unpaired["low"] < 0 < unpaired["high"]
+
+
+def test_headline_averages_over_pairs_and_pools_the_black_box_by_hand():
+    from scipy import stats as scipy_stats
+
+    def pair(std, csg, counts):
+        attacks = lambda e: {"fgsm": {"success_only": {"block": {"mean": e}}}}  # noqa: E731
+        return {"STD": {"attacks": attacks(std)}, "CSG": {"attacks": attacks(csg)},
+                "black_box": {"one_pixel": {"budget": 10, "mcnemar": counts}}}
+
+    counts = [dict(a_only=6, b_only=1, both=3, neither=90),
+              dict(a_only=4, b_only=2, both=0, neither=94)]
+    state = {"pairs": {"a": pair(0.05, 0.03, counts[0]), "b": pair(0.04, 0.03, counts[1]),
+                       "c": {"STD": {"attacks": {}}}}}  # unfinished: left out
+    h = bench.headline(state)
+    fgsm = h["detection"]["fgsm"]
+    assert fgsm["pairs"] == 2 and np.isclose(fgsm["std"], 0.045) and np.isclose(fgsm["csg"], 0.03)
+    half = scipy_stats.t.ppf(0.975, 1) * np.std([0.02, 0.01], ddof=1) / np.sqrt(2)
+    assert np.isclose(fgsm["difference"]["low"], 0.015 - half)
+    assert np.isclose(fgsm["difference"]["high"], 0.015 + half)
+    bb = h["black_box"]["one_pixel"]
+    # Pooled: STD fooled on 6 + 3 + 4 = 13 of 200 images, CSG on 1 + 3 + 2 = 6; discordant 10 / 3.
+    assert bb["images"] == 200 and bb["std"]["successes"] == 13 and bb["csg"]["successes"] == 6
+    assert (bb["mcnemar"]["a_only"], bb["mcnemar"]["b_only"]) == (10, 3)
+    assert np.isclose(bb["mcnemar"]["p_value"], scipy_stats.binomtest(10, 13).pvalue)
