@@ -55,7 +55,8 @@ ONE_PIXEL_LADDER = (1, 2, 5, 10, 20, 40)      # generations (population 64, 1 pi
 LOCAL_SEARCH_LADDER = (1, 2, 3, 5, 10, 20)    # rounds (5 pixels each)
 BLACK_BOX_IMAGES = 300
 DATA = dict(num_classes=10, image_size=64, synthetic_config="hard", test_start=1200)
-POOL = 9000  # FGSM succeeds on ~47% here: 9000 images give ~420 successes per class
+POOL = 40000  # FGSM's success differs by class (as low as 15% on some: 2,600 images per class
+# for 400 successes); the pool is generated chunk by chunk and only features are kept
 CHUNK = 500  # each attack runs on the pool in chunks until every class has enough successes
 # (CW at 50 iterations is the cost centre: ~0.15 s per image on 2 cores)
 
@@ -108,35 +109,66 @@ def choose_cw_c(model, images, labels, targets):
     return best, {str(c): r for c, r in rates.items()}
 
 
-def attack_until_enough(attack, pool, labels, targets, need, prefix):
-    """Attack the pool in chunks of ``CHUNK`` until every class has ``need`` successful
-    attacks (and at least the first ``prefix`` images, the all-attacked set, are attacked):
-    ``(adversarial [n], succeeded [n])`` for the pool's first n images."""
-    advs, wons, n = [], [], 0
-    while n < len(pool):
-        sl = slice(n, min(n + CHUNK, len(pool)))
-        adv = attack(pool[sl], labels[sl], targets[sl])
-        advs.append(adv)
-        wons.append(attack.succeeded(pool[sl], adv, labels[sl], targets[sl]))
-        n = sl.stop
-        won = np.concatenate(wons)
-        if n >= prefix and np.bincount(labels[:n][won], minlength=10).min() >= need:
+class Pool:
+    """The attack pool, generated chunk by chunk (never held whole): example ``i`` is test
+    example ``test_start + i`` of the models' generator and seed, its label, and a random
+    other class as target — the same whatever the chunking (the targets' shifts are drawn
+    once for the whole pool: ``adversarial.random_targets`` of the first n images)."""
+
+    def __init__(self, seed, size):
+        self.seed, self.size = int(seed), int(size)
+        self.shift = np.random.default_rng(seed).integers(1, DATA["num_classes"], size=size)
+
+    def chunk(self, start, n):
+        images, labels = images_of("test", n, self.seed, start=DATA["test_start"] + start)
+        return images, labels, (labels + self.shift[start:start + n]) % DATA["num_classes"]
+
+
+def attack_until_enough(attack, pool, need, per_class, features):
+    """Attack ``pool`` in chunks of ``CHUNK`` until every class has ``need`` successful
+    attacks and the all-attacked set (the shortest prefix with ``per_class`` images of
+    every class) is attacked, or the pool ends.
+
+    Returns a dict of the attacked images' ``label``, ``won`` and, per feature site,
+    ``clean`` and ``adversarial`` features (``features(images)`` -> {site: [n, d]})."""
+    parts = {"label": [], "won": [], "clean": [], "adversarial": []}
+    n = 0
+    while n < pool.size:
+        x, y, t = pool.chunk(n, min(CHUNK, pool.size - n))
+        adv = attack(x, y, t)
+        parts["label"].append(y)
+        parts["won"].append(attack.succeeded(x, adv, y, t))
+        parts["clean"].append(features(x))
+        parts["adversarial"].append(features(adv))
+        n += len(x)
+        labels, won = np.concatenate(parts["label"]), np.concatenate(parts["won"])
+        if (all_attacked_prefix(labels, per_class) is not None
+                and np.bincount(labels[won], minlength=10).min() >= need):
             break
-    return np.concatenate(advs), np.concatenate(wons)
+    out = {"label": np.concatenate(parts["label"]), "won": np.concatenate(parts["won"])}
+    for key in ("clean", "adversarial"):
+        out[key] = {site: np.concatenate([f[site] for f in parts[key]])
+                    for site in parts[key][0]}
+    return out
 
 
 def all_attacked_prefix(labels, per_class):
     """The shortest prefix of the pool with ``per_class`` images of every class (the same
-    images for both models, so the all-attacked comparison is paired)."""
+    images for both models, so the all-attacked comparison is paired); None if none."""
     counts = np.zeros(10, int)
     for i, y in enumerate(labels):
         counts[y] += 1
         if counts.min() >= per_class:
             return i + 1
-    return len(labels)
+    return None
 
 
-def attack_and_detect(state, entry, model, name, pool, labels, targets, val, seed):
+def _unfinished(row, pool_size):
+    """A row of an earlier run that stopped at a smaller pool without enough successes."""
+    return "skipped" in row.get("success_only", {}) and row["attacked"] < pool_size
+
+
+def attack_and_detect(state, entry, model, name, pool, val, seed):
     """Every attack on the pool, both feature sites, success-only and all-attacked; saves
     after each attack and skips the attacks already in ``entry``."""
     from keras_icnn import adversarial
@@ -150,13 +182,14 @@ def attack_and_detect(state, entry, model, name, pool, labels, targets, val, see
               flush=True)
         save(state)
     c = out["cw_c"]
-    clean = None
+
+    def features(x):
+        return {site: adversarial.conv_features(model, x, where=site) for site in SITES}
+
     for attack in ("fgsm", "pgd", "cw"):
-        if attack in out["attacks"]:
+        if attack in out["attacks"] and not _unfinished(out["attacks"][attack], pool.size):
             print(f"  {name} {attack}: done, skipped")
             continue
-        if clean is None:
-            clean = {site: adversarial.conv_features(model, pool, where=site) for site in SITES}
         t0 = time.time()
         if attack == "fgsm":
             def run(x, y, t):
@@ -169,30 +202,30 @@ def attack_and_detect(state, entry, model, name, pool, labels, targets, val, see
                 return adversarial.cw_l2(model, x, y, targets=t, iterations=50, c=c)
         run.succeeded = lambda x, a, y, t: adversarial.attack_succeeded(model, x, a, y, t)
         train_n, test_n = NEED[attack]
-        prefix = all_attacked_prefix(labels, train_n + test_n)
-        adv, won = attack_until_enough(run, pool, labels, targets, train_n + test_n, prefix)
-        n = len(adv)
-        feats = {site: adversarial.conv_features(model, adv, where=site) for site in SITES}
-        row = {"attacked": n, "success_rate": float(won.mean()),
-               "successes_per_class": np.bincount(labels[:n][won], minlength=10).tolist(),
+        got = attack_until_enough(run, pool, train_n + test_n, train_n + test_n, features)
+        labels, won = got["label"], got["won"]
+        prefix = all_attacked_prefix(labels, train_n + test_n) or len(labels)
+        row = {"attacked": len(labels), "success_rate": float(won.mean()),
+               "successes_per_class": np.bincount(labels[won], minlength=10).tolist(),
                "all_attacked_images": prefix}
         for variant, idx in (("success_only", np.flatnonzero(won)),
                              ("all_attacked", np.arange(prefix))):
             per_class = np.bincount(labels[idx], minlength=10)
             if per_class.min() < train_n + test_n:
                 row[variant] = {"skipped": f"smallest class has {per_class.min()} < "
-                                           f"{train_n} + {test_n} images"}
+                                           f"{train_n} + {test_n} images (pool of "
+                                           f"{len(labels)})"}
                 continue
             row[variant] = {site: adversarial.detection_error(
-                clean[site][idx], feats[site][idx], labels[idx], train_n, test_n, repeats=5,
-                seed=seed, per_image=True) for site in SITES}
+                got["clean"][site][idx], got["adversarial"][site][idx], labels[idx], train_n,
+                test_n, repeats=5, seed=seed, per_image=True) for site in SITES}
             for site in SITES:  # pool indices, so a paired bootstrap can check them
                 for draw in row[variant][site]["per_image"]:
                     draw["index"] = idx[np.asarray(draw["index"], int)].tolist()
         row["seconds"] = round(time.time() - t0, 1)
         out["attacks"][attack] = row
         save(state)
-        print(f"  {name} {attack}: {n} attacked, success {row['success_rate']:.3f} "
+        print(f"  {name} {attack}: {len(labels)} attacked, success {row['success_rate']:.3f} "
               f"({row['seconds']} s)", flush=True)
     return out
 
@@ -261,15 +294,13 @@ def run_detection(state, pair_dir, quick=False):
 
     key, seed, models = load_pair(pair_dir)
     entry = state["pairs"].setdefault(key, {})
-    n_pool = 600 if quick else POOL
-    pool, labels = images_of("test", n_pool, seed, start=DATA["test_start"])
+    pool = Pool(seed, 600 if quick else POOL)
     val_images, val_labels = images_of("validation", 200, seed)
-    targets = adversarial.random_targets(labels, DATA["num_classes"], seed)
     val_targets = adversarial.random_targets(val_labels, DATA["num_classes"], seed + 1)
     for name, model in models.items():
-        print(f"== {key} {name}: attacks on a pool of up to {len(pool)} images", flush=True)
-        attack_and_detect(state, entry, model, name, pool, labels, targets,
-                          (val_images, val_labels, val_targets), seed)
+        print(f"== {key} {name}: attacks on a pool of up to {pool.size} images", flush=True)
+        attack_and_detect(state, entry, model, name, pool, (val_images, val_labels, val_targets),
+                          seed)
 
 
 def run_black_box(state, pair_dir, quick=False):

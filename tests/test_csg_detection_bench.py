@@ -16,35 +16,59 @@ def test_all_attacked_prefix_is_the_shortest_with_enough_of_every_class():
     # Classes 3..9 first appear at index 9, then in each block of 10 after it.
     assert bench.all_attacked_prefix(labels, 1) == 20  # class 4..9 only from index 14..19
     assert bench.all_attacked_prefix(labels, 3) == 40
-    assert bench.all_attacked_prefix(labels, 9) == len(labels)  # never enough: the whole pool
+    assert bench.all_attacked_prefix(labels, 9) is None  # never enough
+
+
+class _Pool:
+    """100 images, 10 of each class; image i is the number i."""
+    size = 100
+
+    def chunk(self, start, n):
+        labels = np.arange(start, start + n) % 10
+        return np.arange(start, start + n, dtype=np.float32)[:, None], labels, labels
 
 
 def test_attack_until_enough_stops_at_the_first_chunk_with_enough_successes(monkeypatch):
     monkeypatch.setattr(bench, "CHUNK", 20)
-    labels = np.tile(np.arange(10), 10)  # 100 images, 10 of each class
-    pool = np.arange(100, dtype=np.float32)[:, None]
     calls = []
 
     def attack(x, y, t):
         calls.append(len(x))
         return x + 0.5
 
-    # Every third image succeeds: class c succeeds at pool indices i = c (mod 10), i = 0 (mod 3).
+    # Every third image succeeds.
     attack.succeeded = lambda x, a, y, t: (x[:, 0].astype(int) % 3) == 0
-    adv, won = bench.attack_until_enough(attack, pool, labels, labels, need=2, prefix=0)
+    features = lambda x: {"site": np.concatenate([x, -x], 1)}  # noqa: E731
+    got = bench.attack_until_enough(attack, _Pool(), need=2, per_class=1, features=features)
     # By hand: image i succeeds when i % 3 == 0, and is of class i % 10, so class c's
     # successes are i = x_c (mod 30) with x_c the one of c, c + 10, c + 20 divisible by 3:
     # x = 0, 21, 12, 3, 24, 15, 6, 27, 18, 9. The latest 2nd success is class 7's, at
     # 27 + 30 = 57: three chunks of 20 (60 images) are attacked, not a fourth.
-    assert len(adv) == 60 and calls == [20, 20, 20]
-    np.testing.assert_array_equal(adv[:, 0], pool[:60, 0] + 0.5)
-    np.testing.assert_array_equal(won, np.arange(60) % 3 == 0)
-    # The all-attacked prefix is always attacked, even when successes come sooner.
-    _, won = bench.attack_until_enough(attack, pool, labels, labels, need=0, prefix=50)
-    assert len(won) == 60
+    assert calls == [20, 20, 20]
+    np.testing.assert_array_equal(got["label"], np.arange(60) % 10)
+    np.testing.assert_array_equal(got["won"], np.arange(60) % 3 == 0)
+    np.testing.assert_array_equal(got["clean"]["site"][:, 1], -np.arange(60))
+    np.testing.assert_array_equal(got["adversarial"]["site"][:, 0], np.arange(60) + 0.5)
+    # The all-attacked prefix (5 of every class: 50 images) is attacked even when
+    # successes come sooner.
+    got = bench.attack_until_enough(attack, _Pool(), need=0, per_class=5, features=features)
+    assert len(got["won"]) == 60
     # A pool without enough successes (class 7's 5th would be image 147) is attacked to its end.
-    _, won = bench.attack_until_enough(attack, pool, labels, labels, need=5, prefix=0)
-    assert len(won) == 100
+    got = bench.attack_until_enough(attack, _Pool(), need=5, per_class=1, features=features)
+    assert len(got["won"]) == 100
+
+
+def test_the_pool_is_the_same_whatever_the_chunking():
+    pool = bench.Pool(seed=3, size=40)
+    whole = pool.chunk(0, 40)
+    parts = [pool.chunk(0, 15), pool.chunk(15, 25)]
+    for i in range(3):
+        np.testing.assert_array_equal(whole[i], np.concatenate([p[i] for p in parts]))
+    # The targets are adversarial.random_targets of the pool's labels: another class.
+    from keras_icnn import adversarial
+
+    np.testing.assert_array_equal(whole[2], adversarial.random_targets(whole[1], 10, seed=3))
+    assert np.all(whole[2] != whole[1])
 
 
 def test_bootstrap_difference_pairs_only_the_same_images():
