@@ -50,6 +50,7 @@ RESULTS = os.path.join(HERE, "results", "csg_detection.json")
 PAIRS = os.path.join(HERE, "results", "models", "csg_hard", "*_e90_seed*")
 NEED = {"fgsm": (300, 100), "pgd": (300, 100), "cw": (200, 100)}
 SITES = ("block", "raw_conv")
+ATTACKS = ("fgsm", "pgd", "cw")
 CW_CS = (0.1, 1.0, 10.0)
 ONE_PIXEL_LADDER = (1, 2, 5, 10, 20, 40)      # generations (population 64, 1 pixel)
 LOCAL_SEARCH_LADDER = (1, 2, 3, 5, 10, 20)    # rounds (5 pixels each)
@@ -69,8 +70,8 @@ def load():
 
 
 def save(state):
-    """Write ``state`` with the pairs other processes saved meanwhile merged in (one process
-    per pair can run at once: ``--pairs`` a single directory each); under a file lock."""
+    """Write ``state`` with what other processes saved meanwhile merged in (processes may run
+    different pairs, or different ``--attacks`` of a pair, at once); under a file lock."""
     import fcntl
 
     with open(RESULTS + ".lock", "w") as lock:
@@ -78,14 +79,21 @@ def save(state):
         if os.path.exists(RESULTS):
             with open(RESULTS) as f:
                 disk = json.load(f)
-            for key, entry in disk["pairs"].items():
-                mine = state["pairs"].setdefault(key, {})
-                for part, value in entry.items():
-                    mine.setdefault(part, value)
+            _merge(state["pairs"], disk["pairs"])
         tmp = RESULTS + ".tmp"
         with open(tmp, "w") as f:
             json.dump(state, f, indent=1)
         os.replace(tmp, RESULTS)
+
+
+def _merge(mine, other):
+    """Add to the nested dict ``mine`` what only ``other`` has (``mine`` wins elsewhere):
+    processes running different attacks of one pair each keep the others' rows."""
+    for key, value in other.items():
+        if key not in mine:
+            mine[key] = value
+        elif isinstance(mine[key], dict) and isinstance(value, dict):
+            _merge(mine[key], value)
 
 
 def images_of(split, n, seed, start=0):
@@ -124,28 +132,42 @@ class Pool:
         return images, labels, (labels + self.shift[start:start + n]) % DATA["num_classes"]
 
 
-def attack_until_enough(attack, pool, need, per_class, features):
+def attack_until_enough(attack, pool, need, per_class, features, log=None):
     """Attack ``pool`` in chunks of ``CHUNK`` until every class has ``need`` successful
     attacks and the all-attacked set (the shortest prefix with ``per_class`` images of
-    every class) is attacked, or the pool ends.
+    every class) is attacked, or the pool ends. Past that prefix only the images of classes
+    still short of successes are attacked (which images of a class are attacked does not
+    depend on the images, so the success-only set is not biased; CW's cost is per image).
 
-    Returns a dict of the attacked images' ``label``, ``won`` and, per feature site,
-    ``clean`` and ``adversarial`` features (``features(images)`` -> {site: [n, d]})."""
-    parts = {"label": [], "won": [], "clean": [], "adversarial": []}
-    n = 0
+    Returns a dict of the attacked images' pool ``index``, ``label``, ``won``, ``prefix``
+    (the all-attacked prefix length, None if never reached) and, per feature site, ``clean``
+    and ``adversarial`` features (``features(images)`` -> {site: [n, d]})."""
+    parts = {"index": [], "label": [], "won": [], "clean": [], "adversarial": []}
+    successes = np.zeros(10, int)
+    prefix, n, t0 = None, 0, time.time()
     while n < pool.size:
         x, y, t = pool.chunk(n, min(CHUNK, pool.size - n))
-        adv = attack(x, y, t)
-        parts["label"].append(y)
-        parts["won"].append(attack.succeeded(x, adv, y, t))
-        parts["clean"].append(features(x))
-        parts["adversarial"].append(features(adv))
+        index = np.arange(n, n + len(x))
         n += len(x)
-        labels, won = np.concatenate(parts["label"]), np.concatenate(parts["won"])
-        if (all_attacked_prefix(labels, per_class) is not None
-                and np.bincount(labels[won], minlength=10).min() >= need):
+        keep = successes[y] < need
+        if prefix is None:  # every image so far was attacked: the pool's first n labels
+            prefix = all_attacked_prefix(np.concatenate(parts["label"] + [y]), per_class)
+            keep |= index < (prefix or n)
+        if keep.any():
+            x, y, t, index = x[keep], y[keep], t[keep], index[keep]
+            adv = attack(x, y, t)
+            won = np.asarray(attack.succeeded(x, adv, y, t), bool)
+            successes += np.bincount(y[won], minlength=10)
+            for key, value in (("index", index), ("label", y), ("won", won),
+                               ("clean", features(x)), ("adversarial", features(adv))):
+                parts[key].append(value)
+        if log:
+            log(f"{n} of the pool seen, {sum(map(len, parts['index']))} attacked, fewest "
+                f"successes {successes.min()} / {need} ({time.time() - t0:.0f} s)")
+        if prefix is not None and successes.min() >= need:
             break
-    out = {"label": np.concatenate(parts["label"]), "won": np.concatenate(parts["won"])}
+    out = {key: np.concatenate(parts[key]) for key in ("index", "label", "won")}
+    out["prefix"] = prefix
     for key in ("clean", "adversarial"):
         out[key] = {site: np.concatenate([f[site] for f in parts[key]])
                     for site in parts[key][0]}
@@ -165,11 +187,12 @@ def all_attacked_prefix(labels, per_class):
 
 def _unfinished(row, pool_size):
     """A row of an earlier run that stopped at a smaller pool without enough successes."""
-    return "skipped" in row.get("success_only", {}) and row["attacked"] < pool_size
+    return ("skipped" in row.get("success_only", {})
+            and row.get("pool_seen", row["attacked"]) < pool_size)
 
 
-def attack_and_detect(state, entry, model, name, pool, val, seed):
-    """Every attack on the pool, both feature sites, success-only and all-attacked; saves
+def attack_and_detect(state, entry, model, name, pool, val, seed, attacks=ATTACKS):
+    """``attacks`` on the pool, both feature sites, success-only and all-attacked; saves
     after each attack and skips the attacks already in ``entry``."""
     from keras_icnn import adversarial
 
@@ -186,7 +209,7 @@ def attack_and_detect(state, entry, model, name, pool, val, seed):
     def features(x):
         return {site: adversarial.conv_features(model, x, where=site) for site in SITES}
 
-    for attack in ("fgsm", "pgd", "cw"):
+    for attack in attacks:
         if attack in out["attacks"] and not _unfinished(out["attacks"][attack], pool.size):
             print(f"  {name} {attack}: done, skipped")
             continue
@@ -202,12 +225,14 @@ def attack_and_detect(state, entry, model, name, pool, val, seed):
                 return adversarial.cw_l2(model, x, y, targets=t, iterations=50, c=c)
         run.succeeded = lambda x, a, y, t: adversarial.attack_succeeded(model, x, a, y, t)
         train_n, test_n = NEED[attack]
-        got = attack_until_enough(run, pool, train_n + test_n, train_n + test_n, features)
+        got = attack_until_enough(run, pool, train_n + test_n, train_n + test_n, features,
+                                  log=lambda m: print(f"    {name} {attack}: {m}", flush=True))
         labels, won = got["label"], got["won"]
-        prefix = all_attacked_prefix(labels, train_n + test_n) or len(labels)
+        prefix = got["prefix"] or len(labels)  # the prefix is attacked whole: its first rows
         row = {"attacked": len(labels), "success_rate": float(won.mean()),
+               "success_rate_on_prefix": float(won[:prefix].mean()),
                "successes_per_class": np.bincount(labels[won], minlength=10).tolist(),
-               "all_attacked_images": prefix}
+               "all_attacked_images": prefix, "pool_seen": int(got["index"][-1]) + 1}
         for variant, idx in (("success_only", np.flatnonzero(won)),
                              ("all_attacked", np.arange(prefix))):
             per_class = np.bincount(labels[idx], minlength=10)
@@ -221,7 +246,7 @@ def attack_and_detect(state, entry, model, name, pool, val, seed):
                 test_n, repeats=5, seed=seed, per_image=True) for site in SITES}
             for site in SITES:  # pool indices, so a paired bootstrap can check them
                 for draw in row[variant][site]["per_image"]:
-                    draw["index"] = idx[np.asarray(draw["index"], int)].tolist()
+                    draw["index"] = got["index"][idx[np.asarray(draw["index"], int)]].tolist()
         row["seconds"] = round(time.time() - t0, 1)
         out["attacks"][attack] = row
         save(state)
@@ -289,7 +314,9 @@ def load_pair(pair_dir):
     return key, int(key.rsplit("seed", 1)[1]), models
 
 
-def run_detection(state, pair_dir, quick=False):
+def run_detection(state, pair_dir, quick=False, attacks=ATTACKS):
+    """Each attack on both models of the pair before the next attack (so an interrupted run
+    leaves whole STD/CSG comparisons)."""
     from keras_icnn import adversarial
 
     key, seed, models = load_pair(pair_dir)
@@ -297,10 +324,11 @@ def run_detection(state, pair_dir, quick=False):
     pool = Pool(seed, 600 if quick else POOL)
     val_images, val_labels = images_of("validation", 200, seed)
     val_targets = adversarial.random_targets(val_labels, DATA["num_classes"], seed + 1)
-    for name, model in models.items():
-        print(f"== {key} {name}: attacks on a pool of up to {pool.size} images", flush=True)
-        attack_and_detect(state, entry, model, name, pool, (val_images, val_labels, val_targets),
-                          seed)
+    for attack in attacks:
+        for name, model in models.items():
+            print(f"== {key} {name} {attack}: on a pool of up to {pool.size} images", flush=True)
+            attack_and_detect(state, entry, model, name, pool,
+                              (val_images, val_labels, val_targets), seed, [attack])
 
 
 def run_black_box(state, pair_dir, quick=False):
@@ -438,6 +466,10 @@ def main():
     p.add_argument("--quick", action="store_true",
                    help="train a tiny pair into --work_dir and run a small protocol on it")
     p.add_argument("--work_dir", default="/tmp/keras_icnn_csg_detection")
+    p.add_argument("--attacks", default=",".join(ATTACKS),
+                   help="comma-separated detection attacks to run (of fgsm,pgd,cw)")
+    p.add_argument("--black_box", default=True, action=argparse.BooleanOptionalAction,
+                   help="run the black-box part after detection")
     args = p.parse_args()
     if args.quick:
         import bench_csg_hard
@@ -455,9 +487,13 @@ def main():
     state = load()
     if not args.summary:
         pairs = sorted(glob.glob(args.pairs))
+        attacks = [a for a in args.attacks.split(",") if a]
+        unknown = sorted(set(attacks) - set(ATTACKS))
+        if unknown:
+            p.error(f"--attacks: unknown {unknown}; expected some of {list(ATTACKS)}")
         for pair in pairs:  # detection on every pair first: it is what needs 3 pairs
-            run_detection(state, pair, args.quick)
-        for pair in pairs:
+            run_detection(state, pair, args.quick, attacks)
+        for pair in pairs if args.black_box else ():
             run_black_box(state, pair, args.quick)
     table = summary(state)
     if not args.quick:

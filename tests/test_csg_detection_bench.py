@@ -28,7 +28,7 @@ class _Pool:
         return np.arange(start, start + n, dtype=np.float32)[:, None], labels, labels
 
 
-def test_attack_until_enough_stops_at_the_first_chunk_with_enough_successes(monkeypatch):
+def test_attack_until_enough_attacks_only_short_classes_past_the_prefix(monkeypatch):
     monkeypatch.setattr(bench, "CHUNK", 20)
     calls = []
 
@@ -40,20 +40,30 @@ def test_attack_until_enough_stops_at_the_first_chunk_with_enough_successes(monk
     attack.succeeded = lambda x, a, y, t: (x[:, 0].astype(int) % 3) == 0
     features = lambda x: {"site": np.concatenate([x, -x], 1)}  # noqa: E731
     got = bench.attack_until_enough(attack, _Pool(), need=2, per_class=1, features=features)
-    # By hand: image i succeeds when i % 3 == 0, and is of class i % 10, so class c's
-    # successes are i = x_c (mod 30) with x_c the one of c, c + 10, c + 20 divisible by 3:
-    # x = 0, 21, 12, 3, 24, 15, 6, 27, 18, 9. The latest 2nd success is class 7's, at
-    # 27 + 30 = 57: three chunks of 20 (60 images) are attacked, not a fourth.
-    assert calls == [20, 20, 20]
-    np.testing.assert_array_equal(got["label"], np.arange(60) % 10)
-    np.testing.assert_array_equal(got["won"], np.arange(60) % 3 == 0)
-    np.testing.assert_array_equal(got["clean"]["site"][:, 1], -np.arange(60))
-    np.testing.assert_array_equal(got["adversarial"]["site"][:, 0], np.arange(60) + 0.5)
-    # The all-attacked prefix (5 of every class: 50 images) is attacked even when
-    # successes come sooner.
+    # By hand: image i succeeds when i % 3 == 0 and is of class i % 10. After the first
+    # chunk (0..19: successes 0, 3, ..., 18) classes 0, 2, 3, 5, 6, 8, 9 have one success;
+    # the second chunk (20..39) is attacked whole (every class is short of 2) and brings
+    # 21, 24, ..., 39: classes 0, 3, 6, 9 have 2. The third chunk (40..59) is past the
+    # all-attacked prefix (1 of every class: 10 images), so only its images of the classes
+    # still short (1, 2, 4, 5, 7, 8: 12 images) are attacked; 42, 45, ..., 57 complete
+    # them, and no fourth chunk is attacked.
+    short = np.arange(40, 60)[np.isin(np.arange(40, 60) % 10, [1, 2, 4, 5, 7, 8])]
+    attacked = np.concatenate([np.arange(40), short])
+    assert calls == [20, 20, 12]
+    assert got["prefix"] == 10
+    np.testing.assert_array_equal(got["index"], attacked)
+    np.testing.assert_array_equal(got["label"], attacked % 10)
+    np.testing.assert_array_equal(got["won"], attacked % 3 == 0)
+    np.testing.assert_array_equal(got["clean"]["site"][:, 1], -attacked)
+    np.testing.assert_array_equal(got["adversarial"]["site"][:, 0], attacked + 0.5)
+    # The all-attacked prefix (5 of every class: the first 50 images) is attacked even
+    # when no successes are needed, and nothing past it.
+    calls.clear()
     got = bench.attack_until_enough(attack, _Pool(), need=0, per_class=5, features=features)
-    assert len(got["won"]) == 60
+    assert calls == [20, 20, 10] and got["prefix"] == 50
+    np.testing.assert_array_equal(got["index"], np.arange(50))
     # A pool without enough successes (class 7's 5th would be image 147) is attacked to its end.
+    # (and with at most 4 successes per class no class is ever complete: all 100 attacked).
     got = bench.attack_until_enough(attack, _Pool(), need=5, per_class=1, features=features)
     assert len(got["won"]) == 100
 
@@ -103,3 +113,12 @@ def test_headline_averages_over_pairs_and_pools_the_black_box_by_hand():
     assert bb["images"] == 200 and bb["std"]["successes"] == 13 and bb["csg"]["successes"] == 6
     assert (bb["mcnemar"]["a_only"], bb["mcnemar"]["b_only"]) == (10, 3)
     assert np.isclose(bb["mcnemar"]["p_value"], scipy_stats.binomtest(10, 13).pvalue)
+
+
+def test_merge_keeps_other_processes_rows_and_prefers_mine():
+    mine = {"p0": {"STD": {"attacks": {"cw": 1}, "cw_c": 0.1}}}
+    disk = {"p0": {"STD": {"attacks": {"fgsm": 2, "cw": 9}, "cw_c": 10.0}, "black_box": 3},
+            "p1": {"CSG": 4}}
+    bench._merge(mine, disk)
+    assert mine == {"p0": {"STD": {"attacks": {"cw": 1, "fgsm": 2}, "cw_c": 0.1},
+                           "black_box": 3}, "p1": {"CSG": 4}}
