@@ -69,31 +69,26 @@ def load():
     return {"machine": bench_common.machine(), "pairs": {}, "protocol": __doc__.split("\n\n")[1]}
 
 
-def save(state):
-    """Write ``state`` with what other processes saved meanwhile merged in (processes may run
-    different pairs, or different ``--attacks`` of a pair, at once); under a file lock."""
+def save(state, *paths):
+    """Write the parts of ``state`` at ``paths`` (key tuples under ``state``, e.g.
+    ``("pairs", "bench_e90_seed0", "STD", "attacks", "cw")``) into the results file, whose
+    other contents are kept as they are on disk: several processes (one per pair, or per
+    ``--attacks`` of a pair) write only the parts each finished, never a stale copy of the
+    others'. Under a file lock."""
     import fcntl
 
     with open(RESULTS + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.path.exists(RESULTS):
-            with open(RESULTS) as f:
-                disk = json.load(f)
-            _merge(state["pairs"], disk["pairs"])
+        disk = load()
+        for path in paths:
+            source, target = state, disk
+            for key in path[:-1]:
+                source, target = source[key], target.setdefault(key, {})
+            target[path[-1]] = source[path[-1]]
         tmp = RESULTS + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(state, f, indent=1)
+            json.dump(disk, f, indent=1)
         os.replace(tmp, RESULTS)
-
-
-def _merge(mine, other):
-    """Add to the nested dict ``mine`` what only ``other`` has (``mine`` wins elsewhere):
-    processes running different attacks of one pair each keep the others' rows."""
-    for key, value in other.items():
-        if key not in mine:
-            mine[key] = value
-        elif isinstance(mine[key], dict) and isinstance(value, dict):
-            _merge(mine[key], value)
 
 
 def images_of(split, n, seed, start=0):
@@ -191,19 +186,20 @@ def _unfinished(row, pool_size):
             and row.get("pool_seen", row["attacked"]) < pool_size)
 
 
-def attack_and_detect(state, entry, model, name, pool, val, seed, attacks=ATTACKS):
+def attack_and_detect(state, key, model, name, pool, val, seed, attacks=ATTACKS):
     """``attacks`` on the pool, both feature sites, success-only and all-attacked; saves
-    after each attack and skips the attacks already in ``entry``."""
+    after each attack and skips the attacks already in ``state``."""
     from keras_icnn import adversarial
 
-    out = entry.setdefault(name, {"attacks": {}})
+    out = state["pairs"].setdefault(key, {}).setdefault(name, {"attacks": {}})
     if "cw_c" not in out:
         t0 = time.time()
         out["cw_c"], out["cw_c_rates"] = choose_cw_c(model, *val)
         out["cw_c_seconds"] = round(time.time() - t0, 1)
         print(f"  {name} CW c = {out['cw_c']} ({out['cw_c_rates']}, {out['cw_c_seconds']} s)",
               flush=True)
-        save(state)
+        save(state, *[("pairs", key, name, part) for part in ("cw_c", "cw_c_rates",
+                                                              "cw_c_seconds")])
     c = out["cw_c"]
 
     def features(x):
@@ -249,7 +245,7 @@ def attack_and_detect(state, entry, model, name, pool, val, seed, attacks=ATTACK
                     draw["index"] = got["index"][idx[np.asarray(draw["index"], int)]].tolist()
         row["seconds"] = round(time.time() - t0, 1)
         out["attacks"][attack] = row
-        save(state)
+        save(state, ("pairs", key, name, "attacks", attack))
         print(f"  {name} {attack}: {len(labels)} attacked, success {row['success_rate']:.3f} "
               f"({row['seconds']} s)", flush=True)
     return out
@@ -320,14 +316,13 @@ def run_detection(state, pair_dir, quick=False, attacks=ATTACKS):
     from keras_icnn import adversarial
 
     key, seed, models = load_pair(pair_dir)
-    entry = state["pairs"].setdefault(key, {})
     pool = Pool(seed, 600 if quick else POOL)
     val_images, val_labels = images_of("validation", 200, seed)
     val_targets = adversarial.random_targets(val_labels, DATA["num_classes"], seed + 1)
     for attack in attacks:
         for name, model in models.items():
             print(f"== {key} {name} {attack}: on a pool of up to {pool.size} images", flush=True)
-            attack_and_detect(state, entry, model, name, pool,
+            attack_and_detect(state, key, model, name, pool,
                               (val_images, val_labels, val_targets), seed, [attack])
 
 
@@ -341,7 +336,7 @@ def run_black_box(state, pair_dir, quick=False):
     val_images, val_labels = images_of("validation", 200, seed)
     test, test_labels = images_of("test", 1200 if not quick else 200, seed)
     entry["black_box"] = black_box(models, test, test_labels, val_images, val_labels, seed)
-    save(state)
+    save(state, ("pairs", key, "black_box"))
 
 
 def _bootstrap_difference(ea, eb, paired, repeats=1000, seed=0):

@@ -115,10 +115,20 @@ def test_headline_averages_over_pairs_and_pools_the_black_box_by_hand():
     assert np.isclose(bb["mcnemar"]["p_value"], scipy_stats.binomtest(10, 13).pvalue)
 
 
-def test_merge_keeps_other_processes_rows_and_prefers_mine():
-    mine = {"p0": {"STD": {"attacks": {"cw": 1}, "cw_c": 0.1}}}
-    disk = {"p0": {"STD": {"attacks": {"fgsm": 2, "cw": 9}, "cw_c": 10.0}, "black_box": 3},
-            "p1": {"CSG": 4}}
-    bench._merge(mine, disk)
-    assert mine == {"p0": {"STD": {"attacks": {"cw": 1, "fgsm": 2}, "cw_c": 0.1},
-                           "black_box": 3}, "p1": {"CSG": 4}}
+def test_save_writes_only_its_parts_and_keeps_the_others_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "RESULTS", str(tmp_path / "r.json"))
+    # Two processes loaded the file when both pairs' fgsm rows were stale (1).
+    a, b = bench.load(), bench.load()
+    for state in (a, b):
+        state["pairs"] = {"p0": {"STD": {"attacks": {"fgsm": 1}}},
+                          "p1": {"STD": {"attacks": {"fgsm": 1}}}}
+    bench.save(a, ("pairs", "p0"), ("pairs", "p1"))
+    a["pairs"]["p0"]["STD"]["attacks"]["fgsm"] = 2      # process a redoes p0's fgsm
+    bench.save(a, ("pairs", "p0", "STD", "attacks", "fgsm"))
+    b["pairs"]["p1"]["STD"]["attacks"]["cw"] = 3        # process b finishes p1's cw
+    b["pairs"]["p1"]["black_box"] = 4
+    bench.save(b, ("pairs", "p1", "STD", "attacks", "cw"), ("pairs", "p1", "black_box"))
+    # b's stale copy of p0 did not overwrite a's new row.
+    assert bench.load()["pairs"] == {"p0": {"STD": {"attacks": {"fgsm": 2}}},
+                                     "p1": {"STD": {"attacks": {"fgsm": 1, "cw": 3}},
+                                            "black_box": 4}}
