@@ -12,6 +12,12 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=["keras_icnn", "keras_icnn.*"]),
+    # The commands' launcher: sets TensorFlow's log level before keras_icnn imports it.
+    py_modules=["keras_icnn_cli"],
+    entry_points={"console_scripts": [
+        f"keras-icnn-{name.replace('_', '-')}=keras_icnn_cli:{name}"
+        for name in ("train_icnn", "train_csg", "train_explainer", "evaluate",
+                     "detect_adversarial", "export")]},
     # Keras 3.15, the version the code runs and is tested with, needs Python 3.11.
     python_requires=">=3.11",
     # Everything a default command path imports. Optional: matplotlib (pictures; evaluate.py

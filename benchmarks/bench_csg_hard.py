@@ -7,7 +7,7 @@ that share parts and colours, a colour cast per image, two isolated parts of
 other categories, more occlusion) was fixed before any CSG run on STD-only
 criteria (validation split, ``benchmarks/calibrate_synthetic.py``). This script
 trains the CSG ResNet-20 and its STD baseline with ``train_csg.py``'s recipe
-(defaults but ``--lr_schedule=cosine``, as in the calibration: with a constant
+(defaults but ``--learning_rate_schedule=cosine``, as in the calibration: with a constant
 rate the last epoch's accuracy on this data swings by ±5 points from epoch to
 epoch; and ``--density=0.1``, CSG Table 1's L1-density for 10 classes, chosen
 before any CSG run on this data; the bench's sizes: 3000 training images, 30
@@ -55,12 +55,12 @@ def train_pair(seed, work, quick=False, verbose=2, **overrides):
     config = recipes.CSGConfig(
         num_classes=pick["num_classes"], synthetic_config="hard", num_train=pick["num_train"],
         num_test=pick["num_test"], epochs=pick["epochs"],
-        lr_schedule="cosine", density=1.0 / pick["num_classes"], train_baseline=True, seed=seed,
+        learning_rate_schedule="cosine", density=1.0 / pick["num_classes"], train_baseline=True, seed=seed,
         output_dir=os.path.join(work, f"csg_hard_seed{seed}"), verbose=verbose, **settings)
     r = recipes.run_csg_experiment(config)
     return pair_row(seed, r, r["seconds"], config.output_dir, {k: getattr(config, k) for k in (
         "num_classes", "synthetic_config", "num_train", "num_test", "epochs", "warmup",
-        "density", "lr", "csg_lr", "gate_lr", "lr_schedule", "std_in_csg", "batch_size",
+        "density", "learning_rate", "csg_learning_rate", "gate_learning_rate", "learning_rate_schedule", "std_in_csg", "batch_size",
         "backbone")})
 
 

@@ -65,7 +65,7 @@ HARD = dict(num_classes=10, synthetic_config="hard", num_train=3000, num_val=600
             num_test=1200, density=0.1)
 DEFAULT_DATA = dict(num_classes=6, num_train=3000, num_val=600, num_test=1200)
 VARIANTS = {
-    "bench": dict(warmup=3, std_in_csg=True, lr_schedule="cosine"),
+    "bench": dict(warmup=3, std_in_csg=True, learning_rate_schedule="cosine"),
     "paper": dict(recipe="paper"),
     "paper_density_0.2": dict(recipe="paper", density=0.2),
     "paper_gate_own": dict(recipe="paper", gate_optimizer="own"),
@@ -143,8 +143,8 @@ def run(state, key, data, settings, epochs, seed, output_dir, baseline):
            "csg_steps": phases.count("csg") * steps, "seconds": r["seconds"],
            "l1_density": r["l1_density"], "output_dir": os.path.relpath(output_dir, HERE),
            "settings": {k: getattr(config, k) for k in (
-               "recipe", "optimizer", "momentum", "nesterov", "weight_decay", "lr", "csg_lr",
-               "gate_optimizer", "gate_lr", "lr_schedule", "period", "csg_epochs", "warmup",
+               "recipe", "optimizer", "momentum", "nesterov", "weight_decay", "learning_rate", "csg_learning_rate",
+               "gate_optimizer", "gate_learning_rate", "learning_rate_schedule", "period", "csg_epochs", "warmup",
                "final_std", "std_in_csg", "density", "lambda1", "lambda2", "batch_size",
                "num_classes", "synthetic_config", "num_train", "num_val", "num_test")},
            "figures": figures}

@@ -194,7 +194,7 @@ def _retrain_ordinary(dataset, seed, variant, split, work, birds):
     from keras_icnn import recipes
 
     kwargs = dict(DATASETS[dataset], seed=seed, eval_split=split, verbose=2,
-                  models=("ordinary",), **VARIANTS[variant],
+                  train=("ordinary",), **VARIANTS[variant],
                   output_dir=os.path.join(work, f"{dataset}_{variant}_{split}_{seed}"))
     if dataset == "birds":
         kwargs["data_dir"] = birds_dir(birds)

@@ -32,8 +32,8 @@ flags.DEFINE_integer("num_train", 3000, "Training images (the bench's CSG rows: 
 flags.DEFINE_integer("num_val", 600, "Validation images the criteria are measured on.")
 flags.DEFINE_integer("epochs", 30, "Epochs (the bench's CSG rows: 30).")
 flags.DEFINE_integer("seed", 0, "Seed of data and weights.")
-flags.DEFINE_enum("lr_schedule", "cosine", ["constant", "cosine"],
-                  "train_csg.py's --lr_schedule. cosine (default): with a constant rate the last "
+flags.DEFINE_enum("learning_rate_schedule", "cosine", ["constant", "cosine"],
+                  "train_csg.py's --learning_rate_schedule. cosine (default): with a constant rate the last "
                   "epoch's validation accuracy swings by +-5 points from one epoch to the next "
                   "on this data, so the criteria would judge the lottery, not the data.")
 flags.DEFINE_string("output", os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
@@ -50,7 +50,7 @@ def calibrate(similarity, color_jitter, distractors, occlusion, variants=1):
 
     config = csg.CSGConfig(num_classes=FLAGS.num_classes, num_train=FLAGS.num_train,
                            num_val=FLAGS.num_val, epochs=FLAGS.epochs, seed=FLAGS.seed,
-                           eval_split="validation", lr_schedule=FLAGS.lr_schedule,
+                           eval_split="validation", learning_rate_schedule=FLAGS.learning_rate_schedule,
                            verbose=2).validate()
     source = sources.open_synthetic(
         config.image_size, config.num_classes, config.num_train, config.num_val, 1,
@@ -71,7 +71,7 @@ def calibrate(similarity, color_jitter, distractors, occlusion, variants=1):
                                            config.seed)
     ceiling = metrics.mutual_information_ceiling(r["label"], source.num_classes)
     return {"similarity": similarity, "color_jitter": color_jitter, "distractors": distractors,
-            "occlusion": occlusion, "variants": variants, "lr_schedule": FLAGS.lr_schedule,
+            "occlusion": occlusion, "variants": variants, "learning_rate_schedule": FLAGS.learning_rate_schedule,
             "validation_accuracy": float(np.mean(r["std"].argmax(-1) == r["label"])),
             "train_accuracy_last_epoch": float(model.history.history["accuracy"][-1]),
             "mis": mis, "mis_ceiling": ceiling, "mis_fraction_of_ceiling": mis / ceiling,
@@ -85,7 +85,7 @@ def markdown(rows):
     for r in rows:
         ok = 0.80 <= r["validation_accuracy"] <= 0.92 and r["mis_fraction_of_ceiling"] <= 0.5
         lines.append(f"| {r['similarity']} | {r['color_jitter']} | {r['distractors']} | "
-                     f"{r['occlusion']} | {r['variants']} | {r['lr_schedule']} | "
+                     f"{r['occlusion']} | {r['variants']} | {r['learning_rate_schedule']} | "
                      f"{r['validation_accuracy']:.4f} | {r['mis_fraction_of_ceiling']:.3f} | "
                      f"{'yes' if ok else 'no'} |")
     return "\n".join(lines) + "\n"
@@ -104,7 +104,7 @@ def main(argv):
                    num_val=FLAGS.num_val, epochs=FLAGS.epochs, seed=FLAGS.seed)
         print(json.dumps(row))
         fields = ("similarity", "color_jitter", "distractors", "occlusion", "variants",
-                  "lr_schedule", "num_classes",
+                  "learning_rate_schedule", "num_classes",
                   "num_train", "epochs", "seed")
         key = lambda r: tuple(r.get(k) for k in fields)  # noqa: E731
         old = [r for r in old if key(r) != key(row)] + [row]

@@ -28,9 +28,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_interpretability import SETTINGS  # noqa: E402
 
 FULL = {k: v[0] for k, v in SETTINGS.items()}
-ICNN_BASE = dict(loss_weight=0.1, loss_schedule="constant", lr_schedule="constant")
+ICNN_BASE = dict(loss_weight=0.1, loss_schedule="constant", learning_rate_schedule="constant")
 EXPLAINER_BASE = dict(eta=1.0, mix_trick=True, initial_p=0.5)
-CSG_BASE = dict(period=3, density=0.2, lr_schedule="constant")
+CSG_BASE = dict(period=3, density=0.2, learning_rate_schedule="constant")
 RUNS = os.path.join(ROOT, "benchmarks", "results", "runs", "tuning")
 
 
@@ -85,15 +85,15 @@ def _csg(name, **overrides):
 STUDIES = {
     "icnn": (_icnn, {
         "ordinary": {},
-        "ordinary_cosine": dict(lr_schedule="cosine"),
-        "constant_0.1_cosine": dict(loss_weight=0.1, loss_schedule="constant", lr_schedule="cosine"),
-        "constant_0.05_cosine": dict(loss_weight=0.05, loss_schedule="constant", lr_schedule="cosine"),
+        "ordinary_cosine": dict(learning_rate_schedule="cosine"),
+        "constant_0.1_cosine": dict(loss_weight=0.1, loss_schedule="constant", learning_rate_schedule="cosine"),
+        "constant_0.05_cosine": dict(loss_weight=0.05, loss_schedule="constant", learning_rate_schedule="cosine"),
         "constant_0.1": dict(loss_weight=0.1, loss_schedule="constant"),
         "constant_0.05": dict(loss_weight=0.05, loss_schedule="constant"),
-        "ordinary_cosine_single_bird": dict(lr_schedule="cosine", task="single", category="bird"),
+        "ordinary_cosine_single_bird": dict(learning_rate_schedule="cosine", task="single", category="bird"),
         "ordinary_single_bird": dict(task="single", category="bird"),
         "constant_0.1_single_bird": dict(task="single", category="bird"),
-        "constant_0.05_cosine_single_bird": dict(loss_weight=0.05, lr_schedule="cosine",
+        "constant_0.05_cosine_single_bird": dict(loss_weight=0.05, learning_rate_schedule="cosine",
                                                  task="single", category="bird"),
         "constant_0.02": dict(loss_weight=0.02, loss_schedule="constant"),
         "inverse_epoch_0.3": dict(loss_weight=0.3, loss_schedule="inverse_epoch"),
@@ -119,7 +119,7 @@ STUDIES = {
         "density0.17": dict(density=0.17),
         "period2": dict(period=2),
         "period2_density0.17": dict(period=2, density=0.17),
-        "period2_cosine_std_baseline": dict(period=2, lr_schedule="cosine"),
+        "period2_cosine_std_baseline": dict(period=2, learning_rate_schedule="cosine"),
     }),
 }
 

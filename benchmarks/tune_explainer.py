@@ -45,28 +45,28 @@ VARIANTS = {
     "unit_mean": {"loss_scale": "unit_mean", "alpha_floor": 0.0},
     "fraction_0": {"filter_fraction": 0.0, "alpha_floor": 0.0},
     "fraction_0.3": {"filter_fraction": 0.3, "alpha_floor": 0.0},
-    "lr_1e-4": {"lr": 1e-4, "alpha_floor": 0.0},
-    "lr_1e-4_eta_3": {"lr": 1e-4, "eta": 3.0, "alpha_floor": 0.0},
+    "lr_1e-4": {"learning_rate": 1e-4, "alpha_floor": 0.0},
+    "lr_1e-4_eta_3": {"learning_rate": 1e-4, "eta": 3.0, "alpha_floor": 0.0},
     "fraction_0.03": {"filter_fraction": 0.03, "alpha_floor": 0.0},
     "epochs_30": {"epochs": 30, "alpha_floor": 0.0},
     "eta_2": {"eta": 2.0, "alpha_floor": 0.0},
     "p_0.8": {"initial_p": 0.8, "alpha_floor": 0.0},
     # lr 1e-4 keeps conv-interp-1 alive, but at 10 x 1e-4 per step p's logit cannot travel
-    # far: p_lr gives p the speed it has at 1e-3.
-    "lr_1e-4_plr_1e-3": {"lr": 1e-4, "p_lr": 1e-3, "alpha_floor": 0.0},
-    "lr_1e-4_plr_1e-3_eta_3": {"lr": 1e-4, "p_lr": 1e-3, "eta": 3.0, "alpha_floor": 0.0},
-    "lr_3e-4_plr_1e-3": {"lr": 3e-4, "p_lr": 1e-3, "alpha_floor": 0.0},
-    "lr_1e-4_plr_1e-3_epochs_30": {"lr": 1e-4, "p_lr": 1e-3, "epochs": 30, "alpha_floor": 0.0},
+    # far: p_learning_rate gives p the speed it has at 1e-3.
+    "lr_1e-4_plr_1e-3": {"learning_rate": 1e-4, "p_learning_rate": 1e-3, "alpha_floor": 0.0},
+    "lr_1e-4_plr_1e-3_eta_3": {"learning_rate": 1e-4, "p_learning_rate": 1e-3, "eta": 3.0, "alpha_floor": 0.0},
+    "lr_3e-4_plr_1e-3": {"learning_rate": 3e-4, "p_learning_rate": 1e-3, "alpha_floor": 0.0},
+    "lr_1e-4_plr_1e-3_epochs_30": {"learning_rate": 1e-4, "p_learning_rate": 1e-3, "epochs": 30, "alpha_floor": 0.0},
     # With p free to move at lr 1e-4 it settles lower (0.47 at eta 1): eta sets where.
-    "lr_1e-4_plr_1e-3_eta_10": {"lr": 1e-4, "p_lr": 1e-3, "eta": 10.0, "alpha_floor": 0.0},
+    "lr_1e-4_plr_1e-3_eta_10": {"learning_rate": 1e-4, "p_learning_rate": 1e-3, "eta": 10.0, "alpha_floor": 0.0},
     "eta_5": {"eta": 5.0, "alpha_floor": 0.0},
     # The reconstruction blew up in epochs 3-6 of every run above (train loss 0.05 -> 10,
     # validation 2e3): a dying channel's norm-layer alpha decays to ~0 and the one image it
     # still fires on is multiplied by 1 / alpha. A floor at a fraction of the mean alpha:
     "floor_0.01": {"alpha_floor": 0.01},
     "floor_0.1": {"alpha_floor": 0.1},
-    "floor_0.01_lr_1e-4_plr_1e-3": {"alpha_floor": 0.01, "lr": 1e-4, "p_lr": 1e-3},
-    "floor_0.1_lr_1e-4_plr_1e-3": {"alpha_floor": 0.1, "lr": 1e-4, "p_lr": 1e-3},
+    "floor_0.01_lr_1e-4_plr_1e-3": {"alpha_floor": 0.01, "learning_rate": 1e-4, "p_learning_rate": 1e-3},
+    "floor_0.1_lr_1e-4_plr_1e-3": {"alpha_floor": 0.1, "learning_rate": 1e-4, "p_learning_rate": 1e-3},
 }
 DIAGNOSTICS = ("neg_mi_1", "neg_mi_2", "dead_1", "dead_2", "raw_peak_1", "raw_peak_2",
                "lambda_mean_1", "lambda_mean_2", "score_spread_2")

@@ -104,7 +104,7 @@ class _Exporter:
 
 
 def export_model(model, base_dir, name, version=None, layer_name=None, input_dtype="float32",
-                 warmup=None):
+                 serving_warmup=None, **deprecated):
     """Export ``model`` to ``<base_dir>/<name>/<version>/`` with ``serving_default`` and ``explain``.
 
     Args:
@@ -114,9 +114,9 @@ def export_model(model, base_dir, name, version=None, layer_name=None, input_dty
         version: integer version (default: the next free one).
         layer_name: layer explained by ``explain`` (default: the top conv layer).
         input_dtype: ``"float32"`` (pixel values 0-255) or ``"uint8"``.
-        warmup: write ``assets.extra/tf_serving_warmup_requests`` (needs the
-            ``serving`` extra). None (default): when it is installed, with a
-            notice otherwise; True: required.
+        serving_warmup: write ``assets.extra/tf_serving_warmup_requests`` (needs
+            the ``serving`` extra). None (default): when it is installed, with a
+            notice otherwise; True: required. (``warmup=`` is its deprecated name.)
 
     Returns:
         The version directory.
@@ -131,14 +131,16 @@ def export_model(model, base_dir, name, version=None, layer_name=None, input_dty
                          f"Received: name={name!r}")
     if version is not None:
         version = validation.positive_int(version, "version")
+    warmup = _deprecated_keyword(deprecated, "warmup", "serving_warmup", serving_warmup)
     if warmup is None:  # auto: write it when the serving protos are installed
         warmup = serving_protos_available()
         if not warmup:
             print("warm-up requests not written: tensorflow-serving-api is not installed "
                   "(pip install 'keras_icnn[serving]')")
     elif warmup and not serving_protos_available():
-        raise ImportError("warmup=True needs tensorflow-serving-api for the request protos: "
-                          "pip install 'keras_icnn[serving]', or pass warmup=False / --nowarmup")
+        raise ImportError("serving_warmup=True needs tensorflow-serving-api for the request "
+                          "protos: pip install 'keras_icnn[serving]', or pass "
+                          "serving_warmup=False / --noserving_warmup")
     exporter = _Exporter(model, layer_name, input_dtype)
     model_dir = os.path.join(base_dir, name)
     version = version or next_version(model_dir)
@@ -157,6 +159,22 @@ def export_model(model, base_dir, name, version=None, layer_name=None, input_dty
     if warmup:
         write_warmup(path, name, exporter.height, exporter.width, exporter.input_dtype)
     return path
+
+
+def _deprecated_keyword(given, old, new, value):
+    """``value`` of keyword ``new``, or of its deprecated name ``old`` (with a warning);
+    any other keyword in ``given`` is a TypeError as Python would raise."""
+    import warnings
+
+    given = dict(given)
+    if old in given:
+        if value is not None:
+            raise TypeError(f"give `{new}` only (`{old}` is its deprecated name)")
+        warnings.warn(f"`{old}` is deprecated; use `{new}`.", DeprecationWarning, stacklevel=3)
+        value = given.pop(old)
+    if given:
+        raise TypeError(f"unexpected keyword argument(s): {sorted(given)}")
+    return value
 
 
 def serving_protos_available():

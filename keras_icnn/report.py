@@ -14,7 +14,9 @@ import numpy as np
 
 from keras_icnn import metrics
 from keras_icnn.metrics import streaming
-from keras_icnn.recipes.common import DataOptions, check_model_files, open_data, option
+from keras_icnn.data.synthetic_parts import SPLITS, TASKS
+from keras_icnn.recipes.common import (DataOptions, check_model_files, open_data, option,
+                                       write_config)
 from keras_icnn.validation import check_fields
 
 COLUMNS = (
@@ -39,9 +41,9 @@ class EvalConfig(DataOptions):
 
     models: tuple = option((), "Comma-separated .keras files to evaluate.")
     names: tuple = option((), "Names of the models in the report (default: file names).")
-    split: str = option("test", "Split to evaluate: train, validation or test.",
-                        ("train", "validation", "test"))
-    task: str = option("multi", "Synthetic task the models were trained on.", ("multi", "single"))
+    eval_split: str = option("test", "Split to evaluate: train, validation or test.", SPLITS,
+                             aliases=("split",))
+    task: str = option("multi", "Synthetic task the models were trained on.", TASKS)
     category: str = option("bird", "Positive category of --task=single.")
     num_examples: int = option(1200, "Images to evaluate, taken evenly across classes (0: the "
                                      "whole split of a real dataset).")
@@ -63,25 +65,25 @@ class EvalConfig(DataOptions):
         check_fields(self, positive=("top_k", "batch_size", "atlas_images"),
                      non_negative=("num_examples", "gradmap_examples", "atlas_filters",
                                    "explained_predictions"),
-                     choices={"task": ("multi", "single"),
-                              "split": ("train", "validation", "test")})
+                     choices={"task": TASKS,
+                              "eval_split": SPLITS})
         self.validate_data()
         if self.dataset == "synthetic" and self.num_examples < 1:
             raise ValueError("`num_examples` must be >= 1 with synthetic data. "
                              f"Received: num_examples={self.num_examples}")
-        if self.split == "validation" and self.dataset != "synthetic" and self.num_val < 1:
+        if self.eval_split == "validation" and self.dataset != "synthetic" and self.num_val < 1:
             raise ValueError("`num_val` must be >= 1 to evaluate the validation split")
         return self
 
 
 def load_source(config):
-    """The evaluation data: a :class:`~keras_icnn.data.sources.Source` whose ``config.split``
+    """The evaluation data: a :class:`~keras_icnn.data.sources.Source` whose ``config.eval_split``
     holds ``num_examples`` images (evenly across classes), and its class names."""
     from keras_icnn.data import sources
 
     if config.dataset == "synthetic":
         sizes = {split: 1 for split in ("train", "validation", "test")}
-        sizes[config.split] = config.num_examples
+        sizes[config.eval_split] = config.num_examples
         source = sources.open_synthetic(
             config.image_size, config.num_classes, sizes["train"], sizes["validation"],
             sizes["test"], seed=config.seed, task=config.task, category=config.category,
@@ -89,7 +91,7 @@ def load_source(config):
     else:
         source = open_data(config)
         if config.num_examples:
-            source.limit(config.split, config.num_examples, config.seed)
+            source.limit(config.eval_split, config.num_examples, config.seed)
     return source
 
 
@@ -104,7 +106,7 @@ def _gap_dense_kernel(model, layer_name):
 
 
 def evaluate_model(model, source, config, name, pictures_dir):
-    """All applicable metrics of one model on ``source``'s ``config.split``, streamed; its
+    """All applicable metrics of one model on ``source``'s ``config.eval_split``, streamed; its
     pictures. Metrics the data cannot support (no parts, no object masks) are left out of
     the result ("n/a" in the report), never 0. ``pictures_dir`` None draws no pictures.
 
@@ -124,8 +126,8 @@ def evaluate_model(model, source, config, name, pictures_dir):
     single = config.task == "single" if config.dataset == "synthetic" else False
     r = streaming.stream_filter_metrics(
         model, layer_name,
-        lambda: source.dataset(config.split, config.batch_size, as_supervised=False),
-        source.size(config.split), num_classes, single=single or None, top_k=config.top_k,
+        lambda: source.dataset(config.eval_split, config.batch_size, as_supervised=False),
+        source.size(config.eval_split), num_classes, single=single or None, top_k=config.top_k,
         dense_kernel=kernel, keep=max(config.gradmap_examples, 16), seed=config.seed,
         verbose=config.verbose)
     labels, pooled = r["labels"], r["pooled"]
@@ -246,7 +248,7 @@ def _matrix_figures(model, name, r, mi, class_names, part_names):
 def _images_at(source, config, indices):
     """The images at stream positions ``indices`` of the evaluated split (one more pass)."""
     wanted, found, seen = set(int(i) for i in indices), {}, 0
-    for batch in source.dataset(config.split, config.batch_size, as_supervised=False):
+    for batch in source.dataset(config.eval_split, config.batch_size, as_supervised=False):
         images = batch["image"].numpy()
         for k in range(len(images)):
             if seen + k in wanted:
@@ -377,12 +379,12 @@ def check_model_matches(model, path, config, source):
 
 
 def evaluate_models(config):
-    """Evaluate every model of the config; write report.json, report.md, report.html (with
-    the filter atlas) and pictures."""
+    """Evaluate every model of the config; write config.json, report.json, report.md,
+    report.html (with the filter atlas) and pictures."""
     config.validate()
     names = list(config.names) or [os.path.splitext(os.path.basename(m))[0] for m in config.models]
     t0 = time.time()
-    os.makedirs(config.output_dir, exist_ok=True)
+    write_config(config)
     source = load_source(config)
     from keras_icnn import viz
 
@@ -396,13 +398,13 @@ def evaluate_models(config):
             print(f"evaluating {name} ({path})")
         model = keras.models.load_model(path)
         check_model_matches(model, path, config, source)
-        with source.naming_bad_files(config.split):
+        with source.naming_bad_files(config.eval_split):
             rows[name], atlas = evaluate_model(model, source, config, name, pictures_dir)
         sections.append(atlas)
     from keras_icnn import report_html
 
-    title = (f"keras_icnn evaluation ({config.dataset}, {config.split} split, "
-             f"{source.size(config.split)} images)")
+    title = (f"keras_icnn evaluation ({config.dataset}, {config.eval_split} split, "
+             f"{source.size(config.eval_split)} images)")
     notes = [] if source.has_parts else [
         f"{config.dataset} has no part annotations: part metrics are not applicable (n/a)."]
     html_path = report_html.write(os.path.join(config.output_dir, "report.html"), title, rows,
@@ -414,8 +416,8 @@ def evaluate_models(config):
         json.dump(report, f, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
     table = markdown_table(rows)
     with open(os.path.join(config.output_dir, "report.md"), "w") as f:
-        f.write(f"# keras_icnn evaluation ({config.dataset}, {config.split} split, "
-                f"{source.size(config.split)} images)\n\n{table}\n\n")
+        f.write(f"# keras_icnn evaluation ({config.dataset}, {config.eval_split} split, "
+                f"{source.size(config.eval_split)} images)\n\n{table}\n\n")
         if not source.has_parts:
             f.write(f"{config.dataset} has no part annotations: part metrics (location "
                     "instability, part interpretability) are not applicable (n/a).\n\n")

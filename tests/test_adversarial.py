@@ -221,6 +221,7 @@ def test_detection_run_writes_both_tables(tmp_path):
         output_dir=str(tmp_path / "out"))
     run_detection(config)
     results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["names"] == ["STD", "CSG"]
     for name in ("STD", "CSG"):
         row = results["models"][name]
         assert set(row["detection"]) == {"fgsm", "pgd", "cw"}

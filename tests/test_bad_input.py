@@ -171,7 +171,7 @@ def served(tmp_path_factory):
     keras.utils.set_random_seed(0)
     model = make_interpretable(vgg_backbone((32, 32, 3), 3, width=4), "top_conv")
     base = tmp_path_factory.mktemp("served")
-    path = export.export_model(model, str(base), "icnn", warmup=False)
+    path = export.export_model(model, str(base), "icnn", serving_warmup=False)
     return model, base, tf.saved_model.load(path)
 
 
@@ -200,14 +200,14 @@ def test_export_arguments_are_checked(served):
     model, base, _ = served
     with pytest.raises(ValueError, match=r"`layer_name` must name a layer with 4D feature maps "
                                          r".* Received: layer_name='logits' \(Dense"):
-        export.export_model(model, str(base), "x", layer_name="logits", warmup=False)
+        export.export_model(model, str(base), "x", layer_name="logits", serving_warmup=False)
     with pytest.raises(ValueError, match=r"`layer_name` must name a layer of model"):
-        export.export_model(model, str(base), "x", layer_name="nope", warmup=False)
+        export.export_model(model, str(base), "x", layer_name="nope", serving_warmup=False)
     with pytest.raises(ValueError, match=r"`version` must be an integer >= 1\. Received: "
                                          r"version=-3"):
-        export.export_model(model, str(base), "x", version=-3, warmup=False)
+        export.export_model(model, str(base), "x", version=-3, serving_warmup=False)
     with pytest.raises(ValueError, match=r"`name` must be a plain folder name"):
-        export.export_model(model, str(base), "a/b", warmup=False)
+        export.export_model(model, str(base), "a/b", serving_warmup=False)
 
 
 # ---- models --------------------------------------------------------------------------------
@@ -238,7 +238,7 @@ def test_make_interpretable_and_make_csg_accept_a_sequential_model():
     (CSGConfig(epochs=-1), r"`epochs` must be an integer >= 1\. Received: epochs=-1"),
     (CSGConfig(csg_epochs=3, period=2), r"`csg_epochs` must be <= `period`"),
     (CSGConfig(density=0.1), r"`density` must lie in \[1/num_classes, 1\] = \[0\.1667"),
-    (CSGConfig(gate_lr=0.0), r"`gate_lr` must lie in \(0, inf\)\. Received: gate_lr=0\.0"),
+    (CSGConfig(gate_learning_rate=0.0), r"`gate_learning_rate` must lie in \(0, inf\)\. Received: gate_learning_rate=0\.0"),
     (ICNNConfig(occlusion=1.5), r"`occlusion` must lie in \[0, 1\]\. Received: occlusion=1\.5"),
     (ICNNConfig(backbone="vgg19"), r"`backbone` must be one of .* Received: backbone='vgg19'"),
     (ExplainerConfig(initial_p=1.0), r"`initial_p` must lie in \(0, 1\)"),

@@ -48,6 +48,8 @@ def evaluated(tmp_path_factory):
 def test_evaluate_writes_report_and_pictures(evaluated):
     proc, out_dir, _ = evaluated
     rep = json.loads((out_dir / "report.json").read_text())
+    config = json.loads((out_dir / "config.json").read_text())  # the settings it ran with
+    assert config["names"] == ["icnn", "resnet", "csg"] and config["num_examples"] == 36
     icnn, resnet = rep["models"]["icnn"], rep["models"]["resnet"]
     assert icnn["layer"] == "top_conv_interp" and resnet["layer"] == "top_conv"
     assert "cam_avg_iou" in resnet and "cam_avg_iou" not in icnn  # CAM needs GAP + dense

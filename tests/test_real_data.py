@@ -39,7 +39,7 @@ def _run(script, args):
 def test_all_trainers_and_evaluate_on_a_real_layout(dataset, dirs, tmp_path):
     data = [f"--dataset={dataset}", f"--data_dir={dirs[dataset]}"]
     icnn_out, csg_out, expl_out, eval_out = (tmp_path / n for n in ("icnn", "csg", "expl", "ev"))
-    _run("trainers/train_icnn.py", data + TINY + ["--epochs=1", "--models=interpretable",
+    _run("trainers/train_icnn.py", data + TINY + ["--epochs=1", "--train=interpretable",
                                                  "--jit_compile=false", f"--output_dir={icnn_out}"])
     models = f"--models={icnn_out / 'interpretable.keras'}"
     if dataset == "cub":  # CSG has nothing layout-specific: once is enough (the suite's time)

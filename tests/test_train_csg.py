@@ -102,8 +102,8 @@ def test_cosine_learning_rates_span_the_steps_each_optimizer_takes():
     from keras_icnn.recipes import CSGConfig
     from keras_icnn.recipes.csg import _network_learning_rates
 
-    config = CSGConfig(epochs=7, period=2, csg_epochs=1, warmup=1, lr=2e-3, csg_lr=1e-3,
-                       lr_schedule="cosine")
+    config = CSGConfig(epochs=7, period=2, csg_epochs=1, warmup=1, learning_rate=2e-3, csg_learning_rate=1e-3,
+                       learning_rate_schedule="cosine")
     phases = phase_table(7, period=2, csg_epochs=1, warmup=1)  # s c s c s c s
     std, csg, base = _network_learning_rates(config, 10, phases)
     assert std.decay_steps == 40 and csg.decay_steps == 30 and base.decay_steps == 70
@@ -112,15 +112,15 @@ def test_cosine_learning_rates_span_the_steps_each_optimizer_takes():
     np.testing.assert_allclose(float(std(10)), 2e-3 * (1 + np.cos(np.pi * 10 / 40)) / 2, rtol=1e-6)
     assert abs(float(csg(30))) < 1e-12
     np.testing.assert_allclose(float(base(0)), 2e-3, rtol=1e-6)
-    config.lr_schedule = "constant"
+    config.learning_rate_schedule = "constant"
     assert _network_learning_rates(config, 10, phases) == (2e-3, 1e-3, 2e-3)
-    config.lr_schedule = "linear"
+    config.learning_rate_schedule = "linear"
     try:
         _network_learning_rates(config, 10, phases)
     except ValueError as err:
-        assert "lr_schedule" in str(err)
+        assert "learning_rate_schedule" in str(err)
     else:
-        raise AssertionError("an unknown lr_schedule was accepted")
+        raise AssertionError("an unknown learning_rate_schedule was accepted")
 
 
 def test_paper_recipe_presets_what_flags_leave_alone():
@@ -136,8 +136,8 @@ def test_paper_recipe_presets_what_flags_leave_alone():
     fv(["train_csg.py", "--recipe=paper", "--warmup=1", "--batch_size=128", "--epochs=9"])
     config = config_from_flags(CSGConfig, fv)
     assert config.warmup == 1 and config.epochs == 9  # given: kept (1 is the plain default)
-    assert config.lr == config.csg_lr == 0.1 * 128 / 256  # App. B's 0.1 at 256, linear rule
-    assert (config.optimizer, config.momentum, config.lr_schedule, config.gate_optimizer) == \
+    assert config.learning_rate == config.csg_learning_rate == 0.1 * 128 / 256  # App. B's 0.1 at 256, linear rule
+    assert (config.optimizer, config.momentum, config.learning_rate_schedule, config.gate_optimizer) == \
         ("sgd", 0.9, "step", "csg")
     assert (config.period, config.csg_epochs, config.final_std, config.std_in_csg) == \
         (3, 1, True, False)
@@ -147,7 +147,7 @@ def test_paper_recipe_presets_what_flags_leave_alone():
     paper = CSGConfig(recipe="paper")
     changed = {k for k in dataclasses.asdict(plain) if getattr(paper, k) != getattr(plain, k)}
     assert changed - {"recipe"} <= set(RECIPES["paper"]) and "recipe" in changed
-    assert paper.warmup == 2 and paper.lr == 0.025
+    assert paper.warmup == 2 and paper.learning_rate == 0.025
     # From Python, from_recipe keeps every field given, even one at its plain default.
     own = CSGConfig.from_recipe("paper", gate_optimizer="own", warmup=1)
     assert (own.gate_optimizer, own.warmup, own.optimizer) == ("own", 1, "sgd")

@@ -49,10 +49,10 @@ def test_train_icnn_tiny_run(tmp_path):
 
 
 def test_train_icnn_measures_on_validation_when_asked(tmp_path):
-    """--eval_split=validation --models=interpretable: one model, figures on the validation split."""
+    """--eval_split=validation --train=interpretable: one model, figures on the validation split."""
     out = _run(["trainers/train_icnn.py", f"--output_dir={tmp_path}", "--num_train=64",
                 "--num_val=24", "--num_test=8", "--epochs=1", "--width=4", "--verbose=0",
-                "--eval_split=validation", "--models=interpretable", "--jit_compile=false"])
+                "--eval_split=validation", "--train=interpretable", "--jit_compile=false"])
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     assert "ordinary" not in results and "ratios" not in results
@@ -107,7 +107,7 @@ def test_train_explainer_missing_performer(tmp_path):
 def test_recipe_configs_reject_unknown_choices():
     from keras_icnn import recipes
 
-    for bad, match in ((dict(eval_split="train"), "eval_split"), (dict(lr_schedule="step"), "lr_schedule"),
-                       (dict(models=("resnet",)), "models")):
+    for bad, match in ((dict(eval_split="train"), "eval_split"), (dict(learning_rate_schedule="step"), "learning_rate_schedule"),
+                       (dict(train=("resnet",)), "train")):
         with pytest.raises(ValueError, match=match):
             recipes.ICNNConfig(**bad).validate()

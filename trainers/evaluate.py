@@ -1,47 +1,5 @@
-"""Evaluate saved models with the papers' interpretability metrics; write a report and pictures.
-
-Example:
-    python trainers/evaluate.py \
-        --models=/tmp/keras_icnn_demo/ordinary.keras,/tmp/keras_icnn_demo/interpretable.keras \
-        --output_dir=/tmp/keras_icnn_eval
-
-    python trainers/evaluate.py --dataset=cub --data_dir=/data/CUB_200_2011 \
-        --models=/tmp/keras_icnn_icnn/interpretable.keras --image_size=224 --num_examples=0
-
-The data flags are the trainers' (same --seed, --num_val: the same splits).
-Evaluation streams the images (two passes, memory independent of the split's
-size). Writes report.json (all numbers), report.md (rows = models, columns = metrics),
-report.html (one self-contained page: the metrics table and, per model, a filter
-atlas: each filter's category, part, score and top-activating test images with
-its map and peak, sortable and filterable; gate / MI / part-association matrices;
-a few predictions explained filter by filter) and pictures/ (per-filter heatmaps,
-part association, MI matrix, gate matrix for CSG models, part contributions to
-one prediction).
-"""
-import os
-import sys
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app, flags  # noqa: E402
-
-from keras_icnn.report import EvalConfig  # noqa: E402
-from keras_icnn.recipes import define_flags  # noqa: E402
-
-FLAGS = flags.FLAGS
-define_flags(EvalConfig)
-
-
-def main(argv):
-    del argv
-    from keras_icnn import recipes, report
-
-    result, table = report.evaluate_models(recipes.config_from_flags(report.EvalConfig, FLAGS))
-    print("\n" + table)
-    print(f"\nreport: {os.path.join(FLAGS.output_dir, 'report.md')} ({result['seconds']} s)")
-    print(f"filter atlas: {result['html']}")
-
+"""`keras-icnn-evaluate` as a script (code and help: keras_icnn/cli/evaluate.py)."""
+import keras_icnn_cli
 
 if __name__ == "__main__":
-    app.run(main)
+    keras_icnn_cli.evaluate()

@@ -41,9 +41,9 @@ import tensorflow as tf
 
 from keras_icnn import validation
 from keras_icnn.data import pipeline, readers, splits as splits_lib
+from keras_icnn.data.synthetic_parts import SPLITS  # noqa: F401 (the one list, re-exported)
 
 DATASETS = ("synthetic", "cub", "pascal_part", "folder", "tfds")
-SPLITS = ("train", "validation", "test")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
 DEFAULT_SHUFFLE_BUFFER = 2048

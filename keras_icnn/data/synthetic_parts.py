@@ -45,6 +45,8 @@ PART_NAMES = ("head", "torso", "legs", "tail")
 CATEGORY_NAMES = ("bird", "cat", "cow", "dog", "horse", "sheep",
                   "fox", "frog", "goat", "lion", "mole", "newt")
 SPLITS = ("train", "validation", "test")
+# multi: classify every category; single: one category against background images.
+TASKS = ("multi", "single")
 MAX_LEGS = 4
 NEGATIVE_LABEL = -1
 _CHUNK = 32

@@ -15,7 +15,13 @@ from keras_icnn.models.interpretable import as_functional
 PHASES = ("std", "csg")
 
 
-def phase_for_epoch(epoch, period=2, csg_epochs=1, warmup=3, epochs=None, final_std=False):
+# The STD/CSG epoch schedule's defaults (the library's and train_csg.py's): one STD warm-up
+# epoch, then periods of 2 epochs starting with 1 CSG epoch.
+PERIOD, CSG_EPOCHS, WARMUP = 2, 1, 1
+
+
+def phase_for_epoch(epoch, period=PERIOD, csg_epochs=CSG_EPOCHS, warmup=WARMUP, epochs=None,
+                    final_std=False):
     """Phase of a 0-based epoch: STD during ``warmup``, then per ``period`` epochs
     the first ``csg_epochs`` are CSG and the rest STD.
 
@@ -43,7 +49,7 @@ def phase_for_epoch(epoch, period=2, csg_epochs=1, warmup=3, epochs=None, final_
     return "csg" if (epoch - warmup) % period < csg_epochs else "std"
 
 
-def phase_table(epochs, period=2, csg_epochs=1, warmup=3, final_std=False):
+def phase_table(epochs, period=PERIOD, csg_epochs=CSG_EPOCHS, warmup=WARMUP, final_std=False):
     """Phases of epochs ``0 .. epochs-1``."""
     validation.non_negative_int(epochs, "epochs")
     return [phase_for_epoch(e, period, csg_epochs, warmup, epochs, final_std)
@@ -67,7 +73,7 @@ class CSGSchedule(keras.callbacks.Callback):
     default schedule switches every epoch).
     """
 
-    def __init__(self, period=2, csg_epochs=1, warmup=3, final_std=False):
+    def __init__(self, period=PERIOD, csg_epochs=CSG_EPOCHS, warmup=WARMUP, final_std=False):
         super().__init__()
         _check_schedule(period, csg_epochs, warmup)
         self.period, self.csg_epochs, self.warmup = int(period), int(csg_epochs), int(warmup)
@@ -103,7 +109,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
                 raise FloatingPointError(
                     f"Non-finite {key} ({float(value)}) in the {self.model.phase.upper()} phase, "
                     f"epoch {getattr(self.model, 'current_epoch', 0) + 1}, step {batch + 1}. "
-                    "Lower the learning rate of that phase (--lr / --csg_lr / --gate_lr).")
+                    "Lower the learning rate of that phase (--learning_rate / --csg_learning_rate / --gate_learning_rate).")
 
 
 @keras.saving.register_keras_serializable(package="keras_icnn")

@@ -10,7 +10,9 @@ import keras
 import numpy as np
 
 from keras_icnn import adversarial
-from keras_icnn.recipes.common import DataOptions, check_model_files, open_data, option
+from keras_icnn.data.synthetic_parts import SPLITS
+from keras_icnn.recipes.common import (DataOptions, check_model_files, open_data, option,
+                                       write_config)
 from keras_icnn.validation import check_fields
 
 WHITE_BOX = ("fgsm", "pgd", "cw")
@@ -23,7 +25,8 @@ class DetectConfig(DataOptions):
 
     models: tuple = option((), "Comma-separated .keras files (e.g. std.keras,csg.keras).")
     names: tuple = option((), "Names of the models in the tables (default: file names).")
-    split: str = option("test", "Split whose images are attacked.", ("train", "validation", "test"))
+    eval_split: str = option("test", "Split whose images are attacked.", SPLITS,
+                             aliases=("split",))
     attacks: tuple = option(WHITE_BOX, "White-box attacks for the detector: fgsm, pgd, cw.")
     features: tuple = option(("block",), "Detector features, one table each: block (the "
                                          "pooled post-activation output of every conv block "
@@ -76,7 +79,8 @@ class DetectConfig(DataOptions):
                                      "cw_iterations", "batch_size", "one_pixel_generations",
                                      "local_search_rounds"),
                      non_negative=("black_box_images",),
-                     positive_numbers=("eps", "pgd_step", "cw_c"))
+                     positive_numbers=("eps", "pgd_step", "cw_c"),
+                     choices={"eval_split": SPLITS})
         self.validate_data()
         return self
 
@@ -88,7 +92,7 @@ class DetectConfig(DataOptions):
 def _split_arrays(config):
     source = open_data(config)
     images, labels = [], []
-    for x, y in source.dataset(config.split, 256, as_supervised=True):
+    for x, y in source.dataset(config.eval_split, 256, as_supervised=True):
         images.append(x.numpy())
         labels.append(y.numpy())
     return source, np.concatenate(images).astype(np.float32), np.concatenate(labels)
@@ -128,7 +132,8 @@ def run_detection(config):
     need = max(config.sizes) + config.test_per_class
     counts = np.bincount(labels, minlength=source.num_classes)
     if counts.min() < need:
-        raise ValueError(f"the {config.split} split has {counts.min()} images in its smallest "
+        raise ValueError(f"the {config.eval_split} split has {counts.min()} images in its "
+                         "smallest "
                          f"class; the protocol needs {need} per class (train_per_class + "
                          "test_per_class): lower them or raise --num_test")
     targets = (adversarial.random_targets(labels, source.num_classes, config.seed)
@@ -175,7 +180,7 @@ def run_detection(config):
             bar.update(done)
         results["models"][name] = row
     results["seconds"] = round(time.time() - t0, 1)
-    os.makedirs(config.output_dir, exist_ok=True)
+    write_config(config)
     with open(os.path.join(config.output_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     table = markdown(results, config)
@@ -190,7 +195,7 @@ def markdown(results, config):
     names = list(results["models"])
     head = "| " + " | ".join(names) + " |"
     sep = "|---" * (len(names) + 2) + "|"
-    lines = [f"Settings: {config.split} split, {results['images']} images, "
+    lines = [f"Settings: {config.eval_split} split, {results['images']} images, "
              f"{'targeted (random other class)' if config.targeted else 'untargeted'}; "
              f"FGSM / PGD eps {config.eps} ([0, 1] scale), PGD step {config.pgd_step} x "
              f"{config.pgd_iterations}, CW-L2 {config.cw_iterations} steps c={config.cw_c}; "

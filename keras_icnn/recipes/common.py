@@ -25,9 +25,50 @@ EVAL_SPLITS = ("validation", "test")
 LR_SCHEDULES = ("constant", "cosine")
 
 
-def option(default, help, choices=None):  # noqa: A002 - the flag's help text
-    """A config field with its flag's help text and, optionally, its allowed values."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+def option(default, help, choices=None, aliases=()):  # noqa: A002 - the flag's help text
+    """A config field with its flag's help text and, optionally, its allowed values and the
+    deprecated flag names that still set it (each prints a one-line notice)."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices,
+                                                        "aliases": tuple(aliases)})
+
+
+def define_alias(old, new, flag_values=None, module_name=None):
+    """Define ``--old`` as a deprecated alias of the already defined ``--new``: same parser
+    (and repeatable when ``--new`` is), default None; :func:`resolve_aliases` copies it."""
+    from absl import flags
+
+    fv = flags.FLAGS if flag_values is None else flag_values
+    target = fv[new]
+    text = f"Deprecated alias of --{new}."
+    if isinstance(target, flags.BooleanFlag):
+        flags.DEFINE_flag(flags.BooleanFlag(old, None, text), fv, module_name=module_name)
+    elif isinstance(target, flags.MultiFlag):
+        flags.DEFINE_multi(target.parser, target.serializer, old, None, text, flag_values=fv,
+                           module_name=module_name)
+    else:
+        flags.DEFINE(target.parser, old, None, text, flag_values=fv,
+                     serializer=target.serializer, module_name=module_name)
+    fv[old].deprecated_alias_of = new
+
+
+def resolve_aliases(flag_values=None, stream=None):
+    """For every deprecated alias given on the command line, print a one-line notice and
+    set its flag (marked as given); both names at once is a usage error."""
+    import sys
+
+    from absl import app, flags
+
+    fv = flags.FLAGS if flag_values is None else flag_values
+    for name in list(fv):
+        flag = fv[name]
+        new = getattr(flag, "deprecated_alias_of", None)
+        if new is None or not flag.present or name != flag.name:
+            continue
+        if fv[new].present:
+            raise app.UsageError(f"--{name} is the deprecated name of --{new}: give only "
+                                 f"--{new}.")
+        print(f"keras_icnn: --{name} is deprecated; use --{new}.", file=stream or sys.stderr)
+        fv[new].value, fv[new].present = flag.value, 1
 
 
 def format_table(rows, columns):
@@ -58,7 +99,7 @@ def check_model_files(models, names):
             raise FileNotFoundError(f"`models`: model file not found: {path}")
 
 
-def define_flags(config_cls, flag_values=None):
+def define_flags(config_cls, flag_values=None, module_name=None):
     """Define one absl flag per field of ``config_cls`` (name, default, help, choices).
 
     bool/int/float/str fields become ``DEFINE_bool/integer/float/string``
@@ -75,8 +116,9 @@ def define_flags(config_cls, flag_values=None):
     from absl import flags
 
     fv = flags.FLAGS if flag_values is None else flag_values
-    # Register the flags to the calling module (the trainer), so its --help lists them.
-    module = inspect.stack()[1].frame.f_globals.get("__name__", "__main__")
+    # Register the flags to the calling module (the trainer) or ``module_name`` (a command's
+    # main program), so its --help lists them.
+    module = module_name or inspect.stack()[1].frame.f_globals.get("__name__", "__main__")
     if module == "__main__":
         module = sys.argv[0]
     for field in dataclasses.fields(config_cls):
@@ -98,6 +140,8 @@ def define_flags(config_cls, flag_values=None):
             flags.DEFINE_enum(field.name, default, list(choices), text, **kwargs)
         else:
             flags.DEFINE_string(field.name, default, text, **kwargs)
+        for alias in meta.get("aliases", ()):
+            define_alias(alias, field.name, fv, module)
     # TensorFlow's logger prints a line per collective under tf.distribute at INFO; the
     # trainers show its warnings and errors only.
     import logging
@@ -113,6 +157,7 @@ def config_from_flags(config_cls, flag_values):
 
     import inspect
 
+    resolve_aliases(flag_values)
     values = {}
     for field in dataclasses.fields(config_cls):
         value = flag_values[field.name].value
@@ -268,7 +313,7 @@ class RecipeConfig(RunOptions, ModelOptions, DataOptions):
 def redefault(name, default):
     """A shared option (see :class:`RecipeConfig`) with another default, same help and choices."""
     meta = RecipeConfig.__dataclass_fields__[name].metadata
-    return option(default, meta["help"], meta.get("choices"))
+    return option(default, meta["help"], meta.get("choices"), meta.get("aliases", ()))
 
 
 # ----------------------------------------------------------------------------- shared steps
@@ -428,6 +473,14 @@ def _jsonable(value):
     return value
 
 
+def write_config(config):
+    """Write ``config`` (a dataclass) as ``<config.output_dir>/config.json``: every command
+    leaves the settings it ran with beside its results."""
+    os.makedirs(config.output_dir, exist_ok=True)
+    with open(os.path.join(config.output_dir, "config.json"), "w") as f:
+        json.dump(_jsonable(dataclasses.asdict(config)), f, indent=2)
+
+
 def save_outputs(config, strategy, results, artifacts):
     """Write ``config.json``, ``results.json`` and ``artifacts`` (file name -> Keras model,
     numpy array or callable(path)) into ``config.output_dir``, on the chief only."""
@@ -442,8 +495,7 @@ def save_outputs(config, strategy, results, artifacts):
             np.save(path, thing)
         else:
             thing(path)
-    with open(os.path.join(config.output_dir, "config.json"), "w") as f:
-        json.dump(_jsonable(dataclasses.asdict(config)), f, indent=2)
+    write_config(config)
     with open(os.path.join(config.output_dir, "results.json"), "w") as f:
         json.dump(_jsonable(results), f, indent=2)
     return True

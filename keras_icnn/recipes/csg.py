@@ -7,7 +7,8 @@ import keras
 import numpy as np
 
 from keras_icnn import metrics
-from keras_icnn.models import guard
+from keras_icnn.layers.class_specific_gate import SPARSITY_NORMS
+from keras_icnn.models import csg as csg_lib, guard
 from keras_icnn.recipes.common import (
     RecipeConfig, check_choice, check_fields, datasets, eval_batches, is_chief, make_backbone,
     option, redefault, run_experiment)
@@ -40,9 +41,9 @@ RECIPES = {
     "paper": {
         "optimizer": "sgd",          # App. B: "SGD optimizer with momentum=0.9"
         "momentum": 0.9,             # App. B
-        "lr": paper_learning_rate,   # App. B's 0.1 at batch 256, scaled with the batch
-        "csg_lr": paper_learning_rate,  # train.py: lr_reg is a second SGD of the same kind
-        "lr_schedule": "step",       # train.py: MultiStepLR(milestones 0.4/0.6/0.8, gamma 0.1)
+        "learning_rate": paper_learning_rate,  # App. B's 0.1 at batch 256, scaled with the batch
+        "csg_learning_rate": paper_learning_rate,  # train.py: lr_reg, a second SGD of the kind
+        "learning_rate_schedule": "step",  # train.py: MultiStepLR(milestones .4/.6/.8, gamma .1)
         "period": 3,                 # App. B: "every 1 in 3 epochs are in CSG path"
         "csg_epochs": 1,             # App. B
         "warmup": 2,                 # train.py's 1-in-3 test (epoch % 3 >= 2): STD, STD, CSG
@@ -65,7 +66,8 @@ class CSGConfig(RecipeConfig):
     batch_size: int = redefault("batch_size", 64)
     recipe: str = option(
         "default", "Preset of the training settings: default (Adam, G on its own Adam at "
-        "--gate_lr, one CSG epoch in two) or paper (CSG App. B's CIFAR set-up: SGD momentum 0.9, "
+        "--gate_learning_rate, one CSG epoch in two) or paper (CSG App. B's CIFAR set-up: SGD "
+        "momentum 0.9, "
         "lr 0.1 x batch/256, step decay x0.1 at 40/60/80% of each phase's steps, one CSG epoch "
         "in three, last epoch STD, CSG epochs without the STD loss, G in the CSG optimizer). "
         "Flags you give override the preset.", tuple(RECIPES))
@@ -77,23 +79,29 @@ class CSGConfig(RecipeConfig):
                                    "uses it).")
     weight_decay: float = option(0.0, "Weight decay of the network's optimizers (the authors' "
                                       "SGD branch: 1e-4). Keras' decoupled form: w -= lr*wd*w.")
-    lr: float = option(1e-3, "Learning rate of the network in STD epochs.")
-    csg_lr: float = option(1e-3, "Learning rate of the network in CSG epochs.")
-    gate_optimizer: str = option("own", "What updates the gate matrix G: own (Adam at --gate_lr) "
-                                        "or csg (the CSG-phase optimizer, at --csg_lr).",
+    learning_rate: float = option(1e-3, "Learning rate of the network in STD epochs.",
+                                  aliases=("lr",))
+    csg_learning_rate: float = option(1e-3, "Learning rate of the network in CSG epochs.",
+                                      aliases=("csg_lr",))
+    gate_optimizer: str = option("own", "What updates the gate matrix G: own (Adam at "
+                                        "--gate_learning_rate) or csg (the CSG-phase optimizer, "
+                                        "at --csg_learning_rate).",
                                  GATE_OPTIMIZERS)
-    gate_lr: float = option(0.05, "Adam learning rate of G (--gate_optimizer=own).")
-    lr_schedule: str = option("constant", "Network learning rates (--lr, --csg_lr; baseline too):"
+    gate_learning_rate: float = option(0.05, "Adam learning rate of G (--gate_optimizer=own).",
+                                       aliases=("gate_lr",))
+    learning_rate_schedule: str = option("constant", "Network learning rates (--learning_rate, "
+                                                     "--csg_learning_rate; baseline too):"
                                           " constant; cosine decay to 0; or step (x0.1 at 40%, "
                                           "60% and 80%); each over the steps its optimizer "
                                           "takes (the STD and CSG optimizers step only in their "
-                                          "own epochs). G's stays constant.", CSG_LR_SCHEDULES)
-    period: int = option(2, "Epochs per STD/CSG period.")
-    csg_epochs: int = option(1, "CSG epochs at the start of each period.")
-    warmup: int = option(1, "STD epochs before the first period.")
+                                          "own epochs). G's stays constant.", CSG_LR_SCHEDULES,
+                                         aliases=("lr_schedule",))
+    period: int = option(csg_lib.PERIOD, "Epochs per STD/CSG period.")
+    csg_epochs: int = option(csg_lib.CSG_EPOCHS, "CSG epochs at the start of each period.")
+    warmup: int = option(csg_lib.WARMUP, "STD epochs before the first period.")
     final_std: bool = option(False, "Make the last epoch STD whatever the period says.")
     density: float = option(0.2, "Target L1-density of G (g = density * C * K, >= 1/C).")
-    sparsity: str = option("l1", "Norm psi of the sparsity penalty.", ("l1", "l2", "smooth_l1"))
+    sparsity: str = option("l1", "Norm psi of the sparsity penalty.", SPARSITY_NORMS)
     lambda1: float = option(1.0, "Weight of the CSG-path cross-entropy.")
     lambda2: float = option(1e-3, "Weight of the sparsity penalty.")
     std_in_csg: bool = option(False, "Add the STD cross-entropy in CSG epochs (eq. 3).")
@@ -130,9 +138,9 @@ class CSGConfig(RecipeConfig):
         and those already holding another value than their plain default.
 
         Example:
-            >>> CSGConfig(recipe="paper").lr          # 0.1 * 64 / 256
+            >>> CSGConfig(recipe="paper").learning_rate          # 0.1 * 64 / 256
             0.025
-            >>> CSGConfig(recipe="paper", lr=0.05).lr # a value you give wins
+            >>> CSGConfig(recipe="paper", learning_rate=0.05).learning_rate  # yours wins
             0.05
             >>> CSGConfig(recipe="paper", warmup=1, explicit=("warmup",)).warmup
             1
@@ -149,16 +157,14 @@ class CSGConfig(RecipeConfig):
 
     def validate(self):
         """Raise a ValueError/TypeError naming the first bad field; returns the config."""
-        from keras_icnn.layers.class_specific_gate import SPARSITY_NORMS
-
         self.validate_common()
         check_fields(
             self, positive=("epochs", "period"),
             non_negative=("csg_epochs", "warmup", "filters_per_class", "shared_filters",
                           "crash_after_epoch"),
-            positive_numbers=("lr", "csg_lr", "gate_lr"),
+            positive_numbers=("learning_rate", "csg_learning_rate", "gate_learning_rate"),
             non_negative_numbers=("lambda1", "lambda2", "momentum", "weight_decay"),
-            choices={"sparsity": SPARSITY_NORMS, "lr_schedule": CSG_LR_SCHEDULES,
+            choices={"sparsity": SPARSITY_NORMS, "learning_rate_schedule": CSG_LR_SCHEDULES,
                      "optimizer": OPTIMIZERS, "gate_optimizer": GATE_OPTIMIZERS,
                      "recipe": tuple(RECIPES)})
         if not self.momentum < 1.0:
@@ -215,10 +221,10 @@ class _HardExitAfterEpoch(keras.callbacks.Callback):
 
 
 def _decay(config, lr, steps):
-    """``lr`` over an optimizer's ``steps`` updates under ``config.lr_schedule``."""
-    if config.lr_schedule == "constant" or steps == 0:
+    """``lr`` over an optimizer's ``steps`` updates under ``config.learning_rate_schedule``."""
+    if config.learning_rate_schedule == "constant" or steps == 0:
         return lr
-    if config.lr_schedule == "cosine":
+    if config.learning_rate_schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps)
     boundaries = [max(1, int(round(f * steps))) for f in STEP_MILESTONES]
     values = [lr * STEP_GAMMA ** i for i in range(len(boundaries) + 1)]
@@ -232,10 +238,10 @@ def _network_learning_rates(config, steps_per_epoch, phases):
     ``scheduler`` after STD epochs and ``scheduler_reg`` after CSG epochs). Unlike there,
     the step milestones are placed in each phase's own steps: train.py's milestones count all
     epochs, so with one CSG epoch in three its CSG rate never reaches the first one."""
-    check_choice(config, "lr_schedule", CSG_LR_SCHEDULES)
-    return (_decay(config, config.lr, phases.count("std") * steps_per_epoch),
-            _decay(config, config.csg_lr, phases.count("csg") * steps_per_epoch),
-            _decay(config, config.lr, len(phases) * steps_per_epoch))
+    check_choice(config, "learning_rate_schedule", CSG_LR_SCHEDULES)
+    return (_decay(config, config.learning_rate, phases.count("std") * steps_per_epoch),
+            _decay(config, config.csg_learning_rate, phases.count("csg") * steps_per_epoch),
+            _decay(config, config.learning_rate, len(phases) * steps_per_epoch))
 
 
 def _network_optimizer(config, learning_rate):
@@ -285,16 +291,16 @@ def build(config, source, strategy):
         gate_kwargs.update(fixed=True, filters_per_class=config.filters_per_class,
                            shared_filters=config.shared_filters)
     steps_per_epoch = -(-source.size("train") // config.batch_size)
-    std_lr, csg_lr, baseline_lr = _network_learning_rates(
+    std_lr, csg_learning_rate, baseline_lr = _network_learning_rates(
         config, steps_per_epoch, csg_lib.phase_table(config.epochs, **_schedule(config)))
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         base, layer = make_backbone(config, num_classes, "csg")
         model = csg_lib.make_csg(base, layer, num_classes, **gate_kwargs)
         gate_optimizer = ("csg" if config.gate_optimizer == "csg"
-                          else keras.optimizers.Adam(config.gate_lr))
+                          else keras.optimizers.Adam(config.gate_learning_rate))
         model.compile(_network_optimizer(config, std_lr),
-                      csg_optimizer=_network_optimizer(config, csg_lr),
+                      csg_optimizer=_network_optimizer(config, csg_learning_rate),
                       gate_optimizer=gate_optimizer,
                       lambda1=config.lambda1, lambda2=config.lambda2,
                       std_in_csg=config.std_in_csg)

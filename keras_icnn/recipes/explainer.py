@@ -24,7 +24,7 @@ class ExplainerConfig(RecipeConfig):
     performer_epochs: int = option(6, "Epochs of the performer when training one.")
     num_val: int = redefault("num_val", 300)
     epochs: int = option(20, "Distillation epochs.")
-    lr: float = option(1e-3, "Adam learning rate.")
+    learning_rate: float = option(1e-3, "Adam learning rate.", aliases=("lr",))
     eta: float = option(1.0, "Weight of -log p.")
     filter_fraction: float = option(0.1, "c of the gradient-ratio rule: |dLoss_f/dx| = c "
                                          "|d rec/dx| per filter.")
@@ -37,9 +37,11 @@ class ExplainerConfig(RecipeConfig):
     alpha_floor: float = option(0.1, "The norm-layers divide each channel by at least this "
                                      "fraction of their mean alpha (0: the paper's x / alpha; a "
                                      "dying channel's alpha -> 0 blows up the reconstruction).")
-    p_lr: float = option(0.0, "Adam learning rate of p's logit (0: the same as --lr). Adam moves "
-                              "a variable by about lr per step, so at a small --lr p cannot "
-                              "travel far in a short run.")
+    p_learning_rate: float = option(0.0, "Adam learning rate of p's logit (0: the same as "
+                                         "--learning_rate). Adam moves a variable by about its "
+                                         "learning rate per step, so at a small --learning_rate "
+                                         "p cannot travel far in a short run.",
+                                    aliases=("p_lr",))
     single_category: bool = option(False, "The performer classifies one category (class 1) "
                                           "against the rest: all filters belong to it and the "
                                           "norm-layers' alpha comes from predicted positives.")
@@ -57,8 +59,9 @@ class ExplainerConfig(RecipeConfig):
         from keras_icnn.models import backbones
 
         self.validate_common()
-        check_fields(self, positive=("performer_epochs", "epochs"), positive_numbers=("lr",),
-                     non_negative_numbers=("eta", "filter_fraction", "p_lr"),
+        check_fields(self, positive=("performer_epochs", "epochs"),
+                     positive_numbers=("learning_rate",),
+                     non_negative_numbers=("eta", "filter_fraction", "p_learning_rate"),
                      choices={"loss_scale": ("unit_mean", "raw")})
         validation.number_in(self.initial_p, "initial_p", 0, 1, low_open=True, high_open=True)
         validation.number_in(self.alpha_floor, "alpha_floor", 0, 1)
@@ -96,7 +99,8 @@ def build(config, source, strategy):
                                  f"{config.dataset} has {source.num_classes} classes")
         else:
             performer, _ = make_backbone(config, source.num_classes, "explainer")
-            _compile(performer, ICNNConfig(learning_rate=config.lr, lr_schedule="constant"),
+            _compile(performer, ICNNConfig(learning_rate=config.learning_rate,
+                                           learning_rate_schedule="constant"),
                      jit_compile=False)
     if config.single_category and source.num_classes != 2:
         raise ValueError("`single_category` explains a performer of one category (class 1) "
@@ -114,10 +118,11 @@ def _distiller(config, strategy, models, objective="reconstruction"):
             models["performer"], models["layer"], eta=config.eta,
             filter_fraction=config.filter_fraction, fraction_decay=config.fraction_decay,
             mix_trick=config.mix_trick, loss_scale=config.loss_scale, initial_p=config.initial_p,
-            p_scale=distiller_lib.p_scale_for(config.lr, config.p_lr or config.lr),
+            p_scale=distiller_lib.p_scale_for(
+                config.learning_rate, config.p_learning_rate or config.learning_rate),
             alpha_floor=config.alpha_floor,
             single_category=config.single_category, objective=objective)
-        distiller.compile(keras.optimizers.Adam(config.lr))
+        distiller.compile(keras.optimizers.Adam(config.learning_rate))
     return explainer, distiller
 
 

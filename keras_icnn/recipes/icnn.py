@@ -7,10 +7,17 @@ import keras
 from keras_icnn import metrics, validation
 from keras_icnn.models import guard
 from keras_icnn.data import synthetic_parts
+from keras_icnn.data.synthetic_parts import TASKS
+from keras_icnn.layers.interpretable_conv import GRADIENT_MODES, LOSS_SCHEDULES
+from keras_icnn.layers.part_mask import MU_RULES
+from keras_icnn.losses import GRADIENT_FORMS
 from keras_icnn.metrics.streaming import stream_filter_metrics
 from keras_icnn.recipes.common import (
     LR_SCHEDULES, RecipeConfig, check_fields, datasets, eval_batches, make_backbone, option,
     run_experiment)
+
+# The models an ICNN experiment can train (``--train``), in training order.
+MODEL_KINDS = ("ordinary", "interpretable")
 
 
 @dataclasses.dataclass
@@ -18,26 +25,28 @@ class ICNNConfig(RecipeConfig):
     """Settings of an ordinary-vs-interpretable CNN experiment (see ``train_icnn.py``)."""
 
     task: str = option("multi", "multi: classify all categories; single: one synthetic "
-                                "category vs. background.", ("multi", "single"))
+                                "category vs. background.", TASKS)
     category: str = option("bird", "Positive category of --task=single (name or index).")
     occlusion: float = option(-1.0, "Probability of an occluding box per synthetic image "
                                     "(-1: the --synthetic_config's, 0.2 default, 0.4 hard).")
     epochs: int = option(15, "Training epochs of each model.")
     learning_rate: float = option(1e-3, "Adam learning rate.")
-    lr_schedule: str = option("cosine", "Learning rate over the run: constant, or cosine decay "
-                                        "to 0 by the last step.", LR_SCHEDULES)
+    learning_rate_schedule: str = option("cosine", "Learning rate over the run: constant, or "
+                                                   "cosine decay to 0 by the last step.",
+                                         LR_SCHEDULES, aliases=("lr_schedule",))
     gradient: str = option("approximate", "Filter-loss gradient: the paper's approximation "
-                                          "(eq. 5) or exact autodiff.", ("approximate", "exact"))
+                                          "(eq. 5) or exact autodiff.", GRADIENT_MODES)
     gradient_form: str = option("printed", "Approximate gradient with (printed) or without "
-                                           "(appendix) the '1 +'.", ("printed", "appendix"))
+                                           "(appendix) the '1 +'.", GRADIENT_FORMS)
     mu: str = option("centroid", "Part location rule of the mask (centroid: chosen on both "
-                      "validation splits, issue 25; argmax: the paper's rule).", ("argmax", "centroid"))
+                      "validation splits, issue 25; argmax: the paper's rule).", MU_RULES)
     loss_weight: float = option(0.05, "Filter-loss weight c (see --loss_schedule).")
     loss_schedule: str = option("constant", "Filter-loss weight rule.",
-                                ("constant", "paper", "inverse_epoch", "grad_ratio"))
+                                LOSS_SCHEDULES)
     jit_compile: bool = option(True, "Compile the train step with XLA (one replica only).")
-    models: tuple = option(("ordinary", "interpretable"), "Which models to train (repeat the "
-                           "flag for both).", ("ordinary", "interpretable"))
+    train: tuple = option(MODEL_KINDS, "Which models to train: ordinary, interpretable "
+                                       "(comma-separated or repeated; default both).",
+                          MODEL_KINDS, aliases=("models",))
     output_dir: str = option("/tmp/keras_icnn_icnn", "Where models and results go (chief only).")
 
     SYNTHETIC_SIZES = (4800, 600, 1200)
@@ -53,10 +62,9 @@ class ICNNConfig(RecipeConfig):
         check_fields(
             self, positive=("epochs",), positive_numbers=("learning_rate",),
             non_negative_numbers=("loss_weight",),
-            choices={"task": ("multi", "single"), "gradient": ("approximate", "exact"),
-                     "gradient_form": ("printed", "appendix"), "mu": ("argmax", "centroid"),
-                     "loss_schedule": ("constant", "paper", "inverse_epoch", "grad_ratio"),
-                     "lr_schedule": LR_SCHEDULES})
+            choices={"task": TASKS, "gradient": GRADIENT_MODES, "gradient_form": GRADIENT_FORMS,
+                     "mu": MU_RULES, "loss_schedule": LOSS_SCHEDULES,
+                     "learning_rate_schedule": LR_SCHEDULES})
         if self.occlusion != -1:
             validation.number_in(self.occlusion, "occlusion", 0, 1)
         if self.task == "single":
@@ -64,10 +72,10 @@ class ICNNConfig(RecipeConfig):
                 raise ValueError("`task`='single' is a synthetic-data task (one category vs. "
                                  f"background). Received: dataset={self.dataset!r}")
             synthetic_parts.category_index(self.category, self.num_classes)
-        unknown = set(self.models) - {"ordinary", "interpretable"}
-        if unknown or not self.models:
-            raise ValueError("`models` must name 'ordinary' and/or 'interpretable'. "
-                             f"Received: models={self.models!r}")
+        unknown = set(self.train) - set(MODEL_KINDS)
+        if unknown or not self.train:
+            raise ValueError(f"`train` must name some of {MODEL_KINDS}. "
+                             f"Received: train={self.train!r}")
         return self
 
 
@@ -81,9 +89,9 @@ def synthetic_splits(config):
 
 def _compile(model, config, total_steps=None, jit_compile=None):
     """Adam at ``config.learning_rate``; cosine-decayed to 0 over ``total_steps`` when
-    ``config.lr_schedule == "cosine"`` (and ``total_steps`` is given)."""
+    ``config.learning_rate_schedule == "cosine"`` (and ``total_steps`` is given)."""
     lr = config.learning_rate
-    if config.lr_schedule == "cosine" and total_steps:
+    if config.learning_rate_schedule == "cosine" and total_steps:
         lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=int(total_steps))
     model.compile(
         optimizer=keras.optimizers.Adam(lr),
@@ -123,7 +131,7 @@ def build(config, source, strategy):
         ordinary, icnn = build_icnn_pair(config, source.num_classes, source.size("train"),
                                          strategy)
     models = {"ordinary": ordinary, "interpretable": icnn}
-    return {name: m for name, m in models.items() if name in config.models}
+    return {name: m for name, m in models.items() if name in config.train}
 
 
 def fit(config, source, strategy, models):
@@ -131,7 +139,7 @@ def fit(config, source, strategy, models):
 
     Each model gets its own pipeline: a seeded ``tf.data`` shuffle reshuffles on every pass,
     so a pipeline shared by both would give the second model epochs ``E+1..2E`` of the
-    order and the first ``1..E`` (and ``--models=interpretable`` another model than the
+    order and the first ``1..E`` (and ``--train=interpretable`` another model than the
     pair's). With one pipeline each, the filter loss is the only difference between them.
     """
     histories = {}

@@ -159,7 +159,7 @@ def test_preprocessing_inside_the_model_survives_export(tmp_path):
     x = keras.layers.Conv2D(4, 3, activation="relu", name="top_conv")(x)
     outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
     model = keras.Model(inputs, outputs)
-    path = export.export_model(model, str(tmp_path), "tiny", version=1, warmup=False)
+    path = export.export_model(model, str(tmp_path), "tiny", version=1, serving_warmup=False)
     served = tf.saved_model.load(str(path)).signatures["serving_default"]
     x, _ = _batch(2)
     name = list(served.structured_input_signature[1])[0]

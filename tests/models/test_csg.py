@@ -230,10 +230,10 @@ def test_each_phase_schedule_advances_only_in_its_own_epochs():
     x, y = _data(32)  # 2 steps per epoch
     config = CSGConfig(recipe="paper", epochs=6, warmup=0, explicit=("warmup",))
     phases = phase_table(6, period=3, csg_epochs=1, warmup=0, final_std=True)  # c s s c s s
-    std_lr, csg_lr, _ = _network_learning_rates(config, 2, phases)
+    std_lr, csg_learning_rate, _ = _network_learning_rates(config, 2, phases)
     model = make_csg(_tiny_backbone(), "top_conv", density=0.4)
     model.compile(_network_optimizer(config, std_lr),
-                  csg_optimizer=_network_optimizer(config, csg_lr), gate_optimizer="csg")
+                  csg_optimizer=_network_optimizer(config, csg_learning_rate), gate_optimizer="csg")
     rates = []
 
     class Record(keras.callbacks.Callback):

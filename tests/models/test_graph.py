@@ -132,7 +132,7 @@ def test_nested_vgg16_full_chain(tmp_path, nested_vgg):
     result, _ = evaluate_models(config)
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert report["models"]["user"]["layer"] == "block5_conv3", report["models"]["user"]
-    path = export_model(icnn, str(tmp_path / "serving"), "icnn", warmup=False)
+    path = export_model(icnn, str(tmp_path / "serving"), "icnn", serving_warmup=False)
     served = tf.saved_model.load(path)
     out = served.signatures["explain"](images=tf.constant(x[:2]))
     np.testing.assert_allclose(out["contributions"], e.contributions, rtol=1e-3, atol=1e-3)
@@ -167,7 +167,7 @@ def test_softmax_head_is_read_through_by_hand(tmp_path):
                                atol=1e-4)
     assert head.activation is keras.activations.softmax  # the user's model is untouched
     np.testing.assert_allclose(adversarial.probabilities(model, x), probs, rtol=1e-4, atol=1e-6)
-    served = tf.saved_model.load(export_model(model, str(tmp_path), "mobile", warmup=False))
+    served = tf.saved_model.load(export_model(model, str(tmp_path), "mobile", serving_warmup=False))
     out = served.signatures["explain"](images=tf.constant(x))
     np.testing.assert_allclose(out["probabilities"], probs, rtol=1e-4, atol=1e-6)
     served_probs = served.signatures["serving_default"](images=tf.constant(x))["probabilities"]

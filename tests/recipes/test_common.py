@@ -110,6 +110,6 @@ def test_both_icnn_models_train_on_the_same_batches(small, monkeypatch):
     first, second = models["ordinary"].batches, models["interpretable"].batches
     assert len(first) == 2 * 2 and first == second
     assert first[:2] != first[2:]  # the order is reshuffled between epochs
-    alone = {"interpretable": _Recorder()}  # --models=interpretable trains the pair's model
+    alone = {"interpretable": _Recorder()}  # --train=interpretable trains the pair's model
     icnn.fit(config, source, None, alone)
     assert alone["interpretable"].batches == second
