@@ -36,8 +36,10 @@ setup(
         "scipy",  # Pascal-Part annotations (.mat)
     ],
     extras_require={
-        "test": ["pytest", "tensorflow-serving-api"],
+        "test": ["pytest", "tensorflow-serving-api", "tensorboard"],
         "serving": ["tensorflow-serving-api"],
         "viz": ["matplotlib"],
+        # Viewing --tensorboard_dir (and its HParams tab); the event files need only TF.
+        "tensorboard": ["tensorboard"],
     },
 )

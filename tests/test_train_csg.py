@@ -183,9 +183,10 @@ def _tiny_pair_run(tmp_path, **fields):
     from keras_icnn.recipes import CSGConfig
     from keras_icnn.recipes.common import get_strategy, open_data
 
-    config = CSGConfig(num_train=64, num_val=16, num_test=16, image_size=32, width=4,
-                       num_classes=3, density=0.4, epochs=1, batch_size=32, train_baseline=True,
-                       verbose=0, output_dir=str(tmp_path), **fields).validate()
+    settings = dict(num_train=64, num_val=16, num_test=16, image_size=32, width=4,
+                    num_classes=3, density=0.4, epochs=1, batch_size=32, train_baseline=True,
+                    verbose=0, output_dir=str(tmp_path))
+    config = CSGConfig(**dict(settings, **fields)).validate()
     return config, open_data(config), get_strategy(config)
 
 
@@ -229,3 +230,23 @@ def test_a_run_killed_while_the_baseline_trains_keeps_the_finished_csg_model(tmp
         np.testing.assert_array_equal(got, want)  # loaded, not trained again
     assert not trained.exists()  # removed once the baseline finished
     assert not (tmp_path / "backup_baseline").exists()
+
+
+def test_tensorboard_summaries_of_a_csg_run(tmp_path):
+    """--tensorboard_dir: per epoch every logged loss term and metric, the phase (a CSG
+    epoch, then an STD one), L1-density and the gate matrix as an image; the settings once."""
+    from keras_icnn.callbacks import read_summaries
+    from keras_icnn.recipes import csg as recipe
+
+    config, source, strategy = _tiny_pair_run(
+        tmp_path, warmup=0, epochs=2, train_baseline=False, checkpoint=False,
+        tensorboard_dir=str(tmp_path / "tb"))
+    models = recipe.build(config, source, strategy)
+    recipe.fit(config, source, strategy, models)
+    tags = read_summaries(tmp_path / "tb" / "csg")
+    assert tags["csg_phase"] == {0: 1.0, 1: 0.0}
+    assert set(tags["gate_matrix"]) == {0, 1} and set(tags["l1_density"]) == {0, 1}
+    gate = np.abs(models["csg"].gate_layer.gate.numpy())
+    assert tags["l1_density"][1] > 0 and gate.max() > 0
+    assert 0 in tags["csg_loss"] and 1 in tags["accuracy"] and 1 in tags["val_accuracy"]
+    assert "_hparams_/session_start_info" in tags and 0 in tags["hparams"]

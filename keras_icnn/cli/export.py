@@ -21,11 +21,13 @@ import os
 from absl import flags
 
 
-def define_flags(module_name=None):
-    """The exporter's flags (``--warmup`` is the deprecated name of ``--serving_warmup``)."""
+def define_flags(module_name=None, flag_values=None):
+    """The exporter's flags (``--warmup`` is the deprecated name of ``--serving_warmup``), in
+    ``flag_values`` (default ``absl.flags.FLAGS``)."""
     from keras_icnn.recipes.common import define_alias
 
-    kw = dict(module_name=module_name)
+    kw = dict(module_name=module_name,
+              flag_values=flags.FLAGS if flag_values is None else flag_values)
     flags.DEFINE_string("model", None, "The .keras model (for an explainer: its performer).",
                         **kw)
     flags.DEFINE_string("explainer", "", "An explainer .keras to export together with --model.",
@@ -42,8 +44,8 @@ def define_flags(module_name=None):
     flags.DEFINE_bool("serving_warmup", None, "Write assets.extra/tf_serving_warmup_requests "
                       "(needs the serving extra). Default: when tensorflow-serving-api is "
                       "installed.", **kw)
-    define_alias("warmup", "serving_warmup", module_name=module_name)
-    flags.mark_flag_as_required("model")
+    define_alias("warmup", "serving_warmup", kw["flag_values"], module_name)
+    flags.mark_flag_as_required("model", flag_values=kw["flag_values"])
 
 
 def main(argv):

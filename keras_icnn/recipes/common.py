@@ -274,6 +274,21 @@ class RunOptions:
                              EVAL_SPLITS)
     output_dir: str = option("/tmp/keras_icnn", "Where models and results go (chief only).")
     verbose: int = option(1, "Progress bars (1) or quiet (0).")
+    tensorboard_dir: str = option("", "Write TensorBoard summaries here, one run per model "
+                                      "(every loss term and metric per epoch, lambda_f, p, "
+                                      "the CSG phase and gate matrix, the settings); view with "
+                                      "tensorboard --logdir=DIR. '' writes none.")
+
+
+def tensorboard(config, strategy, run):
+    """``[TrainingSummaries]`` for the model ``run`` when ``config.tensorboard_dir`` is set
+    (on the chief only: workers would write the same event files), else ``[]``."""
+    if not getattr(config, "tensorboard_dir", "") or not is_chief(strategy):
+        return []
+    from keras_icnn.callbacks import TrainingSummaries
+
+    return [TrainingSummaries(os.path.join(config.tensorboard_dir, run),
+                              hparams=_jsonable(dataclasses.asdict(config)))]
 
 
 @dataclasses.dataclass

@@ -11,7 +11,7 @@ from keras_icnn.layers.class_specific_gate import SPARSITY_NORMS
 from keras_icnn.models import csg as csg_lib, guard
 from keras_icnn.recipes.common import (
     RecipeConfig, check_choice, check_fields, datasets, eval_batches, is_chief, make_backbone,
-    option, redefault, run_experiment)
+    option, redefault, run_experiment, tensorboard)
 
 # Network learning-rate schedules of the CSG recipe. "step" is the authors' MultiStepLR
 # (x0.1 at 40%, 60% and 80% of training: hyliang96/CSGCNN VOCPart/train/train.py, the
@@ -336,6 +336,7 @@ def fit(config, source, strategy, models):
         callbacks.append(
             keras.callbacks.BackupAndRestore(os.path.join(config.output_dir, "backup")))
     callbacks.append(report)
+    callbacks += tensorboard(config, strategy, "csg")
     if config.crash_after_epoch:
         callbacks.append(_HardExitAfterEpoch(config.crash_after_epoch, config.output_dir))
     if config.verbose:
@@ -366,7 +367,8 @@ def fit(config, source, strategy, models):
             os.path.join(config.output_dir, "backup_baseline"))] if config.checkpoint else [])
         models["baseline"].fit(train, validation_data=val, epochs=config.epochs,
                                verbose=config.verbose, shuffle=False,
-                               callbacks=backup + [guard.protect(models["baseline"])])
+                               callbacks=backup + [guard.protect(models["baseline"])]
+                               + tensorboard(config, strategy, "baseline"))
     if keep and is_chief(strategy) and os.path.exists(trained):
         os.remove(trained)
     return {"started_at": report.start}

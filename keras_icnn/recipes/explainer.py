@@ -9,7 +9,7 @@ import numpy as np
 from keras_icnn import metrics, validation
 from keras_icnn.recipes.common import (
     RecipeConfig, check_fields, datasets, eval_batches, make_backbone, option, redefault,
-    run_experiment)
+    run_experiment, tensorboard)
 from keras_icnn.recipes.icnn import ICNNConfig, _compile
 from keras_icnn.models.distiller import ExplainerDiagnostics
 from keras_icnn.models import guard
@@ -135,14 +135,15 @@ def fit(config, source, strategy, models):
         if config.verbose:
             print(f"== training a {config.backbone} performer ({config.performer_epochs} epochs) ==")
         performer.fit(train, epochs=config.performer_epochs, verbose=config.verbose, shuffle=False,
-                      callbacks=[guard.protect(performer)])
+                      callbacks=[guard.protect(performer)]
+                      + tensorboard(config, strategy, "performer"))
     explainer, distiller = _distiller(config, strategy, models)
     sync_batchnorm(explainer, strategy)
     models.update(explainer=explainer, distiller=distiller)
     before = [np.asarray(w).copy() for w in performer.weights]
     if config.verbose:
         print(f"== distilling the explainer ({config.epochs} epochs) ==")
-    callbacks = []
+    callbacks = tensorboard(config, strategy, "explainer")
     if strategy.num_replicas_in_sync == 1:  # what the filter losses see, per epoch (issue 26)
         callbacks.append(ExplainerDiagnostics(next(iter(val if val is not None else train))))
     history = distiller.fit(train, validation_data=val, epochs=config.epochs,
@@ -156,7 +157,7 @@ def fit(config, source, strategy, models):
         models.update(explainer_cls=cls_explainer, distiller_cls=cls_distiller)
         fitted["history_cls"] = cls_distiller.fit(
             train, validation_data=val, epochs=config.epochs, verbose=config.verbose,
-            shuffle=False).history
+            shuffle=False, callbacks=tensorboard(config, strategy, "explainer_cls")).history
     fitted["performer_unchanged"] = all(
         np.array_equal(a, np.asarray(b)) for a, b in zip(before, performer.weights))
     return fitted

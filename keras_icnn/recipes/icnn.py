@@ -14,7 +14,7 @@ from keras_icnn.losses import GRADIENT_FORMS
 from keras_icnn.metrics.streaming import stream_filter_metrics
 from keras_icnn.recipes.common import (
     LR_SCHEDULES, RecipeConfig, check_fields, datasets, eval_batches, make_backbone, option,
-    run_experiment)
+    run_experiment, tensorboard)
 
 # The models an ICNN experiment can train (``--train``), in training order.
 MODEL_KINDS = ("ordinary", "interpretable")
@@ -45,7 +45,7 @@ class ICNNConfig(RecipeConfig):
                                 LOSS_SCHEDULES)
     jit_compile: bool = option(True, "Compile the train step with XLA (one replica only).")
     train: tuple = option(MODEL_KINDS, "Which models to train: ordinary, interpretable "
-                                       "(comma-separated or repeated; default both).",
+                                       "(repeat the flag for both; default both).",
                           MODEL_KINDS, aliases=("models",))
     output_dir: str = option("/tmp/keras_icnn_icnn", "Where models and results go (chief only).")
 
@@ -150,7 +150,8 @@ def fit(config, source, strategy, models):
         keras.utils.set_random_seed(config.seed)
         histories[name] = model.fit(train, validation_data=val, epochs=config.epochs,
                                     verbose=config.verbose, shuffle=False,
-                                    callbacks=[guard.protect(model)]).history
+                                    callbacks=[guard.protect(model)]
+                                    + tensorboard(config, strategy, name)).history
     return histories
 
 

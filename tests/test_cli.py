@@ -1,0 +1,78 @@
+"""The commands (issue 32): one meaning per flag name with the old names as deprecated
+aliases, console scripts and ``python trainers/*.py`` alike, no CUDA start-up error."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from absl import app, flags
+
+from keras_icnn.recipes import CSGConfig, ICNNConfig, config_from_flags, define_flags
+from keras_icnn.report import EvalConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _parse(config_cls, argv):
+    fv = flags.FlagValues()
+    define_flags(config_cls, fv, module_name="prog")
+    fv(["prog"] + argv)
+    return config_from_flags(config_cls, fv)
+
+
+def test_old_flag_names_still_work_with_a_notice(capsys, tmp_path):
+    config = _parse(CSGConfig, ["--lr=0.5", "--lr_schedule=cosine", "--gate_lr=0.2"])
+    assert (config.learning_rate, config.learning_rate_schedule, config.gate_learning_rate) \
+        == (0.5, "cosine", 0.2)
+    err = capsys.readouterr().err.splitlines()
+    assert "keras_icnn: --lr is deprecated; use --learning_rate." in err
+    assert sum("is deprecated" in line for line in err) == 3
+    # A repeated enum flag: train_icnn.py's old --models.
+    assert _parse(ICNNConfig, ["--models=interpretable"]).train == ("interpretable",)
+    assert _parse(ICNNConfig, []).train == ("ordinary", "interpretable")
+    (tmp_path / "m.keras").write_bytes(b"")
+    assert _parse(EvalConfig, [f"--models={tmp_path / 'm.keras'}",
+                               "--split=validation"]).eval_split == "validation"
+    # A preset (--recipe=paper) treats a value given by its old name as given.
+    assert _parse(CSGConfig, ["--recipe=paper", "--lr=0.5"]).learning_rate == 0.5
+    assert _parse(CSGConfig, ["--recipe=paper"]).learning_rate == 0.1 * 64 / 256
+    capsys.readouterr()
+    assert _parse(CSGConfig, []).learning_rate == 1e-3 and capsys.readouterr().err == ""
+
+
+def test_old_and_new_name_together_is_a_usage_error():
+    with pytest.raises(app.UsageError, match="give only --learning_rate"):
+        _parse(CSGConfig, ["--lr=0.5", "--learning_rate=0.1"])
+
+
+def test_exporter_warmup_alias(capsys):
+    from keras_icnn.cli import export
+    from keras_icnn.recipes.common import resolve_aliases
+
+    fv = flags.FlagValues()
+    export.define_flags("prog", fv)
+    fv(["prog", "--model=m.keras", "--nowarmup"])
+    resolve_aliases(fv)
+    assert fv.serving_warmup is False
+    assert "--warmup is deprecated; use --serving_warmup" in capsys.readouterr().err
+
+
+def test_console_script_and_script_both_run_without_cuda_errors():
+    script = shutil.which("keras-icnn-train-csg")
+    assert script, "keras-icnn-train-csg is not installed: pip install -e ."
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    procs = [subprocess.Popen(cmd, cwd="/", env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for cmd in ([script, "--help"],
+                         [sys.executable, os.path.join(ROOT, "trainers", "train_csg.py"),
+                          "--help"])]
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+        assert out.startswith("Train a CNN with class-specific gates")
+        assert "--learning_rate" in out and "--tensorboard_dir" in out
+        import keras_icnn_cli
+
+        if not keras_icnn_cli._nvidia_driver_present():
+            assert "cuInit" not in err, err[-2000:]
