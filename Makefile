@@ -2,13 +2,18 @@ PYTHON ?= python
 PIP ?= $(PYTHON) -m pip
 DEMO_DIR ?= /tmp/keras_icnn_demo
 
-.PHONY: install test demo bench bench-quick bench-layers bench-data preview
+.PHONY: install install-demo test demo bench bench-quick bench-layers bench-data preview docs-tables
 
 # Installs the package (editable, from this checkout) and its extras only when
 # something is missing or keras_icnn resolves to another checkout.
 install:
-	@(cd / && $(PYTHON) -c "import sys, keras_icnn, tensorflow, keras, tensorflow_datasets, sklearn, scipy, pytest, matplotlib, tensorflow_serving; sys.exit(not keras_icnn.__file__.startswith('$(CURDIR)/'))") 2>/dev/null \
+	@(cd / && $(PYTHON) -c "import sys, keras_icnn, keras_icnn_cli, tensorboard, tensorflow, keras, tensorflow_datasets, sklearn, scipy, pytest, matplotlib, tensorflow_serving; sys.exit(not keras_icnn.__file__.startswith('$(CURDIR)/'))") 2>/dev/null \
 		|| $(PIP) install -q -e ".[test,viz]"
+
+# What the demo and preview need (the package and matplotlib), not pytest or serving.
+install-demo:
+	@(cd / && $(PYTHON) -c "import sys, keras_icnn, keras_icnn_cli, tensorflow, keras, tensorflow_datasets, sklearn, scipy, matplotlib; sys.exit(not keras_icnn.__file__.startswith('$(CURDIR)/'))") 2>/dev/null \
+		|| $(PIP) install -q -e ".[viz]"
 
 # pytest exits 5 when it collects no test; that is a failure here too.
 test: install
@@ -16,7 +21,7 @@ test: install
 
 # Trains an ordinary and an interpretable CNN, then evaluates both; ends with the path of
 # report.html (metrics table + filter atlas).
-demo: install
+demo: install-demo
 	$(PYTHON) trainers/train_icnn.py --output_dir=$(DEMO_DIR) --epochs=8 --verbose=1
 	$(PYTHON) trainers/evaluate.py --models=$(DEMO_DIR)/ordinary.keras,$(DEMO_DIR)/interpretable.keras \
 		--output_dir=$(DEMO_DIR)/eval --verbose=1
@@ -33,6 +38,10 @@ bench-layers: install
 bench-data: install
 	$(PYTHON) benchmarks/bench_data.py
 
-preview: install
+preview: install-demo
 	mkdir -p $(DEMO_DIR)
 	$(PYTHON) -m keras_icnn.data.synthetic_parts --preview $(DEMO_DIR)/preview.png
+
+# The docs' generated tables (between <!-- table: ... --> markers) from benchmarks/results/.
+docs-tables:
+	$(PYTHON) benchmarks/docs_tables.py
