@@ -16,9 +16,11 @@ def _write_jpeg(path, image):
     tf.io.write_file(path, tf.io.encode_jpeg(image, quality=95))
 
 
-@pytest.fixture
-def cub_root(tmp_path):
-    root = tmp_path / "CUB_200_2011"
+def make_cub(root):
+    """A 3-image CUB-200-2011 directory at ``root`` (2 classes, parts, boxes); its path."""
+    import pathlib
+
+    root = pathlib.Path(root)
     names = {1: "001.Black_footed_Albatross/Black_Footed_Albatross_0046_18.jpg",
              2: "001.Black_footed_Albatross/Black_Footed_Albatross_0009_34.jpg",
              3: "002.Laysan_Albatross/Laysan_Albatross_0002_1027.jpg"}
@@ -43,6 +45,11 @@ def cub_root(tmp_path):
             lines.append(f"{i} {k + 1} {x if visible else 0.0} {y if visible else 0.0} {visible}\n")
     (root / "parts" / "part_locs.txt").write_text("".join(lines))
     return str(root)
+
+
+@pytest.fixture
+def cub_root(tmp_path):
+    return make_cub(tmp_path / "CUB_200_2011")
 
 
 def test_cub_reader(cub_root):
