@@ -3,7 +3,8 @@
 Imported at once: ``templates``, ``losses``, ``layers``, ``models``. Imported on first use
 (``keras_icnn.viz`` after ``import keras_icnn`` just works): ``data``, ``metrics``,
 ``explain``, ``viz`` (its functions need the ``viz`` extra, matplotlib, and say so),
-``adversarial``, ``export``, ``distribute``, ``recipes``, ``report``, ``receptive_field``.
+``adversarial``, ``export``, ``distribute``, ``recipes``, ``report``, ``receptive_field``,
+``callbacks`` (TensorBoard summaries).
 
 Example:
 

@@ -29,33 +29,12 @@ Two gradients:
 Both take ``x`` of shape ``[B, h, w, K]`` (post-ReLU, ``x >= 0``) and return
 the per-filter loss, shape ``[K]``, in float32 whatever the input dtype.
 
-Implementation (issue 17, measured in ``benchmarks/bench_layers.py``):
-
-* The fitness scores of all templates are one float32 ``[B*K, hw] x [hw, hw+1]``
-  matmul (SPEC §1), near the 2-core CPU's float32 peak. Measured alternatives
-  (``benchmarks/bench_scores.py``, per layer, batch 32): the L1 pyramid as D
-  nested rectangles of one summed-area table is 2.4-3x slower at 8x8 and
-  14x14 and 0.91x at 28x28x64 under XLA (1.2 ms of a 124 ms step: not worth a
-  second code path); bfloat16 inputs round the scores to 8 bits (2.5-3.7e-3
-  relative, over the 1e-3 allowed) and are slower under XLA; an FFT
-  correlation was 7-10x slower. So the matmul stays at every shape.
-* The approximate gradient needs only the target template ``T^`` of each
-  image and filter. For the paper's template family (no ``templates=``
-  argument) it is computed from the peak's coordinates,
-  ``tau * max(1 - beta * ||p - mu^||_1 / n, -1)`` or ``-tau``, elementwise in
-  the layout of ``x``, instead of gathering template columns and transposing.
-* Without a ``tf.distribute`` replica context of several replicas, the value
-  and the gradient are computed by one XLA-compiled function
-  (``fused=None``, the default, fuses when no multi-replica context is active), so a
-  model compiled without XLA does not pay for several dozen small ops per
-  layer and step. With several replicas the per-replica pieces around the
-  collectives run as ordinary ops. ``InterpretableConv`` goes one step further
-  in training: its loss, target statistics and part mask are one XLA function
-  and the gradient (eq. 5 from :func:`approximate_coefficients`' factors, so no
-  ``[B,h,w,K]`` gradient is stored between the passes) another.
-* Inside XLA the peak is found as the first unit equal to the maximum
-  (``peak_units(via_max=True)``): XLA's argmax, a variadic reduction, was 1.7-6x
-  slower on this CPU (8x8 to 28x28 maps, 64 filters).
+Implementation: the fitness scores of all templates are one float32 matmul (SPEC §1); the
+approximate gradient's target template is computed from the peak's coordinates rather than
+gathered; on one replica the value and gradient are each one XLA-compiled function
+(``fused=None``; ``FUSE`` below); inside XLA the peak is the first unit equal to the maximum
+(``peak_units(via_max=True)``). Why each, with the measurements behind it:
+``docs/internals.md`` ("The filter loss's implementation choices").
 """
 
 import functools

@@ -147,3 +147,40 @@ def test_a_broken_block_fails(context, monkeypatch):
         exec(compile(prepared(code, marker), "broken", "exec"), namespace)
     with pytest.raises(AssertionError, match="does not occur"):
         prepared(code, {"replace": {"epochs=10": "epochs=1"}})
+
+
+def test_readme_is_a_front_door_whose_links_resolve():
+    """README.md stays under 250 lines, and every relative link of it and of docs/*.md
+    (pictures included) points at a file that exists."""
+    readme = os.path.join(ROOT, "README.md")
+    assert len(open(readme, encoding="utf-8").read().splitlines()) <= 250
+    missing = []
+    for path in _documents():
+        text = open(path, encoding="utf-8").read()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            if not os.path.exists(os.path.join(os.path.dirname(path), target.split("#")[0])):
+                missing.append(f"{os.path.relpath(path, ROOT)} -> {target}")
+    assert not missing, missing
+
+
+def test_docs_tables_are_generated_from_the_results():
+    """`make docs-tables` has been run: every marked table equals its source's."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import docs_tables
+
+    for path in sorted(glob.glob(os.path.join(ROOT, "docs", "*.md"))):
+        text = open(path, encoding="utf-8").read()
+        assert docs_tables.fill(text) == text, f"{path}: run `make docs-tables`"
+    filled = docs_tables.fill("<!-- table: x.md#2 -->\nold\n<!-- /table -->", root=_tables_root())
+    assert filled == "<!-- table: x.md#2 -->\n| c |\n| 3 |\n<!-- /table -->"
+
+
+def _tables_root():
+    import tempfile
+
+    root = tempfile.mkdtemp()
+    with open(os.path.join(root, "x.md"), "w") as f:
+        f.write("text\n| a | b |\n| 1 | 2 |\n\nmore\n| c |\n| 3 |\n")
+    return root
