@@ -32,6 +32,8 @@ from keras_icnn import validation
 from keras_icnn.explain import KINDS, Explainable, model_kind  # noqa: F401  (re-exported)
 
 WARMUP_FILE = "tf_serving_warmup_requests"
+# The served images input: float32 pixel values 0-255, or uint8.
+INPUT_DTYPES = ("float32", "uint8")
 EXPLAIN_FIELDS = ("part_locations", "part_scores", "contributions", "contribution_shares",
                   "filter_relevance")
 
@@ -48,8 +50,9 @@ class _Exporter:
     """Builds the two signature functions for one model."""
 
     def __init__(self, model, layer_name=None, input_dtype="float32"):
-        if input_dtype not in ("float32", "uint8"):
-            raise ValueError(f"`input_dtype` must be 'float32' or 'uint8'. Received: {input_dtype!r}")
+        if input_dtype not in INPUT_DTYPES:
+            raise ValueError(f"`input_dtype` must be one of {INPUT_DTYPES}. "
+                             f"Received: {input_dtype!r}")
         if model_kind(model) == "explainer":
             layer_name = None  # an explainer explains its conv-interp-2
         self.explainable = Explainable(model, layer_name, argument="layer_name")

@@ -186,5 +186,5 @@ def test_versions_and_existing_directory(exported, tmp_path):
     assert export.next_version(os.path.join(base, "ordinary")) == 2
     with pytest.raises(FileExistsError, match="already exists"):
         export.export_model(models["ordinary"], base, "ordinary", version=1)
-    with pytest.raises(ValueError, match="`input_dtype` must be 'float32' or 'uint8'"):
+    with pytest.raises(ValueError, match=r"`input_dtype` must be one of \('float32', 'uint8'\)"):
         export.export_model(models["ordinary"], str(tmp_path), "x", input_dtype="int8")

@@ -39,7 +39,9 @@ def define_flags(module_name=None, flag_values=None):
     flags.DEFINE_string("name", "icnn", "Model name (a folder under --base_dir).", **kw)
     flags.DEFINE_integer("version", 0, "Version number (0: the next free one).", lower_bound=0,
                          **kw)
-    flags.DEFINE_enum("input_dtype", "float32", ["float32", "uint8"],
+    from keras_icnn.export import INPUT_DTYPES
+
+    flags.DEFINE_enum("input_dtype", "float32", list(INPUT_DTYPES),
                       "dtype of the images input.", **kw)
     flags.DEFINE_bool("serving_warmup", None, "Write assets.extra/tf_serving_warmup_requests "
                       "(needs the serving extra). Default: when tensorflow-serving-api is "

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from keras_icnn import validation
+from keras_icnn.distribute import STRATEGIES
 from keras_icnn.validation import check_choice, check_fields  # noqa: F401 (re-exported)
 
 EVAL_SPLITS = ("validation", "test")
@@ -267,7 +268,7 @@ class RunOptions:
     batch_size: int = option(32, "Global batch size (split across replicas).")
     strategy: str = option("default", "tf.distribute strategy: default, mirrored (GPUs, or the "
                                       "CPU split into --num_cpu_devices) or multi_worker "
-                                      "(TF_CONFIG).", ("default", "mirrored", "multi_worker"))
+                                      "(TF_CONFIG).", STRATEGIES)
     num_cpu_devices: int = option(2, "Logical CPU devices for --strategy=mirrored without GPUs.")
     eval_split: str = option("test", "Split the results are measured on (validation when "
                                      "tuning settings: never tune on the test split).",
@@ -304,7 +305,7 @@ class RecipeConfig(RunOptions, ModelOptions, DataOptions):
 
         check_fields(
             self, positive=("batch_size", "num_cpu_devices", "width"),
-            choices={"backbone": BACKBONES, "strategy": ("default", "mirrored", "multi_worker"),
+            choices={"backbone": BACKBONES, "strategy": STRATEGIES,
                      "eval_split": EVAL_SPLITS})
         self.validate_data()
         if self.eval_split == "validation" and self.num_val < 1:
