@@ -62,9 +62,9 @@ def peak_units(maps, via_max=False):
         maps: ``[B, h, w, F]`` feature maps (any float dtype).
         via_max: find the unit as the first one equal to the maximum (two plain
             reductions) instead of ``argmax``. Same result; inside XLA-compiled code on
-            CPU it is 1.7-6x faster than XLA's argmax (a variadic reduction), without
-            XLA slower than TensorFlow's argmax kernel, so the XLA-compiled
-            training functions use it.
+            CPU it is faster than XLA's argmax (a variadic reduction), without XLA slower
+            than TensorFlow's argmax kernel, so the XLA-compiled training functions use
+            it (measurements: docs/internals.md).
 
     Returns:
         ``(i, j, score)``: int32 ``[B, F]`` row and column (ties: the first unit

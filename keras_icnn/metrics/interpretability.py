@@ -248,7 +248,7 @@ def mutual_information_matrix(features, labels, num_classes, random_state=0):
 
     The same numbers as ``mutual_info_classif(features, labels == c, random_state=...)``
     for each class (same scaling, jitter and 3-neighbour estimator), computed for all
-    filters at once by sorting instead of one KD-tree per filter and class (~50x faster).
+    filters at once by sorting instead of one KD-tree per filter and class (much faster).
 
     Args:
         features: [N, K] (e.g. global-average-pooled filter responses).
