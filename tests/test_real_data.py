@@ -27,31 +27,39 @@ def dirs(tmp_path_factory):
             "folder": layouts.write_folder_layout(ex, str(root / "photos"))}
 
 
-def _run(script, args):
+def _run(*commands):
+    """Run the (script, args) commands at once (they are independent: the three trainers
+    overlap their start-up and small steps on the 2 cores); each must succeed."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    out = subprocess.run([sys.executable, script] + args, cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-4000:]
-    return out
+    procs = [subprocess.Popen([sys.executable, script] + args, cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for script, args in commands]
+    outs = []
+    for proc, (script, _) in zip(procs, commands):
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, f"{script}:\n{err[-4000:]}"
+        outs.append(out)
+    return outs
 
 
 @pytest.mark.parametrize("dataset", ["cub", "folder"])
 def test_all_trainers_and_evaluate_on_a_real_layout(dataset, dirs, tmp_path):
     data = [f"--dataset={dataset}", f"--data_dir={dirs[dataset]}"]
     icnn_out, csg_out, expl_out, eval_out = (tmp_path / n for n in ("icnn", "csg", "expl", "ev"))
-    _run("trainers/train_icnn.py", data + TINY + ["--epochs=1", "--train=interpretable",
-                                                 "--jit_compile=false", f"--output_dir={icnn_out}"])
+    trainers = [("trainers/train_icnn.py", data + TINY + [
+        "--epochs=1", "--train=interpretable", "--jit_compile=false", f"--output_dir={icnn_out}"])]
     models = f"--models={icnn_out / 'interpretable.keras'}"
     if dataset == "cub":  # CSG has nothing layout-specific: once is enough (the suite's time)
-        _run("trainers/train_csg.py", data + TINY + [
+        trainers.append(("trainers/train_csg.py", data + TINY + [
             "--strategy=mirrored", "--epochs=2", "--warmup=1", "--period=1", "--density=0.5",
-            "--checkpoint=false", f"--output_dir={csg_out}"])
+            "--checkpoint=false", f"--output_dir={csg_out}"]))
         models += f",{csg_out / 'csg.keras'}"
-    _run("trainers/train_explainer.py", data + TINY + ["--epochs=1", "--performer_epochs=1",
-                                                      f"--output_dir={expl_out}"])
-    out = _run("trainers/evaluate.py", data + [
+    trainers.append(("trainers/train_explainer.py", data + TINY + [
+        "--epochs=1", "--performer_epochs=1", f"--output_dir={expl_out}"]))
+    _run(*trainers)
+    _run(("trainers/evaluate.py", data + [
         "--image_size=32", "--verbose=0", "--gradmap_examples=4", "--num_val=8",
-        "--atlas_filters=8", "--atlas_images=3", models, f"--output_dir={eval_out}"])
+        "--atlas_filters=8", "--atlas_images=3", models, f"--output_dir={eval_out}"]))
     icnn = json.loads((icnn_out / "results.json").read_text())
     expl = json.loads((expl_out / "results.json").read_text())
     report = json.loads((eval_out / "report.json").read_text())
