@@ -69,7 +69,7 @@ def test_console_script_and_script_both_run_without_cuda_errors():
                           "--help"])]
     for proc in procs:
         out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err[-2000:]
+        assert proc.returncode in (0, 1), err[-2000:]  # absl's --help exits with 1
         assert out.startswith("Train a CNN with class-specific gates")
         assert "--learning_rate" in out and "--tensorboard_dir" in out
         import keras_icnn_cli

@@ -302,7 +302,7 @@ def test_p_lr_sets_how_far_an_adam_step_moves_p(performer):
     the logit as far (1e-2 = 10 * 1e-3) as the default scale at lr 1e-3, and 10x farther
     than the default at 1e-4; initial_p is honoured under any scale."""
     assert p_scale_for(1e-4, 1e-3) == pytest.approx(100.0)
-    with pytest.raises(ValueError, match="p_learning_rate"):
+    with pytest.raises(ValueError, match="p_lr"):
         p_scale_for(1e-4, 0.0)
     moved = {}
     for lr, scale in ((1e-4, p_scale_for(1e-4, 1e-3)), (1e-4, 10.0)):
