@@ -5,6 +5,8 @@ from keras_icnn.metrics.interpretability import (
     filter_thresholds, l1_density, location_instability, location_instability_multi,
     mutual_information_ceiling, mutual_information_matrix, mutual_information_score,
     part_interpretability, part_ious, region_counts, upsample_maps)
+from keras_icnn.metrics.network_dissection import (
+    category_part_concepts, dissection, dissection_counts, dissection_from_counts, iou_ceiling)
 from keras_icnn.metrics.localization import (
     activation_map_localization, cam_localization, class_activation_maps, filter_correlation,
     gradient_map_localization, gradient_maps, inter_class_correlation, redundancy_ratio)
@@ -25,4 +27,6 @@ __all__ = [
     "receptive_field", "activation_map_localization", "cam_localization",
     "class_activation_maps", "filter_correlation", "gradient_map_localization", "gradient_maps",
     "inter_class_correlation", "redundancy_ratio", "part_contributions",
+    "category_part_concepts", "dissection", "dissection_counts", "dissection_from_counts",
+    "iou_ceiling",
 ]

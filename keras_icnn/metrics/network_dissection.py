@@ -1,0 +1,103 @@
+"""Network Dissection's dataset-wide IoU and unique detectors (Bau et al. 2017; the survey's
+§2.2, eqs. 3-4).
+
+For filter k with threshold ``T_k`` (``P(a_k > T_k) = top_quantile`` over every unit of its
+maps in the dataset) and concept c:
+
+    M_k(x) = upsample_bilinear(S_k(x)) >= T_k
+    IoU_{k,c} = sum_x |M_k(x) & L_c(x)| / sum_x |M_k(x) | L_c(x)|
+
+A filter *detects* c when ``IoU_{k,c} > iou_threshold`` (0.04); a layer is summed up by its
+number of **unique detectors**, the distinct concepts that at least one filter detects.
+``metrics.part_interpretability`` is ICNN's per-image variant (IoU > 0.2 per image, averaged).
+
+Concepts on the part data: the parts are present in nearly every image and cover far more
+pixels than 0.5% of a map, which caps a part's IoU near the exceedance rate over its area; a
+(category, part) pair (:func:`category_part_concepts`) is the concept a class-specific filter
+can detect. :func:`iou_ceiling` gives each concept's ceiling, the best IoU any map with that
+exceedance rate could reach, to read a figure against.
+
+Example:
+    >>> concepts, names = category_part_concepts(part_masks, labels, num_classes=6)
+    >>> d = dissection(maps, concepts)             # maps [N, h, w, K]
+    >>> d["unique_detectors"], [names[c] for c in d["best_concept"][:3]]
+"""
+import numpy as np
+
+from keras_icnn import validation
+from keras_icnn.metrics.interpretability import filter_thresholds, region_counts
+
+
+def category_part_concepts(part_masks, labels, num_classes, part_names=None,
+                           class_names=None):
+    """(category, part) concept masks ``[N, H, W, C * P]`` (concept ``c * P + p`` is part p of
+    the images of class c, empty on the others) and their names ``"class/part"``."""
+    masks = validation.array_of_rank(np.asarray(part_masks, bool), "part_masks", 4,
+                                     "[N, H, W, P]")
+    labels = validation.labels_np(labels, num_classes, count=len(masks))
+    num_parts = masks.shape[-1]
+    own = labels[:, None] == np.arange(num_classes)[None, :]  # [N, C]
+    concepts = own[:, None, None, :, None] & masks[:, :, :, None, :]  # [N, H, W, C, P]
+    class_names = list(class_names or [str(c) for c in range(num_classes)])
+    part_names = list(part_names or [str(p) for p in range(num_parts)])
+    names = [f"{c}/{p}" for c in class_names for p in part_names]
+    return concepts.reshape(masks.shape[:3] + (num_classes * num_parts,)), names
+
+
+def iou_ceiling(concept_masks, top_quantile=0.005):
+    """Per concept [C], the best dataset-wide IoU of a region covering ``top_quantile`` of all
+    pixels: ``min(R, A_c) / max(R, A_c)`` with ``A_c`` the concept's total area and ``R`` the
+    region's (what a filter thresholded at its top quantile covers)."""
+    masks = np.asarray(concept_masks, bool)
+    area = masks.reshape(-1, masks.shape[-1]).sum(0).astype(np.float64)
+    region = float(top_quantile) * np.prod(masks.shape[:3])
+    return np.where(area > 0, np.minimum(region, area) / np.maximum(region, area), 0.0)
+
+
+def dissection_counts(activation_maps, concept_masks, thresholds, chunk=64):
+    """Dataset-wide intersection and union ``[K, C]`` of each filter's region
+    ``upsample(S_k) >= T_k`` with each concept, summed over the images."""
+    inter, union = region_counts(activation_maps, concept_masks, thresholds, chunk,
+                                 inclusive=True)
+    return inter.sum(0, dtype=np.float64), union.sum(0, dtype=np.float64)
+
+
+def dissection_from_counts(inter, union, iou_threshold=0.04):
+    """The figures of :func:`dissection` from summed counts ``[K, C]`` (the streaming driver's
+    second pass ends here)."""
+    validation.number_in(iou_threshold, "iou_threshold", 0, 1)
+    iou = np.where(union > 0, inter / np.maximum(union, 1.0), 0.0)
+    best = iou.argmax(1)
+    best_iou = iou[np.arange(len(iou)), best]
+    detectors = best_iou > iou_threshold
+    return {"iou": iou, "best_concept": best, "best_iou": best_iou, "detectors": detectors,
+            "unique_detectors": int(len(np.unique(best[detectors]))),
+            "detector_count": int(detectors.sum()), "mean_best_iou": float(best_iou.mean())}
+
+
+def dissection(activation_maps, concept_masks, top_quantile=0.005, iou_threshold=0.04,
+               chunk=64):
+    """Network Dissection of one layer (module docstring): ``activation_maps`` [N, h, w, K],
+    ``concept_masks`` [N, H, W, C] bool.
+
+    Returns a dict: ``iou`` [K, C]; per filter ``best_concept`` [K], ``best_iou`` [K] and
+    ``detectors`` [K] (best IoU > ``iou_threshold``); ``unique_detectors`` (distinct concepts
+    of the detectors: each detector counts for its best concept, as NetDissect does),
+    ``detector_count``, ``mean_best_iou``, ``thresholds`` [K] and ``ceiling`` [C]
+    (:func:`iou_ceiling`).
+    """
+    maps = validation.array_of_rank(activation_maps, "activation_maps", 4, "[N, h, w, K]")
+    masks = validation.array_of_rank(np.asarray(concept_masks, bool), "concept_masks", 4,
+                                     "[N, H, W, C]")
+    if len(maps) != len(masks) or len(maps) < 1:
+        raise ValueError("`activation_maps` and `concept_masks` must hold the same N >= 1 "
+                         f"images. Received: {len(maps)} and {len(masks)}")
+    if masks.shape[1] < maps.shape[1] or masks.shape[2] < maps.shape[2]:
+        raise ValueError("`concept_masks` must be at least the maps' size (maps are upsampled "
+                         f"to the masks). Received: maps {maps.shape[1:3]}, masks "
+                         f"{masks.shape[1:3]}")
+    thresholds = filter_thresholds(maps, top_quantile)
+    inter, union = dissection_counts(maps, masks, thresholds, chunk)
+    out = dissection_from_counts(inter, union, iou_threshold)
+    out.update(thresholds=thresholds, ceiling=iou_ceiling(masks, top_quantile))
+    return out
