@@ -5,14 +5,15 @@ DEMO_DIR ?= /tmp/keras_icnn_demo
 .PHONY: install install-demo test demo bench bench-quick bench-layers bench-data preview docs-tables
 
 # Installs the package (editable, from this checkout) and its extras only when
-# something is missing or keras_icnn resolves to another checkout.
+# something is missing, keras_icnn resolves to another checkout or its metadata (which the
+# console scripts need) is gone.
 install:
-	@(cd / && $(PYTHON) -c "import sys, keras_icnn, keras_icnn_cli, tensorboard, tensorflow, keras, tensorflow_datasets, sklearn, scipy, pytest, matplotlib, tensorflow_serving; sys.exit(not keras_icnn.__file__.startswith('$(CURDIR)/'))") 2>/dev/null \
+	@(cd / && $(PYTHON) -c "import sys, importlib.metadata as m, keras_icnn, keras_icnn_cli, tensorboard, tensorflow, keras, tensorflow_datasets, sklearn, scipy, pytest, matplotlib, tensorflow_serving; m.version('keras_icnn'); sys.exit(not keras_icnn.__file__.startswith('$(CURDIR)/'))") 2>/dev/null \
 		|| $(PIP) install -q -e ".[test,viz]"
 
 # What the demo and preview need (the package and matplotlib), not pytest or serving.
 install-demo:
-	@(cd / && $(PYTHON) -c "import sys, keras_icnn, keras_icnn_cli, tensorflow, keras, tensorflow_datasets, sklearn, scipy, matplotlib; sys.exit(not keras_icnn.__file__.startswith('$(CURDIR)/'))") 2>/dev/null \
+	@(cd / && $(PYTHON) -c "import sys, importlib.metadata as m, keras_icnn, keras_icnn_cli, tensorflow, keras, tensorflow_datasets, sklearn, scipy, matplotlib; m.version('keras_icnn'); sys.exit(not keras_icnn.__file__.startswith('$(CURDIR)/'))") 2>/dev/null \
 		|| $(PIP) install -q -e ".[viz]"
 
 # pytest exits 5 when it collects no test; that is a failure here too.
