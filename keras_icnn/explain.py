@@ -16,7 +16,13 @@ returns an :class:`Explanation` of plain arrays:
 * for CSG models the gate relevance ``G[target]``;
 * heatmaps at image resolution of the filters that contribute most
   (``heatmaps="top"``), of all filters (``"all"``) or none, and Grad-CAM
-  (Selvaraju et al., 2017) of the target at the same layer: the usual baseline.
+  (Selvaraju et al., 2017) of the target at the same layer: the usual baseline;
+* on request (``methods=``), per-pixel maps of the target logit's gradient with
+  respect to the image: ``"saliency"`` (Simonyan et al. 2014; the survey's eqs. 6-7:
+  ``max`` over colour channels of ``|dS_c/dI|``), ``"gradient_x_input"`` (the channel
+  sum of ``I * dS_c/dI``) and ``"guided_backprop"`` (Springenberg et al. 2015: every
+  ReLU passes back only positive gradients to positive inputs, reduced over channels
+  like the saliency map).
 
 The exported ``explain`` signature (:mod:`keras_icnn.export`), the report and
 :func:`keras_icnn.metrics.part_contributions` are built on :class:`Explainable`,
@@ -36,6 +42,7 @@ import tensorflow as tf
 
 from keras_icnn import validation
 from keras_icnn.models import graph
+from keras_icnn.relu_gradients import guided_relu_gradients
 from keras_icnn.models.csg import CSGModel
 from keras_icnn.models.distiller import ExplainerDistiller
 from keras_icnn.models.interpretable import InterpretableModel
@@ -43,6 +50,9 @@ from keras_icnn.receptive_field import peak_locations, receptive_field
 
 KINDS = ("ordinary", "interpretable", "csg", "explainer")
 HEATMAPS = ("top", "all", None)
+# Grad-CAM is always computed (it comes with the filter contributions); the others on request.
+METHODS = ("gradcam", "saliency", "gradient_x_input", "guided_backprop")
+PIXEL_METHODS = METHODS[1:]
 _SPATIAL = (keras.layers.Conv2D, keras.layers.ReLU, keras.layers.Activation)
 
 
@@ -98,6 +108,19 @@ def grad_cam(maps, grads):
                              f"{name} of shape {tf.convert_to_tensor(value).shape}")
     weights = tf.reduce_mean(tf.cast(grads, tf.float32), axis=[1, 2])
     return tf.nn.relu(tf.einsum("bhwf,bf->bhw", tf.cast(maps, tf.float32), weights))
+
+
+def pixel_maps(images, gradients, guided=None):
+    """The per-pixel maps [B, H, W] of :data:`PIXEL_METHODS` from the image gradients
+    ``[B, H, W, C]`` (and the guided ones): saliency ``max_c |g|``, gradient x input
+    ``sum_c x g``, guided backprop ``max_c |g_guided|``."""
+    x = tf.cast(images, tf.float32)
+    g = tf.cast(gradients, tf.float32)
+    out = {"saliency": tf.reduce_max(tf.abs(g), axis=-1),
+           "gradient_x_input": tf.reduce_sum(x * g, axis=-1)}
+    if guided is not None:
+        out["guided_backprop"] = tf.reduce_max(tf.abs(tf.cast(guided, tf.float32)), axis=-1)
+    return out
 
 
 def _safe(values):
@@ -200,11 +223,25 @@ class Explainable:
             chosen = tf.gather(logits, target, axis=1, batch_dims=1)
         return maps, tape.gradient(chosen, maps), logits, classes, target, chosen
 
-    def __call__(self, x, target=None):
+    def input_gradients(self, x, target, guided=False):
+        """``(d logit_target / d x, d guided / d x or None)`` [B, H, W, C] of the classifier the
+        images go to (the performer for an explainer); ``target`` already resolved."""
+        with tf.GradientTape(persistent=guided) as tape:
+            tape.watch(x)
+            logits = tf.cast(self.classifier(x, training=False), tf.float32)
+            chosen = tf.gather(logits, target, axis=1, batch_dims=1)
+        plain = tape.gradient(chosen, x)
+        if not guided:
+            return plain, None
+        with guided_relu_gradients():
+            return plain, tape.gradient(chosen, x)
+
+    def __call__(self, x, target=None, methods=()):
         x = tf.cast(x, tf.float32)
         if target is None:
             target = tf.fill(tf.shape(x)[:1], -1)
         target = tf.cast(target, tf.int32)
+        methods = check_methods(methods)
         maps, grads, logits, classes, target, chosen = self._maps_and_logits(x, target)
         contributions = gradient_x_activation(maps, grads)
         locations, scores = peak_locations(maps, self.rf)
@@ -216,21 +253,28 @@ class Explainable:
         if self.kind == "csg" and int(self.model.gate_layer.gate.shape[-1]) == self.num_filters:
             gate = tf.convert_to_tensor(self.model.gate_layer.gate)
             out["filter_relevance"] = tf.gather(gate, target)
+        if any(m in PIXEL_METHODS for m in methods):
+            plain, guided = self.input_gradients(x, target, "guided_backprop" in methods)
+            out.update({k: v for k, v in pixel_maps(x, plain, guided).items() if k in methods})
         return out
 
-    def traced(self):
+    def traced(self, methods=()):
         """This explainable as a ``tf.function`` with a batch-size-free input signature:
-        traced once per model and layer, whatever the batch sizes (``self.traces`` counts)."""
+        traced once per model, layer and set of ``methods``, whatever the batch sizes
+        (``self.traces`` counts)."""
+        methods = check_methods(methods)
         if self._traced is None:
+            self._traced = {}
+        if methods not in self._traced:
             spec = [tf.TensorSpec((None,) + self.image_shape, tf.float32, name="images"),
                     tf.TensorSpec((None,), tf.int32, name="target")]
 
             def run(x, target):
                 self.traces += 1  # Python: runs only while tracing
-                return self(x, target)
+                return self(x, target, methods)
 
-            self._traced = tf.function(run, input_signature=spec, autograph=False)
-        return self._traced
+            self._traced[methods] = tf.function(run, input_signature=spec, autograph=False)
+        return self._traced[methods]
 
     traces = 0
 
@@ -294,6 +338,8 @@ class Explanation:
         p: the explainer's mixing weight (None for other kinds).
         gradcam_maps: [N, h, w] the same Grad-CAM at the layer's own resolution.
         heatmap_maps: [N, k, h, w] the maps behind ``heatmaps`` at the layer's resolution.
+        saliency, gradient_x_input, guided_backprop: [N, H, W] per-pixel maps of the target
+            logit (module docstring), when asked for in ``methods`` (None otherwise).
     """
 
     kind: str
@@ -315,6 +361,9 @@ class Explanation:
     p: float = None
     gradcam_maps: np.ndarray = None
     heatmap_maps: np.ndarray = None
+    saliency: np.ndarray = None
+    gradient_x_input: np.ndarray = None
+    guided_backprop: np.ndarray = None
 
     def part_shares(self, filter_parts, num_parts):
         """Share of each target logit carried by each part's filters: [N, P + 1] (last
@@ -330,6 +379,17 @@ class Explanation:
         parts = np.where(filter_parts < 0, num_parts, filter_parts)
         onehot = (parts[:, None] == np.arange(num_parts + 1)[None, :]).astype(np.float64)
         return self.contribution_shares.astype(np.float64) @ onehot
+
+
+def check_methods(methods):
+    """``methods`` as a sorted tuple of :data:`METHODS` names (a clear error otherwise)."""
+    if isinstance(methods, str):
+        methods = (methods,)
+    methods = tuple(methods or ())
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"`methods` must be names from {METHODS}. Received: {unknown}")
+    return tuple(sorted(set(methods)))
 
 
 def _targets(target, n, num_classes):
@@ -400,7 +460,7 @@ def _refuse_hidden_probabilities(ex, logits):
 
 
 def explain(model, images, target=None, layer=None, heatmaps="top", num_heatmaps=3,
-            batch_size=64, logits_layer=None, interpolation="bilinear"):
+            batch_size=64, logits_layer=None, interpolation="bilinear", methods=("gradcam",)):
     """Explain ``model``'s predictions on ``images`` filter by filter.
 
     Args:
@@ -424,6 +484,9 @@ def explain(model, images, target=None, layer=None, heatmaps="top", num_heatmaps
             or a ``Dense(..., activation="softmax")`` applies the softmax to.
         interpolation: how maps reach image size: ``"bilinear"`` (default),
             ``"bicubic"`` or ``"nearest"``.
+        methods: names from :data:`METHODS`: ``"gradcam"`` (always computed),
+            ``"saliency"``, ``"gradient_x_input"``, ``"guided_backprop"`` (per-pixel maps at
+            image size; each adds a backward pass to the image, guided backprop two).
 
     A model with nested sub-models (a ``keras.applications`` base in a ``Sequential``) is
     read through its flat graph; ``layer`` may be a path (``"vgg16/block5_conv3"``). The
@@ -438,6 +501,7 @@ def explain(model, images, target=None, layer=None, heatmaps="top", num_heatmaps
         >>> e.contribution_shares[0].argsort()[::-1][:3]   # the 3 filters that matter most
         >>> e.gradcam.shape                                # (4, H, W): the Grad-CAM baseline
         >>> e.gradcam_maps.shape                           # (4, h, w): at the layer's size
+        >>> explain(model, images[:4], methods=("saliency", "guided_backprop")).saliency.shape
     """
     if heatmaps not in HEATMAPS:
         raise ValueError(f"`heatmaps` must be one of {HEATMAPS}. Received: {heatmaps!r}")
@@ -446,14 +510,15 @@ def explain(model, images, target=None, layer=None, heatmaps="top", num_heatmaps
                          f"Received: {interpolation!r}")
     batch_size = validation.positive_int(batch_size, "batch_size")
     num_heatmaps = validation.positive_int(num_heatmaps, "num_heatmaps")
+    methods = check_methods(methods)
     ex = explainable_for(model, layer, logits_layer)
     batches, n = _image_batches(images, ex.image_shape, batch_size)
     targets = _targets(target, n, ex.num_classes) if n is not None else None
-    step = ex.traced()
+    step = ex.traced(methods)
     size = ex.image_shape[:2]
     k = ex.num_filters if heatmaps == "all" else min(int(num_heatmaps), ex.num_filters)
     keys = ("logits", "classes", "target", "target_logit", "part_locations", "part_scores",
-            "contributions", "contribution_shares", "filter_relevance")
+            "contributions", "contribution_shares", "filter_relevance") + PIXEL_METHODS
     out = {key: [] for key in keys + ("heatmaps", "heatmap_maps", "heatmap_filters", "gradcam",
                                       "gradcam_maps")}
     seen = 0

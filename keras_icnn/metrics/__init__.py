@@ -7,6 +7,7 @@ from keras_icnn.metrics.interpretability import (
     part_interpretability, part_ious, region_counts, upsample_maps)
 from keras_icnn.metrics.network_dissection import (
     category_part_concepts, dissection, dissection_counts, dissection_from_counts, iou_ceiling)
+from keras_icnn.metrics.faithfulness import deletion, insertion, mu_fidelity
 from keras_icnn.metrics.localization import (
     activation_map_localization, cam_localization, class_activation_maps, filter_correlation,
     gradient_map_localization, gradient_maps, inter_class_correlation, redundancy_ratio)
@@ -28,5 +29,5 @@ __all__ = [
     "class_activation_maps", "filter_correlation", "gradient_map_localization", "gradient_maps",
     "inter_class_correlation", "redundancy_ratio", "part_contributions",
     "category_part_concepts", "dissection", "dissection_counts", "dissection_from_counts",
-    "iou_ceiling",
+    "iou_ceiling", "deletion", "insertion", "mu_fidelity",
 ]

@@ -50,7 +50,14 @@ def iou_ceiling(concept_masks, top_quantile=0.005):
     region's (what a filter thresholded at its top quantile covers)."""
     masks = np.asarray(concept_masks, bool)
     area = masks.reshape(-1, masks.shape[-1]).sum(0).astype(np.float64)
-    region = float(top_quantile) * np.prod(masks.shape[:3])
+    return iou_ceiling_from_areas(area, np.prod(masks.shape[:3]), top_quantile)
+
+
+def iou_ceiling_from_areas(areas, total_pixels, top_quantile=0.005):
+    """:func:`iou_ceiling` from each concept's total area [C] and the number of pixels of all
+    images (the streaming driver sums both)."""
+    area = np.asarray(areas, np.float64)
+    region = float(top_quantile) * float(total_pixels)
     return np.where(area > 0, np.minimum(region, area) / np.maximum(region, area), 0.0)
 
 

@@ -11,7 +11,10 @@ memory, in at most two passes:
    being kept); CAM IoU per image; the first ``keep`` examples with their maps
    (pictures, GradMaps).
 2. only where the data have part or object masks: each image's IoUs with the
-   thresholds of pass 1, summed into ``P(f, k)`` and ActivMap's per-filter IoU.
+   thresholds of pass 1, summed into ``P(f, k)`` and ActivMap's per-filter IoU; with
+   part masks also Network Dissection's dataset-wide intersections and unions of every
+   filter with every (category, part) concept (``[F, C x P]`` counts, the same threshold:
+   ``P(a > T) = top_quantile`` over all units).
 
 The numbers equal :func:`~keras_icnn.metrics.part_interpretability`,
 :func:`~keras_icnn.metrics.activation_map_localization` and friends on the
@@ -22,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_icnn.metrics import interpretability, localization
+from keras_icnn.metrics import interpretability, localization, network_dissection
 from keras_icnn.models import graph
 from keras_icnn.receptive_field import peak_locations, peak_units, receptive_field
 
@@ -107,8 +110,10 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
         dict with ``accuracy``, ``labels`` [N], ``logits`` [N, C], ``scores``,
         ``positions``, ``pooled`` [N, F] and, where the data allow,
         ``location_instability``, ``part_interpretability`` (+ ``p_f``, ``p``),
-        ``activmap`` and ``cam`` (dicts), ``filter_classes``, ``positives``
-        [N] bool, and ``kept`` (the first ``keep`` examples with ``maps``).
+        ``activmap`` and ``cam`` (dicts), ``dissection`` (the dict of
+        :func:`~keras_icnn.metrics.dissection`, concepts ``class * P + part`` of the
+        positive images; needs part masks), ``filter_classes``, ``positives`` [N] bool, and
+        ``kept`` (the first ``keep`` examples with ``maps``).
     """
     n_total = int(num_examples)
     if n_total < 1:
@@ -206,6 +211,7 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
         sample = r.pop("sample")[pos].reshape(-1, f)
         activ_thr = np.quantile(sample, 1.0 - activ_top_fraction, axis=0)
     hits = counts = None
+    dis_inter = dis_union = dis_area = None
     activ_iou = []
     start = 0
     for batch in batches():
@@ -226,6 +232,15 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
             b_hits, b_counts = ((iou > iou_threshold) & use).sum(0), use.sum(0)
             hits = b_hits if hits is None else hits + b_hits
             counts = b_counts if counts is None else counts + b_counts
+            concepts, _ = network_dissection.category_part_concepts(
+                masks, b_labels, num_classes)
+            inter, union = network_dissection.dissection_counts(maps, concepts, part_thr)
+            area = concepts.reshape(-1, concepts.shape[-1]).sum(0, dtype=np.float64)
+            if dis_inter is None:
+                dis_inter, dis_union, dis_area = inter, union, area
+            else:
+                dis_inter, dis_union, dis_area = dis_inter + inter, dis_union + union, \
+                    dis_area + area
         if activ_thr is not None:
             inter, union = interpretability.region_counts(
                 maps, batch["object_mask"][sel][..., None], activ_thr)
@@ -234,6 +249,11 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
     if hits is not None:
         p = np.where(counts > 0, hits / np.maximum(counts, 1), 0.0)
         r.update(p=p, p_f=p.max(axis=1), part_interpretability=float(p.max(axis=1).mean()))
+    if dis_inter is not None:
+        d = network_dissection.dissection_from_counts(dis_inter, dis_union)
+        d.update(thresholds=part_thr, ceiling=network_dissection.iou_ceiling_from_areas(
+            dis_area, n_pos * size[0] * size[1], top_quantile))
+        r["dissection"] = d
     if activ_iou:
         r["activmap"] = localization._per_filter_scores(np.concatenate(activ_iou), labels[pos],
                                                         num_classes, (20, 30))

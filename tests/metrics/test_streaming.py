@@ -61,6 +61,13 @@ def test_streamed_metrics_equal_in_memory_metrics(task):
     cam = metrics.cam_localization(r["maps"][pos], kernel, ex["object_mask"][pos], labels[pos])
     np.testing.assert_allclose(stream["cam"]["avg_iou"], cam["avg_iou"], rtol=1e-6)
     np.testing.assert_allclose(stream["pooled"], r["maps"].mean(axis=(1, 2)), rtol=1e-5)
+    # Network Dissection over the stream = the in-memory function on (category, part) concepts.
+    concepts, _ = metrics.category_part_concepts(ex["part_masks"][pos], labels[pos], classes)
+    dis = metrics.dissection(r["maps"][pos], concepts)
+    for key in ("iou", "best_iou", "ceiling", "thresholds"):
+        np.testing.assert_allclose(stream["dissection"][key], dis[key], rtol=1e-6, atol=1e-12)
+    for key in ("unique_detectors", "detector_count"):
+        assert stream["dissection"][key] == dis[key]
     assert stream["accuracy"] == float(np.mean(r["logits"].argmax(-1) == labels))
     assert len(stream["kept"]) == 40 and stream["kept"][3]["maps"].shape == (4, 4, 32)
 

@@ -1,0 +1,56 @@
+"""Gradient-ascent pictures (survey eq. 5): each filter's image excites it far more than noise
+and more than 99% of the test images do; a class image raises its logit the same way."""
+import numpy as np
+import pytest
+import keras
+
+from keras_icnn import ascent
+from keras_icnn.data import synthetic_parts
+from keras_icnn.models.backbones import vgg_backbone
+
+
+@pytest.fixture(scope="module")
+def trained():
+    keras.utils.set_random_seed(0)
+    model = vgg_backbone((32, 32, 3), 3, width=4)
+    train = synthetic_parts.make_examples(600, image_size=32, num_classes=3, split="train")
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(train["image"].astype("float32"), train["label"], epochs=2, batch_size=32,
+              verbose=0)
+    test = synthetic_parts.make_examples(200, image_size=32, num_classes=3, split="test")
+    noise = np.random.default_rng(1).uniform(0, 255, (32, 32, 32, 3)).astype("float32")
+    return model, test["image"].astype("float32"), noise
+
+
+def test_every_filter_image_beats_noise_fivefold_and_the_test_split_99th_percentile(trained):
+    model, test, noise = trained
+    probe = keras.Model(model.inputs, model.get_layer("top_conv").output)
+    images = ascent.filter_images(model, seed=0)  # all 32 filters of the top conv, one batch
+    assert images.shape == (32, 32, 32, 3) and images.min() >= 0 and images.max() <= 255
+    own = probe.predict(images, verbose=0).mean((1, 2))[np.arange(32), np.arange(32)]
+    on_noise = probe.predict(noise, verbose=0).mean((1, 2)).mean(0)
+    p99 = np.percentile(probe.predict(test, verbose=0).mean((1, 2)), 99, axis=0)
+    assert (own >= 5 * on_noise).all(), np.round(own / np.maximum(on_noise, 1e-12), 2)
+    assert (own > p99).all(), np.round(own / np.maximum(p99, 1e-12), 2)
+    # Same seed, same images (batching does not matter); another seed, other images.
+    again = ascent.filter_images(model, filters=[5, 0], seed=0, batch_size=1)
+    np.testing.assert_allclose(again, images[[5, 0]], atol=1e-3)
+    other = ascent.filter_images(model, filters=[5], seed=1, steps=8)
+    assert np.abs(other[0] - images[5]).mean() > 1.0
+
+
+def test_class_images_raise_their_logit_and_bad_arguments_are_refused(trained):
+    model, test, noise = trained
+    images = ascent.class_images(model, seed=0)
+    logits = model.predict(images, verbose=0)
+    own = logits[np.arange(3), np.arange(3)]
+    assert (own > np.percentile(model.predict(test, verbose=0), 99, axis=0)).all()
+    assert (own > model.predict(noise, verbose=0).max(0)).all()
+    with pytest.raises(ValueError, match=r"filters.*\[0, 32\)"):
+        ascent.filter_images(model, filters=[32])
+    with pytest.raises(ValueError, match="value_range"):
+        ascent.filter_images(model, value_range=(1, 1))
+    with pytest.raises(ValueError, match=r"classes.*\[0, 3\)"):
+        ascent.class_images(model, classes=[-1])
+    with pytest.raises(ValueError, match="4D maps"):
+        ascent.filter_images(model, layer="logits")
