@@ -60,6 +60,13 @@ SETTINGS = {"steps": 32, "deletion_baseline": "black", "insertion_baseline": "bl
             "sigma": 5.0, "grid": 8, "fraction": 0.2, "subsets": 64, "seed": 0}
 
 
+def set_results_dir(directory):
+    """Write the JSON, scores and tables into ``directory`` instead."""
+    global RESULTS, SCORES, TABLES
+    RESULTS, SCORES, TABLES = (os.path.join(directory, os.path.basename(p))
+                               for p in (RESULTS, SCORES, TABLES))
+
+
 def train_icnn_pair(epochs, seed):
     """The ordinary / interpretable pair, trained with the package's command when missing."""
     if all(os.path.exists(os.path.join(ICNN_DIR, f"{k}.keras"))
@@ -179,6 +186,7 @@ def run(models, n, icnn_epochs, seed):
         del model
         keras.backend.clear_session()
     summary(state, scores)
+    return state
 
 
 def best_methods(scores, name, metric, methods=METHODS[:-1], seed=0):
@@ -248,7 +256,6 @@ def summary(state, scores):
 
 
 def main():
-    global RESULTS, SCORES, TABLES
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=",".join(MODELS),
@@ -261,8 +268,7 @@ def main():
     parser.add_argument("--results_dir", default=os.path.dirname(RESULTS),
                         help="where the JSON, the scores and the tables go")
     args = parser.parse_args()
-    RESULTS, SCORES, TABLES = (os.path.join(args.results_dir, os.path.basename(p))
-                               for p in (RESULTS, SCORES, TABLES))
+    set_results_dir(args.results_dir)
     if args.summary:
         summary(*load_state())
         return

@@ -35,12 +35,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_csg_hard  # noqa: E402
 import bench_csg_detection  # noqa: E402
+import bench_dissection  # noqa: E402
+import bench_faithfulness  # noqa: E402
 import bench_csg_length  # noqa: E402
 import bench_icnn_seeds  # noqa: E402
 
 from keras_icnn import recipes  # noqa: E402
 
-PARTS = ("icnn", "single", "csg", "explainer", "hard")
+PARTS = ("icnn", "single", "csg", "explainer", "hard", "dissection", "faithfulness")
 # Detection / black-box settings of the hard rows (full, quick): ~10 min of the bench in all.
 DETECT = {"train_per_class": (70, 30), "test_per_class": (50, 30), "cw_iterations": (30, 10),
           "black_box_images": (50, 10), "repeats": (5, 2)}
@@ -52,6 +54,7 @@ SETTINGS = {
     "csg_train": (3000, 1500), "csg_epochs": (30, 4), "csg_warmup": (3, 1),
     "explainer_epochs": (20, 3),
     "test": (1200, 600),
+    "faithfulness_images": (500, 50),
 }
 
 # (comparison, the papers' figure, ours from the results, our target for the defaults or None)
@@ -133,7 +136,58 @@ PAPERS = [
      f"CSG Table 4: {paper}", lambda r, a=attack: _black_box(r, a),
      ("lower on CSG (McNemar p < 0.05)", lambda v: v > 0))
     for attack, paper in (("one_pixel", "14% → 2%"), ("local_search", "15% → 2%"))
+] + [
+    # Network Dissection (bench_dissection.py): the survey's §2.2, on (category, part) concepts.
+    ("Unique detectors of the top conv (NetDissect, (category, part) concepts), ordinary → "
+     "interpretable (6-category data, seed 0)",
+     "NetDissect (Bau et al. 2017) reports unique detectors per layer; ICNN reports none",
+     lambda r: _dissection_pair(r, "ordinary", "interpretable", "unique_detectors", "{:.0f}"),
+     None),
+    ("Mean best IoU of the top conv (NetDissect), ordinary → interpretable",
+     "no paper figure (ICNN's per-image variant is part interpretability)",
+     lambda r: _dissection_pair(r, "ordinary", "interpretable", "mean_best_iou", "{:.4f}"), None),
+    ("Unique detectors of the top conv, STD → CSG (hard data, mean of 3 seeds)",
+     "no paper figure (CSG reports MIS)",
+     lambda r: _dissection_pair(r, "STD", "CSG", "unique_detectors", "{:.1f}"), None),
+    ("Mean best IoU of the top conv, STD → CSG (hard data, mean of 3 seeds)", "no paper figure",
+     lambda r: _dissection_pair(r, "STD", "CSG", "mean_best_iou", "{:.4f}"), None),
+] + [
+    (f"Most faithful explanation by {metric} (bench_faithfulness.py; per model, \"clear\" when "
+     "its paired interval excludes 0 against every other method)",
+     "Petsiuk et al. 2018 / Bhatt et al. 2020 define the metrics; no paper ranks these models",
+     lambda r, m=metric: _faithful(r, m), None)
+    for metric in ("deletion", "insertion", "mu_fidelity")
 ]
+
+
+def _dissection_pair(results, a, b, key, fmt):
+    d = results["dissection"]
+    text = f"{fmt.format(d[a][key])} → {fmt.format(d[b][key])}"
+    return text, d[b][key] - d[a][key]
+
+
+def _faithful(results, metric):
+    f = results["faithfulness"]
+    parts = []
+    for name, verdicts in f["verdicts"].items():
+        v = verdicts[metric]
+        parts.append(f"{name}: {bench_faithfulness.LABELS[v['best']]}"
+                     f"{' (clear)' if v['clear'] else ''}")
+    return "; ".join(parts), 0.0
+
+
+def _dissection(pick, work, seed):
+    return {"dissection": bench_dissection.run()}
+
+
+def _faithfulness(pick, work, seed):
+    n = pick["faithfulness_images"]
+    if n != 500:  # --quick: its own files, so the committed 500-image rows stay
+        bench_faithfulness.set_results_dir(os.path.join(work, "faithfulness_quick"))
+    state = bench_faithfulness.run(list(bench_faithfulness.MODELS), n, 8, 0)
+    return {"faithfulness": {"images": n, "verdicts": {
+        name: {metric: {"best": v["best"], "clear": v["clear"]} for metric, v in m.items()}
+        for name, m in state["verdicts"].items()}}}
 
 
 def _over_seeds(results, name, one_run):
@@ -350,7 +404,8 @@ def run(quick, out_dir, seed, parts=PARTS, previous=None, seeds=None):
 # The top-level keys each part writes (a key shared by parts holds a dict they fill together).
 OWNED = {"icnn": ("location_instability", "part_interpretability", "accuracy", "icnn_seeds"),
          "single": ("single_category",), "csg": ("accuracy", "mis", "l1_density"),
-         "explainer": ("location_instability", "explainer"), "hard": ("hard",)}
+         "explainer": ("location_instability", "explainer"), "hard": ("hard",),
+         "dissection": ("dissection",), "faithfulness": ("faithfulness",)}
 
 
 def merge(into, new, keep_existing=False):

@@ -31,7 +31,21 @@ COLUMNS = (
     ("cam_avg_iou", "CAM Avg-IoU", "higher"),
     ("redundancy_r0.1", "r_0.1", "lower"),
     ("c_ic", "C_IC", "lower"),
+    ("unique_detectors", "unique detectors (NetDissect)", "higher"),
+    ("mean_best_iou", "mean best IoU (NetDissect)", "higher"),
 )
+
+
+def format_value(value):
+    """A metric as the report tables print it: floats to 4 decimals, counts as integers,
+    anything else (a metric the data cannot support) as "n/a"."""
+    if isinstance(value, (bool, np.bool_)):
+        return "n/a"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.4f}"
+    return "n/a"
 
 
 @dataclasses.dataclass
@@ -54,6 +68,8 @@ class EvalConfig(DataOptions):
     atlas_filters: int = option(64, "Filters per model in report.html's filter atlas (the most "
                                     "interpretable first).")
     atlas_images: int = option(8, "Top-activating test images shown per atlas filter.")
+    ascent_steps: int = option(256, "Gradient-ascent steps of each atlas filter's picture "
+                                    "(what excites it most; 0: no pictures).")
     explained_predictions: int = option(3, "Test predictions explained filter by filter in "
                                            "report.html.")
     output_dir: str = option("/tmp/keras_icnn_eval", "Where the report goes.")
@@ -64,7 +80,7 @@ class EvalConfig(DataOptions):
         check_model_files(self.models, self.names)
         check_fields(self, positive=("top_k", "batch_size", "atlas_images"),
                      non_negative=("num_examples", "gradmap_examples", "atlas_filters",
-                                   "explained_predictions"),
+                                   "explained_predictions", "ascent_steps"),
                      choices={"task": TASKS,
                               "eval_split": SPLITS})
         self.validate_data()
@@ -136,6 +152,11 @@ def evaluate_model(model, source, config, name, pictures_dir):
     for key in ("location_instability", "part_interpretability"):
         if key in r:
             out[key] = r[key]
+    if "dissection" in r:  # Network Dissection on (category, part) concepts
+        d = r["dissection"]
+        out.update(unique_detectors=d["unique_detectors"], mean_best_iou=d["mean_best_iou"],
+                   detectors=d["detector_count"], concepts=int(d["iou"].shape[1]),
+                   mean_iou_ceiling=float(d["ceiling"][d["best_concept"]].mean()))
     # Filter-class mutual information (CSG §4.2) on global-average-pooled maps.
     mi = metrics.mutual_information_matrix(pooled, labels, num_classes, random_state=config.seed)
     out["mis"] = float(mi.max(1).mean())
@@ -297,6 +318,11 @@ def atlas_section(model, name, layer_name, source, config, r, mi, matrices):
     own = np.asarray(explainable.filter_classes())
     categories = np.where(own >= 0, own, r["filter_classes"])
     gate = _gate(model)
+    dis = r.get("dissection")
+    concept_names = [f"{_class_name(class_names, c)}/{p}" for c in range(
+        len(dis["iou"][0]) // max(len(part_names), 1)) for p in part_names] if dis else []
+    pictures = (_ascent_pictures(model, layer_name, shown, config) if config.ascent_steps
+                and len(shown) else None)
     filters = []
     for column, f in enumerate(shown):
         rows = [row[int(i)] for i in top[:, column]]
@@ -310,6 +336,13 @@ def atlas_section(model, name, layer_name, source, config, r, mi, matrices):
                               and gate.shape[1] == num_filters else None),
                 "top_images": [int(i) for i in top[:, column]],
                 "strip": report_html.data_uri(report_html.strip(thumbs))}
+        if dis is not None:
+            best = int(dis["best_concept"][f])
+            card.update(concept=concept_names[best], concept_iou=float(dis["best_iou"][f]),
+                        concept_ceiling=float(dis["ceiling"][best]),
+                        detector=bool(dis["detectors"][f]))
+        if pictures is not None:
+            card["ascent"] = report_html.data_uri(pictures[column])
         filters.append(card)
     predictions = []
     filter_parts = (np.where(p_f > 0, r["p"].argmax(1), -1) if p_f is not None else None)
@@ -339,10 +372,30 @@ def atlas_section(model, name, layer_name, source, config, r, mi, matrices):
                      f"{best}, the largest contribution",
             "lines": lines})
     matrices = {key.replace("_", " "): report_html.png_uri(png) for key, png in matrices.items()}
+    dissection = None if dis is None else {
+        "unique_detectors": int(dis["unique_detectors"]), "detectors": int(dis["detector_count"]),
+        "concepts": len(concept_names), "mean_best_iou": float(dis["mean_best_iou"])}
     return {"name": name, "slug": "".join(c if c.isalnum() else "-" for c in name),
+            "dissection": dissection, "ascent_steps": int(config.ascent_steps),
             "layer": layer_name, "num_filters": int(num_filters), "has_parts": p_f is not None,
             "images_per_filter": int(k), "filters": filters, "predictions": predictions,
             "matrices": matrices}
+
+
+def _ascent_pictures(model, layer_name, filters, config):
+    """uint8 thumbnails [len(filters), THUMB, THUMB, 3] of each filter's gradient-ascent
+    picture (:func:`keras_icnn.ascent.filter_images`, raw-pixel range 0-255, the report's
+    seed), each stretched to its own min-max so faint patterns show."""
+    import tensorflow as tf
+    from keras_icnn import ascent, report_html
+
+    images = ascent.filter_images(model, layer_name, filters=filters, steps=config.ascent_steps,
+                                  seed=config.seed, batch_size=config.batch_size)[..., :3]
+    low = images.min(axis=(1, 2, 3), keepdims=True)
+    high = images.max(axis=(1, 2, 3), keepdims=True)
+    stretched = (images - low) / np.maximum(high - low, 1e-6)
+    small = tf.image.resize(stretched, (report_html.THUMB, report_html.THUMB), method="area")
+    return np.clip(np.round(small.numpy() * 255.0), 0, 255).astype(np.uint8)
 
 
 def _class_name(class_names, c):
@@ -357,7 +410,7 @@ def markdown_table(rows):
     sep = "|---|" + "---|" * len(present)
     lines = [head, sep]
     for name, r in rows.items():
-        cells = [f"{r[k]:.4f}" if isinstance(r.get(k), float) else "n/a" for k, _, _ in present]
+        cells = [format_value(r.get(k)) for k, _, _ in present]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

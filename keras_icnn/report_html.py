@@ -88,6 +88,7 @@ table.metrics td:first-child,table.metrics th:first-child{text-align:left}
 .filter{display:flex;align-items:center;gap:12px;border:1px solid #e4e4e4;border-radius:6px;padding:6px}
 .filter .meta{width:230px;font-size:.85em;line-height:1.4}.filter .meta b{font-size:1.05em}
 .filter img{height:80px}.hidden{display:none}
+.filter img.ascent{outline:2px solid #444;outline-offset:1px}
 .matrices img{max-width:100%;border:1px solid #eee;margin:4px 0}
 .prediction{display:flex;gap:12px;align-items:flex-start;margin:8px 0;font-size:.9em}
 .prediction img{height:120px}.note{color:#666;font-size:.85em}
@@ -123,12 +124,13 @@ def _esc(value):
 
 
 def _metrics_table(rows, columns):
+    from keras_icnn.report import format_value
+
     present = [c for c in columns if any(c[0] in r for r in rows.values())]
     head = "".join(f"<th>{_esc(h)} ({'↑' if d == 'higher' else '↓'})</th>" for _, h, d in present)
     body = []
     for name, r in rows.items():
-        cells = "".join(f"<td>{r[k]:.4f}</td>" if isinstance(r.get(k), float) else "<td>n/a</td>"
-                        for k, _, _ in present)
+        cells = "".join(f"<td>{format_value(r.get(k))}</td>" for k, _, _ in present)
         body.append(f"<tr><td>{_esc(name)}</td>{cells}</tr>")
     return (f"<table class='metrics'><tr><th>model</th>{head}</tr>{''.join(body)}</table>")
 
@@ -145,19 +147,34 @@ def _atlas(section):
         lines.append(f"MI with its class: {c['mi']:.3f}")
         if c.get("relevance") is not None:
             lines.append(f"gate G[category]: {c['relevance']:.2f}")
+        if c.get("concept") is not None:
+            lines.append(f"<span class='concept'>NetDissect: {_esc(c['concept'])}, IoU "
+                         f"{c['concept_iou']:.3f} (ceiling {c['concept_ceiling']:.2f})"
+                         f"{', detector' if c['detector'] else ''}</span>")
+        ascent = (f"<img class='ascent' alt='gradient-ascent picture of filter {c['index']}' "
+                  f"title='what excites filter {c['index']} most (gradient ascent)' "
+                  f"src='{c['ascent']}'>" if c.get("ascent") else "")
         cards.append(f"<div class='filter' data-category='{_esc(c['category'])}' {attrs}>"
-                     f"<div class='meta'>{'<br>'.join(lines)}</div>"
+                     f"<div class='meta'>{'<br>'.join(lines)}</div>{ascent}"
                      f"<img alt='top images of filter {c['index']}' src='{c['strip']}'></div>")
     options = "".join(f"<option value='{_esc(c)}'>{_esc(c)}</option>" for c in categories)
     sort = ("<option value='interp'>part interpretability</option>" if section["has_parts"]
             else "") + "<option value='mi'>MI with its class</option>" \
         "<option value='index'>filter index</option>"
+    d = section.get("dissection")
+    dissected = (f"<p class='dissection'>Network Dissection: <b>{d['unique_detectors']} unique "
+                 f"detectors</b> of {d['concepts']} (category, part) concepts; "
+                 f"{d['detectors']} of {section['num_filters']} filters are detectors (best IoU "
+                 f"&gt; 0.04), mean best IoU {d['mean_best_iou']:.3f}.</p>" if d else "")
+    ascent = (f" First, in a frame: the picture that excites the filter most (gradient ascent, "
+              f"{section['ascent_steps']} steps, stretched per filter)."
+              if section.get("ascent_steps") else "")
     return (f"<section class='atlas' id='atlas-{_esc(section['slug'])}'>"
             f"<h3>Filter atlas: {len(section['filters'])} of {section['num_filters']} filters of "
-            f"<code>{_esc(section['layer'])}</code></h3>"
+            f"<code>{_esc(section['layer'])}</code></h3>{dissected}"
             f"<p class='note'>Each row: a filter and the {section['images_per_filter']} test "
             "images that activate it most, its map over each (jet, scaled per filter) and its "
-            "peak ringed.</p><div class='controls'><label>category <select class='category'>"
+            f"peak ringed.{ascent}</p><div class='controls'><label>category <select class='category'>"
             f"<option value='all'>all</option>{options}</select></label>"
             f"<label>sort by <select class='sort'>{sort}</select></label></div>"
             f"<div class='filters'>{''.join(cards)}</div></section>")
@@ -198,5 +215,6 @@ def summary_json(sections):
     """The atlas without its pictures (for report.json)."""
     return json.loads(json.dumps([
         {k: v for k, v in s.items() if k not in ("matrices", "predictions")}
-        | {"filters": [{k: v for k, v in c.items() if k != "strip"} for c in s["filters"]]}
+        | {"filters": [{k: v for k, v in c.items() if k not in ("strip", "ascent")}
+                       for c in s["filters"]]}
         for s in sections]))

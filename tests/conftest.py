@@ -26,4 +26,4 @@ _guard.FUSED_CHECKS = False
 def _reset_policy():
     yield
     keras.mixed_precision.set_global_policy("float32")
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)

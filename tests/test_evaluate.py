@@ -38,7 +38,8 @@ def evaluated(tmp_path_factory):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     args = [f"--models={','.join(paths)}", "--names=icnn,resnet,csg", "--num_examples=36",
             "--image_size=32", "--num_classes=3", "--gradmap_examples=4", "--verbose=0",
-            "--atlas_filters=20", "--atlas_images=5", f"--output_dir={out_dir}"]
+            "--atlas_filters=20", "--atlas_images=5", "--ascent_steps=16",
+            f"--output_dir={out_dir}"]
     proc = subprocess.run([sys.executable, "trainers/evaluate.py"] + args, cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -73,15 +74,29 @@ def test_atlas_shows_each_filters_top_activating_images(evaluated):
     rep = json.loads((out_dir / "report.json").read_text())
     config = report.EvalConfig(num_examples=36, image_size=32, num_classes=3)
     source = report.load_source(config)
-    images = np.concatenate([b["image"].numpy() for b in source.dataset(
-        "test", 64, as_supervised=False)])
+    batches = list(source.dataset("test", 64, as_supervised=False))
+    images = np.concatenate([b["image"].numpy() for b in batches])
+    labels = np.concatenate([b["label"].numpy() for b in batches])
+    part_masks = np.concatenate([b["part_masks"].numpy() for b in batches])
+    concepts, names = metrics.category_part_concepts(part_masks, labels, 3,
+                                                     class_names=source.class_names,
+                                                     part_names=source.part_names)
     for section in rep["atlas"]:
         model = models[section["name"]]
         r = metrics.collect_responses(model, section["layer"], {"image": images}, verbose=0)
         assert len(section["filters"]) == min(20, section["num_filters"])
+        # Network Dissection (dataset-wide IoU, (category, part) concepts) = in memory.
+        dis = metrics.dissection(r["maps"], concepts)
+        row = rep["models"][section["name"]]
+        assert row["unique_detectors"] == dis["unique_detectors"]
+        assert row["mean_best_iou"] == pytest.approx(dis["mean_best_iou"], rel=1e-6)
+        assert section["dissection"]["unique_detectors"] == dis["unique_detectors"]
         for card in section["filters"]:
             want = np.argsort(-r["scores"][:, card["index"]], kind="stable")[:5]
             assert card["top_images"] == want.tolist()
+            f = card["index"]
+            assert card["concept"] == names[dis["best_concept"][f]]
+            assert card["concept_iou"] == pytest.approx(dis["best_iou"][f], rel=1e-6, abs=1e-9)
         if section["name"] == "icnn":  # the most interpretable filters first
             values = [c["interpretability"] for c in section["filters"]]
             assert values == sorted(values, reverse=True) and section["has_parts"]
@@ -121,7 +136,11 @@ def test_report_html_renders_in_chromium(evaluated, tmp_path):
                          timeout=120).stdout
     assert 'data-ready="yes"' in dom  # the page's script ran to its end
     assert 'id="atlas-icnn"' in dom and 'id="atlas-csg"' in dom
-    assert dom.count('class="filter"') == 3 * 20 - (20 - 16) * 2  # csg/resnet: 16 filters
+    cards = 3 * 20 - (20 - 16) * 2  # csg/resnet: 16 filters
+    assert dom.count('class="filter"') == cards
+    # Each card shows its filter's gradient-ascent picture; each model its unique detectors.
+    assert dom.count('class="ascent"') == cards and dom.count('class="dissection"') == 3
+    assert dom.count("NetDissect: ") == cards
 
 
 def test_markdown_table_shape():

@@ -51,7 +51,7 @@ def test_all_trainers_and_evaluate_on_a_real_layout(dataset, dirs, tmp_path):
     models = f"--models={icnn_out / 'interpretable.keras'}"
     if dataset == "cub":  # CSG has nothing layout-specific: once is enough (the suite's time)
         trainers.append(("trainers/train_csg.py", data + TINY + [
-            "--strategy=mirrored", "--epochs=2", "--warmup=1", "--period=1", "--density=0.5",
+            "--epochs=2", "--warmup=1", "--period=1", "--density=0.5",
             "--checkpoint=false", f"--output_dir={csg_out}"]))
         models += f",{csg_out / 'csg.keras'}"
     trainers.append(("trainers/train_explainer.py", data + TINY + [
@@ -59,7 +59,8 @@ def test_all_trainers_and_evaluate_on_a_real_layout(dataset, dirs, tmp_path):
     _run(*trainers)
     out, = _run(("trainers/evaluate.py", data + [
         "--image_size=32", "--verbose=0", "--gradmap_examples=4", "--num_val=8",
-        "--atlas_filters=8", "--atlas_images=3", models, f"--output_dir={eval_out}"]))
+        "--atlas_filters=8", "--atlas_images=3", "--ascent_steps=8", models,
+        f"--output_dir={eval_out}"]))
     icnn = json.loads((icnn_out / "results.json").read_text())
     expl = json.loads((expl_out / "results.json").read_text())
     report = json.loads((eval_out / "report.json").read_text())
@@ -69,7 +70,7 @@ def test_all_trainers_and_evaluate_on_a_real_layout(dataset, dirs, tmp_path):
     if dataset == "cub":
         csg = json.loads((csg_out / "results.json").read_text())
         assert csg["num_classes"] == C and csg["dataset"] == dataset
-        assert csg["replicas"] == 2 and csg["batchnorm_statistics_agree"] is True
+        # (Mirrored training is tested in test_train_csg.py and models/test_csg.py.)
         assert np.asarray(np.load(csg_out / "gate.npy")).shape[0] == C
     assert (eval_out / "report.html").exists()
     interp = report["models"]["interpretable"]

@@ -127,8 +127,8 @@ def test_nested_vgg16_full_chain(tmp_path, nested_vgg):
     config = EvalConfig(models=(str(tmp_path / "user.keras"),), layer="vgg16/block5_conv3",
                         num_classes=5, image_size=64, num_examples=10, top_k=5,
                         gradmap_examples=0, atlas_filters=4, atlas_images=2,
-                        explained_predictions=1, output_dir=str(tmp_path / "eval"),
-                        verbose=0).validate()
+                        explained_predictions=1, ascent_steps=4,
+                        output_dir=str(tmp_path / "eval"), verbose=0).validate()
     result, _ = evaluate_models(config)
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert report["models"]["user"]["layer"] == "block5_conv3", report["models"]["user"]
