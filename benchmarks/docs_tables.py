@@ -7,14 +7,17 @@ A table in ``docs/*.md`` between
     <!-- /table -->
 
 is replaced by the first (``#n``: the n-th) table of that file, which the benchmark that made
-the JSON beside it wrote (``bench_interpretability.py`` -> ``interpretability.{json,md}``): each
-figure is written once, by the script that measured it.
+the JSON beside it wrote (``bench_interpretability.py`` -> ``interpretability.{json,md}``); a
+marker naming a ``.json`` (``<!-- table: benchmarks/results/steps.json -->``) gets the table
+:data:`RENDERERS` draws from that JSON (the speed benchmarks, which write no table). Each figure
+is written once, by the script that measured it.
 
     python benchmarks/docs_tables.py            # rewrite the docs
     python benchmarks/docs_tables.py --check    # exit 1 when a doc is out of date
 """
 import argparse
 import glob
+import json
 import os
 import re
 import sys
@@ -38,6 +41,192 @@ def tables(text):
     return out
 
 
+def _row(cells):
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _table(header, rows):
+    return "\n".join([_row(header), _row(["---"] * len(header))] + [_row(r) for r in rows])
+
+
+def _size(map_name):
+    return map_name.replace("x", "×")
+
+
+def _layer_target(r):
+    """bench_layers.py's targets: <= 1.05 at 14x14x512 with XLA, else <= 1.15 with XLA,
+    <= 1.3 without."""
+    if r["map"] == "14x14" and r["filters"] == 512 and r["xla"]:
+        return 1.05
+    return 1.15 if r["xla"] else 1.3
+
+
+def _verdict(value, target):
+    if value <= target:
+        return f"≤ {target:g}: met"
+    miss = value - target
+    return f"≤ {target:g}: **missed{f' by {miss:.3f}' if miss < 0.01 else ''}**"
+
+
+def render_layers_quick(d):
+    rows = [[_size(r["map"]), r["filters"], r["gradient"], "on" if r["xla"] else "off",
+             f"{r['steps']} × {r['repeats']}", f"{r['plain_ms']:.1f}",
+             f"{r['interpretable_ms']:.1f}", f"{r['ratio']:.3f}",
+             f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f}", _verdict(r["ratio"], _layer_target(r))]
+            for r in d["rows"]]
+    return _table(["map", "filters", "gradient", "XLA", "steps × repeats", "plain ms",
+                   "interpretable ms", "ratio", "spread", "target"], rows)
+
+
+def render_layers(d):
+    """The full grid: maps down, (filters, gradient, XLA) across; misses in bold."""
+    cols = [(f, g, x) for f in (64, 256, 512) for g in ("approximate", "exact")
+            for x in (True, False)]
+    by = {(r["map"], r["filters"], r["gradient"], r["xla"]): r for r in d["rows"]}
+    maps = sorted({r["map"] for r in d["rows"]}, key=lambda m: int(m.split("x")[0]))
+    header = ["map \\ filters, gradient, XLA"] + [
+        f"{f} {'appr' if g == 'approximate' else 'exact'} {'on' if x else 'off'}"
+        for f, g, x in cols]
+    rows = []
+    for m in maps:
+        cells = [_size(m)]
+        for f, g, x in cols:
+            r = by.get((m, f, g, x))
+            if r is None:
+                cells.append("-")
+                continue
+            text = f"{r['ratio']:.2f}"
+            cells.append(text if r["ratio"] <= _layer_target(r) else f"**{text}**")
+        rows.append(cells)
+    return _table(header, rows)
+
+
+def render_fused_call(d):
+    def ms(v):
+        return f"{v:.2f}" if v < 100 else f"{v:.1f}"
+
+    rows = [[f"{_size(r['map'])}×{r['filters']} {r['gradient']}, XLA {'on' if r['xla'] else 'off'}",
+             ms(r["plain_ms"]), f"{ms(r['fused_ms'])} ms = {r['fused_ratio']:.3f}×",
+             f"{ms(r['unfused_ms'])} ms = {r['unfused_ratio']:.3f}×"] for r in d["rows"]]
+    return _table(["point", "plain ms", "fused call", "ordinary ops"], rows)
+
+
+def render_scores(d):
+    points = []
+    for r in d["rows"]:
+        key = (r["map"], r["filters"], r["xla"])
+        if key not in points:
+            points.append(key)
+    forms = []
+    for r in d["rows"]:
+        if r["formulation"] not in forms:
+            forms.append(r["formulation"])
+    by = {(r["formulation"], r["map"], r["filters"], r["xla"]): r for r in d["rows"]}
+    header = ["formulation"] + [f"{_size(m)}×{f} XLA {'on' if x else 'off'}"
+                                for m, f, x in points] + ["max error vs float32"]
+    rows = []
+    for form in forms:
+        cells = [form]
+        errors = []
+        for m, f, x in points:
+            r = by[(form, m, f, x)]
+            errors.append(r["max_relative_error"])
+            cells.append(f"{r['ms']:.2f} ms" if form == "matmul"
+                         else f"{r['ms']:.2f} ms ({r['vs_matmul']:.2f}×)")
+        worst = max(errors)
+        cells.append("the reference" if worst == 0 else f"{worst:.0e}".replace("e-0", "e-"))
+        rows.append(cells)
+    return _table(header, rows)
+
+
+_STEP_NAMES = {
+    ("CSG, STD phase", "STD baseline"): ("CSG ResNet-20, STD phase",
+                                         "the same ResNet-20 as a plain Keras model", 1.05),
+    ("CSG, CSG phase", "STD baseline"): ("CSG ResNet-20, CSG phase (`std_in_csg=False`)",
+                                         "the same", 1.05),
+    ("distillation step", "performer layers replaced"): (
+        "explainer distillation (VGG width 16, target `block3_pool`)",
+        "forward + backward + Adam of the performer layers it stands in for (top conv, flatten,"
+        " fc1)", None),
+    ("distillation step", "performer training step"): (
+        "the same", "a whole training step of the performer", None),
+}
+
+
+def render_steps(d):
+    rows = []
+    for r in d["rows"]:
+        step, vs, target = _STEP_NAMES.get((r["step"], r["baseline"]),
+                                           (r["step"], r["baseline"], None))
+        rows.append([step, vs, f"{r['ms']:.1f} / {r['baseline_ms']:.1f}", f"{r['ratio']:.2f}",
+                     f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f}",
+                     _verdict(r["ratio"], target) if target else "reported"])
+    return _table(["step", "vs", "ms", "ratio", "spread", "target"], rows)
+
+
+def render_data(d):
+    g, st, step, mem = d["generate"], d["stream"], d["step"], d["memory"]
+    small, large = sorted((k for k in mem if k.isdigit()), key=int)
+    sec = step["seconds_per_step"]
+    rows = [
+        [f"synthetic generation, one core, {g['image_size']}×{g['image_size']}",
+         f"{g['multi_images_per_s']:.0f} images/s (negatives {g['negatives_images_per_s']:.0f}/s)",
+         "≥ 1000"],
+        ["streamed CUB-layout JPEGs (288×288 files: decode, box crop, resize, part masks, "
+         "shuffle, flip, batch) → 64 px", f"{st['64px_images_per_s']:.0f} images/s", ""],
+        ["the same → 224 px", f"{st['224px_images_per_s']:.0f} images/s", ""],
+        [f"training step, {step['model'].replace('vgg', 'VGG')}: streamed / in-memory arrays "
+         "(same process, interleaved, best of 2)",
+         f"{1000 * sec['streamed']:.1f} / {1000 * sec['in_memory']:.1f} ms = "
+         f"{step['streamed_over_in_memory']:.3f}", "≤ 1.1"],
+        [f"peak RSS streaming one epoch at {mem['image_size']} px: {small} vs {large} images",
+         f"{mem[small]['streamed_peak_mib']:.0f} vs {mem[large]['streamed_peak_mib']:.0f} MiB "
+         f"(+{mem['streamed_growth_mib']:.0f} MiB for {int(large) // int(small)}× the data)",
+         "independent of size"],
+        ["the same read into memory first (the old readers)",
+         f"{mem[small]['read_into_memory_peak_mib']:.0f} vs "
+         f"{mem[large]['read_into_memory_peak_mib']:.0f} MiB", ""],
+    ]
+    return _table(["what", "figure", "target"], rows)
+
+
+def render_export(d):
+    rows = [[r["batch"], f"{r['plain_serving_ms']:.2f}", f"{r['icnn_serving_ms']:.2f}",
+             f"{r['icnn_explain_ms']:.2f}", f"{r['serving_ratio']:.2f}",
+             f"{r['explain_ratio']:.2f}"] for r in d["rows"]]
+    return _table(["batch", "plain `serving_default` ms", "interpretable `serving_default` ms",
+                   "interpretable `explain` ms", "interpretable / plain", "explain / serving"],
+                  rows)
+
+
+_EXPLAIN_MODELS = {"vgg": "built-in VGG", "resnet50": "`resnet50`, `weights=None`"}
+
+
+def render_explain(d):
+    models = []
+    for r in d["rows"]:
+        if (r["model"], r["layer"]) not in models:
+            models.append((r["model"], r["layer"]))
+    by = {(r["model"], r["method"]): r for r in d["rows"]}
+    rows = []
+    for model, layer in models:
+        floor = by[(model, "floor (tape Grad-CAM)")]
+        none, top = by[(model, "explain, heatmaps=None")], by[(model, "explain, heatmaps='top'")]
+        rows.append([f"{_EXPLAIN_MODELS.get(model, model)} (`{layer}`)",
+                     f"{floor['median_ms']:.1f} ms",
+                     f"{none['median_ms']:.1f} ms (**{none['ratio_to_floor']:.2f}×**)",
+                     f"{top['median_ms']:.1f} ms ({top['ratio_to_floor']:.2f}×)"])
+    return _table(["model", "floor (tape Grad-CAM)", "`explain(heatmaps=None)`",
+                   "`explain(heatmaps=\"top\")`"], rows)
+
+
+# JSON results -> their table (the benchmarks that write none themselves).
+RENDERERS = {"layers_quick.json": render_layers_quick, "layers.json": render_layers,
+             "fused_call.json": render_fused_call, "scores.json": render_scores,
+             "steps.json": render_steps, "data.json": render_data, "export.json": render_export,
+             "explain.json": render_explain}
+
+
 def fill(text, root=ROOT):
     """``text`` with every marked table replaced by its source's; a missing source or table
     raises a ValueError naming it."""
@@ -46,8 +235,15 @@ def fill(text, root=ROOT):
         source = os.path.join(root, path)
         if not os.path.isfile(source):
             raise ValueError(f"table source not found: {path}")
-        with open(source, encoding="utf-8") as f:
-            found = tables(f.read())
+        if path.endswith(".json"):
+            renderer = RENDERERS.get(os.path.basename(path))
+            if renderer is None:
+                raise ValueError(f"no table renderer for {path}: add one to RENDERERS")
+            with open(source, encoding="utf-8") as f:
+                found = [renderer(json.load(f))]
+        else:
+            with open(source, encoding="utf-8") as f:
+                found = tables(f.read())
         if not 1 <= n <= len(found):
             raise ValueError(f"{path} has {len(found)} tables; the marker asks for #{n}")
         suffix = f"#{match.group('n')}" if match.group("n") else ""

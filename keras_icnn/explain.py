@@ -382,14 +382,15 @@ class Explanation:
 
 
 def check_methods(methods):
-    """``methods`` as a sorted tuple of :data:`METHODS` names (a clear error otherwise)."""
+    """The pixel methods of ``methods`` as a sorted tuple (Grad-CAM is always computed, so it
+    does not count); a clear error for a name not in :data:`METHODS`."""
     if isinstance(methods, str):
         methods = (methods,)
     methods = tuple(methods or ())
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"`methods` must be names from {METHODS}. Received: {unknown}")
-    return tuple(sorted(set(methods)))
+    return tuple(sorted(set(methods) - {"gradcam"}))
 
 
 def _targets(target, n, num_classes):
