@@ -41,7 +41,7 @@ bench-data: install
 
 preview: install-demo
 	mkdir -p $(DEMO_DIR)
-	$(PYTHON) -m keras_icnn.data.synthetic_parts --preview $(DEMO_DIR)/preview.png
+	$(PYTHON) -c "import keras_icnn_cli; keras_icnn_cli.preview()" --preview $(DEMO_DIR)/preview.png
 
 # The docs' generated tables (between <!-- table: ... --> markers) from benchmarks/results/.
 docs-tables:

@@ -42,3 +42,12 @@ train_explainer = _command("train_explainer")
 evaluate = _command("evaluate")
 detect_adversarial = _command("detect_adversarial")
 export = _command("export")
+
+
+def preview():
+    """``keras-icnn-preview --preview OUT.png``: a picture of the synthetic part data
+    (:func:`keras_icnn.data.synthetic_parts.main`), with TensorFlow's start-up quieted."""
+    quiet_tensorflow_startup()
+    import sys
+
+    sys.exit(importlib.import_module("keras_icnn.data.synthetic_parts").main())
