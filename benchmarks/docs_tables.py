@@ -220,11 +220,77 @@ def render_explain(d):
                    "`explain(heatmaps=\"top\")`"], rows)
 
 
+def _mean_std(values, fmt):
+    import statistics
+
+    values = list(values)
+    if len(values) == 1:
+        return fmt.format(values[0])
+    spread = fmt.replace("+", "").format(statistics.stdev(values))
+    return f"{fmt.format(statistics.mean(values))} ± {spread}"
+
+
+_VARIANTS = (("argmax", "argmax (the old default)"), ("argmax_weight_0.1", "argmax, λ = 0.1"),
+             ("argmax_schedule_paper", "argmax, the paper's λ schedule"),
+             ("default", "**centroid mask** (`mu=\"centroid\"`)"))
+
+
+def render_icnn_seeds(d):
+    """bench_icnn_seeds.py: (1) the shared-pipeline seeds, (2) the variants on both validation
+    splits, (3) the test figures with the defaults."""
+    seeds = [d[f"synthetic/test/shared_pipeline/{s}"] for s in (0, 1, 2)]
+    rows = [[s, f"{r['ordinary']['test_accuracy']:.4f}", f"{r['interpretable']['test_accuracy']:.4f}",
+             f"{r['ordinary']['part_interpretability']:.4f} / "
+             f"{r['interpretable']['part_interpretability']:.4f}",
+             f"{r['ratios']['part_interpretability']:.2f}×",
+             f"{r['ratios']['location_instability']:.3f}×"] for s, r in enumerate(seeds)]
+    rows.append(["mean ± std", "", "",
+                 f"{_mean_std((r['ordinary']['part_interpretability'] for r in seeds), '{:.3f}')}"
+                 f" / {_mean_std((r['interpretable']['part_interpretability'] for r in seeds), '{:.3f}')}",
+                 f"**{_mean_std((r['ratios']['part_interpretability'] for r in seeds), '{:.2f}')}×**",
+                 f"**{_mean_std((r['ratios']['location_instability'] for r in seeds), '{:.3f}')}×**"])
+    first = _table(["seed", "ordinary acc", "interpretable acc",
+                    "part interp. ordinary / interpretable", "ratio",
+                    "location instability ratio"], rows)
+    rows = []
+    for key, label in _VARIANTS:
+        cells = [label]
+        gaps = []
+        for data in ("synthetic", "birds"):
+            r = d.get(f"{data}/validation/{key}/0")
+            if r is None:
+                cells += ["-", "-"]
+                gaps.append("-")
+                continue
+            cells += [f"{r['ratios']['part_interpretability']:.2f}×",
+                      f"{r['ratios']['location_instability']:.3f}×"]
+            gaps.append(f"{r['accuracy_gap']:+.3f}".replace("+0.000", "0.000"))
+        rows.append(cells + [" / ".join(gaps)])
+    second = _table(["variant", "synthetic: part interp. ratio",
+                     "synthetic: location instability ratio", "birds: part interp. ratio",
+                     "birds: location instability ratio", "accuracy gap (synthetic / birds)"], rows)
+    rows = []
+    for data, seeds in (("synthetic", (0, 1, 2)), ("birds", (0,))):
+        runs = [d[f"{data}/test/default/{s}"] for s in seeds]
+        pi = [r["ratios"]["part_interpretability"] for r in runs]
+        li = [r["ratios"]["location_instability"] for r in runs]
+        pi_text = f"**{_mean_std(pi, '{:.2f}')}×** ({'met' if sum(pi) / len(pi) >= 3 else 'missed'})"
+        li_mean = sum(li) / len(li)
+        li_text = (f"**{_mean_std(li, '{:.3f}')}×** ("
+                   + ("met" if li_mean <= 0.45 else f"missed by {li_mean - 0.45:.3f}") + ")")
+        rows.append([data, ", ".join(map(str, seeds)), pi_text, li_text,
+                     _mean_std((r["accuracy_gap"] for r in runs), "{:+.3f}")])
+    third = _table(["dataset", "seeds", "part interpretability ratio (target ≥ 3×)",
+                    "location instability ratio (target ≤ 0.45×)",
+                    "accuracy, ordinary - interpretable"], rows)
+    return [first, second, third]
+
+
 # JSON results -> their table (the benchmarks that write none themselves).
 RENDERERS = {"layers_quick.json": render_layers_quick, "layers.json": render_layers,
              "fused_call.json": render_fused_call, "scores.json": render_scores,
              "steps.json": render_steps, "data.json": render_data, "export.json": render_export,
-             "explain.json": render_explain}
+             "explain.json": render_explain, "icnn_seeds.json": render_icnn_seeds}
 
 
 def fill(text, root=ROOT):
@@ -240,7 +306,8 @@ def fill(text, root=ROOT):
             if renderer is None:
                 raise ValueError(f"no table renderer for {path}: add one to RENDERERS")
             with open(source, encoding="utf-8") as f:
-                found = [renderer(json.load(f))]
+                found = renderer(json.load(f))
+            found = [found] if isinstance(found, str) else found
         else:
             with open(source, encoding="utf-8") as f:
                 found = tables(f.read())
