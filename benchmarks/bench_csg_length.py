@@ -325,7 +325,8 @@ def summary(state, override=None):
     if name:
         pairs = pair_rows(state, name)
         lines += ["", f"Length study, {name}, seed 0 (validation / test):", "",
-                  "| epochs | steps (CSG steps) | MIS ratio | accuracy gap | L1-density |",
+                  "| epochs | steps (CSG steps) | MIS ratio, validation / test | "
+                  "STD-path accuracy − STD baseline, validation / test | L1-density |",
                   "| --- | --- | --- | --- | --- |"]
         for p in (p for p in pairs if p["seed"] == 0):
             lines.append(
@@ -439,7 +440,10 @@ def main():
             if os.path.exists(os.path.join(MODELS, name, "results.json")):
                 strip_models(os.path.join(MODELS, name))
     if args.summary:
-        print(summary(state, args.variant))
+        text = summary(state, args.variant)
+        with open(os.path.splitext(RESULTS)[0] + ".md", "w") as f:  # docs_tables.py reads it
+            f.write(text + "\n")
+        print(text)
     if args.plot:
         plot(state, args.variant)
 

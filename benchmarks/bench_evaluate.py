@@ -55,7 +55,19 @@ def main():
     row["evaluate_seconds"] = timed(["trainers/evaluate.py", "--models=" + ",".join(models),
                                      f"--output_dir={eval_dir}", "--verbose=0"])
     with open(os.path.join(eval_dir, "report.json")) as f:
-        row["evaluate_seconds_in_report"] = json.load(f)["seconds"]
+        report = json.load(f)
+    row["evaluate_seconds_in_report"] = report["seconds"]
+    # The figures of both commands (docs/results.md's demo tables are drawn from them).
+    row["report"] = {name: {k: v for k, v in r.items() if isinstance(v, (int, float))}
+                     for name, r in report["models"].items()}
+    trained = os.path.join(args.models_dir, "results.json")
+    if not args.skip_training and os.path.isfile(trained):
+        with open(trained) as f:
+            results = json.load(f)
+        row["training_results"] = {
+            name: {k: results[name].get(k) for k in ("test_accuracy", "location_instability",
+                                                      "part_interpretability")}
+            for name in ("ordinary", "interpretable") if name in results}
     if "train_seconds" in row:
         row["ratio"] = row["evaluate_seconds"] / row["train_seconds"]
         print(f"training {row['train_seconds']:.1f} s, evaluation {row['evaluate_seconds']:.1f} s "

@@ -286,11 +286,141 @@ def render_icnn_seeds(d):
     return [first, second, third]
 
 
+def render_csg_hard_validation(d):
+    std = d["std_baseline"]
+    rows = [[r["variant"], f"{r['csg_std_path_validation_accuracy']:.4f}",
+             f"{r['accuracy_minus_std']:+.4f}", f"{r['csg_mis']:.4f}", f"{r['mis_ratio']:.3f}"]
+            for r in d["rows"]]
+    return _table(["variant (seed 0, validation split)", "STD-path accuracy",
+                   f"− STD baseline ({std['std_validation_accuracy']:.4f})", "MIS(CSG)",
+                   f"ratio to MIS(STD) {std['std_mis']:.4f}"], rows)
+
+
+def render_csg_length(d):
+    """bench_csg_length.py's final figures: the 90-epoch pairs of seeds 0-2 on the test split
+    (mean ± population std, as its summary prints)."""
+    import statistics
+
+    runs = [d["runs"][f"hard/bench/e90/seed{s}"]["figures"]["test"] for s in (0, 1, 2)]
+    l1 = [d["runs"][f"hard/bench/e90/seed{s}"]["l1_density"] for s in (0, 1, 2)]
+
+    def headroom(r):
+        return (r["csg"]["mis"] - r["baseline"]["mis"]) / (r["mis_ceiling"] - r["baseline"]["mis"])
+
+    figures = [
+        ("MIS(STD)", [r["baseline"]["mis"] for r in runs], "{:.4f}", "0.1119"),
+        ("MIS(CSG)", [r["csg"]["mis"] for r in runs], "{:.4f}", "0.1603"),
+        ("MIS(CSG) / MIS(STD)", [r["mis_ratio"] for r in runs], "{:.3f}", "1.43 (target ≥ 1.4)"),
+        ("headroom closed, (CSG − STD) / (ceiling − STD)", [headroom(r) for r in runs], "{:.3f}",
+         "0.23"),
+        ("accuracy, STD baseline", [r["baseline"]["test_accuracy"] for r in runs], "{:.4f}",
+         "0.9169"),
+        ("accuracy, CSG STD path", [r["csg"]["std_path_test_accuracy"] for r in runs], "{:.4f}",
+         "0.9192"),
+        ("accuracy, CSG STD path − STD baseline (pt)",
+         [100 * (r["csg"]["std_path_test_accuracy"] - r["baseline"]["test_accuracy"])
+          for r in runs], "{:+.2f}", "+0.23 (target ≥ −1)"),
+        ("L1-density of G", l1, "{:.4f}", "0.1000"),
+    ]
+    rows = []
+    for name, values, fmt, paper in figures:
+        mean, std = statistics.mean(values), statistics.pstdev(values)
+        rows.append([name, f"{fmt.format(mean)} ± {fmt.replace('+', '').format(std)}",
+                     ", ".join(fmt.format(v) for v in values), paper])
+    return _table(["figure", "mean ± std over seeds", "seeds 0, 1, 2",
+                   "CSG Table 1 (CIFAR-10)"], rows)
+
+
+_DEMO_COLUMNS = (("mis", "MIS (↑)", "{:.4f}"), ("activmap_avg_iou", "ActivMap Avg-IoU (↑)", "{:.4f}"),
+                 ("activmap_ap20", "AP20 (↑)", "{:.3f}"), ("activmap_ap30", "AP30 (↑)", "{:.3f}"),
+                 ("gradmap_avg_iou", "GradMap Avg-IoU (↑)", "{:.4f}"),
+                 ("redundancy_r0.1", "r_0.1 (↓)", "{:.4f}"), ("c_ic", "C_IC (↓)", "{:.4f}"),
+                 ("unique_detectors", "unique detectors (↑)", "{}"),
+                 ("mean_best_iou", "mean best IoU (↑)", "{:.4f}"))
+
+
+def render_evaluate(d):
+    """bench_evaluate.py (make demo's two commands): (1) the trainer's test figures, (2) the
+    evaluation's other metrics."""
+    row = d["rows"][-1]
+    t = row["training_results"]
+    o, i = t["ordinary"], t["interpretable"]
+    first = _table(["model", "test accuracy", "location instability (↓)",
+                    "part interpretability (↑)"],
+                   [[name, f"{r['test_accuracy']:.4f}", f"{r['location_instability']:.4f}",
+                     f"{r['part_interpretability']:.4f}"] for name, r in t.items()]
+                   + [["interpretable / ordinary", "",
+                       f"{i['location_instability'] / o['location_instability']:.2f}× (paper ≈ 0.62×)",
+                       f"{i['part_interpretability'] / o['part_interpretability']:.2f}× "
+                       "(paper 1.5-1.9×)"]])
+    second = _table(["model"] + [h for _, h, _ in _DEMO_COLUMNS],
+                    [[name] + [fmt.format(r[k]) if k in r else "n/a" for k, _, fmt in _DEMO_COLUMNS]
+                     for name, r in row["report"].items()])
+    return [first, second]
+
+
+_EXPLAINER_VARIANTS = (
+    ("raw", "floor_0", "old default (no floor)"),
+    ("floor_0.1", "floor_0.1", "**`alpha_floor=0.1`** (adopted)"),
+    ("floor_0.01", "floor_0.01", "`alpha_floor=0.01`"),
+    ("floor_0.1_lr_1e-4_plr_1e-3", "floor_0.1_lr_1e-4_plr_1e-3", "floor 0.1, lr 1e-4, `p_lr=1e-3`"),
+    ("lr_1e-4", "lr_1e-4", "no floor, lr 1e-4"),
+    ("lr_1e-4_plr_1e-3_eta_10", None, "no floor, lr 1e-4, `p_lr=1e-3`, η = 10"),
+    ("eta_5", None, "no floor, η = 5"),
+    ("p_0.8", None, "no floor, initial p 0.8"),
+    ("fraction_0", None, "no floor, `filter_fraction=0`"),
+    ("unit_mean", None, "no floor, `loss_scale=\"unit_mean\"`"),
+)
+
+
+def _explainer_cells(r):
+    if r is None:
+        return ["-", "-", "-"]
+    return [f"{r['p']:.3f}", f"{100 * r['delta_error']:+.2f} pt".replace("+0.00", "0.00"),
+            f"{r['location_instability_ratio']:.3f}×"]
+
+
+def render_tuning_explainer_datasets(d):
+    """tune_explainer.py: (1) the variants on both validation splits, (2) the test figures with
+    the defaults (the synthetic row from bench_interpretability.py's explainer part)."""
+    rows = [[label] + _explainer_cells(d.get(f"birds/{b}"))
+            + _explainer_cells(d.get(f"synthetic/{s}") if s else None)
+            for b, s, label in _EXPLAINER_VARIANTS]
+    first = _table(["variant", "birds: p", "birds: Δerror", "birds: location instability ratio",
+                    "synthetic: p", "synthetic: Δerror",
+                    "synthetic: location instability ratio"], rows)
+    with open(os.path.join(ROOT, "benchmarks", "results", "interpretability.json")) as f:
+        bench = json.load(f)
+    li = bench["location_instability"]
+    synthetic = {"p": bench["explainer"]["p"], "delta_error": bench["explainer"]["delta_error"],
+                 "location_instability_ratio": li["explainer"] / li["performer_top_conv"]}
+    birds = d["birds/default/test"]
+
+    def verdicts(r):
+        p, de, ratio = r["p"], 100 * r["delta_error"], r["location_instability_ratio"]
+        return [f"**{p:.3f}** ({'met' if p >= 0.8 else 'missed'})",
+                f"**{de:+.2f} pt** ({'met' if de <= 1 else 'missed'})".replace("+0.00", "0.00"),
+                f"**{ratio:.3f}×** (" + ("met" if ratio <= 0.7 else f"missed by {ratio - 0.7:.2f}")
+                + ")"]
+
+    second = _table(
+        ["dataset", "command", "p (target ≥ 0.8)", "Δerror (target ≤ 1 pt)",
+         "location instability, explainer / performer (target ≤ 0.7×)"],
+        [["synthetic bench", "`python benchmarks/bench_interpretability.py --parts=explainer "
+          "--seeds=0,1,2`"] + verdicts(synthetic),
+         ["birds", "`python benchmarks/tune_explainer.py --datasets=birds --variants=default "
+          "--split=test`"] + verdicts(birds)])
+    return [first, second]
+
+
 # JSON results -> their table (the benchmarks that write none themselves).
 RENDERERS = {"layers_quick.json": render_layers_quick, "layers.json": render_layers,
              "fused_call.json": render_fused_call, "scores.json": render_scores,
              "steps.json": render_steps, "data.json": render_data, "export.json": render_export,
-             "explain.json": render_explain, "icnn_seeds.json": render_icnn_seeds}
+             "explain.json": render_explain, "icnn_seeds.json": render_icnn_seeds,
+             "csg_hard_validation.json": render_csg_hard_validation,
+             "csg_length.json": render_csg_length, "evaluate.json": render_evaluate,
+             "tuning_explainer_datasets.json": render_tuning_explainer_datasets}
 
 
 def fill(text, root=ROOT):
