@@ -63,10 +63,16 @@ def _ascend(objective, shape, ids, steps, learning_rate, l2, jitter, blur_every,
             gain = response - l2 * tf.reduce_mean(tf.square((x - centre) / span), axis=[1, 2, 3])
         g = tape.gradient(gain, x)
         # An image on which its unit is silent (its ReLU at 0 everywhere) has no gradient to
-        # climb: it follows the redirected-ReLU gradient until the unit responds.
-        with redirected_relu_gradients():
-            woken = tape.gradient(gain, x)
-        g = tf.where(tf.reshape(response <= 0, [-1, 1, 1, 1]), woken, g)
+        # climb: it follows the redirected-ReLU gradient until the unit responds (the second
+        # backward pass runs only on steps where some image is silent).
+        silent = response <= 0
+
+        def redirected():
+            with redirected_relu_gradients():
+                woken = tape.gradient(gain, x)
+            return tf.where(tf.reshape(silent, [-1, 1, 1, 1]), woken, g)
+
+        g = tf.cond(tf.reduce_any(silent), redirected, lambda: g)
         scale = tf.reduce_mean(tf.abs(g), axis=[1, 2, 3], keepdims=True)
         x = tf.roll(x + learning_rate * span * g / (scale + 1e-12), -shift, axis=[1, 2])
         x = tf.cond(blur, lambda: gaussian_blur(x, blur_sigma), lambda: x)
