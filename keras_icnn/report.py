@@ -68,7 +68,7 @@ class EvalConfig(DataOptions):
     atlas_filters: int = option(64, "Filters per model in report.html's filter atlas (the most "
                                     "interpretable first).")
     atlas_images: int = option(8, "Top-activating test images shown per atlas filter.")
-    ascent_steps: int = option(64, "Gradient-ascent steps of each atlas filter's picture "
+    ascent_steps: int = option(32, "Gradient-ascent steps of each atlas filter's picture "
                                     "(what excites it most; 0: no pictures).")
     explained_predictions: int = option(3, "Test predictions explained filter by filter in "
                                            "report.html.")
