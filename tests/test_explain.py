@@ -129,6 +129,13 @@ def test_explainer_contributions_are_the_interpretable_tracks_share():
     np.testing.assert_array_equal(e.filter_classes,
                                   distiller.explainer.conv_interp_2.target_classes.numpy())
     assert e.part_locations.shape == (4, 32, 2)
+    # The per-pixel maps of an explainer are the performer's: its saliency by hand.
+    x = tf.constant(images)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        z = tf.gather(performer(x, training=False), classes, axis=1, batch_dims=1)
+    np.testing.assert_allclose(explain(distiller, images, methods="saliency").saliency,
+                               np.abs(tape.gradient(z, x).numpy()).max(-1), rtol=1e-4, atol=1e-7)
 
 
 def test_explainable_traces_once_per_shape():
