@@ -15,7 +15,7 @@ import tensorflow as tf
 from keras_icnn import losses as losses_lib
 from keras_icnn.models import graph, guard
 from keras_icnn.models.explainer import (DEFAULT_ALPHA_FLOOR, DEFAULT_P_SCALE, Explainer, decoder_configs, logit_p,
-                                         plan_head)
+                                         is_softmax_layer, plan_head)
 from keras_icnn.receptive_field import peak_locations, receptive_field
 
 OBJECTIVES = ("reconstruction", "classification")
@@ -166,17 +166,29 @@ class ExplainerDistiller(guard.GuardedModel, keras.Model):
         """(target-layer features, reconstruction targets, logits) of the frozen performer
         (and its top-conv maps first when ``with_top``)."""
         out = self._probe(images, training=False)
+        targets = out[2:-1]
+        # The logits: the performer's own classifier on its own last reconstructed layer (the
+        # same as its output for a logits head; before the softmax of a softmax head).
+        logits = self.classify(targets[-1])
         if with_top:
-            return out[1], out[0], out[2:-1], out[-1]
-        return out[0], out[2:-1], out[-1]
+            return out[1], out[0], targets, logits
+        return out[0], targets, logits
 
     def classify(self, reconstruction):
         """The performer's own frozen classifier (the head after the last reconstructed
-        layer: dropout, logits, ...) applied to a reconstruction of that layer."""
+        layer: dropout, logits, ...) applied to a reconstruction of that layer: its logits,
+        before the softmax of a softmax head (``Dense(..., activation="softmax")`` or a
+        final ``Softmax`` layer)."""
         x = reconstruction
-        for layer in self.plan.classifier_layers:
+        layers = list(self.plan.classifier_layers)
+        if layers and is_softmax_layer(layers[-1]):
+            layers = layers[:-1]
+        for layer in layers[:-1]:
             x = layer(x, training=False)
-        return x
+        last = layers[-1]
+        if getattr(last.activation, "__name__", "") != "softmax":
+            return last(x, training=False)
+        return graph.call_without_activation(last, x)
 
     def decode_logits(self, enc):
         """Logits of the performer's classifier on the decoder's reconstruction of ``x_enc``."""

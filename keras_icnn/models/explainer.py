@@ -61,9 +61,20 @@ def split_performer(performer, target_layer):
                 "The performer's head after its top conv must be a chain of single-input layers "
                 f"(VGG/AlexNet style); layer {layer.name!r} is not. Residual performers (ResNet, "
                 "MobileNet) are out of scope for the explainer.")
-    if not head or not isinstance(head[-1], keras.layers.Dense):
-        raise ValueError("The performer must end with a Dense classifier after its top conv")
+    classifier = head[-2] if len(head) >= 2 and is_softmax_layer(head[-1]) else (
+        head[-1] if head else None)
+    if not isinstance(classifier, keras.layers.Dense):
+        raise ValueError("The performer must end with a Dense classifier after its top conv "
+                         "(a softmax as its activation or as one more layer is read through)")
     return performer.layers[top], head
+
+
+def is_softmax_layer(layer):
+    """A ``Softmax`` layer or ``Activation("softmax")``: a performer's probabilities, which
+    the explainer reads through to the logits before it."""
+    return isinstance(layer, keras.layers.Softmax) or (
+        isinstance(layer, keras.layers.Activation)
+        and getattr(layer.activation, "__name__", "") == "softmax")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,10 +131,12 @@ def plan_head(performer, target_layer):
     """
     top, head = split_performer(performer, target_layer)
     head = tuple(head)
-    hidden = [i for i, layer in enumerate(head[:-1]) if isinstance(layer, keras.layers.Dense)]
+    # The classifier is the last Dense (a softmax layer after it is not part of the body).
+    body = head[:-1] if is_softmax_layer(head[-1]) else head
+    hidden = [i for i, layer in enumerate(body[:-1]) if isinstance(layer, keras.layers.Dense)]
     if hidden:
         return HeadPlan(top, head, hidden[-1] + 1, tuple(hidden), False)
-    vectors = [i for i, layer in enumerate(head[:-1]) if _rank(layer) == 2]
+    vectors = [i for i, layer in enumerate(body[:-1]) if _rank(layer) == 2]
     if not vectors:
         raise ValueError(
             "The performer's head must turn its top conv's maps into a vector (global pooling "

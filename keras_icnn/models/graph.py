@@ -273,6 +273,17 @@ def output_softmax(model):
     return None
 
 
+def call_without_activation(layer, inputs):
+    """``layer.call(inputs)`` with its activation switched off for the call (the pre-softmax
+    logits of a ``Dense(..., activation="softmax")``); the layer is left as it was."""
+    saved = layer.activation
+    layer.activation = keras.activations.linear
+    try:
+        return layer.call(inputs)
+    finally:
+        layer.activation = saved
+
+
 @keras.saving.register_keras_serializable(package="keras_icnn")
 class PreActivation(keras.layers.Layer):
     """Calls a wrapped layer (``Dense``, conv) with its activation switched off: the
@@ -289,12 +300,7 @@ class PreActivation(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
-        saved = self.layer.activation
-        self.layer.activation = keras.activations.linear
-        try:
-            return self.layer.call(inputs)
-        finally:
-            self.layer.activation = saved
+        return call_without_activation(self.layer, inputs)
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)

@@ -438,3 +438,33 @@ def test_filter_losses_ignore_the_maps_scale_through_the_train_step(performer):
     _, raw_logs, raw_lambdas = steps["raw"]
     assert abs(raw_logs[1]["filter_loss"]) > 2 * abs(raw_logs[0]["filter_loss"])
     assert not np.allclose(raw_lambdas[0][1], raw_lambdas[1][1], rtol=0.1)
+
+
+@pytest.mark.parametrize("head", ["activation", "layer"])
+def test_a_softmax_head_performer_is_read_through_to_its_logits(head):
+    """Dense(activation="softmax") or a final Softmax layer: the explainer's logits (and the
+    classifier it applies to reconstructions) are the pre-softmax ones."""
+    from keras_icnn.explain import explain
+
+    keras.utils.set_random_seed(0)
+    plain = vgg_backbone((32, 32, 3), 3, width=4, dense_units=16)
+    images = np.random.RandomState(5).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    logits = plain.predict(images, verbose=0)
+    if head == "layer":
+        performer = keras.Model(plain.inputs, keras.layers.Softmax()(plain.outputs[0]))
+    else:
+        performer = keras.models.clone_model(plain)
+        performer.set_weights(plain.get_weights())
+        performer.get_layer("logits").activation = keras.activations.softmax
+    np.testing.assert_allclose(performer.predict(images, verbose=0),
+                               tf.nn.softmax(logits).numpy(), rtol=1e-5, atol=1e-6)
+    _, distiller = build_explainer(performer, "block3_pool", initial_p=0.7)
+    assert [l.name for l in distiller.plan.decoder_layers][-1] == "fc1"
+    _, _, got = distiller.performer_outputs(images)
+    np.testing.assert_allclose(got, logits, rtol=1e-5, atol=1e-5)
+    e = explain(distiller, images)
+    np.testing.assert_allclose(e.logits, logits, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(e.probabilities, tf.nn.softmax(logits).numpy(), rtol=1e-5,
+                               atol=1e-6)
+    assert performer.get_layer("logits").activation.__name__ == (
+        "softmax" if head == "activation" else "linear")  # the user's model unchanged
