@@ -8,7 +8,7 @@ Examples:
         --train_per_class=500,1000,2000 --num_test=... --cw_iterations=100   # the paper's sizes
 
 For each model and white-box attack (FGSM, PGD, CW-L2, targeted at a random other
-class unless --notargeted) the images of --split are attacked; the detector's
+class unless --notargeted) the images of --eval_split are attacked; the detector's
 features are the global-average-pooled outputs of every conv layer; a random forest
 is trained on --train_per_class clean and adversarial images per class and tested on
 --test_per_class others, --repeats times (mean ± std error rate). The black-box
@@ -34,6 +34,7 @@ def main(argv):
     FLAGS = flags.FLAGS
     from keras_icnn import recipes
     from keras_icnn.recipes import adversarial
+    from keras_icnn.recipes.adversarial import DetectConfig
 
     config = recipes.config_from_flags(DetectConfig, FLAGS)
     _, table = adversarial.run_detection(config)

@@ -150,10 +150,10 @@ def upsample_maps(maps, size):
 
 
 @tf.function(reduce_retracing=True)
-def _region_counts(maps, masks, thresholds, inclusive=False):
+def _region_counts(maps, masks, thresholds):
     up = tf.image.resize(tf.cast(maps, tf.float32), tf.shape(masks)[1:3], method="bilinear")
     n = tf.shape(masks)[0]
-    above = up >= thresholds if inclusive else up > thresholds
+    above = up > thresholds
     region = tf.reshape(tf.cast(above, tf.float32), [n, -1, tf.shape(maps)[-1]])
     m = tf.reshape(tf.cast(masks, tf.float32), [n, -1, tf.shape(masks)[-1]])
     inter = tf.matmul(region, m, transpose_a=True)  # [n, F, P]; exact (0/1 sums < 2**24)
@@ -161,13 +161,14 @@ def _region_counts(maps, masks, thresholds, inclusive=False):
     return inter, union
 
 
-def region_counts(activation_maps, masks, thresholds, chunk=64, inclusive=False):
+def region_counts(activation_maps, masks, thresholds, chunk=64):
     """Intersection and union [N, F, P] (pixel counts, float32) of each filter's
     above-threshold region with each mask.
 
     Maps [N, h, w, F] are upsampled bilinearly to the masks' size [N, H, W, P]
     (the identity when already that size) and thresholded with ``thresholds``
-    [F] (``> T``; ``>= T`` when ``inclusive``, Network Dissection's rule). One
+    [F] (strictly ``> T``: a constant map, dead or saturated, has no unit above its
+    threshold and so an empty region). One
     TensorFlow function per chunk of images (bounds memory).
     """
     masks = np.asarray(masks, bool)
@@ -175,7 +176,7 @@ def region_counts(activation_maps, masks, thresholds, chunk=64, inclusive=False)
     inter, union = [], []
     for a in range(0, len(masks), chunk):
         i, u = _region_counts(tf.constant(np.asarray(activation_maps[a:a + chunk], np.float32)),
-                              tf.constant(masks[a:a + chunk]), thresholds, bool(inclusive))
+                              tf.constant(masks[a:a + chunk]), thresholds)
         inter.append(i.numpy())
         union.append(u.numpy())
     if not inter:

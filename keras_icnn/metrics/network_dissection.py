@@ -4,8 +4,14 @@
 For filter k with threshold ``T_k`` (``P(a_k > T_k) = top_quantile`` over every unit of its
 maps in the dataset) and concept c:
 
-    M_k(x) = upsample_bilinear(S_k(x)) >= T_k
+    M_k(x) = upsample_bilinear(S_k(x)) > T_k
     IoU_{k,c} = sum_x |M_k(x) & L_c(x)| / sum_x |M_k(x) | L_c(x)|
+
+The comparison is strict, as the threshold's definition ``P(a_k > T_k)`` is: a filter whose
+maps are constant (dead, all zero, or saturated) has no unit above its threshold, so its
+region is empty and it is never a detector; a filter whose top ``top_quantile`` of units
+includes zeros (``T_k = 0``) keeps only its positive units (with ``>=`` its region would be the
+whole image, and a dead filter would "detect" the largest concept).
 
 A filter *detects* c when ``IoU_{k,c} > iou_threshold`` (0.04); a layer is summed up by its
 number of **unique detectors**, the distinct concepts that at least one filter detects.
@@ -63,9 +69,8 @@ def iou_ceiling_from_areas(areas, total_pixels, top_quantile=0.005):
 
 def dissection_counts(activation_maps, concept_masks, thresholds, chunk=64):
     """Dataset-wide intersection and union ``[K, C]`` of each filter's region
-    ``upsample(S_k) >= T_k`` with each concept, summed over the images."""
-    inter, union = region_counts(activation_maps, concept_masks, thresholds, chunk,
-                                 inclusive=True)
+    ``upsample(S_k) > T_k`` with each concept, summed over the images."""
+    inter, union = region_counts(activation_maps, concept_masks, thresholds, chunk)
     return inter.sum(0, dtype=np.float64), union.sum(0, dtype=np.float64)
 
 
@@ -73,6 +78,11 @@ def dissection_from_counts(inter, union, iou_threshold=0.04):
     """The figures of :func:`dissection` from summed counts ``[K, C]`` (the streaming driver's
     second pass ends here)."""
     validation.number_in(iou_threshold, "iou_threshold", 0, 1)
+    inter, union = np.asarray(inter, np.float64), np.asarray(union, np.float64)
+    if inter.ndim != 2 or inter.shape != union.shape or inter.shape[1] < 1:
+        raise ValueError("Network Dissection needs at least one concept: `inter` and `union` "
+                         "must be [K, C] with C >= 1. Received: shapes "
+                         f"{inter.shape} and {union.shape}")
     iou = np.where(union > 0, inter / np.maximum(union, 1.0), 0.0)
     best = iou.argmax(1)
     best_iou = iou[np.arange(len(iou)), best]
@@ -96,6 +106,9 @@ def dissection(activation_maps, concept_masks, top_quantile=0.005, iou_threshold
     maps = validation.array_of_rank(activation_maps, "activation_maps", 4, "[N, h, w, K]")
     masks = validation.array_of_rank(np.asarray(concept_masks, bool), "concept_masks", 4,
                                      "[N, H, W, C]")
+    if masks.shape[-1] < 1:
+        raise ValueError("`concept_masks` must hold at least one concept (its last axis, C, "
+                         f"must be >= 1). Received: concept_masks of shape {masks.shape}")
     if len(maps) != len(masks) or len(maps) < 1:
         raise ValueError("`activation_maps` and `concept_masks` must hold the same N >= 1 "
                          f"images. Received: {len(maps)} and {len(masks)}")

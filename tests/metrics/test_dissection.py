@@ -6,10 +6,10 @@ from keras_icnn.metrics import network_dissection as nd
 
 
 def _reference(maps, masks, q, thr):
-    """Straight numpy: quantile threshold per filter, >=, sums over images, IoU, detectors."""
+    """Straight numpy: quantile threshold per filter, >, sums over images, IoU, detectors."""
     k = maps.shape[-1]
     t = np.quantile(maps.reshape(-1, k), 1 - q, axis=0)
-    region = maps >= t  # same size as the masks here: no upsampling
+    region = maps > t  # same size as the masks here: no upsampling
     inter = np.einsum("nhwk,nhwc->kc", region.astype(float), masks.astype(float))
     union = region.reshape(-1, k).sum(0)[:, None] + masks.reshape(-1, masks.shape[-1]).sum(0)[None] - inter
     iou = np.where(union > 0, inter / np.maximum(union, 1), 0)
@@ -33,13 +33,13 @@ def test_dissection_matches_numpy_with_ties_at_the_threshold():
     np.testing.assert_array_equal(got["best_concept"], best)
     np.testing.assert_array_equal(got["detectors"], det)
     assert got["unique_detectors"] == unique
-    # Ties at the threshold are inside M_k (>=): filter 2 has 176 zeros and 4 ones, its 95%
-    # quantile is 0, and every unit (each tied at or above 0) is in its region.
+    # Ties at the threshold are outside M_k (> T, as P(a > T) defines T): filter 2 has 176
+    # zeros and 4 ones, its 95% quantile is 0, and its region is its 4 ones, all inside
+    # concept 3.
     t2 = np.quantile(maps[..., 2], 1 - q)
     assert t2 == 0.0
-    region2 = maps[..., 2] >= t2
-    inter = (region2 & masks[..., 3]).sum()
-    assert got["iou"][2, 3] == pytest.approx(inter / (region2.sum() + masks[..., 3].sum() - inter))
+    area3 = masks[..., 3].sum()
+    assert got["iou"][2, 3] == pytest.approx(4 / area3)
 
 
 def test_hand_computed_iou_and_unique_detectors():
@@ -56,9 +56,9 @@ def test_hand_computed_iou_and_unique_detectors():
     assert got["iou"][0, 0] == pytest.approx(2 / 3)
     assert got["iou"][0, 1] == 0.0
     # Filter 1: seven zeros and one 5; the 80% quantile interpolates between two zeros: 0,
-    # so its region (>= 0) is all 8 pixels: IoU with concept 1 (2 px) is 2/8.
+    # so its region (> 0) is its one unit: IoU with concept 1 (2 px) is 1/2.
     assert got["thresholds"][1] == 0.0
-    assert got["iou"][1, 1] == pytest.approx(2 / 8)
+    assert got["iou"][1, 1] == pytest.approx(1 / 2)
     assert got["unique_detectors"] == len(set(got["best_concept"][got["detectors"]]))
     assert got["detectors"][0] and got["best_concept"][0] == 0
 
@@ -71,10 +71,35 @@ def test_upsampled_maps_are_thresholded_after_bilinear_upsampling():
     masks = rng.random((3, 8, 8, 3)) < 0.2
     got = nd.dissection(maps, masks, top_quantile=0.1)
     t = np.quantile(maps.reshape(-1, 2), 0.9, axis=0)
-    up = tf.image.resize(maps, (8, 8), method="bilinear").numpy() >= t
+    up = tf.image.resize(maps, (8, 8), method="bilinear").numpy() > t
     inter = np.einsum("nhwk,nhwc->kc", up.astype(float), masks.astype(float))
     union = up.reshape(-1, 2).sum(0)[:, None] + masks.reshape(-1, 3).sum(0)[None] - inter
     np.testing.assert_allclose(got["iou"], inter / union, rtol=1e-6)
+
+
+@pytest.mark.parametrize("value", [0.0, 3.0])
+def test_a_constant_filter_is_never_a_detector(value):
+    # Issue 44: a dead (all-zero) or saturated (constant) filter's threshold is its value;
+    # with >= its region was every pixel, a "detector" of the largest concept (IoU 0.5 here).
+    rng = np.random.default_rng(2)
+    maps = rng.random((4, 4, 4, 2)).astype(np.float32)
+    maps[..., 1] = value
+    masks = np.zeros((4, 4, 4, 1), bool)
+    masks[:, :2] = True  # half of every image
+    got = nd.dissection(maps, masks, top_quantile=0.1, iou_threshold=0.04)
+    assert got["thresholds"][1] == value
+    assert got["iou"][1, 0] == 0.0 and not got["detectors"][1]
+    assert got["detector_count"] == int(got["detectors"][0])
+    assert got["unique_detectors"] == int(got["detectors"][0])
+
+
+def test_no_concept_is_a_clear_error():
+    maps = np.ones((2, 4, 4, 3), np.float32)
+    masks = np.zeros((2, 4, 4, 2), bool)
+    with pytest.raises(ValueError, match="at least one concept"):
+        nd.dissection(maps, masks[..., :0])
+    with pytest.raises(ValueError, match="at least one concept"):
+        nd.dissection_from_counts(np.zeros((3, 0)), np.zeros((3, 0)))
 
 
 def test_category_part_concepts_and_ceiling():

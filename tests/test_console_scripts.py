@@ -1,0 +1,174 @@
+"""Every installed ``keras-icnn-*`` command end to end, run the way a user runs it: through its
+console script (the file pip wrote on PATH), in a fresh process, on tiny data and tiny saved
+models. Each test checks the exit code and the files the command's ``--help`` promises.
+
+The commands run in two parallel waves (a module fixture): the trainers that make the tiny
+models (``train-icnn``, ``train-csg --train_baseline``) and ``preview``; then the commands that
+read those models (``evaluate``, ``train-explainer --performer``, ``detect-adversarial``,
+``export``). A command that crashes, is renamed or loses its entry point turns this module red
+(``test_every_console_script_is_tested``).
+"""
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+TINY = ["--image_size=32", "--num_classes=3", "--verbose=0", "--width=4", "--batch_size=16"]
+TRAIN = ["--num_train=64", "--num_val=16", "--num_test=32"]
+TESTED = ("train-icnn", "train-csg", "train-explainer", "evaluate", "detect-adversarial",
+          "export", "preview")
+
+
+def _script(name):
+    path = shutil.which(f"keras-icnn-{name}")
+    assert path, f"keras-icnn-{name} is not on PATH: pip install -e '.[test]'"
+    return path
+
+
+class _Run:
+    """A command started in the background; ``result()`` waits and returns (rc, output)."""
+
+    def __init__(self, name, args, work):
+        self.name, self.log_path = name, work / f"{name}.log"
+        env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+        env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the launcher's own default, as for a user
+        self.log = open(self.log_path, "w")
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen([_script(name)] + list(args), cwd=work, env=env,
+                                     stdout=self.log, stderr=subprocess.STDOUT, text=True)
+
+    def result(self, timeout=400):
+        self.proc.wait(timeout=timeout)
+        self.log.close()
+        return self.proc.returncode, self.log_path.read_text()
+
+
+def _wave(runs):
+    return {run.name: run.result() for run in runs}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    work = tmp_path_factory.mktemp("console")
+    out = {"work": work}
+    first = [
+        _Run("train-icnn", TRAIN + TINY + ["--epochs=1", "--jit_compile=false",
+                                           f"--output_dir={work / 'icnn'}"], work),
+        _Run("train-csg", TRAIN + TINY + ["--epochs=2", "--warmup=1", "--period=1",
+                                          "--density=0.5", "--train_baseline",
+                                          "--checkpoint=false", f"--output_dir={work / 'csg'}"],
+             work),
+        _Run("preview", ["--preview", str(work / "preview.png"), "--n=4", "--image_size=32"],
+             work),
+    ]
+    out.update(_wave(first))
+    icnn, csg = work / "icnn", work / "csg"
+    second = []
+    if out["train-icnn"][0] == 0:
+        second += [
+            _Run("evaluate", [f"--models={icnn / 'ordinary.keras'},{icnn / 'interpretable.keras'}",
+                              "--names=ordinary,interpretable", "--num_examples=8",
+                              "--gradmap_examples=2", "--ascent_steps=2",
+                              "--num_val=16", "--num_test=48", "--image_size=32",
+                              "--num_classes=3", "--verbose=0", f"--output_dir={work / 'eval'}"],
+                 work),
+            _Run("train-explainer", TRAIN + TINY + [f"--performer={icnn / 'ordinary.keras'}",
+                                                    "--epochs=1",
+                                                    f"--output_dir={work / 'explainer'}"],
+                 work),
+            _Run("export", [f"--model={icnn / 'interpretable.keras'}",
+                            f"--base_dir={work / 'served'}", "--name=icnn", "--version=3"],
+                 work),
+        ]
+    if out["train-csg"][0] == 0:
+        second.append(_Run("detect-adversarial", [
+            f"--models={csg / 'baseline.keras'},{csg / 'csg.keras'}", "--names=STD,CSG",
+            "--num_train=1", "--num_val=0", "--num_test=60", "--train_per_class=6",
+            "--test_per_class=4", "--repeats=2", "--attacks=fgsm,pgd",
+            "--pgd_iterations=2", "--black_box=one_pixel", "--black_box_images=4",
+            "--one_pixel_generations=1", "--image_size=32", "--num_classes=3", "--verbose=0",
+            f"--output_dir={work / 'detect'}"], work))
+    out.update(_wave(second))
+    return out
+
+
+def _ok(runs, name):
+    if name not in runs:
+        pytest.fail(f"keras-icnn-{name} did not run: the command it needs models from failed")
+    rc, log = runs[name]
+    assert rc == 0, f"keras-icnn-{name} exited {rc}:\n{log[-4000:]}"
+    return log
+
+
+def _json(path):
+    assert path.is_file(), f"{path} was not written"
+    return json.loads(path.read_text())
+
+
+def test_every_console_script_is_tested():
+    scripts = {ep.name for ep in importlib.metadata.entry_points(group="console_scripts")
+               if ep.value.startswith("keras_icnn_cli:")}
+    assert scripts == {f"keras-icnn-{name}" for name in TESTED}
+
+
+def test_train_icnn(runs):
+    log = _ok(runs, "train-icnn")
+    out = runs["work"] / "icnn"
+    results = _json(out / "results.json")
+    for name in ("ordinary", "interpretable"):
+        assert (out / f"{name}.keras").is_file()
+        assert 0.0 <= results[name]["test_accuracy"] <= 1.0
+    config = _json(out / "config.json")
+    assert config["num_train"] == 64 and config["num_classes"] == 3
+    assert "test accuracy" in log
+
+
+def test_train_csg(runs):
+    _ok(runs, "train-csg")
+    out = runs["work"] / "csg"
+    results = _json(out / "results.json")
+    assert {"csg.keras", "baseline.keras", "gate.npy", "gate.png", "config.json"} \
+        <= set(os.listdir(out))
+    assert 0.0 <= results["l1_density"] <= 1.0
+
+
+def test_preview(runs):
+    log = _ok(runs, "preview")
+    png = runs["work"] / "preview.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {png}" in log
+
+
+def test_evaluate(runs):
+    _ok(runs, "evaluate")
+    out = runs["work"] / "eval"
+    report = _json(out / "report.json")
+    assert {"report.md", "report.html", "config.json", "pictures"} <= set(os.listdir(out))
+    assert list(report["models"]) == ["ordinary", "interpretable"]
+
+
+def test_train_explainer(runs):
+    log = _ok(runs, "train-explainer")
+    out = runs["work"] / "explainer"
+    results = _json(out / "results.json")
+    assert (out / "explainer.keras").is_file() and 0.0 < results["p"] < 1.0
+    assert "p = " in log
+
+
+def test_detect_adversarial(runs):
+    _ok(runs, "detect-adversarial")
+    out = runs["work"] / "detect"
+    results = _json(out / "results.json")
+    assert (out / "results.md").is_file() and (out / "config.json").is_file()
+    assert list(results["models"]) == ["STD", "CSG"]
+
+
+def test_export(runs):
+    log = _ok(runs, "export")
+    version = runs["work"] / "served" / "icnn" / "3"
+    assert (version / "saved_model.pb").is_file()
+    assert _json(version / "assets.extra" / "config.json")["version"] == 3
+    assert f"to {version}" in log
