@@ -1,12 +1,15 @@
 """Soak the command-line entry points: run each many times on tiny sizes, record how each run ends.
 
-Every run is a fresh process with a wall-clock timeout. For each run the JSON
+Each command runs through its installed console script (``keras-icnn-train-icnn`` & co., as a
+user runs it); the export's client check is ``export/serving_client.py``. Every run is a fresh
+process with a wall-clock timeout. For each run the JSON
 records the exit code, the signal that killed it (if any), whether it hit the
 timeout, its wall time, and how long it took to exit after printing its last
 line of output (a hang at interpreter shutdown shows up there). Targets: no
 crash, no hang, every process gone within 5 s of its last line.
 
 Usage:
+    python benchmarks/soak_cli.py --evaluate=20         # issue 44's soak: 20 runs of each
     python benchmarks/soak_cli.py                       # the full soak (about 30 min, 2 cores)
     python benchmarks/soak_cli.py --evaluate=5 --runs=2  # a quick look
     python benchmarks/soak_cli.py --only=evaluate,export
@@ -34,11 +37,22 @@ ENTRY_POINTS = ("train_icnn", "evaluate", "train_csg", "train_explainer", "expor
                 "detect_adversarial")
 
 
+def executable(argv):
+    """The process to start: a ``keras-icnn-*`` console script as installed on PATH (the way a
+    user runs the command), or ``python`` for a ``.py`` helper."""
+    if argv[0].endswith(".py"):
+        return [sys.executable] + argv
+    path = shutil.which(argv[0])
+    if path is None:
+        raise SystemExit(f"{argv[0]} is not on PATH: pip install -e .")
+    return [path] + argv[1:]
+
+
 def run_once(argv, timeout):
     """Run ``argv``; returns a dict with rc, signal, timed_out, wall_s, exit_after_last_line_s."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable] + argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(executable(argv), cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     last = {"t": t0, "lines": []}
 
@@ -73,24 +87,24 @@ def commands(kind, i, work, models, out=None):
     out = out or os.path.join(work, f"{kind}_{i}")
     seed = f"--seed={i}"
     if kind == "train_icnn":
-        return [["trainers/train_icnn.py", "--num_train=64", "--num_val=16", "--num_test=32",
+        return [["keras-icnn-train-icnn", "--num_train=64", "--num_val=16", "--num_test=32",
                  "--epochs=1", "--batch_size=16", "--width=4", seed, f"--output_dir={out}"]
                 + TINY]
     if kind == "evaluate":
-        return [["trainers/evaluate.py", f"--models={models['ordinary']},{models['interpretable']}",
+        return [["keras-icnn-evaluate", f"--models={models['ordinary']},{models['interpretable']}",
                  "--names=ordinary,interpretable", "--num_examples=36", "--gradmap_examples=4",
                  seed, f"--output_dir={out}"] + TINY]
     if kind == "train_csg":
-        return [["trainers/train_csg.py", "--num_train=64", "--num_val=16", "--num_test=32",
+        return [["keras-icnn-train-csg", "--num_train=64", "--num_val=16", "--num_test=32",
                  "--epochs=3", "--warmup=1", "--batch_size=16", "--width=4", "--density=0.5",
                  seed, f"--output_dir={out}"] + TINY]
     if kind == "train_explainer":
-        return [["trainers/train_explainer.py", f"--performer={models['ordinary']}",
+        return [["keras-icnn-train-explainer", f"--performer={models['ordinary']}",
                  "--num_train=64", "--num_val=16", "--num_test=32", "--epochs=1",
                  "--batch_size=16", seed, f"--output_dir={out}"] + TINY]
     if kind == "detect_adversarial":
         # Every attack and both feature sites on the tiny STD/CSG pair, at tiny budgets.
-        return [["trainers/detect_adversarial.py", f"--models={models['std']},{models['csg']}",
+        return [["keras-icnn-detect-adversarial", f"--models={models['std']},{models['csg']}",
                  "--names=STD,CSG", "--num_train=1", "--num_val=0", "--num_test=60",
                  "--train_per_class=6", "--test_per_class=4", "--repeats=2",
                  "--attacks=fgsm,pgd,cw", "--pgd_iterations=3", "--cw_iterations=5",
@@ -100,7 +114,7 @@ def commands(kind, i, work, models, out=None):
     if kind == "export":
         base = os.path.join(work, "models")
         version = str(i + 1)
-        return [["export/export_savedmodel.py", f"--model={models['interpretable']}",
+        return [["keras-icnn-export", f"--model={models['interpretable']}",
                  f"--base_dir={base}", "--name=icnn", f"--version={version}"],
                 ["export/serving_client.py", "--image_size=32", "--signature=explain",
                  f"--saved_model={os.path.join(base, 'icnn', version)}"]]

@@ -145,7 +145,7 @@ def export_model(model, base_dir, name, version=None, layer_name=None, input_dty
                           "protos: pip install 'keras_icnn[serving]', or pass "
                           "serving_warmup=False / --noserving_warmup")
     exporter = _Exporter(model, layer_name, input_dtype)
-    model_dir = os.path.join(base_dir, name)
+    model_dir = validation.writable_directory(os.path.join(base_dir, name), "base_dir")
     version = version or next_version(model_dir)
     path = os.path.join(model_dir, str(version))
     if os.path.exists(path):

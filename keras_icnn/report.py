@@ -15,8 +15,8 @@ import numpy as np
 from keras_icnn import metrics
 from keras_icnn.metrics import streaming
 from keras_icnn.data.synthetic_parts import SPLITS, TASKS
-from keras_icnn.recipes.common import (DataOptions, check_model_files, open_data, option,
-                                       write_config)
+from keras_icnn.recipes.common import (DataOptions, check_model_files, load_model_file, open_data,
+                                       option, prepare_output, write_config)
 from keras_icnn.validation import check_fields
 
 COLUMNS = (
@@ -436,9 +436,10 @@ def evaluate_models(config):
     report.html (with the filter atlas) and pictures."""
     config.validate()
     names = list(config.names) or [os.path.splitext(os.path.basename(m))[0] for m in config.models]
+    prepare_output(config)
     t0 = time.time()
-    write_config(config)
     source = load_source(config)
+    write_config(config, source, splits=())
     from keras_icnn import viz
 
     pictures_dir = os.path.join(config.output_dir, "pictures") if viz.available() else None
@@ -449,7 +450,7 @@ def evaluate_models(config):
     for name, path in zip(names, config.models):
         if config.verbose:
             print(f"evaluating {name} ({path})")
-        model = keras.models.load_model(path)
+        model = load_model_file(path, "models")
         check_model_matches(model, path, config, source)
         with source.naming_bad_files(config.eval_split):
             rows[name], atlas = evaluate_model(model, source, config, name, pictures_dir)

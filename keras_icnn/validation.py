@@ -10,6 +10,7 @@ in two forms: numpy (metrics, data given as arrays) and TF assert ops (layers,
 """
 
 import math
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -103,19 +104,53 @@ def checked_fit_data(x, y, num_classes, where):
     Arrays are checked now; a ``tf.data.Dataset`` of ``(x, y[, w])`` tuples gets
     the checks mapped into its pipeline. Returns ``(x, y)`` to pass on.
     """
+    needs = (f"{where} needs labels: fit(images, labels) or a dataset of (images, labels) "
+             "pairs")
     if isinstance(x, tf.data.Dataset):
         spec = x.element_spec
-        if isinstance(spec, tuple) and len(spec) >= 2:
-            def check(*element):
-                labels = labels_tf(element[1], num_classes, where=where)
-                return (element[0], tf.reshape(labels, tf.shape(element[1]))) + element[2:]
+        if not (isinstance(spec, tuple) and len(spec) >= 2):
+            raise ValueError(f"{needs}. Received: a dataset whose elements are {spec}")
 
-            x = x.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return x, y
+        def check(*element):
+            labels = labels_tf(element[1], num_classes, where=where)
+            return (element[0], tf.reshape(labels, tf.shape(element[1]))) + element[2:]
+
+        return x.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True), y
+    if y is None and not isinstance(x, (tuple, list)) and not hasattr(x, "__next__") \
+            and not isinstance(x, keras_py_dataset_types()):
+        raise ValueError(f"{needs}. Received: x of type {type(x).__name__} and y=None")
     if y is not None and not isinstance(y, (dict, list, tuple)) and hasattr(y, "shape"):
         count = len(x) if hasattr(x, "__len__") and not isinstance(x, dict) else None
         labels_np(y, num_classes, count, name=f"{where}: y")
     return x, y
+
+
+def keras_py_dataset_types():
+    """The Python-side data types ``keras.Model.fit`` takes with ``y=None`` (a generator or a
+    ``keras.utils.PyDataset`` yields its own labels)."""
+    import keras
+
+    return (keras.utils.PyDataset,)
+
+
+def writable_directory(path, name):
+    """Create directory ``path`` (an option named ``name``) now, before any work that would
+    be lost: a clear ``ValueError`` naming the option when it cannot be created or written."""
+    path = os.path.expanduser(str(path))
+    if not path:
+        raise ValueError(f"`{name}` must name a directory. Received: {name}=''")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"`{name}` must be a directory; {path} is a file. Received: "
+                         f"{name}={path!r}")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"`{name}`: cannot create the directory {path} ({e.strerror or e}). "
+                         f"Received: {name}={path!r}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"`{name}`: the directory {path} is not writable. Received: "
+                         f"{name}={path!r}")
+    return path
 
 
 def positive_int(value, name):

@@ -57,6 +57,7 @@ def runs(tmp_path_factory):
     out = {"work": work}
     first = [
         _Run("train-icnn", TRAIN + TINY + ["--epochs=1", "--jit_compile=false",
+                                           f"--tensorboard_dir={work / 'icnn_tb'}",
                                            f"--output_dir={work / 'icnn'}"], work),
         _Run("train-csg", TRAIN + TINY + ["--epochs=2", "--warmup=1", "--period=1",
                                           "--density=0.5", "--train_baseline",
@@ -77,7 +78,8 @@ def runs(tmp_path_factory):
                               "--num_classes=3", "--verbose=0", f"--output_dir={work / 'eval'}"],
                  work),
             _Run("train-explainer", TRAIN + TINY + [f"--performer={icnn / 'ordinary.keras'}",
-                                                    "--epochs=1",
+                                                    "--epochs=1", "--explainer_cls",
+                                                    f"--tensorboard_dir={work / 'explainer_tb'}",
                                                     f"--output_dir={work / 'explainer'}"],
                  work),
             _Run("export", [f"--model={icnn / 'interpretable.keras'}",
@@ -124,7 +126,29 @@ def test_train_icnn(runs):
         assert 0.0 <= results[name]["test_accuracy"] <= 1.0
     config = _json(out / "config.json")
     assert config["num_train"] == 64 and config["num_classes"] == 3
-    assert "test accuracy" in log
+    assert "interpretable" in log and "test accuracy" in log
+    # TensorBoard: one run per model; the interpretable one logs its filter loss and lambda_f
+    # (the constant schedule: --loss_weight's 0.05) per epoch, both their settings once.
+    from keras_icnn.callbacks import read_summaries
+
+    ordinary, icnn = (read_summaries(runs["work"] / "icnn_tb" / n)
+                      for n in ("ordinary", "interpretable"))
+    assert {"loss", "accuracy", "val_accuracy", "hparams"} <= set(ordinary) & set(icnn)
+    assert "filter_loss" not in ordinary and 0 in icnn["filter_loss"]
+    lambdas = [v for tag, v in icnn.items() if tag.startswith("lambda_f/")]
+    assert len(lambdas) == 2 and all(v == {0: pytest.approx(0.05)} for v in lambdas)
+    # The saved model, loaded as a user does, reproduces the test accuracy it reported.
+    import keras
+    import numpy as np
+
+    import keras_icnn  # noqa: F401  (registers the custom classes)
+    from keras_icnn.data import synthetic_parts
+
+    model = keras.models.load_model(out / "interpretable.keras")
+    assert len(model.interpretable_layers) == 2
+    test = synthetic_parts.make_examples(32, image_size=32, num_classes=3, split="test")
+    acc = np.mean(np.argmax(model.predict(test["image"], verbose=0), -1) == test["label"])
+    assert abs(acc - results["interpretable"]["test_accuracy"]) < 1e-6
 
 
 def test_train_csg(runs):
@@ -151,11 +175,27 @@ def test_evaluate(runs):
 
 
 def test_train_explainer(runs):
+    import numpy as np
+
+    from keras_icnn.callbacks import read_summaries
+
     log = _ok(runs, "train-explainer")
     out = runs["work"] / "explainer"
     results = _json(out / "results.json")
-    assert (out / "explainer.keras").is_file() and 0.0 < results["p"] < 1.0
-    assert "p = " in log
+    assert (out / "explainer.keras").is_file() and (out / "explainer_cls.keras").is_file()
+    assert 0.0 < results["p"] < 1.0 and results["performer_unchanged"] is True
+    # The decoder reconstructs fc1; the performer's own dropout + classifier classify it.
+    assert results["reconstructs"] == ["fc1"]
+    assert results["classified_by"] == ["dropout", "logits"]
+    assert 0.0 <= results["explainer_cls_test_error"] <= 1.0
+    assert results["delta_error"] == pytest.approx(
+        results["reconstruction_test_error"] - results["performer_test_error"])
+    assert results["location_instability"]["explainer"] >= 0
+    tags = read_summaries(runs["work"] / "explainer_tb" / "explainer")  # p, -log p, filter loss
+    assert tags["neg_log_p"][0] == pytest.approx(-np.log(tags["p"][0]), rel=1e-5)
+    assert 0 in tags["filter_loss"] and 0 in tags["loss"]
+    assert {"explainer", "explainer_cls"} <= set(os.listdir(runs["work"] / "explainer_tb"))
+    assert "p = " in log and "delta error" in log and "Explainer+cls" in log
 
 
 def test_detect_adversarial(runs):

@@ -30,40 +30,6 @@ def test_train_icnn_help_lists_flags():
         assert flag in text
 
 
-def test_train_icnn_tiny_run(tmp_path):
-    out = _run(["trainers/train_icnn.py", f"--output_dir={tmp_path}", "--num_train=64",
-                "--num_val=16", "--num_test=32", "--epochs=1", "--width=4", "--verbose=0",
-                "--image_size=32", "--task=single", "--category=cat", "--jit_compile=false",
-                f"--tensorboard_dir={tmp_path / 'tb'}"])
-    assert out.returncode == 0, out.stderr[-3000:]
-    results = json.loads((tmp_path / "results.json").read_text())
-    for name in ("ordinary", "interpretable"):
-        assert 0.0 <= results[name]["test_accuracy"] <= 1.0
-    # TensorBoard: one run per model; the interpretable one logs its filter loss and lambda_f
-    # (the constant schedule: --loss_weight's 0.05) per epoch, both their settings once.
-    from keras_icnn.callbacks import read_summaries
-
-    ordinary, icnn = (read_summaries(tmp_path / "tb" / n) for n in ("ordinary", "interpretable"))
-    assert {"loss", "accuracy", "val_accuracy", "hparams"} <= set(ordinary) & set(icnn)
-    assert "filter_loss" not in ordinary and 0 in icnn["filter_loss"]
-    lambdas = [v for tag, v in icnn.items() if tag.startswith("lambda_f/")]
-    assert len(lambdas) == 2 and all(v == {0: pytest.approx(0.05)} for v in lambdas)
-    config = json.loads((tmp_path / "config.json").read_text())
-    assert config["task"] == "single" and config["num_train"] == 64
-    import keras_icnn  # noqa: F401  (registers the custom classes, as a user does)
-
-    model = keras.models.load_model(tmp_path / "interpretable.keras")
-    layers = model.interpretable_layers
-    assert len(layers) == 2 and all(layer.single_category for layer in layers)
-    # The saved model reproduces the test accuracy it reported.
-    from keras_icnn.data import synthetic_parts
-
-    test = synthetic_parts.make_single_category_examples("cat", 32, image_size=32, split="test")
-    acc = np.mean(np.argmax(model.predict(test["image"], verbose=0), -1) == test["label"])
-    assert abs(acc - results["interpretable"]["test_accuracy"]) < 1e-6
-    assert "interpretable" in out.stdout and "test accuracy" in out.stdout
-
-
 def test_train_icnn_measures_on_validation_when_asked(tmp_path):
     """--eval_split=validation --train=interpretable: one model, figures on the validation split."""
     out = _run(["trainers/train_icnn.py", f"--output_dir={tmp_path}", "--num_train=64",
@@ -90,33 +56,6 @@ def test_train_icnn_rejects_bad_category(tmp_path):
 
     with pytest.raises(ValueError, match="Unknown category 'unicorn'"):
         ICNNConfig(output_dir=str(tmp_path), task="single", category="unicorn").validate()
-
-
-def test_train_explainer_tiny_run(tmp_path):
-    out = _run(["trainers/train_explainer.py", f"--output_dir={tmp_path}", "--num_train=64",
-                "--num_val=16", "--num_test=48", "--epochs=1", "--performer_epochs=1",
-                "--width=4", "--image_size=32", "--num_classes=3", "--explainer_cls",
-                "--verbose=0", f"--tensorboard_dir={tmp_path / 'tb'}"])
-    assert out.returncode == 0, out.stderr[-3000:]
-    results = json.loads((tmp_path / "results.json").read_text())
-    from keras_icnn.callbacks import read_summaries
-
-    tags = read_summaries(tmp_path / "tb" / "explainer")  # p, -log p and the filter loss
-    assert tags["neg_log_p"][0] == pytest.approx(-np.log(tags["p"][0]), rel=1e-5)
-    assert 0 in tags["filter_loss"] and 0 in tags["loss"]
-    assert {"performer", "explainer", "explainer_cls"} <= set(os.listdir(tmp_path / "tb"))
-    assert results["performer_unchanged"] is True
-    # The decoder reconstructs fc1; the performer's own dropout + classifier classify it.
-    assert results["reconstructs"] == ["fc1"]
-    assert results["classified_by"] == ["dropout", "logits"]
-    assert 0.0 <= results["explainer_cls_test_error"] <= 1.0
-    assert (tmp_path / "explainer_cls.keras").exists()
-    assert 0.0 < results["p"] < 1.0
-    assert results["delta_error"] == pytest.approx(
-        results["reconstruction_test_error"] - results["performer_test_error"])
-    assert results["location_instability"]["explainer"] >= 0
-    assert (tmp_path / "explainer.keras").exists() and (tmp_path / "performer.keras").exists()
-    assert "p = " in out.stdout and "delta error" in out.stdout and "Explainer+cls" in out.stdout
 
 
 def test_train_explainer_missing_performer(tmp_path):

@@ -52,23 +52,19 @@ def define_flags(module_name=None, flag_values=None):
 
 def main(argv):
     del argv
-    import keras
-
     import keras_icnn  # noqa: F401  (registers the custom layers for loading)
     from keras_icnn import export
     from keras_icnn.models import ExplainerDistiller
-    from keras_icnn.recipes.common import resolve_aliases
+    from keras_icnn.recipes.common import load_model_file, resolve_aliases
 
     FLAGS = flags.FLAGS
     resolve_aliases(FLAGS)
-    for path in (FLAGS.model, FLAGS.explainer):
-        if path and not os.path.exists(path):
-            raise FileNotFoundError(f"model file not found: {path}")
-    model = keras.models.load_model(FLAGS.model)
+    model = load_model_file(FLAGS.model, "model")
     if FLAGS.explainer:
         if not FLAGS.layer:
             raise ValueError("--explainer needs --layer (the performer layer it reads)")
-        model = ExplainerDistiller(model, keras.models.load_model(FLAGS.explainer), FLAGS.layer)
+        model = ExplainerDistiller(model, load_model_file(FLAGS.explainer, "explainer"),
+                                   FLAGS.layer)
     path = export.export_model(model, FLAGS.base_dir, FLAGS.name, FLAGS.version or None,
                                FLAGS.layer or None, FLAGS.input_dtype, FLAGS.serving_warmup)
     names = ("model", "explainer", "layer", "base_dir", "name", "version", "input_dtype",

@@ -314,6 +314,11 @@ def make_csg(model, layer_name, num_classes=None, copy_weights=True, **gate_kwar
     flat = as_functional(model, "make_csg")
     layer_name = graph.flat_layer_name(model, layer_name, "make_csg")
     model = flat
+    if len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:
+        raise ValueError(
+            "make_csg needs a classifier with one output of shape [batch, classes] (the "
+            "logits or their softmax). Received: a model with outputs "
+            f"{[tuple(o.shape) for o in model.outputs]}")
     target = model.get_layer(layer_name)
     if len(target.output.shape) != 4:
         raise ValueError(f"make_csg needs a layer with 4D output; {layer_name!r} outputs "

@@ -11,8 +11,8 @@ import numpy as np
 
 from keras_icnn import adversarial
 from keras_icnn.data.synthetic_parts import SPLITS
-from keras_icnn.recipes.common import (DataOptions, check_model_files, open_data, option,
-                                       write_config)
+from keras_icnn.recipes.common import (DataOptions, check_model_files, load_model_file, open_data,
+                                       option, prepare_output, write_config)
 from keras_icnn.validation import check_fields
 
 WHITE_BOX = ("fgsm", "pgd", "cw")
@@ -126,6 +126,7 @@ def run_detection(config):
         The results dict (also in ``<output_dir>/results.json``).
     """
     config.validate()
+    prepare_output(config)
     t0 = time.time()
     names = list(config.names) or [os.path.splitext(os.path.basename(m))[0] for m in config.models]
     source, images, labels = _split_arrays(config)
@@ -145,7 +146,7 @@ def run_detection(config):
                "images": int(len(images)), "num_classes": int(source.num_classes)}
     done = 0
     for name, path in zip(names, config.models):
-        model = keras.models.load_model(path)
+        model = load_model_file(path, "models")
         clean = {site: adversarial.conv_features(model, images, config.batch_size, where=site)
                  for site in config.features}
         predicted = adversarial.probabilities(model, images).argmax(-1)
@@ -180,7 +181,7 @@ def run_detection(config):
             bar.update(done)
         results["models"][name] = row
     results["seconds"] = round(time.time() - t0, 1)
-    write_config(config)
+    write_config(config, source, splits=())
     with open(os.path.join(config.output_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     table = markdown(results, config)

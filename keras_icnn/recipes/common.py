@@ -100,6 +100,35 @@ def check_model_files(models, names):
             raise FileNotFoundError(f"`models`: model file not found: {path}")
 
 
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def load_model_file(path, name="models"):
+    """``keras.saving.load_model(path)`` for the option ``name``, with a clear error naming it
+    when ``path`` is missing, is not a Keras archive (a ``.keras`` file is a zip holding
+    ``config.json``; a legacy ``.h5`` file starts with HDF5's signature) or lacks its config.
+    The file's content is never echoed."""
+    import zipfile
+
+    import keras_icnn  # noqa: F401  (registers the package's layers for deserialization)
+
+    path = os.path.expanduser(str(path))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"`{name}`: model file not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head != HDF5_MAGIC:
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"`{name}`: {path} is not a Keras model file: a .keras file is a "
+                             "zip archive (model.save('m.keras')) and a legacy .h5 file an "
+                             "HDF5 file; this is neither.")
+        with zipfile.ZipFile(path) as archive:
+            if "config.json" not in archive.namelist():
+                raise ValueError(f"`{name}`: {path} is a zip archive without config.json: not "
+                                 "a .keras model file (model.save('m.keras') writes one).")
+    return keras.saving.load_model(path)
+
+
 def define_flags(config_cls, flag_values=None, module_name=None):
     """Define one absl flag per field of ``config_cls`` (name, default, help, choices).
 
@@ -489,15 +518,52 @@ def _jsonable(value):
     return value
 
 
-def write_config(config):
+SPLIT_FIELDS = (("num_train", "train"), ("num_val", "validation"), ("num_test", "test"))
+
+
+def run_settings(config, source=None, splits=SPLIT_FIELDS):
+    """The settings a run used: ``config``'s fields, with what the data decided in place of the
+    flags' values when ``source`` is given (``num_classes`` and the split sizes: a CUB run
+    with 8 classes records 8, not the flag's default), and under ``"from_data"`` the flag
+    values those replaced; ``eval_images``: the size of the split measured on. ``splits``:
+    the (field, split) pairs to record (the evaluators read only their evaluation split)."""
+    settings = _jsonable(dataclasses.asdict(config))
+    if source is None:
+        return settings
+    actual = {"num_classes": int(source.num_classes)}
+    for field, split in splits:
+        actual[field] = int(source.size(split))
+    replaced = {k: settings[k] for k, v in actual.items() if k in settings and settings[k] != v}
+    settings.update({k: v for k, v in actual.items() if k in settings})
+    if replaced:
+        settings["from_data"] = {"flags_given": replaced,
+                                 "note": "these fields hold what the data gave the run"}
+    split = getattr(config, "eval_split", None)
+    if split:
+        settings["eval_images"] = int(source.size(split))
+    return settings
+
+
+def write_config(config, source=None, splits=SPLIT_FIELDS):
     """Write ``config`` (a dataclass) as ``<config.output_dir>/config.json``: every command
-    leaves the settings it ran with beside its results."""
+    leaves the settings it ran with beside its results (:func:`run_settings`)."""
     os.makedirs(config.output_dir, exist_ok=True)
     with open(os.path.join(config.output_dir, "config.json"), "w") as f:
-        json.dump(_jsonable(dataclasses.asdict(config)), f, indent=2)
+        json.dump(run_settings(config, source, splits), f, indent=2)
 
 
-def save_outputs(config, strategy, results, artifacts):
+def prepare_output(config, strategy=None):
+    """Create ``config.output_dir`` (and ``tensorboard_dir`` when set) before any work, on the
+    chief, so a run cannot train for an hour and then fail to save: a clear ``ValueError``
+    naming the flag when it cannot be created or written."""
+    if strategy is not None and not is_chief(strategy):
+        return
+    validation.writable_directory(config.output_dir, "output_dir")
+    if getattr(config, "tensorboard_dir", ""):
+        validation.writable_directory(config.tensorboard_dir, "tensorboard_dir")
+
+
+def save_outputs(config, strategy, results, artifacts, source=None):
     """Write ``config.json``, ``results.json`` and ``artifacts`` (file name -> Keras model,
     numpy array or callable(path)) into ``config.output_dir``, on the chief only."""
     if not is_chief(strategy):
@@ -511,7 +577,7 @@ def save_outputs(config, strategy, results, artifacts):
             np.save(path, thing)
         else:
             thing(path)
-    write_config(config)
+    write_config(config, source)
     with open(os.path.join(config.output_dir, "results.json"), "w") as f:
         json.dump(_jsonable(results), f, indent=2)
     return True
@@ -536,6 +602,7 @@ def run_experiment(config, build, fit, measure):
     """
     config.validate()
     strategy = get_strategy(config)
+    prepare_output(config, strategy)
     t0 = time.time()
     source = open_data(config, **getattr(config, "synthetic_options", lambda: {})())
     if config.verbose:
@@ -558,5 +625,5 @@ def run_experiment(config, build, fit, measure):
         results["weights_agree"] = replicas_agree(strategy, [w for m in kept for w in m.weights])
     results["seconds"] = round(time.time() - t0, 1)
     results["written_by"] = "chief" if is_chief(strategy) else None
-    save_outputs(config, strategy, results, artifacts)
+    save_outputs(config, strategy, results, artifacts, source)
     return results

@@ -8,8 +8,8 @@ import numpy as np
 
 from keras_icnn import metrics, validation
 from keras_icnn.recipes.common import (
-    RecipeConfig, check_fields, datasets, eval_batches, make_backbone, option, redefault,
-    run_experiment, tensorboard)
+    RecipeConfig, check_fields, datasets, eval_batches, load_model_file, make_backbone, option,
+    redefault, run_experiment, tensorboard)
 from keras_icnn.recipes.icnn import ICNNConfig, _compile
 from keras_icnn.models.distiller import ExplainerDiagnostics
 from keras_icnn.models import guard
@@ -92,7 +92,7 @@ def build(config, source, strategy):
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         if config.performer:
-            performer = keras.models.load_model(config.performer)
+            performer = load_model_file(config.performer, "performer")
             classes = int(performer.outputs[0].shape[-1])
             if classes != source.num_classes:
                 raise ValueError(f"the performer {config.performer} has {classes} outputs but "
