@@ -63,8 +63,26 @@ def _require_file(path, what):
         raise FileNotFoundError(f"{what}: expected file not found: {path}")
 
 
-def _read_table(path, columns, types, what):
-    """Whitespace table with ``columns`` fields (the last may contain spaces)."""
+def inside_dataset(root, path, index, line=None, entry=None):
+    """``path`` if its real path (symbolic links and ``..`` resolved) lies inside the real path
+    of the dataset directory ``root``; otherwise a ``ValueError`` naming ``index`` (the index
+    file or directory that named the file), its ``line`` and the ``entry`` as written. No
+    file outside the dataset directory is ever opened, so none is echoed."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if os.path.commonpath([real_root, real]) != real_root:
+        where = f"{index}, line {line}" if line is not None else str(index)
+        shown = path if entry is None else entry
+        raise ValueError(
+            f"{where}: {shown!r} resolves to {real}, outside the dataset directory "
+            f"{real_root}. keras_icnn reads only files inside the dataset directory "
+            "(--data_dir): copy the file in, or fix the entry.")
+    return path
+
+
+def _read_table(path, columns, types, what, line_numbers=None):
+    """Whitespace table with ``columns`` fields (the last may contain spaces); the line of
+    each row is appended to ``line_numbers`` when it is a list."""
     _require_file(path, what)
     rows = []
     with open(path, encoding="utf-8") as f:
@@ -76,6 +94,8 @@ def _read_table(path, columns, types, what):
                 if len(parts) != len(types):
                     raise ValueError
                 rows.append(tuple(t(p.strip()) for t, p in zip(types, parts)))
+                if line_numbers is not None:
+                    line_numbers.append(lineno)
             except ValueError:
                 raise ValueError(
                     f"{path}:{lineno}: malformed line {line.strip()!r}; expected "
@@ -266,7 +286,10 @@ def read_pascal_part(root, categories=PASCAL_ANIMALS, image_ids=None, image_size
     group_names = [g for g in _GROUP_ORDER if any(g in PASCAL_PART_GROUPS[c] for c in categories)]
     out = {k: [] for k in ("image", "label", "bbox", "part_masks", "landmarks", "object_mask")}
     for image_id in image_ids:
-        path = os.path.join(ann_dir, f"{image_id}.mat")
+        path = inside_dataset(root, os.path.join(ann_dir, f"{image_id}.mat"), ann_dir,
+                              entry=f"{image_id}.mat")
+        jpeg = inside_dataset(root, os.path.join(img_dir, f"{image_id}.jpg"), img_dir,
+                              entry=f"{image_id}.jpg")
         image = None
         for obj in _pascal_annotation(path):
             if str(getattr(obj, "class")) not in categories:
@@ -274,7 +297,7 @@ def read_pascal_part(root, categories=PASCAL_ANIMALS, image_ids=None, image_size
             if np.asarray(obj.mask).astype(bool).sum() < min_object_pixels:
                 continue
             if image is None:
-                image = _decode_image(os.path.join(img_dir, f"{image_id}.jpg"))
+                image = _decode_image(jpeg)
             ex = pascal_object_example(obj, image, categories, group_names, image_size,
                                        where=f"{path} ({image_id}.jpg)")
             for k in out:

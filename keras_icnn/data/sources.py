@@ -58,7 +58,8 @@ def check_image_file(path):
     if not head:
         raise ValueError(f"{path}: empty image file; expected a JPEG or PNG image")
     if not head.startswith(_MAGIC):
-        raise ValueError(f"{path}: not a JPEG, PNG, GIF or BMP file (starts with {head[:4]!r})")
+        raise ValueError(f"{path}: not a JPEG, PNG, GIF or BMP file (its first bytes are no "
+                         "image format's signature); replace or remove the file")
 
 
 def _decode(path):
@@ -355,9 +356,20 @@ def cub_index(root, part_groups=None):
     """
     _require_dir(root, "CUB-200-2011 root (expected images.txt, parts/, images/ ...)")
     groups = part_groups or readers.CUB_PART_GROUPS
+    index_files = ("images.txt", "image_class_labels.txt", "bounding_boxes.txt",
+                   "train_test_split.txt", "classes.txt", os.path.join("parts", "parts.txt"),
+                   os.path.join("parts", "part_locs.txt"))
+    for name in index_files:  # an index file may be a link too: only ones inside are read
+        readers.inside_dataset(root, os.path.join(root, name), root, entry=name)
     t = readers._read_table
-    images = dict(t(os.path.join(root, "images.txt"), ("<image_id>", "<image_name>"),
-                    (int, str), "CUB images.txt"))
+    images_txt = os.path.join(root, "images.txt")
+    lines = []
+    image_rows = t(images_txt, ("<image_id>", "<image_name>"), (int, str), "CUB images.txt",
+                   line_numbers=lines)
+    images_dir = os.path.join(root, "images")
+    for (_, name), line in zip(image_rows, lines):
+        readers.inside_dataset(root, os.path.join(images_dir, name), images_txt, line, name)
+    images = dict(image_rows)
     labels = dict(t(os.path.join(root, "image_class_labels.txt"),
                     ("<image_id>", "<class_id>"), (int, int), "CUB class labels"))
     boxes = {r[0]: r[1:] for r in t(
@@ -450,7 +462,9 @@ def _folder_classes(root):
                   and not d.startswith("."))
 
 
-def _folder_rows(root, class_names):
+def _folder_rows(root, class_names, data_dir=None):
+    """(path, label) of every image file of ``root/<class>/``; each must lie inside
+    ``data_dir`` (default ``root``) once links are resolved."""
     rows = []
     for label, name in enumerate(class_names):
         folder = os.path.join(root, name)
@@ -458,7 +472,9 @@ def _folder_rows(root, class_names):
             continue
         for f in sorted(os.listdir(folder)):
             if f.lower().endswith(IMAGE_EXTENSIONS):
-                rows.append((os.path.join(folder, f), label))
+                path = readers.inside_dataset(data_dir or root, os.path.join(folder, f), folder,
+                                              entry=f)
+                rows.append((path, label))
     return rows
 
 
@@ -478,7 +494,7 @@ def open_folder(data_dir, image_size=64, num_train=None, num_val=0, num_test=Non
     if len(class_names) < 2:
         raise ValueError(f"{base}: expected one subfolder per class (at least 2) holding "
                          f"JPEG/PNG files. Received: {len(class_names)} subfolder(s)")
-    rows = _folder_rows(base, class_names)
+    rows = _folder_rows(base, class_names, data_dir)
     if not rows:
         raise ValueError(f"{base}: no {'/'.join(IMAGE_EXTENSIONS)} files in the class subfolders")
     pool = _table_of(rows)
@@ -490,7 +506,7 @@ def open_folder(data_dir, image_size=64, num_train=None, num_val=0, num_test=Non
                 unknown = sorted(set(_folder_classes(path)) - set(class_names))
                 if unknown:
                     raise ValueError(f"{path}: classes {unknown} are not in {base}")
-                tables[split] = _table_of(_folder_rows(path, class_names))
+                tables[split] = _table_of(_folder_rows(path, class_names, data_dir))
         if "test" not in tables:
             raise ValueError(f"{data_dir}: has train/ but no test/ folder (DIR/test/<class>/*)")
         labels = pool["label"]
@@ -530,7 +546,7 @@ def _pascal_objects(root, categories, min_object_pixels):
     for f in sorted(os.listdir(ann_dir)):
         if not f.endswith(".mat"):
             continue
-        path = os.path.join(ann_dir, f)
+        path = readers.inside_dataset(root, os.path.join(ann_dir, f), ann_dir, entry=f)
         try:
             anno = sio.loadmat(path, squeeze_me=True, struct_as_record=False)["anno"]
             objects = readers._as_list(anno.objects)
@@ -542,6 +558,9 @@ def _pascal_objects(root, categories, min_object_pixels):
                  if str(getattr(o, "class")) in categories
                  and np.asarray(o.mask).astype(bool).sum() >= min_object_pixels]
         if found:
+            image = f"{f[:-4]}.jpg"
+            readers.inside_dataset(root, os.path.join(root, "JPEGImages", image),
+                                   os.path.join(root, "JPEGImages"), entry=image)
             out[f[:-4]] = found
     return out
 
@@ -621,7 +640,13 @@ def _tfds_builder(data_dir, tfds_name):
             f"TFDS dataset {tfds_name!r} is not prepared under {data_dir} (no "
             f"{folder}/.../dataset_info.json). keras_icnn never downloads: prepare it with "
             f"`tfds build {name} --data_dir={data_dir}` on a machine with internet, then copy it.")
-    return tfds.builder_from_directory(sorted(candidates)[-1])
+    chosen = sorted(candidates)[-1]
+    # Every file the builder may read (its dataset_info.json, features, record shards) must
+    # lie inside data_dir once links are resolved.
+    readers.inside_dataset(data_dir, chosen, folder, entry=os.path.relpath(chosen, data_dir))
+    for f in sorted(os.listdir(chosen)):
+        readers.inside_dataset(data_dir, os.path.join(chosen, f), chosen, entry=f)
+    return tfds.builder_from_directory(chosen)
 
 
 def open_tfds(data_dir, tfds_name, image_size=64, num_train=None, num_val=0, num_test=None,

@@ -1,4 +1,5 @@
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -164,6 +165,23 @@ def test_pascal_part_errors(pascal_root, tmp_path):
     sio.savemat(bad, {"something": np.zeros(3)})
     with pytest.raises(ValueError, match="not a Pascal-Part annotation"):
         readers.read_pascal_part(pascal_root, image_ids=["2008_000002"])
+
+
+def test_pascal_part_files_linked_out_of_the_root_are_refused(pascal_root, tmp_path):
+    from keras_icnn.data import sources
+
+    for sub, name in (("JPEGImages", "2008_000001.jpg"), ("Annotations_Part", "2008_000001.mat")):
+        path = os.path.join(pascal_root, sub, name)
+        moved = tmp_path / name
+        shutil.move(path, moved)
+        os.symlink(moved, path)
+        pattern = f"{sub}: '{name}' resolves to .*outside the dataset directory"
+        with pytest.raises(ValueError, match=pattern):
+            readers.read_pascal_part(pascal_root, categories=("bird",))
+        with pytest.raises(ValueError, match=pattern):
+            sources.open_source("pascal_part", pascal_root, image_size=16)
+        os.remove(path)
+        shutil.move(moved, path)
 
 
 def test_pascal_part_source_splits_images_by_id_stratified_and_streams(pascal_root):
