@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_icnn import validation
-from keras_icnn.models import graph
+from keras_icnn.models import graph, heads
 
 DEFAULT_PIXEL_RANGE = (0.0, 255.0)
 
@@ -184,13 +184,16 @@ def cw_l2(model, images, labels, targets=None, iterations=100, c=1.0, learning_r
 
 
 def probabilities(model, x, batch_size=512):
-    """Softmax of ``model``'s logits on ``x`` [N, ...], in batches: [N, C] numpy."""
+    """``model``'s probabilities on ``x`` [N, ...], in batches: [N, C] numpy, computed from its
+    class scores by its head's rule (:mod:`keras_icnn.models.heads`: softmax, or sigmoid for
+    sigmoid and binary heads)."""
     validation.positive_int(batch_size, "batch_size")
-    model = graph.as_logits(model, "probabilities")  # a softmax head: read its logits
+    kind = graph.head_of(model, "probabilities")
+    model = graph.as_logits(model, "probabilities")  # the head's class scores
     out = []
     for a in range(0, len(x), batch_size):
-        out.append(tf.nn.softmax(tf.cast(model(x[a:a + batch_size], training=False),
-                                         tf.float32)).numpy())
+        out.append(heads.probabilities(model(x[a:a + batch_size], training=False),
+                                       kind).numpy())
     return np.concatenate(out)
 
 

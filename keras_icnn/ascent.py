@@ -46,6 +46,16 @@ def _settings(steps, learning_rate, l2, jitter, blur_every, blur_sigma, value_ra
     return low, high
 
 
+def _indices(values, num, name, what):
+    """``values`` (an index or a list of them) as int64 [k] in [0, num): floats that are not
+    whole numbers and booleans are refused (never truncated), as is an empty list."""
+    arr = np.asarray(values)
+    if arr.size == 0:
+        raise ValueError(f"`{name}` must hold at least one index in [0, {num}) {what}. "
+                         f"Received: {values!r}")
+    return validation.labels_np(arr.reshape(-1), num, name=name)
+
+
 def _ascend(objective, shape, ids, steps, learning_rate, l2, jitter, blur_every, blur_sigma,
             low, high, seed, batch_size):
     """Images [len(ids), *shape] maximising ``objective(x, index) -> [b]`` (index: position in
@@ -136,10 +146,8 @@ def filter_images(model, layer=None, filters=None, steps=256, learning_rate=0.02
         raise ValueError(f"filter_images: `layer` must have 4D maps [batch, h, w, filters]. "
                          f"Received: layer={layer or name!r} with output shape {maps.shape}")
     num = int(maps.shape[-1])
-    chosen = np.arange(num) if filters is None else np.asarray(filters, np.int64).reshape(-1)
-    if chosen.size == 0 or chosen.min() < 0 or chosen.max() >= num:
-        raise ValueError(f"`filters` must be indices in [0, {num}) of {name!r}'s filters. "
-                         f"Received: {filters!r}")
+    chosen = np.arange(num) if filters is None else _indices(filters, num, "filters",
+                                                              f"of {name!r}'s filters")
     probe = keras.Model(flat.inputs[0], maps)
     which = tf.constant(chosen.astype(np.int32))
 
@@ -166,9 +174,8 @@ def class_images(model, classes=None, steps=256, learning_rate=0.02, l2=0.01, ji
                           batch_size)
     logits = graph.as_logits(model, "class_images")
     num = int(logits.outputs[0].shape[-1])
-    chosen = np.arange(num) if classes is None else np.asarray(classes, np.int64).reshape(-1)
-    if chosen.size == 0 or chosen.min() < 0 or chosen.max() >= num:
-        raise ValueError(f"`classes` must be indices in [0, {num}). Received: {classes!r}")
+    chosen = np.arange(num) if classes is None else _indices(classes, num, "classes",
+                                                              "of the model's classes")
     which = tf.constant(chosen.astype(np.int32))
 
     def objective(x, index):

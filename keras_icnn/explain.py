@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_icnn import validation
-from keras_icnn.models import graph
+from keras_icnn.models import graph, heads
 from keras_icnn.relu_gradients import guided_relu_gradients
 from keras_icnn.models.csg import CSGModel
 from keras_icnn.models.distiller import ExplainerDistiller
@@ -146,7 +146,7 @@ class Explainable:
 
     def __init__(self, model, layer=None, argument="layer", logits_layer=None):
         self.model, self.kind = model, model_kind(model)
-        self.softmax = None
+        self.softmax, self.head = None, "logits"
         if self.kind == "explainer":
             self.classifier = model.performer
             self.layer = "conv_interp_2"
@@ -162,6 +162,7 @@ class Explainable:
                                      f"Received: {argument}={layer!r}. {err}") from None
                 raise
             self.flat, self.layer, self.softmax = view.flat, view.layer, view.softmax
+            self.head = view.head  # how its class scores become probabilities
             found = self.flat.get_layer(self.layer)
             maps = graph.layer_output(self.flat, self.layer)
             if len(getattr(maps, "shape", ())) != 4:
@@ -398,14 +399,12 @@ def _targets(target, n, num_classes):
         return np.full(n, -1, np.int32)
     t = np.asarray(target)
     if t.ndim == 0:
-        t = np.full(n, int(t))
-    if t.shape != (n,) or not np.issubdtype(t.dtype, np.integer):
-        raise ValueError(f"`target` must be None, a class index or {n} class indices. "
-                         f"Received: {np.asarray(target)!r}")
-    if t.min() < 0 or t.max() >= num_classes:
-        raise ValueError(f"`target` must lie in [0, {num_classes}). Received: min={t.min()}, "
-                         f"max={t.max()}")
-    return t.astype(np.int32)
+        t = np.broadcast_to(t, (n,))
+    if t.shape != (n,):
+        raise ValueError(f"`target` must be None, a class index or {n} class indices (one per "
+                         f"image). Received: shape {t.shape} for {n} images")
+    # Booleans and floats that are not whole numbers are refused, never truncated.
+    return validation.labels_np(t, num_classes, count=n, name="target").astype(np.int32)
 
 
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
@@ -528,6 +527,11 @@ def explain(model, images, target=None, layer=None, heatmaps="top", num_heatmaps
         if n is not None:
             t = targets[seen:seen + len(batch)]
         elif target is not None and np.ndim(target) == 1:  # per-image targets of a dataset
+            if len(target) < seen + len(batch):
+                raise ValueError(
+                    f"`target` holds {len(target)} class indices but the dataset holds more "
+                    f"images (at least {seen + len(batch)}): give one index per image, or one "
+                    "index for all of them")
             t = _targets(np.asarray(target)[seen:seen + len(batch)], len(batch), ex.num_classes)
         else:
             t = _targets(target, len(batch), ex.num_classes)
@@ -547,11 +551,14 @@ def explain(model, images, target=None, layer=None, heatmaps="top", num_heatmaps
             out["heatmap_filters"].append(order.astype(np.int32))
     if seen == 0:
         raise ValueError("explain: `images` holds no image")
+    if n is None and target is not None and np.ndim(target) == 1 and len(target) != seen:
+        raise ValueError(f"`target` holds {len(target)} class indices but the dataset held "
+                         f"{seen} images: give one index per image, or one index for all")
     arrays = {key: np.concatenate(v) if v else None for key, v in out.items()}
     logits = arrays.pop("logits")
     _refuse_hidden_probabilities(ex, logits)
     return Explanation(
         kind=ex.kind, layer=ex.layer, logits=logits,
-        probabilities=tf.nn.softmax(logits).numpy(),
+        probabilities=heads.probabilities(logits, ex.head).numpy(),
         filter_classes=np.asarray(ex.filter_classes()).astype(np.int32),
         p=float(ex.model.explainer.p) if ex.kind == "explainer" else None, **arrays)

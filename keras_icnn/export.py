@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_icnn import validation
+from keras_icnn.models import heads
 from keras_icnn.explain import KINDS, Explainable, model_kind  # noqa: F401  (re-exported)
 
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -91,13 +92,13 @@ class _Exporter:
     def serve(self, images):
         x, n = self._at_least_one(self._validate(images))
         logits = tf.cast(self.explainable.classifier(x, training=False), tf.float32)[:n]
-        return {"probabilities": tf.nn.softmax(logits),
+        return {"probabilities": heads.probabilities(logits, self.explainable.head),
                 "class_ids": tf.argmax(logits, axis=-1, output_type=tf.int64)}
 
     def explain(self, images):
         x, n = self._at_least_one(self._validate(images))
         r = self.explainable(x)
-        out = {"probabilities": tf.nn.softmax(r["logits"]),
+        out = {"probabilities": heads.probabilities(r["logits"], self.explainable.head),
                "class_ids": tf.cast(r["classes"], tf.int64)}
         out.update({k: r[k] for k in EXPLAIN_FIELDS if k in r})
         # Per-image outputs lose the blank image of an empty request; filter_classes is per model.

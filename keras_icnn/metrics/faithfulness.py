@@ -34,27 +34,28 @@ import tensorflow as tf
 
 from keras_icnn import validation
 from keras_icnn.imaging import gaussian_blur
-from keras_icnn.models import graph
+from keras_icnn.models import graph, heads
 
 BASELINES = ("black", "blur")
 
 
 def _logit_fn(model, caller):
-    """``images -> float32 logits`` for a Keras classifier (softmax heads read through) or a
-    callable returning logits."""
+    """``(images -> float32 class scores, head kind)`` for a Keras classifier (its head read
+    by :mod:`keras_icnn.models.heads`) or a callable returning logits (a softmax head)."""
     if isinstance(model, keras.Model):
+        kind = graph.head_of(model, caller)
         logits = graph.as_logits(model, caller)
-        return lambda x: tf.cast(logits(x, training=False), tf.float32)
+        return (lambda x: tf.cast(logits(x, training=False), tf.float32)), kind
     if callable(model):
-        return lambda x: tf.cast(model(x), tf.float32)
+        return (lambda x: tf.cast(model(x), tf.float32)), "logits"
     raise TypeError(f"{caller}: `model` must be a Keras classifier or a callable images -> "
                     f"logits. Received: {type(model).__name__}")
 
 
 def _check(model, images, attributions, targets, caller):
-    """(logit fn, images float32 [N, H, W, C], attributions float32 [N, H, W], targets int32
-    [N] with -1 for the prediction)."""
-    fn = _logit_fn(model, caller)
+    """(logit fn, head kind, images float32 [N, H, W, C], attributions float32 [N, H, W],
+    targets int32 [N] with -1 for the prediction)."""
+    fn, kind = _logit_fn(model, caller)
     images = validation.finite_array(validation.array_of_rank(
         images, "images", 4, "[N, H, W, C]"), "images", np.float32)
     attr = np.asarray(attributions)
@@ -68,11 +69,11 @@ def _check(model, images, attributions, targets, caller):
     if len(images) < 1:
         raise ValueError(f"{caller}: `images` holds no image")
     if targets is None:
-        return fn, images, attr, np.full(len(images), -1, np.int32)
+        return fn, kind, images, attr, np.full(len(images), -1, np.int32)
     num_classes = int(fn(tf.constant(images[:1])).shape[-1])
     targets = validation.labels_np(np.broadcast_to(targets, (len(images),)) if np.ndim(
         targets) == 0 else targets, num_classes, count=len(images), name="targets")
-    return fn, images, attr, targets.astype(np.int32)
+    return fn, kind, images, attr, targets.astype(np.int32)
 
 
 def _baseline(images, baseline, sigma):
@@ -106,7 +107,7 @@ def pixel_ranks(attributions):
     return tf.argsort(order, axis=-1, stable=True)
 
 
-def _curve_fn(fn, steps, insert):
+def _curve_fn(fn, steps, insert, kind="logits"):
     """tf.function (x, attr, target, baseline) -> (probability curves [B, steps + 1],
     targets [B])."""
 
@@ -123,7 +124,7 @@ def _curve_fn(fn, steps, insert):
         logits = tf.reshape(logits, [b, steps + 1, -1])
         original = logits[:, -1] if insert else logits[:, 0]
         target = _resolve_targets(original, target)
-        probs = tf.nn.softmax(logits, axis=-1)
+        probs = heads.probabilities(logits, kind)
         return tf.gather(probs, target, axis=2, batch_dims=1), target
 
     return tf.function(curves, reduce_retracing=True)
@@ -141,7 +142,7 @@ def _chunks(n, per_chunk):
 
 def _curves(model, images, attributions, targets, steps, baseline, sigma, batch_size, insert,
             caller):
-    fn, images, attr, targets = _check(model, images, attributions, targets, caller)
+    fn, kind, images, attr, targets = _check(model, images, attributions, targets, caller)
     steps = validation.positive_int(steps, "steps")
     batch_size = validation.positive_int(batch_size, "batch_size")
     hw = images.shape[1] * images.shape[2]
@@ -149,7 +150,7 @@ def _curves(model, images, attributions, targets, steps, baseline, sigma, batch_
         raise ValueError(f"{caller}: `steps` must be at most the {hw} pixels of an image. "
                          f"Received: steps={steps}")
     base = _baseline(images, baseline, sigma)
-    run = _curve_fn(fn, steps, insert)
+    run = _curve_fn(fn, steps, insert, kind)
     per_chunk = max(1, batch_size // (steps + 1))
     curves, used = [], []
     for a, b in _chunks(len(images), per_chunk):
@@ -224,6 +225,9 @@ def subset_masks(grid, fraction, subsets, seed):
     return tf.reduce_any(tf.one_hot(chosen, cells, dtype=tf.int32) > 0, axis=1).numpy()
 
 
+MIN_SUBSETS = 3
+
+
 def pearson(a, b):
     """Row-wise Pearson correlation of [B, M] arrays (0 where either row is constant)."""
     a = np.asarray(a, np.float64)
@@ -256,9 +260,13 @@ def mu_fidelity(model, images, attributions, targets=None, grid=8, fraction=0.2,
     Example:
         >>> metrics.mu_fidelity(model, images, explanation.gradcam, seed=0).mean()
     """
-    fn, images, attr, targets = _check(model, images, attributions, targets, "mu_fidelity")
+    fn, _, images, attr, targets = _check(model, images, attributions, targets, "mu_fidelity")
     grid = validation.positive_int(grid, "grid")
     subsets = validation.positive_int(subsets, "subsets")
+    if subsets < MIN_SUBSETS:
+        raise ValueError(f"mu_fidelity: `subsets` must be >= {MIN_SUBSETS}: the Pearson "
+                         "correlation of one subset is undefined and of two always ±1 (SPEC §8 "
+                         f"uses 64). Received: subsets={subsets}")
     fraction = validation.number_in(fraction, "fraction", 0, 1, low_open=True, high_open=True)
     batch_size = validation.positive_int(batch_size, "batch_size")
     h, w = images.shape[1:3]
@@ -268,15 +276,18 @@ def mu_fidelity(model, images, attributions, targets=None, grid=8, fraction=0.2,
     cells = cell_index(h, w, grid)
     masks = subset_masks(grid, fraction, subsets, seed)  # [M, g²]
     pixel_masks = tf.constant(masks[:, cells][..., None])  # [M, H, W, 1]
-    onehot = tf.constant((cells.reshape(-1, 1) == np.arange(grid * grid)[None]).astype(
-        np.float32))  # [HW, g²]
-    subset_of_cells = tf.constant(masks.astype(np.float32))
+    # The attribution masses in float64, from maps scaled by their largest |value| (Pearson
+    # is scale-free): no float32 overflow for huge maps, no rounding noise for flat ones.
+    a64 = attr.reshape(len(attr), -1).astype(np.float64)
+    scale = np.maximum(np.abs(a64).max(-1, keepdims=True), np.finfo(np.float64).tiny)
+    a64 /= scale
+    onehot = (cells.reshape(-1, 1) == np.arange(grid * grid)[None]).astype(np.float64)
+    mass = (a64 @ onehot) @ masks.T.astype(np.float64)  # [N, M]
+    flat_map = np.ptp(a64, axis=-1) == 0.0  # a constant map ranks nothing: its score is 0
     base = _baseline(images, baseline, sigma)
 
-    def parts(x, a, target, b0):
+    def parts(x, target, b0):
         n = tf.shape(x)[0]
-        cell_mass = tf.reshape(a, [n, -1]) @ onehot  # [B, g²]
-        mass = cell_mass @ tf.transpose(subset_of_cells)  # [B, M]
         masked = tf.where(pixel_masks[None], b0[:, None], x[:, None])  # [B, M, H, W, C]
         logits = fn(tf.concat([x, tf.reshape(masked, tf.concat([[-1], tf.shape(x)[1:]], 0))],
                               0))
@@ -284,17 +295,17 @@ def mu_fidelity(model, images, attributions, targets=None, grid=8, fraction=0.2,
         target = _resolve_targets(original, target)
         base_logit = tf.gather(original, target, axis=1, batch_dims=1)
         drop = base_logit[:, None] - tf.gather(changed, target, axis=2, batch_dims=1)
-        return mass, drop, target
+        return drop, target
 
     run = tf.function(parts, reduce_retracing=True)
     per_chunk = max(1, batch_size // (subsets + 1))
-    masses, drops, used = [], [], []
+    drops, used = [], []
     for a, b in _chunks(len(images), per_chunk):
-        m, d, t = run(tf.constant(images[a:b]), tf.constant(attr[a:b]),
-                      tf.constant(targets[a:b]), tf.constant(base[a:b]))
-        masses.append(m.numpy())
+        d, t = run(tf.constant(images[a:b]), tf.constant(targets[a:b]), tf.constant(base[a:b]))
         drops.append(d.numpy())
         used.append(t.numpy())
-    mass, drop = np.concatenate(masses), np.concatenate(drops)
-    scores = pearson(mass, drop)
-    return (scores, mass, drop, np.concatenate(used)) if return_parts else scores
+    drop = np.concatenate(drops)
+    scores = np.where(flat_map, 0.0, pearson(mass, drop))
+    if return_parts:
+        return scores, mass * scale, drop, np.concatenate(used)
+    return scores

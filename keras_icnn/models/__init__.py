@@ -9,7 +9,7 @@ from keras_icnn.models.distiller import ExplainerDistiller, build_explainer
 from keras_icnn.models.explainer import ChannelScale, Explainer, HeadPlan, plan_head, split_performer
 from keras_icnn.models.interpretable import (
     FilterLossEpoch, InterpretableModel, make_interpretable)
-from keras_icnn.models import graph, guard  # noqa: E402  (nested models, softmax heads; NaN guard)
+from keras_icnn.models import graph, guard, heads  # noqa: E402  (nested models, heads; NaN guard)
 from keras_icnn.models.graph import find_layer, flatten, logits_model
 
 __all__ = [
@@ -18,5 +18,5 @@ __all__ = [
     "CSGModel", "CSGSchedule", "StopOnNonFinite", "gate_matrix", "make_csg", "phase_for_epoch",
     "phase_table", "Explainer", "ExplainerDistiller", "build_explainer",
     "ChannelScale", "HeadPlan", "plan_head", "split_performer",
-    "graph", "guard", "find_layer", "flatten", "logits_model",
+    "graph", "guard", "heads", "find_layer", "flatten", "logits_model",
 ]

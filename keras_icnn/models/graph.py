@@ -32,7 +32,9 @@ import weakref
 import keras
 import tensorflow as tf
 
-SOFTMAX = "softmax"
+from keras_icnn.models import heads
+
+SOFTMAX = heads.SOFTMAX
 
 
 def _is_graph_model(layer):
@@ -253,24 +255,15 @@ def flat_copy(model, caller="flat_copy"):
 
 
 def _activation_name(layer):
-    activation = getattr(layer, "activation", None)
-    if activation is None:
-        return None
-    return getattr(activation, "__name__", str(activation))
+    return heads.activation_name(layer)
 
 
 def output_softmax(model):
     """How the (first) output of the flat ``model`` applies a softmax: ``"layer"`` (a final
     ``Softmax`` / ``Activation("softmax")``), ``"activation"`` (a ``Dense`` or conv with
-    ``activation="softmax"``) or None (logits already)."""
-    layer = model.outputs[0]._keras_history.operation
-    if isinstance(layer, keras.layers.Softmax):
-        return "layer"
-    if isinstance(layer, keras.layers.Activation) and _activation_name(layer) == SOFTMAX:
-        return "layer"
-    if _activation_name(layer) == SOFTMAX:
-        return "activation"
-    return None
+    ``activation="softmax"``) or None (no softmax)."""
+    name, applied = heads.output_activation(model)
+    return applied if name == SOFTMAX else None
 
 
 def call_without_activation(layer, inputs):
@@ -318,19 +311,29 @@ class PreActivation(keras.layers.Layer):
 
 
 def logits_model(model, logits_layer=None, caller="logits_model"):
-    """The flat ``model`` with its pre-softmax logits as output (the user's model unchanged).
+    """The flat ``model`` with its class scores as output (the user's model unchanged): the
+    pre-softmax logits of a softmax head, the pre-sigmoid logits of a sigmoid head, ``[-z, z]``
+    for a binary head with logit z (:mod:`keras_icnn.models.heads` has the rule).
 
     Args:
-        model: a classifier (nested sub-models allowed) whose first output is logits or a
-            softmax of them.
+        model: a classifier (nested sub-models allowed) whose first output is logits, a
+            softmax or a sigmoid of them, or one binary logit.
         logits_layer: name or path of the layer whose output is the logits, for a head
             this function cannot trace (e.g. a softmax inside a custom layer).
         caller: the name used in error messages.
 
     Returns:
-        ``(flat_logits_model, softmax)``: ``softmax`` is how the original output applied
-        it (see :func:`output_softmax`), None when it gave logits already.
+        ``(flat_scores_model, applied)``: ``applied`` is how the original output applied its
+        activation (``"layer"``, ``"activation"``, ``"logits_layer"``), None when it gave
+        logits already. :func:`class_scores_model` also returns the head's kind.
     """
+    scores, _, applied = class_scores_model(model, logits_layer, caller)
+    return scores, applied
+
+
+def class_scores_model(model, logits_layer=None, caller="class_scores_model"):
+    """``(flat_scores_model, kind, applied)``: :func:`logits_model`'s model and how the head
+    is read (``kind`` in :data:`heads.KINDS`; ``applied`` as :func:`logits_model`)."""
     flat = flatten(model, caller)
     if logits_layer:
         layer = _output_leaf(find_layer(model, logits_layer, caller))
@@ -338,32 +341,44 @@ def logits_model(model, logits_layer=None, caller="logits_model"):
         if len(out.shape) != 2:
             raise ValueError(f"{caller}: `logits_layer` must output [batch, classes]. Received: "
                              f"{logits_layer!r} with shape {tuple(out.shape)}")
-        return keras.Model(_single(flat.inputs), out, name=f"{flat.name}_logits"), "logits_layer"
-    softmax = output_softmax(flat)
-    if softmax is None:
-        return flat, None
+        units = int(out.shape[-1])
+        # The output's own activation says what the logits mean (a sigmoid: independent
+        # labels); a softmax or anything untraceable: logits of a softmax.
+        name, _ = heads.output_activation(flat)
+        kind = "binary" if units == 1 else ("sigmoid" if name == heads.SIGMOID else "logits")
+        if kind == "binary":
+            out = heads.binary_scores(out)
+        return (keras.Model(_single(flat.inputs), out, name=f"{flat.name}_logits"), kind,
+                "logits_layer")
+    kind, applied = heads.head_kind(flat, caller)
+    if applied is None and kind != "binary":
+        return flat, kind, None
     history = flat.outputs[0]._keras_history
     head = history.operation
     node = head._inbound_nodes[history.node_index]
-    if len(node.input_tensors) != 1:
-        raise ValueError(f"{caller}: cannot trace the softmax output of model {model.name!r} back "
+    if applied is not None and len(node.input_tensors) != 1:
+        raise ValueError(f"{caller}: cannot trace the {kind} output of model {model.name!r} back "
                          "to its logits; pass logits_layer=... (the layer whose output is the "
                          "logits).")
-    before = node.input_tensors[0]
-    if softmax == "layer":
-        logits = before
+    if applied is None:
+        logits = flat.outputs[0]
+    elif applied == "layer":
+        logits = node.input_tensors[0]
     else:
-        logits = PreActivation(head, name=f"{head.name}_logits")(before)
-    return keras.Model(_single(flat.inputs), logits, name=f"{flat.name}_logits"), softmax
+        logits = PreActivation(head, name=f"{head.name}_logits")(node.input_tensors[0])
+    if kind == "binary":
+        logits = heads.binary_scores(logits)
+    return keras.Model(_single(flat.inputs), logits, name=f"{flat.name}_logits"), kind, applied
 
 
 def _single(inputs):
     return inputs[0] if len(inputs) == 1 else inputs
 
 
-def probabilities_from_logits(logits):
-    """Softmax in float32 (the probabilities a softmax head would output)."""
-    return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+def probabilities_from_logits(logits, kind="logits"):
+    """The probabilities (float32) a head of ``kind`` outputs for its class scores
+    (:func:`heads.probabilities`: softmax, or sigmoid for sigmoid and binary heads)."""
+    return heads.probabilities(logits, kind)
 
 
 _LOGITS_CACHE = weakref.WeakKeyDictionary()
@@ -384,6 +399,14 @@ def as_logits(model, caller="as_logits"):
     return logits
 
 
+def head_of(model, caller="head_of"):
+    """The kind of ``model``'s head (:data:`heads.KINDS`); ``"logits"`` for a callable that is
+    not a Keras model (it returns logits)."""
+    if not isinstance(model, keras.Model):
+        return "logits"
+    return heads.head_kind(flatten(model, caller), caller)[0]
+
+
 class Classifier:
     """A user's classifier read as the package needs it: flat, with a named layer's maps and
     the pre-softmax logits side by side.
@@ -392,7 +415,8 @@ class Classifier:
         model: the model as given.
         flat: :func:`flatten` ``(model)`` (the model itself when it is already flat).
         logits: a model on ``flat``'s graph whose output is the logits.
-        softmax: how the original output applied a softmax (None: logits already).
+        head: the head's kind (:data:`heads.KINDS`: logits, softmax, sigmoid, binary).
+        softmax: how the original output applied its activation (None: logits already).
         layer: the explained/evaluated layer's name in ``flat`` (None if not asked).
         probe: ``flat``'s input -> ``[maps of layer, logits]`` (None without a layer).
 
@@ -406,7 +430,7 @@ class Classifier:
         self.model = model
         self.flat = flatten(model, caller)
         resolved = flat_layer_name(model, logits_layer, caller) if logits_layer else None
-        self.logits, self.softmax = logits_model(self.flat, resolved, caller)
+        self.logits, self.head, self.softmax = class_scores_model(self.flat, resolved, caller)
         if layer:
             self.layer = flat_layer_name(model, layer, caller)
         elif default_layer is not None:
