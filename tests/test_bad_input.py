@@ -356,3 +356,141 @@ def test_evaluate_names_the_flag_that_does_not_match_the_model(tmp_path):
     with pytest.raises(ValueError, match=r"predicts 3 classes but the data has 6 \(set by "
                                          r"--num_classes\)"):
         evaluate_models(EvalConfig(image_size=32, num_classes=6, **base))
+
+
+# ---- issue 44: the seams a new user found ----------------------------------------------------
+
+def _gap_model(classes=3):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    maps = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    out = keras.layers.Dense(classes, name="logits")(keras.layers.GlobalAveragePooling2D()(maps))
+    return keras.Model(inputs, out)
+
+
+@pytest.mark.parametrize("target", [2.7, True, np.float32(1.5), [0.5, 1.0]])
+def test_explain_never_truncates_a_float_target(target):
+    from keras_icnn.explain import explain
+
+    x = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    with pytest.raises(TypeError, match="`target` must be"):
+        explain(_gap_model(), x, target=target)
+
+
+def test_ascent_never_truncates_float_filters_or_classes():
+    from keras_icnn import ascent
+
+    model = _gap_model()
+    with pytest.raises(TypeError, match=r"`filters` must be whole numbers.*1\.5"):
+        ascent.filter_images(model, "conv", filters=[1.5], steps=1)
+    with pytest.raises(TypeError, match=r"`classes` must be whole numbers.*0\.7"):
+        ascent.class_images(model, classes=[0.7], steps=1)
+    with pytest.raises(ValueError, match="`classes` must hold at least one index"):
+        ascent.class_images(model, classes=[], steps=1)
+
+
+def test_explain_names_empty_images_and_a_short_target_list():
+    from keras_icnn.explain import explain
+
+    model = _gap_model()
+    x = np.random.default_rng(0).uniform(0, 255, (4, 16, 16, 3)).astype("float32")
+    with pytest.raises(ValueError, match="`images` holds no image"):
+        explain(model, x[:0], target=2)
+    batches = tf.data.Dataset.from_tensor_slices(x).batch(2)
+    with pytest.raises(ValueError, match="`target` holds 2 class indices but the dataset holds "
+                                         "more images"):
+        explain(model, batches, target=[0, 1])
+    with pytest.raises(ValueError, match="`target` holds 5 class indices but the dataset held 4"):
+        explain(model, batches, target=[0, 1, 2, 0, 1])
+    assert explain(model, batches, target=[0, 1, 2, 0]).target.tolist() == [0, 1, 2, 0]
+
+
+def test_fit_without_labels_is_a_clear_error(tiny_data):
+    from keras_icnn.models import resnet20_backbone
+
+    x, _ = tiny_data
+    csg = make_csg(resnet20_backbone((32, 32, 3), 3, width=4, blocks_per_stage=1), "top_conv",
+                   density=0.5)
+    csg.compile("adam")
+    for model in (csg, _icnn()):
+        with pytest.raises(ValueError, match="needs labels: fit\\(images, labels\\)"):
+            model.fit(x, epochs=1, verbose=0)
+        with pytest.raises(ValueError, match="needs labels.*a dataset whose elements"):
+            model.fit(tf.data.Dataset.from_tensor_slices(x).batch(4), epochs=1, verbose=0)
+
+
+def test_make_csg_refuses_a_two_output_model():
+    inputs = keras.Input((16, 16, 3))
+    maps = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(maps)
+    two = keras.Model(inputs, [keras.layers.Dense(3)(pooled), keras.layers.Dense(2)(pooled)])
+    with pytest.raises(ValueError, match=r"make_csg needs a classifier with one output of shape "
+                                         r"\[batch, classes\].*\(None, 3\), \(None, 2\)"):
+        make_csg(two, "conv")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc (Linux)")
+def test_unwritable_output_directories_fail_before_any_work(tmp_path, monkeypatch):
+    from keras_icnn import recipes
+    from keras_icnn.recipes import icnn as icnn_recipe
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the recipe built models before checking --output_dir")
+
+    monkeypatch.setattr(icnn_recipe, "build", must_not_run, raising=False)
+    monkeypatch.setattr(recipes.common, "open_data", must_not_run)
+    with pytest.raises(ValueError, match=r"`output_dir`: cannot create the directory /proc/x"):
+        recipes.run_icnn_experiment(ICNNConfig(output_dir="/proc/x", verbose=0))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    with pytest.raises(ValueError, match=r"`tensorboard_dir` must be a directory; .*a_file is a "
+                                         r"file"):
+        recipes.run_csg_experiment(CSGConfig(output_dir=str(tmp_path / "out"), verbose=0,
+                                             tensorboard_dir=str(a_file)))
+    with pytest.raises(ValueError, match=r"`output_dir`: cannot create the directory /proc/x"):
+        recipes.run_explainer_experiment(ExplainerConfig(output_dir="/proc/x", verbose=0))
+    model = _gap_model()
+    with pytest.raises(ValueError, match=r"`base_dir`: cannot create the directory /proc/x"):
+        export.export_model(model, "/proc/x", "m", serving_warmup=False)
+
+
+def test_model_files_that_are_not_keras_archives_are_named(tmp_path):
+    import zipfile
+
+    from keras_icnn.recipes.common import load_model_file
+
+    junk = tmp_path / "junk.keras"
+    junk.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    with pytest.raises(ValueError, match=r"`models`: .*junk.keras is not a Keras model file") as e:
+        load_model_file(junk, "models")
+    assert "root:" not in str(e.value)
+    empty_zip = tmp_path / "nozip.keras"
+    with zipfile.ZipFile(empty_zip, "w") as z:
+        z.writestr("model.weights.h5", b"")
+    with pytest.raises(ValueError, match=r"`model`: .*nozip.keras is a zip archive without "
+                                         r"config.json"):
+        load_model_file(empty_zip, "model")
+    with pytest.raises(FileNotFoundError, match=r"`performer`: model file not found"):
+        load_model_file(tmp_path / "nope.keras", "performer")
+    model = _gap_model()
+    model.save(tmp_path / "ok.keras")
+    assert load_model_file(tmp_path / "ok.keras").count_params() == model.count_params()
+
+
+def test_config_json_records_what_the_data_gave_the_run(tmp_path):
+    from keras_icnn.data import layouts, sources, synthetic_parts
+    from keras_icnn.recipes.common import run_settings
+
+    ex = synthetic_parts.make_examples(16, image_size=16, num_classes=4, seed=1)
+    order = np.argsort(ex["label"], kind="stable")
+    root = layouts.write_cub_layout({k: v[order] for k, v in ex.items()}, str(tmp_path / "c"))
+    config = ICNNConfig(dataset="cub", data_dir=root, image_size=16, num_val=2,
+                        output_dir=str(tmp_path / "o"))
+    assert (config.num_classes, config.num_val) == (6, 2)
+    source = sources.open_source("cub", root, image_size=16, num_val=2)
+    settings = run_settings(config, source)
+    assert settings["num_classes"] == 4 and settings["num_val"] == source.size("validation")
+    assert settings["num_train"] == source.size("train") > 0
+    assert settings["num_test"] == source.size("test") > 0
+    assert settings["from_data"]["flags_given"]["num_classes"] == 6
+    assert settings["eval_images"] == source.size("test")

@@ -134,3 +134,24 @@ def test_a_softmax_head_is_read_as_its_logits_and_bad_input_is_refused():
         metrics.deletion(plain, x, a, steps=65)
     with pytest.raises(ValueError, match="baseline"):
         metrics.deletion(plain, x, a, baseline="grey")
+
+
+def test_mu_fidelity_numerics_constant_huge_and_too_few_subsets():
+    # Issue 44: a constant map scored [0.079, 0.321, ...] (float32 ulps between subset masses),
+    # a map scaled to 1e37 gave NaN (float32 overflow), subsets=1 / 2 gave 0 / ±1 silently.
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=(15, 15, 3)).astype(np.float32)  # 15 px: cells of unequal size
+    x = rng.uniform(0, 1, size=(4, 15, 15, 3)).astype(np.float32)
+    model = linear(w)
+    for value in (0.1, 3.3e-7, -12.7):
+        got = metrics.mu_fidelity(model, x, np.full(x.shape[:3], value, np.float32), targets=1,
+                                  grid=4, subsets=32)
+        assert got.tolist() == [0.0] * 4, (value, got)
+    attr = rng.normal(size=x.shape[:3]).astype(np.float32)
+    plain = metrics.mu_fidelity(model, x, attr, targets=1, grid=4, subsets=32)
+    huge = metrics.mu_fidelity(model, x, attr * np.float32(1e37), targets=1, grid=4, subsets=32)
+    assert np.isfinite(huge).all()
+    np.testing.assert_allclose(huge, plain, atol=1e-6)  # Pearson is scale-free
+    for subsets in (1, 2):
+        with pytest.raises(ValueError, match=rf"`subsets` must be >= 3.*subsets={subsets}"):
+            metrics.mu_fidelity(model, x, attr, targets=1, subsets=subsets)
