@@ -43,6 +43,9 @@ def main(argv):
     if "part_interpretability" in ratios:
         print(f"interpretable / ordinary: part interpretability "
               f"{ratios['part_interpretability']:.2f}x (paper 1.5-1.9x)")
+    elif results.get("ordinary", {}).get("part_interpretability") == 0:
+        print("interpretable / ordinary: part interpretability ratio undefined (the ordinary "
+              "CNN scores 0)")
     if not results["part_annotations"]:
         print(f"{config.dataset} has no part annotations: part metrics are not applicable (n/a)")
     print("\n" + recipes.common.results_line(config, results))

@@ -176,9 +176,10 @@ def measure(config, source, strategy, models, histories):
             "part_interpretability": figures.get("part_interpretability")}
     if "ordinary" in results and "interpretable" in results:
         o, i = results["ordinary"], results["interpretable"]
-        results["ratios"] = {key: i[key] / max(o[key], 1e-12)
+        # A ratio to an ordinary CNN scoring 0 is undefined (not 1e12x): left out.
+        results["ratios"] = {key: i[key] / o[key]
                              for key in ("location_instability", "part_interpretability")
-                             if o[key] is not None and i[key] is not None}
+                             if o[key] is not None and i[key] is not None and o[key] > 0}
     return results, {f"{name}.keras": model for name, model in models.items()}
 
 
