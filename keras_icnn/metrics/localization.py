@@ -84,8 +84,10 @@ def gradient_maps(model, layer_name, images, sigma=5.0, batch_size=8):
     from keras_icnn.models import graph
 
     images = _check_images(model, images, "gradient_maps")
-    view = graph.Classifier(model, layer_name, caller="gradient_maps")
-    probe = keras.Model(view.flat.inputs[0], view.probe.outputs[0])
+    # Only the layer's maps are needed: any model, a classifier or not.
+    flat = graph.flatten(model, "gradient_maps")
+    name = graph.flat_layer_name(model, layer_name, "gradient_maps")
+    probe = keras.Model(flat.inputs[0], graph.layer_output(flat, name))
     kernel = _gaussian_kernel(sigma)
     k_rows = tf.constant(kernel[:, None, None, None])
     k_cols = tf.constant(kernel[None, :, None, None])

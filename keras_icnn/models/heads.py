@@ -8,7 +8,7 @@ head's output is turned into class scores and its probabilities by its kind:
 =========== ============================================== ======================= ===========
 kind        the output layer                               class scores            probabilities
 =========== ============================================== ======================= ===========
-``logits``  linear, K >= 2 units                           the output              softmax
+``logits``  linear (or log-softmax), K >= 2 units           the output              softmax
 ``softmax`` a ``Softmax`` / ``Activation("softmax")``      the softmax's input     softmax
             layer, or ``activation="softmax"``
 ``sigmoid`` ``activation="sigmoid"`` (or an Activation     the pre-sigmoid logits  sigmoid per
@@ -32,6 +32,9 @@ import tensorflow as tf
 KINDS = ("logits", "softmax", "sigmoid", "binary")
 SOFTMAX, SIGMOID = "softmax", "sigmoid"
 LINEAR = ("linear", None)
+# log_softmax(z) differs from z by a per-row constant: the same softmax, argmax and gradient
+# differences, so its output is read as logits.
+LOG_SOFTMAX = "log_softmax"
 
 
 def activation_name(layer):
@@ -72,7 +75,7 @@ def kind_of(activation, units, caller="head_kind", where="the model's output"):
         return "binary"
     if activation == SIGMOID:
         return "sigmoid"
-    if activation is None:
+    if activation in (None, LOG_SOFTMAX):
         return "logits"
     raise ValueError(
         f"{caller}: {where} applies {activation!r} to {units} unit(s): not a classifier head "
