@@ -13,10 +13,12 @@ import keras
 import numpy as np
 
 from keras_icnn import metrics
+from keras_icnn.report_html import format_value  # noqa: F401  (the one cell format; re-exported)
 from keras_icnn.metrics import streaming
 from keras_icnn.data.synthetic_parts import SPLITS, TASKS
-from keras_icnn.recipes.common import (DataOptions, check_model_files, load_model_file, open_data,
-                                       option, prepare_output, write_config)
+from keras_icnn.recipes.common import (
+    DataOptions, check_model_files, load_model_file, open_data, option, prepare_output,
+    write_config)
 from keras_icnn.validation import check_fields
 
 COLUMNS = (
@@ -34,18 +36,6 @@ COLUMNS = (
     ("unique_detectors", "unique detectors (NetDissect)", "higher"),
     ("mean_best_iou", "mean best IoU (NetDissect)", "higher"),
 )
-
-
-def format_value(value):
-    """A metric as the report tables print it: floats to 4 decimals, counts as integers,
-    anything else (a metric the data cannot support) as "n/a"."""
-    if isinstance(value, (bool, np.bool_)):
-        return "n/a"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return f"{float(value):.4f}"
-    return "n/a"
 
 
 @dataclasses.dataclass

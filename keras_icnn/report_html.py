@@ -123,9 +123,19 @@ def _esc(value):
     return html.escape(str(value))
 
 
-def _metrics_table(rows, columns):
-    from keras_icnn.report import format_value
+def format_value(value):
+    """A metric as the report tables print it: floats to 4 decimals, counts as integers,
+    anything else (a metric the data cannot support) as "n/a"."""
+    if isinstance(value, (bool, np.bool_)):
+        return "n/a"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.4f}"
+    return "n/a"
 
+
+def _metrics_table(rows, columns):
     present = [c for c in columns if any(c[0] in r for r in rows.values())]
     head = "".join(f"<th>{_esc(h)} ({'↑' if d == 'higher' else '↓'})</th>" for _, h, d in present)
     body = []

@@ -260,7 +260,7 @@ CASES = [
     ("validate_examples NaN", lambda m: pipeline.validate_examples(
         dict(_examples(), image=np.full((6, 32, 32, 3), np.nan, "float32"))), ValueError,
      "image"),
-    ("read_cub.root", lambda m: readers.read_cub("/nonexistent_cub_root"), FileNotFoundError,
+    ("read_cub.root", lambda m: sources.read_cub("/nonexistent_cub_root"), FileNotFoundError,
      "nonexistent_cub_root"),
     ("open_folder.data_dir", lambda m: sources.open_folder("/nonexistent_photos"),
      FileNotFoundError, "nonexistent_photos"),

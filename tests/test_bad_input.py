@@ -312,7 +312,7 @@ def _cub_missing_file(tmp_path):
 
 
 def _raw_error_cases(tmp_path):
-    from keras_icnn.data import pipeline, readers, synthetic_parts
+    from keras_icnn.data import pipeline, sources, synthetic_parts
 
     maps = np.random.RandomState(0).uniform(0, 1, (2, 5, 5, 3)).astype(np.float32)
     nan_maps = maps.copy()
@@ -327,8 +327,8 @@ def _raw_error_cases(tmp_path):
          ValueError, r"`target_classes` must give one class per filter: shape \[3\]"),
         (lambda: synthetic_parts.make_examples(2.5, image_size=16),
          TypeError, r"`n` must be an integer >= 0\. Received: n=2\.5"),
-        (lambda: readers.read_cub(root), FileNotFoundError, f"image file not found: .*{missing}"),
-        (lambda: readers.read_cub(root, image_size=0),
+        (lambda: sources.read_cub(root), FileNotFoundError, f"image file not found: .*{missing}"),
+        (lambda: sources.read_cub(root, image_size=0),
          ValueError, r"`image_size` must be an integer >= 1\. Received: image_size=0"),
         (lambda: pipeline.make_dataset(ex, batch_size=0),
          ValueError, r"`batch_size` must be an integer >= 1\. Received: batch_size=0"),

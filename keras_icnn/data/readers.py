@@ -50,7 +50,7 @@ PASCAL_PART_GROUPS = {
     "sheep": {"head": _HEAD, "torso": ("torso", "neck"), "frontal_legs": _FRONT, "back_legs": _BACK},
 }
 PASCAL_ANIMALS = tuple(PASCAL_PART_GROUPS)
-_GROUP_ORDER = ("head", "torso", "legs", "frontal_legs", "back_legs", "tail")
+GROUP_ORDER = ("head", "torso", "legs", "frontal_legs", "back_legs", "tail")
 
 
 def _require_dir(path, what):
@@ -80,7 +80,7 @@ def inside_dataset(root, path, index, line=None, entry=None):
     return path
 
 
-def _read_table(path, columns, types, what, line_numbers=None):
+def read_table(path, columns, types, what, line_numbers=None):
     """Whitespace table with ``columns`` fields (the last may contain spaces); the line of
     each row is appended to ``line_numbers`` when it is a list."""
     _require_file(path, what)
@@ -103,7 +103,7 @@ def _read_table(path, columns, types, what, line_numbers=None):
     return rows
 
 
-def _decode_image(path):
+def decode_image(path):
     _require_file(path, "image")
     data = tf.io.read_file(path)
     try:
@@ -129,50 +129,6 @@ def _crop_resize(image, box, size, masks=None):
     return out, resized_masks, np.array([x0, y0], np.float32), scale
 
 
-def read_cub(root, split="train", image_size=64, part_groups=None, landmark_radius=0.06,
-             limit=None, seed=0):
-    """Read CUB-200-2011 in its original layout into memory (small subsets, tests).
-
-    Training uses ``keras_icnn.data.sources.open_cub``, which streams the same
-    examples from the files; this reader decodes them with the same ``tf.data``
-    code and stacks them.
-
-    Args:
-        root: the ``CUB_200_2011`` directory.
-        split: ``"train"`` or ``"test"`` (``train_test_split.txt``).
-        image_size: side of the cropped, resized images.
-        part_groups: dict group name -> CUB part names (default
-            ``CUB_PART_GROUPS``: head, torso, legs, tail).
-        landmark_radius: radius of the landmark disks in ``part_masks``, as a
-            fraction of ``image_size``.
-        limit: read at most this many images, taken evenly across classes
-            (seeded by ``seed``), never the first ids (they run class by class).
-
-    Returns:
-        The feature dict plus ``part_names``; ``label`` is the 0-based class id.
-    """
-    from keras_icnn.data import sources, splits
-
-    from keras_icnn import validation
-
-    if split not in ("train", "test"):
-        raise ValueError(f"`split` must be 'train' or 'test'. Received: split={split!r}")
-    validation.positive_int(image_size, "image_size")
-    tables, class_names, group_names, group_matrix = sources.cub_index(root, part_groups)
-    table = tables[split]
-    if limit is not None:
-        table = {k: v[splits.stratified_take(table["label"], int(limit), seed)]
-                 for k, v in table.items()}
-    # A file images.txt names but the copy lacks: FileNotFoundError naming it, before tf.data.
-    sources._check_headers(table)
-    source = sources.Source("cub", class_names, group_names, {split: table},
-                            sources.cub_loader(image_size, group_matrix, landmark_radius),
-                            image_size, files_of=lambda t: list(t["path"]))
-    out = source.materialize(split)
-    out["part_names"] = np.asarray(group_names)
-    return out
-
-
 def _stack(out, part_names, image_size):
     n = len(out["image"])
     result = {
@@ -189,7 +145,7 @@ def _stack(out, part_names, image_size):
     return result
 
 
-def _as_list(value):
+def as_list(value):
     if isinstance(value, np.ndarray):
         return list(value.ravel())
     return [value]
@@ -210,7 +166,7 @@ def _pascal_annotation(path):
     _require_file(path, "Pascal-Part annotation")
     try:
         anno = sio.loadmat(path, squeeze_me=True, struct_as_record=False)["anno"]
-        return _as_list(anno.objects)
+        return as_list(anno.objects)
     except (KeyError, AttributeError, ValueError) as err:
         raise ValueError(f"{path}: not a Pascal-Part annotation (expected a struct 'anno' "
                          f"with field 'objects'): {err}") from None
@@ -225,7 +181,7 @@ def pascal_object_example(obj, image, categories, group_names, image_size, where
                          f"{image.shape[:2]}")
     groups = PASCAL_PART_GROUPS[cls]
     part_masks = np.zeros(mask.shape + (len(group_names),), bool)
-    parts = [] if isinstance(obj.parts, np.ndarray) and obj.parts.size == 0 else _as_list(obj.parts)
+    parts = [] if isinstance(obj.parts, np.ndarray) and obj.parts.size == 0 else as_list(obj.parts)
     for part in parts:
         name = str(part.part_name)
         for g, group in enumerate(group_names):
@@ -248,7 +204,7 @@ def pascal_part_object(annotation_path, image_path, index, categories, group_nam
     """Object ``index`` of one Pascal-Part annotation file as a feature dict (the streamed
     reader's unit of work)."""
     obj = _pascal_annotation(annotation_path)[index]
-    return pascal_object_example(obj, _decode_image(image_path), tuple(categories), group_names,
+    return pascal_object_example(obj, decode_image(image_path), tuple(categories), group_names,
                                  image_size, where=annotation_path)
 
 
@@ -283,7 +239,7 @@ def read_pascal_part(root, categories=PASCAL_ANIMALS, image_ids=None, image_size
     _require_dir(img_dir, "VOC images (JPEGImages/<id>.jpg)")
     if image_ids is None:
         image_ids = sorted(f[:-4] for f in os.listdir(ann_dir) if f.endswith(".mat"))
-    group_names = [g for g in _GROUP_ORDER if any(g in PASCAL_PART_GROUPS[c] for c in categories)]
+    group_names = [g for g in GROUP_ORDER if any(g in PASCAL_PART_GROUPS[c] for c in categories)]
     out = {k: [] for k in ("image", "label", "bbox", "part_masks", "landmarks", "object_mask")}
     for image_id in image_ids:
         path = inside_dataset(root, os.path.join(ann_dir, f"{image_id}.mat"), ann_dir,
@@ -297,7 +253,7 @@ def read_pascal_part(root, categories=PASCAL_ANIMALS, image_ids=None, image_size
             if np.asarray(obj.mask).astype(bool).sum() < min_object_pixels:
                 continue
             if image is None:
-                image = _decode_image(jpeg)
+                image = decode_image(jpeg)
             ex = pascal_object_example(obj, image, categories, group_names, image_size,
                                        where=f"{path} ({image_id}.jpg)")
             for k in out:

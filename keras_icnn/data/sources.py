@@ -281,7 +281,7 @@ class Source:
         ValueError naming the first file that cannot be decoded."""
         for path in self.files(split):
             check_image_file(path)
-            readers._decode_image(path)  # ValueError naming the file when it cannot be decoded
+            readers.decode_image(path)  # ValueError naming the file when it cannot be decoded
 
     @contextlib.contextmanager
     def naming_bad_files(self, split=None):
@@ -361,7 +361,7 @@ def cub_index(root, part_groups=None):
                    os.path.join("parts", "part_locs.txt"))
     for name in index_files:  # an index file may be a link too: only ones inside are read
         readers.inside_dataset(root, os.path.join(root, name), root, entry=name)
-    t = readers._read_table
+    t = readers.read_table
     images_txt = os.path.join(root, "images.txt")
     lines = []
     image_rows = t(images_txt, ("<image_id>", "<image_name>"), (int, str), "CUB images.txt",
@@ -431,7 +431,7 @@ def cub_index(root, part_groups=None):
             class_names, group_names, group_matrix)
 
 
-def _check_headers(table):
+def check_headers(table):
     for path in table["path"]:
         check_image_file(path)
 
@@ -451,10 +451,51 @@ def open_cub(data_dir, image_size=64, num_train=None, num_val=0, num_test=None, 
               "validation": _subset(train_pool, carved["validation"]),
               "test": _subset(test_pool, test_index)}
     for table in tables.values():
-        _check_headers(table)
+        check_headers(table)
     return Source("cub", class_names, group_names, tables,
                   cub_loader(image_size, group_matrix, landmark_radius), image_size,
                   files_of=lambda t: list(t["path"]), description=data_dir, notes=notes)
+
+
+def read_cub(root, split="train", image_size=64, part_groups=None, landmark_radius=0.06,
+             limit=None, seed=0):
+    """Read CUB-200-2011 in its original layout into memory (small subsets, tests).
+
+    Training uses :func:`open_cub`, which streams the same examples from the files;
+    this reader decodes them with the same ``tf.data`` code and stacks them. (Until issue
+    45 it was ``keras_icnn.data.readers.read_cub``; ``readers`` now holds only the
+    low-level readers ``sources`` builds on, so the two no longer import each other.)
+
+    Args:
+        root: the ``CUB_200_2011`` directory.
+        split: ``"train"`` or ``"test"`` (``train_test_split.txt``).
+        image_size: side of the cropped, resized images.
+        part_groups: dict group name -> CUB part names (default
+            ``readers.CUB_PART_GROUPS``: head, torso, legs, tail).
+        landmark_radius: radius of the landmark disks in ``part_masks``, as a
+            fraction of ``image_size``.
+        limit: read at most this many images, taken evenly across classes
+            (seeded by ``seed``), never the first ids (they run class by class).
+
+    Returns:
+        The feature dict plus ``part_names``; ``label`` is the 0-based class id.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"`split` must be 'train' or 'test'. Received: split={split!r}")
+    validation.positive_int(image_size, "image_size")
+    tables, class_names, group_names, group_matrix = cub_index(root, part_groups)
+    table = tables[split]
+    if limit is not None:
+        table = {k: v[splits_lib.stratified_take(table["label"], int(limit), seed)]
+                 for k, v in table.items()}
+    # A file images.txt names but the copy lacks: FileNotFoundError naming it, before tf.data.
+    check_headers(table)
+    source = Source("cub", class_names, group_names, {split: table},
+                            cub_loader(image_size, group_matrix, landmark_radius),
+                            image_size, files_of=lambda t: list(t["path"]))
+    out = source.materialize(split)
+    out["part_names"] = np.asarray(group_names)
+    return out
 
 
 def _folder_classes(root):
@@ -530,7 +571,7 @@ def open_folder(data_dir, image_size=64, num_train=None, num_val=0, num_test=Non
         tables["test"] = _subset(tables["test"], splits_lib.stratified_take(
             tables["test"]["label"], num_test, seed=[seed, 7]))
     for table in tables.values():
-        _check_headers(table)
+        check_headers(table)
     return Source("folder", class_names, None, tables, image_loader(image_size), image_size,
                   files_of=lambda t: list(t["path"]), description=data_dir, notes=notes)
 
@@ -549,7 +590,7 @@ def _pascal_objects(root, categories, min_object_pixels):
         path = readers.inside_dataset(root, os.path.join(ann_dir, f), ann_dir, entry=f)
         try:
             anno = sio.loadmat(path, squeeze_me=True, struct_as_record=False)["anno"]
-            objects = readers._as_list(anno.objects)
+            objects = readers.as_list(anno.objects)
         except (KeyError, AttributeError, ValueError) as err:
             raise ValueError(f"{path}: not a Pascal-Part annotation (expected a struct 'anno' "
                              f"with field 'objects'): {err}") from None
@@ -582,7 +623,7 @@ def open_pascal_part(data_dir, image_size=64, num_train=None, num_val=0, num_tes
     carved = splits_lib.carve(
         image_labels, [("test", n_test)] + _split_sizes(num_train, num_val, len(ids) - n_test, notes),
         seed)
-    group_names = [g for g in readers._GROUP_ORDER
+    group_names = [g for g in readers.GROUP_ORDER
                    if any(g in readers.PASCAL_PART_GROUPS[c] for c in categories)]
     tables = {}
     for split, index in carved.items():
@@ -594,7 +635,7 @@ def open_pascal_part(data_dir, image_size=64, num_train=None, num_val=0, num_tes
                          "annotation": np.asarray([r[0] for r in rows], dtype=object).astype(str),
                          "object": np.asarray([r[2] for r in rows], np.int64)}
     for table in tables.values():
-        _check_headers(table)
+        check_headers(table)
     size = int(image_size)
     groups = len(group_names)
 

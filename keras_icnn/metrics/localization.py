@@ -18,7 +18,7 @@ def _iou(pred, truth):
     return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
 
 
-def _per_filter_scores(iou, labels, num_classes, ns):
+def per_filter_scores(iou, labels, num_classes, ns):
     """Appendix H.1: per-class Avg-IoU / APn per filter, each filter's best class."""
     onehot = (np.asarray(labels)[:, None] == np.arange(num_classes)).astype(np.float64)  # [N, C]
     counts = np.maximum(onehot.sum(0), 1)[:, None]  # [C, 1]
@@ -59,7 +59,7 @@ def activation_map_localization(activation_maps, object_masks, labels, num_class
     iou = np.concatenate([
         _iou(upsample_maps(maps[a:a + chunk], masks.shape[1:3]) > thresholds, masks[a:a + chunk])
         for a in range(0, len(maps), chunk)])  # [N, K]
-    return _per_filter_scores(iou, labels, num_classes, ns)
+    return per_filter_scores(iou, labels, num_classes, ns)
 
 
 def _gaussian_kernel(sigma):
@@ -117,7 +117,7 @@ def gradient_map_localization(grad_maps, object_masks, labels, num_classes, thre
                               ns=(20, 30)):
     """GradMap localization with one filter: segment ``grad_maps > threshold``, then H.1."""
     iou = _iou(np.asarray(grad_maps) > threshold, np.asarray(object_masks, bool))
-    return _per_filter_scores(iou, labels, num_classes, ns)
+    return per_filter_scores(iou, labels, num_classes, ns)
 
 
 def class_activation_maps(activation_maps, dense_kernel, labels):

@@ -255,7 +255,7 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
             dis_area, n_pos * size[0] * size[1], top_quantile))
         r["dissection"] = d
     if activ_iou:
-        r["activmap"] = localization._per_filter_scores(np.concatenate(activ_iou), labels[pos],
+        r["activmap"] = localization.per_filter_scores(np.concatenate(activ_iou), labels[pos],
                                                         num_classes, (20, 30))
     if "cam_iou" in r:
         iou = r.pop("cam_iou")[pos]

@@ -10,7 +10,7 @@ from keras_icnn import metrics, validation
 from keras_icnn.recipes.common import (
     RecipeConfig, check_fields, datasets, eval_batches, load_model_file, make_backbone, option,
     redefault, run_experiment, tensorboard)
-from keras_icnn.recipes.icnn import ICNNConfig, _compile
+from keras_icnn.recipes.icnn import ICNNConfig, compile_classifier
 from keras_icnn.models.distiller import ExplainerDiagnostics
 from keras_icnn.models import guard
 
@@ -99,9 +99,9 @@ def build(config, source, strategy):
                                  f"{config.dataset} has {source.num_classes} classes")
         else:
             performer, _ = make_backbone(config, source.num_classes, "explainer")
-            _compile(performer, ICNNConfig(learning_rate=config.learning_rate,
-                                           learning_rate_schedule="constant"),
-                     jit_compile=False)
+            compile_classifier(performer, ICNNConfig(learning_rate=config.learning_rate,
+                                                     learning_rate_schedule="constant"),
+                               jit_compile=False)
     if config.single_category and source.num_classes != 2:
         raise ValueError("`single_category` explains a performer of one category (class 1) "
                          f"against the rest: the data must have 2 classes, {config.dataset} has "

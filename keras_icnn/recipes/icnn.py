@@ -87,7 +87,7 @@ def synthetic_splits(config):
     return {split: source._table(split) for split in ("train", "validation", "test")}
 
 
-def _compile(model, config, total_steps=None, jit_compile=None):
+def compile_classifier(model, config, total_steps=None, jit_compile=None):
     """Adam at ``config.learning_rate``; cosine-decayed to 0 over ``total_steps`` when
     ``config.learning_rate_schedule == "cosine"`` (and ``total_steps`` is given)."""
     lr = config.learning_rate
@@ -123,7 +123,8 @@ def build_icnn_pair(config, num_classes, num_train=None, strategy=None):
                                             **layer_kwargs)
     n = num_train or config.num_train or config.SYNTHETIC_SIZES[0]
     steps = -(-n // config.batch_size) * config.epochs
-    return _compile(ordinary, config, steps, jit), _compile(icnn, config, steps, jit)
+    return (compile_classifier(ordinary, config, steps, jit),
+            compile_classifier(icnn, config, steps, jit))
 
 
 def build(config, source, strategy):

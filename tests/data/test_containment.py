@@ -74,7 +74,7 @@ def test_symlinked_image_out_of_cub_is_refused(cub, outside):
     os.symlink(outside, os.path.join(cub, "images", name))
     _refused(cub, name, 5)
     with pytest.raises(ValueError, match="outside the dataset directory"):
-        readers.read_cub(cub, "train", image_size=16)
+        sources.read_cub(cub, "train", image_size=16)
 
 
 def test_symlinked_index_file_is_refused(cub, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from scipy import io as sio
 
-from keras_icnn.data import readers
+from keras_icnn.data import readers, sources
 
 CUB_PARTS = ["back", "beak", "belly", "breast", "crown", "forehead", "left eye", "left leg",
              "left wing", "nape", "right eye", "right leg", "right wing", "tail", "throat"]
@@ -54,7 +54,7 @@ def cub_root(tmp_path):
 
 
 def test_cub_reader(cub_root):
-    ex = readers.read_cub(cub_root, split="train", image_size=32)
+    ex = sources.read_cub(cub_root, split="train", image_size=32)
     assert ex["image"].shape == (2, 32, 32, 3) and ex["image"].dtype == np.uint8
     np.testing.assert_array_equal(ex["label"], [0, 1])
     assert list(ex["part_names"]) == ["head", "torso", "legs", "tail"]
@@ -72,24 +72,24 @@ def test_cub_reader(cub_root):
     assert ex["part_masks"][0, ..., 2].sum() < 2 * np.pi * (0.06 * 32 + 1) ** 2
     # The crop is the bird: bright everywhere.
     assert ex["image"][0].mean() > 230
-    test = readers.read_cub(cub_root, split="test", image_size=32)
+    test = sources.read_cub(cub_root, split="test", image_size=32)
     np.testing.assert_array_equal(test["label"], [0])
 
 
 def test_cub_errors(cub_root, tmp_path):
     with pytest.raises(FileNotFoundError, match="directory not found: .*missing"):
-        readers.read_cub(str(tmp_path / "missing"))
+        sources.read_cub(str(tmp_path / "missing"))
     boxes = os.path.join(cub_root, "bounding_boxes.txt")
     good = open(boxes).read()
     with open(boxes, "a") as f:
         f.write("4 1.0 two 3.0\n")
     with pytest.raises(ValueError, match=r"bounding_boxes.txt:4: malformed line .*expected "
                                          r"'<image_id> <x> <y> <width> <height>'"):
-        readers.read_cub(cub_root)
+        sources.read_cub(cub_root)
     open(boxes, "w").write(good)
     os.remove(os.path.join(cub_root, "parts", "parts.txt"))
     with pytest.raises(FileNotFoundError, match=r"CUB parts.txt: expected file not found: .*parts.txt"):
-        readers.read_cub(cub_root)
+        sources.read_cub(cub_root)
 
 
 def _struct_array(records, fields):

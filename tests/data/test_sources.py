@@ -88,7 +88,7 @@ def test_streamed_cub_examples_match_the_written_images(cub_dir, synthetic):
 
 
 def test_reader_output_feeds_make_dataset_unchanged(cub_dir):
-    ex = readers.read_cub(cub_dir, "train", image_size=32, limit=12)
+    ex = sources.read_cub(cub_dir, "train", image_size=32, limit=12)
     assert "part_names" in ex
     assert np.all(np.bincount(ex["label"], minlength=C) == 2)  # even across classes
     x, y = next(iter(pipeline.make_dataset(ex, batch_size=12)))
