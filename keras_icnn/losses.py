@@ -43,7 +43,7 @@ import tensorflow as tf
 
 from keras_icnn import templates as templates_lib
 from keras_icnn import validation
-from keras_icnn.receptive_field import peak_units
+from keras_icnn.ops.peaks import peak_units
 
 GRADIENT_FORMS = ("printed", "appendix")
 

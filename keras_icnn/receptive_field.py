@@ -1,10 +1,10 @@
 """Where a feature-map unit looks: receptive fields from the real layer geometry, and
 the peak (strongest unit) of a map mapped to image pixels.
 
-This is the one place a map's peak is found (:func:`peak_units`) and turned into
-image coordinates (:meth:`ReceptiveField.centers`, :func:`peak_locations`); the
-part mask, the filter loss, the metrics, the explanations and the export all
-call it. It depends on nothing else in the package.
+A map's peak is found in one place (:func:`keras_icnn.ops.peaks.peak_units`, re-exported
+here) and turned into image coordinates here (:meth:`ReceptiveField.centers`,
+:func:`peak_locations`); the part mask, the filter loss, the metrics, the explanations and
+the export all call them. It depends on nothing else in the package but ``ops``.
 
 For a conv or pooling layer with kernel ``k``, stride ``s`` and left padding
 ``p`` on an input whose units are ``jump`` pixels apart with unit 0 centred
@@ -24,6 +24,8 @@ import math
 
 import keras
 import tensorflow as tf
+
+from keras_icnn.ops.peaks import peak_units  # noqa: F401  (its old home; re-exported)
 
 _PASS_THROUGH = (
     keras.layers.InputLayer, keras.layers.BatchNormalization, keras.layers.ReLU,
@@ -53,34 +55,6 @@ class ReceptiveField:
         if tf.is_tensor(i) or tf.is_tensor(j):
             i, j = tf.cast(i, tf.float32), tf.cast(j, tf.float32)
         return self.cols.start + j * self.cols.jump, self.rows.start + i * self.rows.jump
-
-
-def peak_units(maps, via_max=False):
-    """Row, column and value of each map's strongest unit.
-
-    Args:
-        maps: ``[B, h, w, F]`` feature maps (any float dtype).
-        via_max: find the unit as the first one equal to the maximum (two plain
-            reductions) instead of ``argmax``. Same result; inside XLA-compiled code on
-            CPU it is faster than XLA's argmax (a variadic reduction), without XLA slower
-            than TensorFlow's argmax kernel, so the XLA-compiled training functions use
-            it (measurements: docs/internals.md).
-
-    Returns:
-        ``(i, j, score)``: int32 ``[B, F]`` row and column (ties: the first unit
-        in row-major order), and the peak value ``[B, F]`` in ``maps``' dtype.
-    """
-    shape = tf.shape(maps)
-    hw = shape[1] * shape[2]
-    flat = tf.reshape(maps, [shape[0], hw, shape[3]])
-    score = tf.reduce_max(flat, axis=1)
-    if via_max:
-        first = tf.reduce_min(
-            tf.where(tf.equal(flat, score[:, None, :]), tf.range(hw)[None, :, None], hw), axis=1)
-        idx = tf.minimum(first, hw - 1)  # a NaN maximum equals no unit
-    else:
-        idx = tf.argmax(flat, axis=1, output_type=tf.int32)
-    return idx // shape[2], idx % shape[2], score
 
 
 def peak_locations(maps, field):

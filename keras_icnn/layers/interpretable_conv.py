@@ -9,7 +9,7 @@ from keras_icnn import validation
 from keras_icnn.layers import label_context
 from keras_icnn.layers.part_mask import (
     MU_RULES, PartMask, part_locations, part_masks, validate_feature_map_shape)
-from keras_icnn.receptive_field import peak_units
+from keras_icnn.ops.peaks import peak_units
 
 GRADIENT_MODES = ("approximate", "exact")
 LOSS_SCHEDULES = ("constant", "paper", "inverse_epoch", "grad_ratio")

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_icnn import templates as templates_lib
-from keras_icnn.receptive_field import peak_units
+from keras_icnn.ops.peaks import peak_units
 
 MU_RULES = ("argmax", "centroid")
 
@@ -39,7 +39,7 @@ def part_locations(x, mu="argmax", via_max=False):
         mu: ``"argmax"`` (strongest unit) or ``"centroid"`` (activation-weighted
             centroid rounded to the grid, as the official MATLAB code; maps
             that are all zero fall back to the argmax).
-        via_max: as in ``receptive_field.peak_units`` (for XLA-compiled callers).
+        via_max: as in ``ops.peaks.peak_units`` (for XLA-compiled callers).
 
     Returns:
         Two int32 tensors ``[B, K]``: row ``i`` and column ``j`` of ``mu^``.

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from keras_icnn.layers import PartMask
-from keras_icnn.receptive_field import peak_units
+from keras_icnn.ops.peaks import peak_units
 from tests.layer_contract import run_layer_contract
 
 

@@ -1,0 +1,2 @@
+"""Pure tensor maths shared by the layers, losses and models (no Keras objects): the house's
+lowest room (../shared/DESIGN.md)."""
