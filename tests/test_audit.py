@@ -15,7 +15,7 @@ import keras
 
 from keras_icnn import adversarial, distribute, explain, export, layers, losses, metrics, models
 from keras_icnn import templates, viz
-from keras_icnn.data import pipeline, readers, sources, synthetic_parts
+from keras_icnn.data import pipeline, sources, synthetic_parts
 from keras_icnn.metrics import stats
 
 RNG = np.random.RandomState(0)

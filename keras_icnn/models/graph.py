@@ -30,7 +30,6 @@ Example:
 import weakref
 
 import keras
-import tensorflow as tf
 
 from keras_icnn.models import heads
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_icnn.data import layouts, pipeline, readers, sources, splits, synthetic_parts
+from keras_icnn.data import layouts, pipeline, sources, splits, synthetic_parts
 
 C = 6
 
