@@ -9,13 +9,10 @@ Batch sizes 1 and 32. Usage: python benchmarks/bench_export.py [--repeats 30] [-
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_common  # noqa: E402
 import keras  # noqa: E402

@@ -24,13 +24,10 @@ Writes ``benchmarks/results/guard.json`` (``--out``).
 import argparse
 import os
 import statistics
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-sys.path.insert(0, HERE)
 
 import bench_common  # noqa: E402
 import keras  # noqa: E402

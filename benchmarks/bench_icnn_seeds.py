@@ -37,12 +37,10 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "icnn_seeds.json")
 BIRDS = dict(num_species=6, per_species=400, size=128, seed=0, train_fraction=0.6)

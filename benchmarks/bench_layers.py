@@ -28,12 +28,9 @@ Writes benchmarks/results/layers.json (layers_quick.json with --quick, or --out)
 import argparse
 import math
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_common  # noqa: E402
 import keras  # noqa: E402

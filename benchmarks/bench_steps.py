@@ -24,12 +24,9 @@ Writes ``benchmarks/results/steps.json`` (``--out``).
 """
 import argparse
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-sys.path.insert(0, HERE)
 
 import bench_common  # noqa: E402
 import keras  # noqa: E402

@@ -15,12 +15,10 @@ setting, appended to the rows already there for other settings).
 """
 import json
 import os
-import sys
 import time
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_common  # noqa: E402
 

@@ -15,16 +15,13 @@ Usage:
 import argparse
 import json
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 from keras_icnn import recipes  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_interpretability import SETTINGS  # noqa: E402
 
 FULL = {k: v[0] for k, v in SETTINGS.items()}
