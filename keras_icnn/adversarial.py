@@ -80,7 +80,7 @@ def fgsm(model, images, labels, eps=0.031, targets=None, pixel_range=DEFAULT_PIX
     """Fast gradient sign method (Goodfellow et al., 2015): one step of ``eps`` along the
     sign of the input gradient of the cross-entropy (up for ``labels``, down for ``targets``),
     clipped to the pixel range."""
-    model = graph.as_logits(model, "fgsm")  # a softmax head: attack its logits
+    model = heads.as_logits(model, "fgsm")  # a softmax head: attack its logits
     images, labels, targets, lo, hi = _check(images, labels, targets, pixel_range)
     validation.number_in(eps, "eps", low=0)
     validation.positive_int(batch_size, "batch_size")
@@ -104,7 +104,7 @@ def pgd(model, images, labels, eps=0.031, step=0.0078, iterations=7, targets=Non
     """Projected gradient descent in the L-infinity ball (Madry et al., 2018): ``iterations``
     sign-gradient steps of ``step``, each projected back into the ``eps`` ball around the
     image and the pixel range; starts from a uniform point of the ball when ``random_start``."""
-    model = graph.as_logits(model, "pgd")  # a softmax head: attack its logits
+    model = heads.as_logits(model, "pgd")  # a softmax head: attack its logits
     images, labels, targets, lo, hi = _check(images, labels, targets, pixel_range)
     validation.positive_int(iterations, "iterations")
     validation.number_in(eps, "eps", low=0)
@@ -138,7 +138,7 @@ def cw_l2(model, images, labels, targets=None, iterations=100, c=1.0, learning_r
     margin ``max(max_{j != t} z_j - z_t, -kappa)`` (targeted) or
     ``max(z_y - max_{j != y} z_j, -kappa)``; distances on the [0, 1] scale. Returns, per
     image, the successful sample of least L2 seen (the image itself when none succeeded)."""
-    model = graph.as_logits(model, "cw_l2")  # a softmax head: attack its logits
+    model = heads.as_logits(model, "cw_l2")  # a softmax head: attack its logits
     images, labels, targets, lo, hi = _check(images, labels, targets, pixel_range)
     validation.positive_int(iterations, "iterations")
     validation.number_in(c, "c", low=0, low_open=True)
@@ -188,8 +188,8 @@ def probabilities(model, x, batch_size=512):
     class scores by its head's rule (:mod:`keras_icnn.models.heads`: softmax, or sigmoid for
     sigmoid and binary heads)."""
     validation.positive_int(batch_size, "batch_size")
-    kind = graph.head_of(model, "probabilities")
-    model = graph.as_logits(model, "probabilities")  # the head's class scores
+    kind = heads.head_of(model, "probabilities")
+    model = heads.as_logits(model, "probabilities")  # the head's class scores
     out = []
     for a in range(0, len(x), batch_size):
         out.append(heads.probabilities(model(x[a:a + batch_size], training=False),

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from keras_icnn import validation
 from keras_icnn.imaging import gaussian_blur
-from keras_icnn.models import graph
+from keras_icnn.models import graph, heads
 from keras_icnn.relu_gradients import redirected_relu_gradients
 
 
@@ -172,7 +172,7 @@ def class_images(model, classes=None, steps=256, learning_rate=0.02, l2=0.01, ji
     """
     low, high = _settings(steps, learning_rate, l2, jitter, blur_every, blur_sigma, value_range,
                           batch_size)
-    logits = graph.as_logits(model, "class_images")
+    logits = heads.as_logits(model, "class_images")
     num = int(logits.outputs[0].shape[-1])
     chosen = np.arange(num) if classes is None else _indices(classes, num, "classes",
                                                               "of the model's classes")

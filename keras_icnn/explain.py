@@ -154,7 +154,7 @@ class Explainable:
             self.num_filters = int(model.explainer.filters)
         else:
             try:
-                view = graph.Classifier(model, layer, logits_layer, default_layer=default_layer,
+                view = heads.Classifier(model, layer, logits_layer, default_layer=default_layer,
                                         caller="explain")
             except ValueError as err:
                 if layer and "no layer named" in str(err):

@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from keras_icnn import validation
 from keras_icnn.imaging import gaussian_blur
-from keras_icnn.models import graph, heads
+from keras_icnn.models import heads
 
 BASELINES = ("black", "blur")
 
@@ -43,8 +43,8 @@ def _logit_fn(model, caller):
     """``(images -> float32 class scores, head kind)`` for a Keras classifier (its head read
     by :mod:`keras_icnn.models.heads`) or a callable returning logits (a softmax head)."""
     if isinstance(model, keras.Model):
-        kind = graph.head_of(model, caller)
-        logits = graph.as_logits(model, caller)
+        kind = heads.head_of(model, caller)
+        logits = heads.as_logits(model, caller)
         return (lambda x: tf.cast(logits(x, training=False), tf.float32)), kind
     if callable(model):
         return (lambda x: tf.cast(model(x), tf.float32)), "logits"

@@ -7,7 +7,7 @@ import tensorflow as tf
 from keras_icnn import validation
 from keras_icnn.explain import check_images, default_layer, explain
 from keras_icnn.metrics import interpretability
-from keras_icnn.models import graph
+from keras_icnn.models import heads
 from keras_icnn.receptive_field import peak_locations, receptive_field
 
 def _batches(examples, batch_size):
@@ -47,7 +47,7 @@ def collect_responses(model, layer_name, examples, batch_size=64, verbose=1):
     validation.positive_int(batch_size, "batch_size")
     rf = receptive_field(model, layer_name)
     # The maps and the pre-softmax logits (nested models and softmax heads: graph.py).
-    probe = graph.Classifier(model, layer_name, caller="collect_responses").probe
+    probe = heads.Classifier(model, layer_name, caller="collect_responses").probe
     batches, n = _batches(examples, batch_size)
     bar = keras.utils.Progbar(n, unit_name="image", verbose=verbose)
 

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_icnn.metrics import interpretability, localization, network_dissection
-from keras_icnn.models import graph
+from keras_icnn.models import heads
 from keras_icnn.receptive_field import peak_locations, peak_units, receptive_field
 
 
@@ -67,7 +67,7 @@ def peak_responses(model, layer_name):
     filters: each peak's receptive-field centre (x, y) and value. Traced once, reused for
     every batch of a stream."""
     rf = receptive_field(model, layer_name)
-    probe = graph.Classifier(model, layer_name, caller="peak_responses").probe
+    probe = heads.Classifier(model, layer_name, caller="peak_responses").probe
 
     @tf.function(autograph=False)
     def step(x):
@@ -120,7 +120,7 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
         raise ValueError(f"stream_filter_metrics needs at least one image. Received: {n_total}")
     rf = receptive_field(model, layer_name)
     # The maps and the pre-softmax logits (a softmax head is read through, graph.py).
-    probe = graph.Classifier(model, layer_name, caller="stream_filter_metrics").probe
+    probe = heads.Classifier(model, layer_name, caller="stream_filter_metrics").probe
     h, w, f = (int(d) for d in probe.outputs[0].shape[1:])
     hw = h * w
     rng = np.random.default_rng(seed)

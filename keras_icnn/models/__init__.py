@@ -10,7 +10,8 @@ from keras_icnn.models.explainer import ChannelScale, Explainer, HeadPlan, plan_
 from keras_icnn.models.interpretable import (
     FilterLossEpoch, InterpretableModel, make_interpretable)
 from keras_icnn.models import graph, guard, heads  # noqa: E402  (nested models, heads; NaN guard)
-from keras_icnn.models.graph import find_layer, flatten, logits_model
+from keras_icnn.models.graph import find_layer, flatten
+from keras_icnn.models.heads import logits_model
 
 __all__ = [
     "APPLICATIONS", "BACKBONES", "alexnet_backbone", "application_backbone", "default_layer", "get_backbone", "resnet20_backbone", "vgg_backbone",

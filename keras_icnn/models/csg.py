@@ -9,7 +9,7 @@ import tensorflow as tf
 from keras_icnn import keras_compat, validation
 from keras_icnn.layers import label_context
 from keras_icnn.layers.class_specific_gate import ClassSpecificGate
-from keras_icnn.models import graph, guard
+from keras_icnn.models import graph, guard, heads
 from keras_icnn.models.interpretable import as_functional
 
 PHASES = ("std", "csg")
@@ -142,7 +142,7 @@ class CSGModel(guard.GuardedModel, keras.Model):
         self.csg_accuracy = keras.metrics.SparseCategoricalAccuracy(name="csg_accuracy")
         self.density_tracker = keras.metrics.Mean(name="l1_density")
         # A user's softmax head: its output is probabilities, the cross-entropies take them so.
-        self.outputs_logits = graph.output_softmax(self) is None
+        self.outputs_logits = heads.output_softmax(self) is None
 
     @property
     def gate_layer(self):

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_icnn import losses as losses_lib
-from keras_icnn.models import graph, guard
+from keras_icnn.models import graph, guard, heads
 from keras_icnn.models.explainer import (DEFAULT_ALPHA_FLOOR, DEFAULT_P_SCALE, Explainer, decoder_configs, logit_p,
                                          is_softmax_layer, plan_head)
 from keras_icnn.receptive_field import peak_locations, receptive_field
@@ -188,7 +188,7 @@ class ExplainerDistiller(guard.GuardedModel, keras.Model):
         last = layers[-1]
         if getattr(last.activation, "__name__", "") != "softmax":
             return last(x, training=False)
-        return graph.call_without_activation(last, x)
+        return heads.call_without_activation(last, x)
 
     def decode_logits(self, enc):
         """Logits of the performer's classifier on the decoder's reconstruction of ``x_enc``."""

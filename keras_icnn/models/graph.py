@@ -24,16 +24,12 @@ Example:
     >>> find_layer(model, "vgg16/block5_conv3") is base.get_layer("block5_conv3")
     True
     >>> flat = flatten(model)          # one graph: flat.get_layer("block5_conv3") works
-    >>> logits = logits_model(model)   # == flat when the head has no softmax
+    >>> logits = heads.logits_model(model)   # its class scores (keras_icnn.models.heads)
 """
 
-import weakref
 
 import keras
 
-from keras_icnn.models import heads
-
-SOFTMAX = heads.SOFTMAX
 
 
 def _is_graph_model(layer):
@@ -114,7 +110,7 @@ def find_layer(model, name, caller="find_layer"):
                      f"path): {shown}")
 
 
-def _output_leaf(layer):
+def output_leaf(layer):
     """The innermost layer that produces a (sub-)model's output."""
     while _is_graph_model(layer):
         graph = _functional_of(layer)
@@ -161,7 +157,7 @@ def consumers(model, layer):
 def flat_layer_name(model, name, caller="flat_layer_name"):
     """The name, in :func:`flatten` ``(model)``, of the layer ``name`` names in ``model``
     (a path, a unique name, or a sub-model, which stands for the layer making its output)."""
-    return _output_leaf(find_layer(model, name, caller)).name
+    return output_leaf(find_layer(model, name, caller)).name
 
 
 def _inline(model, inputs):
@@ -249,194 +245,3 @@ def flat_copy(model, caller="flat_copy"):
     copy.set_weights(flat.get_weights())
     return copy
 
-
-# ----------------------------------------------------------------------------- logits
-
-
-def _activation_name(layer):
-    return heads.activation_name(layer)
-
-
-def output_softmax(model):
-    """How the (first) output of the flat ``model`` applies a softmax: ``"layer"`` (a final
-    ``Softmax`` / ``Activation("softmax")``), ``"activation"`` (a ``Dense`` or conv with
-    ``activation="softmax"``) or None (no softmax)."""
-    name, applied = heads.output_activation(model)
-    return applied if name == SOFTMAX else None
-
-
-def call_without_activation(layer, inputs):
-    """``layer.call(inputs)`` with its activation switched off for the call (the pre-softmax
-    logits of a ``Dense(..., activation="softmax")``); the layer is left as it was."""
-    saved = layer.activation
-    layer.activation = keras.activations.linear
-    try:
-        return layer.call(inputs)
-    finally:
-        layer.activation = saved
-
-
-@keras.saving.register_keras_serializable(package="keras_icnn")
-class PreActivation(keras.layers.Layer):
-    """Calls a wrapped layer (``Dense``, conv) with its activation switched off: the
-    pre-softmax logits of a ``Dense(..., activation="softmax")`` head, on the wrapped layer's
-    own weights. The wrapped layer is left as it was after every call."""
-
-    def __init__(self, layer, **kwargs):
-        super().__init__(**kwargs)
-        self.layer = layer
-
-    def build(self, input_shape):
-        if not self.layer.built:
-            self.layer.build(input_shape)
-        self.built = True
-
-    def call(self, inputs):
-        return call_without_activation(self.layer, inputs)
-
-    def compute_output_shape(self, input_shape):
-        return self.layer.compute_output_shape(input_shape)
-
-    def get_config(self):
-        config = super().get_config()
-        config["layer"] = keras.saving.serialize_keras_object(self.layer)
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["layer"] = keras.saving.deserialize_keras_object(config["layer"])
-        return cls(**config)
-
-
-def logits_model(model, logits_layer=None, caller="logits_model"):
-    """The flat ``model`` with its class scores as output (the user's model unchanged): the
-    pre-softmax logits of a softmax head, the pre-sigmoid logits of a sigmoid head, ``[-z, z]``
-    for a binary head with logit z (:mod:`keras_icnn.models.heads` has the rule).
-
-    Args:
-        model: a classifier (nested sub-models allowed) whose first output is logits, a
-            softmax or a sigmoid of them, or one binary logit.
-        logits_layer: name or path of the layer whose output is the logits, for a head
-            this function cannot trace (e.g. a softmax inside a custom layer).
-        caller: the name used in error messages.
-
-    Returns:
-        ``(flat_scores_model, applied)``: ``applied`` is how the original output applied its
-        activation (``"layer"``, ``"activation"``, ``"logits_layer"``), None when it gave
-        logits already. :func:`class_scores_model` also returns the head's kind.
-    """
-    scores, _, applied = class_scores_model(model, logits_layer, caller)
-    return scores, applied
-
-
-def class_scores_model(model, logits_layer=None, caller="class_scores_model"):
-    """``(flat_scores_model, kind, applied)``: :func:`logits_model`'s model and how the head
-    is read (``kind`` in :data:`heads.KINDS`; ``applied`` as :func:`logits_model`)."""
-    flat = flatten(model, caller)
-    if logits_layer:
-        layer = _output_leaf(find_layer(model, logits_layer, caller))
-        out = layer_output(flat, layer.name)
-        if len(out.shape) != 2:
-            raise ValueError(f"{caller}: `logits_layer` must output [batch, classes]. Received: "
-                             f"{logits_layer!r} with shape {tuple(out.shape)}")
-        units = int(out.shape[-1])
-        # The output's own activation says what the logits mean (a sigmoid: independent
-        # labels); a softmax or anything untraceable: logits of a softmax.
-        name, _ = heads.output_activation(flat)
-        kind = "binary" if units == 1 else ("sigmoid" if name == heads.SIGMOID else "logits")
-        if kind == "binary":
-            out = heads.binary_scores(out)
-        return (keras.Model(_single(flat.inputs), out, name=f"{flat.name}_logits"), kind,
-                "logits_layer")
-    kind, applied = heads.head_kind(flat, caller)
-    if applied is None and kind != "binary":
-        return flat, kind, None
-    history = flat.outputs[0]._keras_history
-    head = history.operation
-    node = head._inbound_nodes[history.node_index]
-    if applied is not None and len(node.input_tensors) != 1:
-        raise ValueError(f"{caller}: cannot trace the {kind} output of model {model.name!r} back "
-                         "to its logits; pass logits_layer=... (the layer whose output is the "
-                         "logits).")
-    if applied is None:
-        logits = flat.outputs[0]
-    elif applied == "layer":
-        logits = node.input_tensors[0]
-    else:
-        logits = PreActivation(head, name=f"{head.name}_logits")(node.input_tensors[0])
-    if kind == "binary":
-        logits = heads.binary_scores(logits)
-    return keras.Model(_single(flat.inputs), logits, name=f"{flat.name}_logits"), kind, applied
-
-
-def _single(inputs):
-    return inputs[0] if len(inputs) == 1 else inputs
-
-
-def probabilities_from_logits(logits, kind="logits"):
-    """The probabilities (float32) a head of ``kind`` outputs for its class scores
-    (:func:`heads.probabilities`: softmax, or sigmoid for sigmoid and binary heads)."""
-    return heads.probabilities(logits, kind)
-
-
-_LOGITS_CACHE = weakref.WeakKeyDictionary()
-
-
-def as_logits(model, caller="as_logits"):
-    """The flat logits model of ``model`` (:func:`logits_model`), cached per model object:
-    ``model`` itself when it is flat and outputs logits already."""
-    try:
-        return _LOGITS_CACHE[model]
-    except (KeyError, TypeError):
-        pass
-    logits, _ = logits_model(model, caller=caller)
-    try:
-        _LOGITS_CACHE[model] = logits
-    except TypeError:
-        pass
-    return logits
-
-
-def head_of(model, caller="head_of"):
-    """The kind of ``model``'s head (:data:`heads.KINDS`); ``"logits"`` for a callable that is
-    not a Keras model (it returns logits)."""
-    if not isinstance(model, keras.Model):
-        return "logits"
-    return heads.head_kind(flatten(model, caller), caller)[0]
-
-
-class Classifier:
-    """A user's classifier read as the package needs it: flat, with a named layer's maps and
-    the pre-softmax logits side by side.
-
-    Attributes:
-        model: the model as given.
-        flat: :func:`flatten` ``(model)`` (the model itself when it is already flat).
-        logits: a model on ``flat``'s graph whose output is the logits.
-        head: the head's kind (:data:`heads.KINDS`: logits, softmax, sigmoid, binary).
-        softmax: how the original output applied its activation (None: logits already).
-        layer: the explained/evaluated layer's name in ``flat`` (None if not asked).
-        probe: ``flat``'s input -> ``[maps of layer, logits]`` (None without a layer).
-
-    Example:
-        >>> c = Classifier(nested_sequential, "vgg16/block5_conv3")
-        >>> maps, logits = c.probe(images)
-    """
-
-    def __init__(self, model, layer=None, logits_layer=None, default_layer=None,
-                 caller="Classifier"):
-        self.model = model
-        self.flat = flatten(model, caller)
-        resolved = flat_layer_name(model, logits_layer, caller) if logits_layer else None
-        self.logits, self.head, self.softmax = class_scores_model(self.flat, resolved, caller)
-        if layer:
-            self.layer = flat_layer_name(model, layer, caller)
-        elif default_layer is not None:
-            self.layer = default_layer(self.flat)
-        else:
-            self.layer = None
-        self.probe = None
-        if self.layer is not None:
-            maps = layer_output(self.flat, self.layer)
-            self.probe = keras.Model(self.flat.inputs[0], [maps, self.logits.outputs[0]])

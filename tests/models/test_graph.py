@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from keras_icnn import adversarial
 from keras_icnn.explain import explain
-from keras_icnn.models import backbones, graph, make_csg, make_interpretable
+from keras_icnn.models import backbones, graph, heads, make_csg, make_interpretable
 
 SHAPE = (64, 64, 3)
 APPS = {"vgg16": keras.applications.VGG16, "resnet50": keras.applications.ResNet50,
@@ -182,7 +182,7 @@ def test_a_softmax_layer_head_and_an_untraceable_one():
     with_layer = keras.Model(inputs, keras.layers.Softmax()(logits))
     x = np.random.RandomState(0).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
     want = keras.Model(inputs, logits)(x).numpy()
-    lm, how = graph.logits_model(with_layer)
+    lm, how = heads.logits_model(with_layer)
     assert how == "layer"
     np.testing.assert_allclose(lm(x), want, rtol=1e-5, atol=1e-6)
     # A softmax the graph does not show (inside a Lambda): a clear error, or logits_layer=.
@@ -208,7 +208,7 @@ def test_detection_features_and_attacks_on_a_nested_softmax_model():
                                rtol=1e-5, atol=1e-6)
     # FGSM on the logits: the step follows the sign of d CE(logits) / d x, by a tape.
     y = np.array([0, 1, 2, 0])
-    lm = graph.as_logits(model)
+    lm = heads.as_logits(model)
     xt = tf.constant(images)
     with tf.GradientTape() as tape:
         tape.watch(xt)

@@ -140,4 +140,4 @@ def test_a_model_without_a_class_axis_is_refused():
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.Conv2D(2, 3, name="conv")(inputs))
     with pytest.raises(ValueError, match=r"not \[batch, classes\].*logits_layer="):
-        graph.logits_model(model)
+        heads.logits_model(model)
