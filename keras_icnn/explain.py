@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_icnn import validation
+from keras_icnn.validation import check_images  # noqa: F401  (its old home; re-exported)
 from keras_icnn.models import graph, heads
 from keras_icnn.relu_gradients import guided_relu_gradients
 from keras_icnn.models.csg import CSGModel
@@ -79,20 +80,6 @@ def default_layer(model):
         if isinstance(layer, _SPATIAL) or hasattr(layer, "part_mask"):
             return layer.name
     raise ValueError(f"Model {model.name!r} has no conv layer with a 4D output")
-
-
-def check_images(model, images, caller):
-    """float32 images [N >= 1, H, W, C] matching ``model``'s input, with finite values."""
-    images = np.asarray(images, np.float32)
-    want = tuple(model.inputs[0].shape[1:])
-    if images.ndim != 4 or len(images) < 1 or any(
-            w is not None and w != g for w, g in zip(want, images.shape[1:])):
-        raise ValueError(f"{caller}: `images` must have shape [N >= 1, {', '.join(map(str, want))}]"
-                         f" (the model's input). Received: shape={images.shape}")
-    if not np.isfinite(images).all():
-        raise ValueError(f"{caller}: `images` must be finite. Received: "
-                         f"{int((~np.isfinite(images)).sum())} NaN/Inf value(s)")
-    return images
 
 
 def gradient_x_activation(maps, grads):

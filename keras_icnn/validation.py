@@ -241,3 +241,17 @@ def check_fields(config, positive=(), non_negative=(), positive_numbers=(),
     if getattr(config, "verbose", 0) not in (0, 1, 2):
         raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={config.verbose!r}")
     return config
+
+
+def check_images(model, images, caller):
+    """float32 images [N >= 1, H, W, C] matching ``model``'s input, with finite values."""
+    images = np.asarray(images, np.float32)
+    want = tuple(model.inputs[0].shape[1:])
+    if images.ndim != 4 or len(images) < 1 or any(
+            w is not None and w != g for w, g in zip(want, images.shape[1:])):
+        raise ValueError(f"{caller}: `images` must have shape [N >= 1, {', '.join(map(str, want))}]"
+                         f" (the model's input). Received: shape={images.shape}")
+    if not np.isfinite(images).all():
+        raise ValueError(f"{caller}: `images` must be finite. Received: "
+                         f"{int((~np.isfinite(images)).sum())} NaN/Inf value(s)")
+    return images

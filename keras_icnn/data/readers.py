@@ -53,6 +53,22 @@ PASCAL_ANIMALS = tuple(PASCAL_PART_GROUPS)
 GROUP_ORDER = ("head", "torso", "legs", "frontal_legs", "back_legs", "tail")
 
 
+MOVED = {"read_cub": "keras_icnn.data.cub"}  # issue 45: readers no longer imports sources
+
+
+def __getattr__(name):
+    """Names that moved out of this module (PEP 562): ``readers.read_cub`` still works, with a
+    ``DeprecationWarning``; it is ``keras_icnn.data.sources.read_cub`` now."""
+    if name in MOVED:
+        import importlib
+        import warnings
+
+        warnings.warn(f"keras_icnn.data.readers.{name} moved: use "
+                      f"keras_icnn.data.sources.{name}", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _require_dir(path, what):
     if not os.path.isdir(path):
         raise FileNotFoundError(f"{what}: directory not found: {path}")

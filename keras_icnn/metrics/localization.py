@@ -80,10 +80,9 @@ def gradient_maps(model, layer_name, images, sigma=5.0, batch_size=8):
     """
     import keras
 
-    from keras_icnn.explain import check_images as _check_images
     from keras_icnn.models import graph
 
-    images = _check_images(model, images, "gradient_maps")
+    images = validation.check_images(model, images, "gradient_maps")
     # Only the layer's maps are needed: any model, a classifier or not.
     flat = graph.flatten(model, "gradient_maps")
     name = graph.flat_layer_name(model, layer_name, "gradient_maps")

@@ -216,3 +216,12 @@ def test_pascal_part_source_splits_images_by_id_stratified_and_streams(pascal_ro
     for key in ("image", "part_masks", "object_mask"):
         np.testing.assert_array_equal(streamed[key][0], in_memory[key][0])
     np.testing.assert_allclose(streamed["landmarks"][0], in_memory["landmarks"][0])
+
+
+def test_read_cub_moved_to_sources_with_a_notice(cub_root):
+    with pytest.warns(DeprecationWarning, match="use keras_icnn.data.sources.read_cub"):
+        old = readers.read_cub(cub_root, split="test", image_size=16)
+    new = sources.read_cub(cub_root, split="test", image_size=16)
+    np.testing.assert_array_equal(old["image"], new["image"])
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        readers.nothing
