@@ -51,7 +51,7 @@ ALLOWED_UPWARD = {
 }
 ALLOWED_LARGE = {
     "keras_icnn.adversarial", "keras_icnn.data.synthetic_parts",
-    "keras_icnn.explain", "keras_icnn.layers.interpretable_conv", "keras_icnn.losses",
+    "keras_icnn.layers.interpretable_conv", "keras_icnn.losses",
     "keras_icnn.models.distiller", "keras_icnn.recipes.common",
     "keras_icnn.recipes.csg", "keras_icnn.report",
 }
