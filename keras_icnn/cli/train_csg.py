@@ -44,6 +44,8 @@ def main(argv):
                                              ("mis", "MIS")]))
     if "mis_ratio" in r:
         print(f"MIS(CSG) / MIS(STD) = {r['mis_ratio']:.2f} (paper ~1.4)")
+    elif "baseline" in r:
+        print("MIS(CSG) / MIS(STD) undefined: the STD baseline's MIS is 0")
     lo, hi = r["l1_interval"]
     print(f"L1-density {r['l1_density']:.3f}, in [{lo:.3f}, {hi:.3f}]: {r['l1_density_in_interval']}")
     print(recipes.common.results_line(config, r))

@@ -439,7 +439,9 @@ def split_figures(config, source, models, split):
         out["baseline"] = {
             f"{split}_accuracy": float(np.mean(b["std"].argmax(-1) == labels)),
             "mis": metrics.mutual_information_score(b["pooled"], labels, num_classes, config.seed)}
-        out["mis_ratio"] = out["csg"]["mis"] / max(out["baseline"]["mis"], 1e-12)
+        # A ratio to a baseline whose MIS is 0 is undefined (not 1e12x): left out.
+        if out["baseline"]["mis"] > 0:
+            out["mis_ratio"] = out["csg"]["mis"] / out["baseline"]["mis"]
     return out
 
 
