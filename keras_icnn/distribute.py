@@ -1,10 +1,12 @@
-"""One place that turns ``--strategy`` into a ``tf.distribute`` strategy."""
+"""``tf.distribute`` in one place: ``--strategy`` to a strategy, this worker's shard and
+whether it is the chief, replicas' agreement, synchronized BatchNorm."""
 
 import os
 
+import keras
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
+from keras_icnn.config.choices import STRATEGIES
 # One strategy per kind and device set per process: a second MirroredStrategy over the
 # same devices reuses collective instance keys of the first and aborts its collectives.
 _CACHE = {}
@@ -75,3 +77,80 @@ def get_strategy(name="default", num_cpu_devices=None):
     if "multi_worker" not in _CACHE:
         _CACHE["multi_worker"] = tf.distribute.MultiWorkerMirroredStrategy()
     return _CACHE["multi_worker"]
+
+
+def _cluster_resolver(strategy):
+    """The multi-worker cluster resolver of ``strategy`` (None without a cluster)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return resolver if resolver is not None and getattr(resolver, "task_type", None) else None
+
+
+def worker_shard(strategy):
+    """``(num_workers, index)`` of this worker under a multi-worker strategy, else None."""
+    resolver = _cluster_resolver(strategy)
+    if resolver is None:
+        return None
+    spec = resolver.cluster_spec().as_dict()
+    workers = [(kind, i) for kind in ("chief", "worker") for i in range(len(spec.get(kind, ())))]
+    if len(workers) < 2:
+        return None
+    return len(workers), workers.index((resolver.task_type, int(resolver.task_id or 0)))
+
+
+
+def sync_batchnorm(model, strategy):
+    """Synchronise the BatchNorm statistics of ``model`` across replicas and workers.
+
+    With one replica per worker, each worker's BatchNorm layers would keep
+    their own shard's batch statistics (and their own moving averages); with
+    ``synchronized=True`` the moments are all-reduced over the global batch,
+    so every replica and worker holds the same statistics. Returns the number
+    of layers changed.
+    """
+    if strategy.num_replicas_in_sync < 2:
+        return 0
+    count = 0
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization) and not layer.synchronized:
+            layer.synchronized = True
+            count += 1
+    return count
+
+
+def is_chief(strategy):
+    """True unless this process is a non-chief worker of a multi-worker strategy."""
+    resolver = _cluster_resolver(strategy)
+    if resolver is None:
+        return True
+    spec = resolver.cluster_spec().as_dict()
+    if "chief" in spec:
+        return resolver.task_type == "chief"
+    return resolver.task_type == "worker" and int(resolver.task_id or 0) == 0
+
+
+def replicas_agree(strategy, variables):
+    """Whether every replica (and worker) holds the same values of ``variables``.
+
+    Gathers every replica's local copy (``all_gather``) and compares them
+    exactly; True with one replica.
+    """
+    if strategy.num_replicas_in_sync < 2 or not variables:
+        return True
+
+    def local():
+        ctx = tf.distribute.get_replica_context()
+        flat = tf.concat([tf.reshape(tf.cast(tf.convert_to_tensor(v), tf.float32), [-1])
+                          for v in variables], 0)
+        gathered = ctx.all_gather(flat[None], axis=0)  # [replicas, n]
+        return tf.reduce_all(tf.equal(gathered, gathered[:1]))
+
+    result = strategy.run(tf.function(local))
+    return bool(all(v.numpy() for v in strategy.experimental_local_results(result)))
+
+
+def batchnorm_statistics(model):
+    """The moving means and variances of every BatchNormalization layer of ``model``."""
+    return [w for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.BatchNormalization)
+            for w in (layer.moving_mean, layer.moving_variance)]
+

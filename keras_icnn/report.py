@@ -13,12 +13,13 @@ import keras
 import numpy as np
 
 from keras_icnn import metrics
-from keras_icnn.report_html import format_value  # noqa: F401  (the one cell format; re-exported)
+from keras_icnn.reporting import tables
 from keras_icnn.metrics import streaming
 from keras_icnn.data.synthetic_parts import SPLITS, TASKS
-from keras_icnn.recipes.common import (
-    DataOptions, check_model_files, load_model_file, open_data, option, prepare_output,
-    write_config)
+from keras_icnn.config.flags import option
+from keras_icnn.config.options import DataOptions
+from keras_icnn.recipes.common import check_model_files, load_model_file, open_data, prepare_output
+from keras_icnn.reporting.outputs import write_config
 from keras_icnn.validation import check_fields
 
 COLUMNS = (
@@ -182,7 +183,7 @@ def evaluate_model(model, source, config, name, pictures_dir):
 
 
 def _pictures(model, name, layer_name, source, r, mi, kept, folder, matrices):
-    from keras_icnn import viz
+    from keras_icnn.reporting import figures as viz
 
     os.makedirs(folder, exist_ok=True)
     files = {}
@@ -226,7 +227,7 @@ def _gate(model):
 def _matrix_pngs(model, name, r, mi, class_names, part_names):
     """PNG bytes of :func:`_matrix_figures` (each rendered once, for the pictures and the
     page alike); none without matplotlib."""
-    from keras_icnn import viz
+    from keras_icnn.reporting import figures as viz
 
     if not viz.available():
         return {}
@@ -237,7 +238,7 @@ def _matrix_pngs(model, name, r, mi, class_names, part_names):
 
 def _matrix_figures(model, name, r, mi, class_names, part_names):
     """Figures of the part association (with parts), MI and gate (CSG) matrices."""
-    from keras_icnn import viz
+    from keras_icnn.reporting import figures as viz
 
     figures = {}
     if r.get("p_f") is not None:
@@ -287,7 +288,7 @@ def _traced_rows(explainable, images, batch_size):
 def atlas_section(model, name, layer_name, source, config, r, mi, matrices):
     """One model's part of report.html: its filter atlas, matrices (PNG bytes by name,
     :func:`_matrix_pngs`) and explained predictions."""
-    from keras_icnn import report_html
+    from keras_icnn.reporting import html as report_html
     from keras_icnn.explain import explainable_for
 
     class_names, part_names = source.class_names, source.part_names
@@ -377,7 +378,8 @@ def _ascent_pictures(model, layer_name, filters, config):
     picture (:func:`keras_icnn.ascent.filter_images`, raw-pixel range 0-255, the report's
     seed), each stretched to its own min-max so faint patterns show."""
     import tensorflow as tf
-    from keras_icnn import ascent, report_html
+    from keras_icnn import ascent
+    from keras_icnn.reporting import html as report_html
 
     images = ascent.filter_images(model, layer_name, filters=filters, steps=config.ascent_steps,
                                   seed=config.seed, batch_size=config.batch_size)[..., :3]
@@ -394,15 +396,7 @@ def _class_name(class_names, c):
 
 def markdown_table(rows):
     """Rows = models, columns = metrics (the papers' table shape)."""
-    present = [c for c in COLUMNS if any(c[0] in r for r in rows.values())]
-    head = "| model | " + " | ".join(f"{h} ({'↑' if d == 'higher' else '↓'})"
-                                     for _, h, d in present) + " |"
-    sep = "|---|" + "---|" * len(present)
-    lines = [head, sep]
-    for name, r in rows.items():
-        cells = [format_value(r.get(k)) for k, _, _ in present]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return tables.metrics_table(rows, COLUMNS)
 
 
 def check_model_matches(model, path, config, source):
@@ -430,7 +424,7 @@ def evaluate_models(config):
     t0 = time.time()
     source = load_source(config)
     write_config(config, source, splits=())
-    from keras_icnn import viz
+    from keras_icnn.reporting import figures as viz
 
     pictures_dir = os.path.join(config.output_dir, "pictures") if viz.available() else None
     if pictures_dir is None:
@@ -445,7 +439,7 @@ def evaluate_models(config):
         with source.naming_bad_files(config.eval_split):
             rows[name], atlas = evaluate_model(model, source, config, name, pictures_dir)
         sections.append(atlas)
-    from keras_icnn import report_html
+    from keras_icnn.reporting import html as report_html
 
     title = (f"keras_icnn evaluation ({config.dataset}, {config.eval_split} split, "
              f"{source.size(config.eval_split)} images)")

@@ -4,8 +4,8 @@ nothing imported):
 1. no import circle between modules (function-level imports count: they hide circles);
 2. no module imports another module's ``_private`` name;
 3. no module imports from a room above its own, in the order
-   ops -> layers -> models -> explain / evaluation -> recipes -> reporting / export -> cli,
-   with ``data``, ``metrics``, ``config`` and ``validation`` beside them (they import only each
+   ops -> layers -> models -> explain / evaluation -> recipes -> export -> cli,
+   with ``data``, ``metrics``, ``config``, ``reporting`` and ``validation`` beside them (they import only each
    other and ops; everyone may import them);
 4. no module over 400 lines.
 
@@ -34,11 +34,13 @@ ROOMS = {
     "keras_icnn.evaluation": 3, "keras_icnn.trees": 3, "keras_icnn.graphs": 3,
     "keras_icnn.metrics.streaming": 3, "keras_icnn.metrics.model_eval": 3,
     "keras_icnn.recipes": 4,
-    "keras_icnn.report": 5, "keras_icnn.report_html": 5, "keras_icnn.viz": 5,
-    "keras_icnn.export": 5, "keras_icnn.reporting": 5,
+    "keras_icnn.report": 5, "keras_icnn.export": 5,
     "keras_icnn.cli": 6,
     "keras_icnn.data": BESIDE, "keras_icnn.metrics": BESIDE, "keras_icnn.config": BESIDE,
     "keras_icnn.validation": BESIDE, "keras_icnn._lazy": BESIDE,
+    # Writing arrays and dicts to tables, JSON, figures and HTML needs no model: every room
+    # may write its outputs (recipes their config.json, the CSG recipe its gate.png).
+    "keras_icnn.reporting": BESIDE, "keras_icnn.viz": BESIDE,
 }
 
 # ---- today's exceptions (issue 45 empties these) ------------------------------------------
@@ -47,12 +49,11 @@ ALLOWED_PRIVATE = set()  # emptied by issue 45 (the names other modules use made
 ALLOWED_UPWARD = {
     ("keras_icnn.metrics.faithfulness", "keras_icnn.models.heads"),
     ("keras_icnn.metrics.localization", "keras_icnn.models.graph"),
-    ("keras_icnn.recipes.csg", "keras_icnn.viz"),
 }
 ALLOWED_LARGE = {
     "keras_icnn.adversarial", "keras_icnn.data.synthetic_parts",
     "keras_icnn.layers.interpretable_conv", "keras_icnn.losses",
-    "keras_icnn.models.distiller", "keras_icnn.recipes.common",
+    "keras_icnn.models.distiller",
     "keras_icnn.recipes.csg", "keras_icnn.report",
 }
 

@@ -479,7 +479,7 @@ def test_model_files_that_are_not_keras_archives_are_named(tmp_path):
 
 def test_config_json_records_what_the_data_gave_the_run(tmp_path):
     from keras_icnn.data import layouts, sources, synthetic_parts
-    from keras_icnn.recipes.common import run_settings
+    from keras_icnn.reporting.outputs import run_settings
 
     ex = synthetic_parts.make_examples(16, image_size=16, num_classes=4, seed=1)
     order = np.argsort(ex["label"], kind="stable")

@@ -48,7 +48,7 @@ def test_old_and_new_name_together_is_a_usage_error():
 
 def test_exporter_warmup_alias(capsys):
     from keras_icnn.cli import export
-    from keras_icnn.recipes.common import resolve_aliases
+    from keras_icnn.config.flags import resolve_aliases
 
     fv = flags.FlagValues()
     export.define_flags("prog", fv)

@@ -24,7 +24,7 @@ from absl import flags
 def define_flags(module_name=None, flag_values=None):
     """The exporter's flags (``--warmup`` is the deprecated name of ``--serving_warmup``), in
     ``flag_values`` (default ``absl.flags.FLAGS``)."""
-    from keras_icnn.recipes.common import define_alias
+    from keras_icnn.config.flags import define_alias
 
     kw = dict(module_name=module_name,
               flag_values=flags.FLAGS if flag_values is None else flag_values)
@@ -55,7 +55,8 @@ def main(argv):
     import keras_icnn  # noqa: F401  (registers the custom layers for loading)
     from keras_icnn import export
     from keras_icnn.models import ExplainerDistiller
-    from keras_icnn.recipes.common import load_model_file, resolve_aliases
+    from keras_icnn.config.flags import resolve_aliases
+    from keras_icnn.recipes.common import load_model_file
 
     FLAGS = flags.FLAGS
     resolve_aliases(FLAGS)

@@ -15,16 +15,17 @@ import os
 import keras
 
 from keras_icnn import validation
+from keras_icnn.config.choices import APPLICATION_BACKBONES, BACKBONES, BUILTIN_BACKBONES
 from keras_icnn.layers.preprocess import ImagenetPreprocess
 
-BUILTIN = ("vgg", "alexnet", "resnet20")
+BUILTIN = BUILTIN_BACKBONES
 # name: (constructor name in keras.applications, preprocess mode, top layer, explainer layer)
 APPLICATIONS = {
     "vgg16": ("VGG16", "caffe", "block5_conv3", "block5_conv2"),
     "resnet50": ("ResNet50", "caffe", "conv5_block3_out", None),
     "mobilenet_v2": ("MobileNetV2", "tf", "out_relu", None),
 }
-BACKBONES = BUILTIN + tuple(APPLICATIONS)
+assert tuple(APPLICATIONS) == APPLICATION_BACKBONES, "config.choices lists these backbones"
 WEIGHTS_HELP = "imagenet (Keras' loader and ~/.keras cache), none, or a weights file path"
 # Moving statistics settle within an epoch of a small dataset (Keras default 0.99 does not).
 BN_MOMENTUM = 0.9

@@ -11,8 +11,10 @@ import numpy as np
 
 from keras_icnn import adversarial
 from keras_icnn.data.synthetic_parts import SPLITS
-from keras_icnn.recipes.common import (DataOptions, check_model_files, load_model_file, open_data,
-                                       option, prepare_output, write_config)
+from keras_icnn.config.flags import option
+from keras_icnn.config.options import DataOptions
+from keras_icnn.recipes.common import check_model_files, load_model_file, open_data, prepare_output
+from keras_icnn.reporting.outputs import write_config
 from keras_icnn.validation import check_fields
 
 WHITE_BOX = ("fgsm", "pgd", "cw")

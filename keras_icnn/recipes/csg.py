@@ -9,9 +9,12 @@ import numpy as np
 from keras_icnn import metrics
 from keras_icnn.layers.class_specific_gate import SPARSITY_NORMS
 from keras_icnn.models import csg as csg_lib, guard
+from keras_icnn.config.flags import option
+from keras_icnn.config.options import RecipeConfig, redefault
+from keras_icnn.distribute import is_chief
 from keras_icnn.recipes.common import (
-    RecipeConfig, check_choice, check_fields, datasets, eval_batches, is_chief, make_backbone,
-    option, redefault, run_experiment, tensorboard)
+    datasets, eval_batches, make_backbone, run_experiment, tensorboard)
+from keras_icnn.validation import check_choice, check_fields
 
 # Network learning-rate schedules of the CSG recipe. "step" is the authors' MultiStepLR
 # (x0.1 at 40%, 60% and 80% of training: hyliang96/CSGCNN VOCPart/train/train.py, the
@@ -375,7 +378,7 @@ def fit(config, source, strategy, models):
 
 
 def measure(config, source, strategy, models, fitted):
-    from keras_icnn import viz
+    from keras_icnn.reporting import figures as viz
     from keras_icnn.models import csg as csg_lib
 
     split, num_classes = config.eval_split, source.num_classes

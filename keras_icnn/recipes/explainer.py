@@ -7,9 +7,11 @@ import keras
 import numpy as np
 
 from keras_icnn import metrics, validation
+from keras_icnn.config.flags import option
+from keras_icnn.config.options import RecipeConfig, redefault
 from keras_icnn.recipes.common import (
-    RecipeConfig, check_fields, datasets, eval_batches, load_model_file, make_backbone, option,
-    redefault, run_experiment, tensorboard)
+    datasets, eval_batches, load_model_file, make_backbone, run_experiment, tensorboard)
+from keras_icnn.validation import check_fields
 from keras_icnn.recipes.icnn import ICNNConfig, compile_classifier
 from keras_icnn.models.distiller import ExplainerDiagnostics
 from keras_icnn.models import guard
@@ -127,7 +129,7 @@ def _distiller(config, strategy, models, objective="reconstruction"):
 
 
 def fit(config, source, strategy, models):
-    from keras_icnn.recipes.common import sync_batchnorm
+    from keras_icnn.distribute import sync_batchnorm
 
     train, val = datasets(config, source, strategy)
     performer = models["performer"]

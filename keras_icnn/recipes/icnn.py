@@ -12,9 +12,12 @@ from keras_icnn.layers.interpretable_conv import GRADIENT_MODES, LOSS_SCHEDULES
 from keras_icnn.layers.part_mask import MU_RULES
 from keras_icnn.losses import GRADIENT_FORMS
 from keras_icnn.metrics.streaming import stream_filter_metrics
+from keras_icnn.config.choices import LR_SCHEDULES
+from keras_icnn.config.flags import option
+from keras_icnn.config.options import RecipeConfig
 from keras_icnn.recipes.common import (
-    LR_SCHEDULES, RecipeConfig, check_fields, datasets, eval_batches, make_backbone, option,
-    run_experiment, tensorboard)
+    datasets, eval_batches, make_backbone, run_experiment, tensorboard)
+from keras_icnn.validation import check_fields
 
 # The models an ICNN experiment can train (``--train``), in training order.
 MODEL_KINDS = ("ordinary", "interpretable")

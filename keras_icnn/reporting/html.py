@@ -17,6 +17,8 @@ import json
 import numpy as np
 import tensorflow as tf
 
+from keras_icnn.reporting import tables
+
 THUMB = 80  # thumbnail side in pixels
 
 # Matplotlib's jet, as piecewise-linear ramps (r, g, b) over [0, 1].
@@ -123,24 +125,12 @@ def _esc(value):
     return html.escape(str(value))
 
 
-def format_value(value):
-    """A metric as the report tables print it: floats to 4 decimals, counts as integers,
-    anything else (a metric the data cannot support) as "n/a"."""
-    if isinstance(value, (bool, np.bool_)):
-        return "n/a"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return f"{float(value):.4f}"
-    return "n/a"
-
-
 def _metrics_table(rows, columns):
-    present = [c for c in columns if any(c[0] in r for r in rows.values())]
-    head = "".join(f"<th>{_esc(h)} ({'↑' if d == 'higher' else '↓'})</th>" for _, h, d in present)
+    present = tables.metric_columns(rows, columns)
+    head = "".join(f"<th>{_esc(h)}</th>" for _, h in present)
     body = []
     for name, r in rows.items():
-        cells = "".join(f"<td>{format_value(r.get(k))}</td>" for k, _, _ in present)
+        cells = "".join(f"<td>{tables.format_value(r.get(k))}</td>" for k, _ in present)
         body.append(f"<tr><td>{_esc(name)}</td>{cells}</tr>")
     return (f"<table class='metrics'><tr><th>model</th>{head}</tr>{''.join(body)}</table>")
 

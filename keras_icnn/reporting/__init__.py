@@ -1,0 +1,2 @@
+"""Writing results down: tables (markdown and console), JSON outputs, figures and the HTML
+report."""
