@@ -54,7 +54,7 @@ def dissect(path, config_dir, n=TEST, batch_size=100):
     import keras
     from keras_icnn import metrics
     from keras_icnn.data import pipeline, synthetic_parts
-    from keras_icnn.metrics import streaming
+    from keras_icnn.evaluation import streaming
     from keras_icnn.models import graph
 
     config = json.load(open(os.path.join(config_dir, "config.json")))

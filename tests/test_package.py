@@ -31,7 +31,7 @@ def test_bare_import_gives_every_submodule_lazily():
 
 def test_lazy_names_are_listed_and_unknown_names_raise():
     for package, name in ((keras_icnn, "viz"), (keras_icnn.data, "readers"),
-                          (keras_icnn.metrics, "streaming")):
+                          (keras_icnn.metrics, "stats")):
         assert name in dir(package)
         assert getattr(package, name).__name__ == f"{package.__name__}.{name}"
     with pytest.raises(AttributeError, match="module 'keras_icnn' has no attribute 'nope'"):

@@ -166,7 +166,7 @@ def fit(config, source, strategy, models):
 
 
 def measure(config, source, strategy, models, fitted):
-    from keras_icnn.metrics.streaming import peak_responses
+    from keras_icnn.evaluation.streaming import peak_responses
 
     performer, distiller = models["performer"], models["distiller"]
     split = config.eval_split

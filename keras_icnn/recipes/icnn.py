@@ -11,7 +11,7 @@ from keras_icnn.data.synthetic_parts import TASKS
 from keras_icnn.layers.interpretable_conv import GRADIENT_MODES, LOSS_SCHEDULES
 from keras_icnn.layers.part_mask import MU_RULES
 from keras_icnn.losses import GRADIENT_FORMS
-from keras_icnn.metrics.streaming import stream_filter_metrics
+from keras_icnn.evaluation.streaming import stream_filter_metrics
 from keras_icnn.config.choices import LR_SCHEDULES
 from keras_icnn.config.flags import option
 from keras_icnn.config.options import RecipeConfig

@@ -49,13 +49,14 @@ def png_uri(png_bytes):
     return f"data:image/png;base64,{base64.b64encode(png_bytes).decode('ascii')}"
 
 
-def thumbnails(images, maps, locations, scale=None, size=THUMB):
+def thumbnails(images, maps, locations, scale=None, size=THUMB, image_size=None):
     """Images [n, H, W, 3] with one filter's maps [n, h, w] over them (jet, half transparent,
     scaled by ``scale`` or the maps' maximum) and its peaks ``locations`` [n, 2] (x, y image
-    pixels) marked by a white ring: uint8 [n, size, size, 3]."""
+    pixels) marked by a white ring: uint8 [n, size, size, 3]. ``image_size`` (H, W): the size
+    the locations refer to, when ``images`` are already reduced (default: theirs)."""
     images = np.asarray(images, np.float32)
     images = images / 255.0 if images.max() > 1.0 else images
-    height, width = images.shape[1:3]
+    height, width = image_size or images.shape[1:3]
     small = tf.image.resize(images[..., :3], (size, size), method="area").numpy()
     heat = tf.image.resize(np.asarray(maps, np.float32)[..., None], (size, size),
                            method="bilinear").numpy()[..., 0]

@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from keras_icnn import metrics, recipes
-from keras_icnn.metrics.streaming import stream_filter_metrics
+from keras_icnn.evaluation.streaming import stream_filter_metrics
 from keras_icnn.models import backbones
 from keras_icnn.recipes.common import datasets, eval_batches, open_data
 

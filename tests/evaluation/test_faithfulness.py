@@ -7,7 +7,7 @@ import tensorflow as tf
 from scipy import ndimage
 
 from keras_icnn import imaging, metrics
-from keras_icnn.metrics import faithfulness as fa
+from keras_icnn.evaluation import faithfulness as fa
 
 
 def _sigmoid(z):

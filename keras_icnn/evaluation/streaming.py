@@ -62,6 +62,21 @@ class _RunningTop:
         return _quantile_from_top(self.top.numpy().astype(np.float64), n, q)
 
 
+def _collect_atlas(atlas, images, maps, indices, size):
+    """Keep ``images`` (at stream positions ``indices``, with their ``maps`` [n, h, w, F]) where
+    they are some filter's top image: each as a ``size``-pixel float16 image, and each
+    filter's map at its top images in ``atlas["maps"]``."""
+    rank, column = np.nonzero(np.isin(atlas["top"], indices))
+    if not len(rank):
+        return
+    row = np.searchsorted(indices, atlas["top"][rank, column])
+    atlas["maps"][rank, column] = maps[row, :, :, column]  # [pairs, h, w]
+    keep = np.unique(row)
+    small = tf.image.resize(np.asarray(images, np.float32)[keep][..., :3], (size, size),
+                            method="area").numpy().astype(np.float16)
+    atlas["images"].update(zip(indices[keep].tolist(), small))
+
+
 def peak_responses(model, layer_name):
     """A function ``images -> (positions [b, F, 2], scores [b, F])`` of ``layer_name``'s
     filters: each peak's receptive-field centre (x, y) and value. Traced once, reused for
@@ -83,7 +98,7 @@ def peak_responses(model, layer_name):
 def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes, single=None,
                           top_quantile=0.005, iou_threshold=0.2, activ_top_fraction=0.3,
                           top_k=100, dense_kernel=None, keep=48, sample_budget=2 ** 24, seed=0,
-                          verbose=1):
+                          verbose=1, atlas_images=0, atlas_size=80):
     """Every filter metric of ``layer_name`` over a stream, in at most two passes.
 
     Args:
@@ -105,6 +120,11 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
         sample_budget: unit values kept for ActivMap's threshold.
         seed: seed of that sample.
         verbose: progress bars.
+        atlas_images: images kept per filter for a filter atlas (0: none): each filter's
+            ``atlas_images`` top-scoring images (pass 1's peaks), collected during the second
+            pass (which then runs even without masks) as ``atlas_size``-pixel float16
+            images with the filter's map: memory ``min(N, atlas_images x F)`` small images
+            and ``atlas_images x F`` maps, whatever the image size.
 
     Returns:
         dict with ``accuracy``, ``labels`` [N], ``logits`` [N, C], ``scores``,
@@ -112,8 +132,13 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
         ``location_instability``, ``part_interpretability`` (+ ``p_f``, ``p``),
         ``activmap`` and ``cam`` (dicts), ``dissection`` (the dict of
         :func:`~keras_icnn.metrics.dissection`, concepts ``class * P + part`` of the
-        positive images; needs part masks), ``filter_classes``, ``positives`` [N] bool, and
-        ``kept`` (the first ``keep`` examples with ``maps``).
+        positive images; needs part masks), ``filter_classes``, ``positives`` [N] bool,
+        ``kept`` (the first ``keep`` examples with ``maps``) and, with ``atlas_images``,
+        ``atlas``: ``top`` [k, F] (each filter's top images, best first), ``images``
+        {index: float16 [atlas_size, atlas_size, 3]}, ``maps`` [k, F, h, w] (filter f's map
+        on image ``top[r, f]``), ``image_size`` (H, W).
+
+    Reads ``batches()`` at most twice (once without masks and atlas).
     """
     n_total = int(num_examples)
     if n_total < 1:
@@ -199,9 +224,17 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
     totals = r["pooled"].astype(np.float64) * hw
     r["filter_classes"] = (np.ones(f, int) if single else
                            (onehot.T @ totals / np.maximum(onehot.sum(0), 1)[:, None]).argmax(0))
-    if not (has.get("part_masks") or has.get("object_mask")):
+    atlas = None
+    if atlas_images:
+        k = min(int(atlas_images), len(labels))
+        top = np.argsort(-r["scores"], axis=0, kind="stable")[:k]  # [k, F]
+        atlas = {"top": top, "images": {}, "maps": np.zeros((k, f, h, w), np.float32),
+                 "image_size": size}
+        wanted = np.zeros(len(labels), bool)
+        wanted[top.ravel()] = True
+    if not (has.get("part_masks") or has.get("object_mask") or atlas):
         return dict(r, kept=kept)
-    # Pass 2: IoUs against the dataset-wide thresholds of pass 1.
+    # Pass 2: IoUs against the dataset-wide thresholds of pass 1 (and the atlas's images).
     n_pos = int(pos.sum())
     part_thr = None
     if has.get("part_masks") and n_pos:
@@ -217,12 +250,20 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
     for batch in batches():
         batch = {k: np.asarray(v) for k, v in batch.items()}
         n = len(batch["label"])
-        sel = pos[start:start + n]
+        masked = bool(has.get("part_masks") or has.get("object_mask"))
+        sel = pos[start:start + n] & masked
+        run = sel | (wanted[start:start + n] if atlas else False)
         b_labels = batch["label"].astype(np.int64)[sel]
         start += n
+        if not run.any():
+            continue
+        ran = step(tf.convert_to_tensor(batch["image"][run]))[0].numpy()
+        if atlas:
+            _collect_atlas(atlas, batch["image"][run], ran, np.flatnonzero(run) + start - n,
+                           atlas_size)
         if not sel.any():
             continue
-        maps = step(tf.convert_to_tensor(batch["image"][sel]))[0].numpy()
+        maps = ran[sel[run]]
         if part_thr is not None:
             masks = batch["part_masks"][sel].astype(bool)
             iou = interpretability.part_ious(maps, masks, part_thr)  # [b, F, P]
@@ -261,4 +302,6 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
         iou = r.pop("cam_iou")[pos]
         r["cam"] = {"avg_iou": float(iou.mean()), "ap20": float((iou >= 0.2).mean()),
                     "ap30": float((iou >= 0.3).mean()), "iou": iou}
+    if atlas:
+        r["atlas"] = atlas
     return dict(r, kept=kept)

@@ -5,7 +5,7 @@ import pytest
 
 from keras_icnn import metrics
 from keras_icnn.data import pipeline, synthetic_parts
-from keras_icnn.metrics.streaming import _quantile_from_top, stream_filter_metrics
+from keras_icnn.evaluation.streaming import _quantile_from_top, stream_filter_metrics
 from keras_icnn.models import vgg_backbone
 
 
@@ -88,7 +88,7 @@ def test_streamed_metrics_without_parts_report_none_of_them():
 
 
 def test_peak_responses_equal_collect_responses():
-    from keras_icnn.metrics.streaming import peak_responses
+    from keras_icnn.evaluation.streaming import peak_responses
 
     ex = synthetic_parts.make_examples(10, image_size=32, num_classes=3)
     model = vgg_backbone((32, 32, 3), 3, width=4)

@@ -1,0 +1,172 @@
+"""``keras-icnn-evaluate``: evaluate saved models with every applicable metric; write
+report.json, report.md, report.html and pictures.
+
+``keras_icnn.cli.evaluate`` parses flags into :class:`EvalConfig` and calls
+:func:`evaluate_models`; each model's work is :func:`keras_icnn.evaluation.evaluate.evaluate_model`.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+from keras_icnn.evaluation.evaluate import evaluate_model
+from keras_icnn.reporting import tables
+from keras_icnn.data.synthetic_parts import SPLITS, TASKS
+from keras_icnn.config.flags import option
+from keras_icnn.config.options import DataOptions
+from keras_icnn.recipes.common import check_model_files, load_model_file, open_data, prepare_output
+from keras_icnn.reporting.outputs import write_config
+from keras_icnn.validation import check_fields
+
+COLUMNS = (
+    ("accuracy", "accuracy", "higher"),
+    ("location_instability", "location instability", "lower"),
+    ("part_interpretability", "part interpretability", "higher"),
+    ("mis", "MIS", "higher"),
+    ("activmap_avg_iou", "ActivMap Avg-IoU", "higher"),
+    ("activmap_ap20", "ActivMap AP20", "higher"),
+    ("activmap_ap30", "ActivMap AP30", "higher"),
+    ("gradmap_avg_iou", "GradMap Avg-IoU", "higher"),
+    ("cam_avg_iou", "CAM Avg-IoU", "higher"),
+    ("redundancy_r0.1", "r_0.1", "lower"),
+    ("c_ic", "C_IC", "lower"),
+    ("unique_detectors", "unique detectors (NetDissect)", "higher"),
+    ("mean_best_iou", "mean best IoU (NetDissect)", "higher"),
+)
+
+
+@dataclasses.dataclass
+class EvalConfig(DataOptions):
+    """Settings of ``trainers/evaluate.py`` (the data options are the trainers', so the same
+    flags give the same splits)."""
+
+    models: tuple = option((), "Comma-separated .keras files to evaluate.")
+    names: tuple = option((), "Names of the models in the report (default: file names).")
+    eval_split: str = option("test", "Split to evaluate: train, validation or test.", SPLITS,
+                             aliases=("split",))
+    task: str = option("multi", "Synthetic task the models were trained on.", TASKS)
+    category: str = option("bird", "Positive category of --task=single.")
+    num_examples: int = option(1200, "Images to evaluate, taken evenly across classes (0: the "
+                                     "whole split of a real dataset).")
+    layer: str = option("", "Layer to evaluate (default: the top conv layer).")
+    top_k: int = option(100, "Images per filter and landmark in location instability.")
+    gradmap_examples: int = option(48, "Images for GradMap localization (0 skips it).")
+    batch_size: int = option(64, "Images per inference step.")
+    atlas_filters: int = option(64, "Filters per model in report.html's filter atlas (the most "
+                                    "interpretable first).")
+    atlas_images: int = option(8, "Top-activating test images shown per atlas filter.")
+    ascent_steps: int = option(32, "Gradient-ascent steps of each atlas filter's picture "
+                                    "(what excites it most; 0: no pictures).")
+    explained_predictions: int = option(3, "Test predictions explained filter by filter in "
+                                           "report.html.")
+    output_dir: str = option("/tmp/keras_icnn_eval", "Where the report goes.")
+    verbose: int = option(1, "Progress bars (1) or quiet (0).")
+
+    def validate(self):
+        """Raise a ValueError/TypeError/FileNotFoundError naming the first bad field."""
+        check_model_files(self.models, self.names)
+        check_fields(self, positive=("top_k", "batch_size", "atlas_images"),
+                     non_negative=("num_examples", "gradmap_examples", "atlas_filters",
+                                   "explained_predictions", "ascent_steps"),
+                     choices={"task": TASKS,
+                              "eval_split": SPLITS})
+        self.validate_data()
+        if self.dataset == "synthetic" and self.num_examples < 1:
+            raise ValueError("`num_examples` must be >= 1 with synthetic data. "
+                             f"Received: num_examples={self.num_examples}")
+        if self.eval_split == "validation" and self.dataset != "synthetic" and self.num_val < 1:
+            raise ValueError("`num_val` must be >= 1 to evaluate the validation split")
+        return self
+
+
+def load_source(config):
+    """The evaluation data: a :class:`~keras_icnn.data.sources.Source` whose ``config.eval_split``
+    holds ``num_examples`` images (evenly across classes), and its class names."""
+    from keras_icnn.data import sources
+
+    if config.dataset == "synthetic":
+        sizes = {split: 1 for split in ("train", "validation", "test")}
+        sizes[config.eval_split] = config.num_examples
+        source = sources.open_synthetic(
+            config.image_size, config.num_classes, sizes["train"], sizes["validation"],
+            sizes["test"], seed=config.seed, task=config.task, category=config.category,
+            synthetic_config=config.synthetic_config)
+    else:
+        source = open_data(config)
+        if config.num_examples:
+            source.limit(config.eval_split, config.num_examples, config.seed)
+    return source
+
+
+def markdown_table(rows):
+    """Rows = models, columns = metrics (the papers' table shape)."""
+    return tables.metrics_table(rows, COLUMNS)
+
+
+def check_model_matches(model, path, config, source):
+    """A ValueError naming the flag when the saved model does not take the data's images
+    (``--image_size``) or predict its classes (``--num_classes`` / the dataset's classes)."""
+    want = tuple(model.inputs[0].shape[1:3])
+    if None not in want and want != (config.image_size, config.image_size):
+        raise ValueError(f"`image_size` does not match the model {path}: it takes "
+                         f"{want[0]}x{want[1]} images. Received: --image_size="
+                         f"{config.image_size}")
+    classes = int(model.outputs[0].shape[-1])
+    if classes != source.num_classes and not (classes == 2 and config.task == "single"):
+        flag = "--num_classes" if config.dataset == "synthetic" else "--dataset/--data_dir"
+        raise ValueError(f"the model {path} predicts {classes} classes but the data has "
+                         f"{source.num_classes} (set by {flag}). Received: "
+                         f"--num_classes={config.num_classes}, --dataset={config.dataset}")
+
+
+def evaluate_models(config):
+    """Evaluate every model of the config; write config.json, report.json, report.md,
+    report.html (with the filter atlas) and pictures."""
+    config.validate()
+    names = list(config.names) or [os.path.splitext(os.path.basename(m))[0] for m in config.models]
+    prepare_output(config)
+    t0 = time.time()
+    source = load_source(config)
+    write_config(config, source, splits=())
+    from keras_icnn.reporting import figures as viz
+
+    pictures_dir = os.path.join(config.output_dir, "pictures") if viz.available() else None
+    if pictures_dir is None:
+        print("pictures not drawn: matplotlib is not installed (pip install 'keras_icnn[viz]'); "
+              "the numbers are all in report.json / report.md")
+    rows, sections = {}, []
+    for name, path in zip(names, config.models):
+        if config.verbose:
+            print(f"evaluating {name} ({path})")
+        model = load_model_file(path, "models")
+        check_model_matches(model, path, config, source)
+        with source.naming_bad_files(config.eval_split):
+            rows[name], atlas = evaluate_model(model, source, config, name, pictures_dir)
+        sections.append(atlas)
+    from keras_icnn.reporting import html as report_html
+
+    title = (f"keras_icnn evaluation ({config.dataset}, {config.eval_split} split, "
+             f"{source.size(config.eval_split)} images)")
+    notes = [] if source.has_parts else [
+        f"{config.dataset} has no part annotations: part metrics are not applicable (n/a)."]
+    html_path = report_html.write(os.path.join(config.output_dir, "report.html"), title, rows,
+                                  COLUMNS, sections, notes)
+    report = {"config": dataclasses.asdict(config), "models": rows,
+              "atlas": report_html.summary_json(sections), "html": html_path,
+              "seconds": round(time.time() - t0, 1)}
+    with open(os.path.join(config.output_dir, "report.json"), "w") as f:
+        json.dump(report, f, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    table = markdown_table(rows)
+    with open(os.path.join(config.output_dir, "report.md"), "w") as f:
+        f.write(f"# keras_icnn evaluation ({config.dataset}, {config.eval_split} split, "
+                f"{source.size(config.eval_split)} images)\n\n{table}\n\n")
+        if not source.has_parts:
+            f.write(f"{config.dataset} has no part annotations: part metrics (location "
+                    "instability, part interpretability) are not applicable (n/a).\n\n")
+        for name, r in rows.items():
+            f.write(f"## {name} (layer `{r['layer']}`, {r['filters']} filters)\n\n")
+            for kind, png in r["pictures"].items():
+                f.write(f"![{kind}](pictures/{os.path.basename(png)})\n")
+            f.write("\n")
+    return report, table
