@@ -7,124 +7,12 @@ from keras_icnn import losses as losses_lib
 from keras_icnn import templates as templates_lib
 from keras_icnn import validation
 from keras_icnn.layers import label_context
-from keras_icnn.layers.part_mask import (
-    MU_RULES, PartMask, part_locations, part_masks, validate_feature_map_shape)
-from keras_icnn.ops.peaks import peak_units
+from keras_icnn.layers.filter_pass import (
+    class_statistics, fused_training_pass, mix_filter_gradient, training_gradient)
+from keras_icnn.layers.part_mask import MU_RULES, PartMask, validate_feature_map_shape
 
 GRADIENT_MODES = ("approximate", "exact")
 LOSS_SCHEDULES = ("constant", "paper", "inverse_epoch", "grad_ratio")
-
-
-def _mix_filter_gradient(maps, g, fraction):
-    """Identity on ``maps`` whose backward pass adds the filter-loss gradient.
-
-    Per filter ``f`` the added term is ``fraction * ||up_f|| * g_f / ||g_f||``
-    (norms over batch and space), so the filter loss always carries a set
-    fraction of the task gradient's magnitude: the explainer paper's rule for
-    lambda_f. It scales with ``up``, so loss scaling and replica scaling apply.
-    """
-
-    @tf.custom_gradient
-    def _identity(x):
-        def grad_fn(up):
-            up32 = tf.cast(up, tf.float32)
-            up_norm = tf.sqrt(tf.reduce_sum(tf.square(up32), axis=[0, 1, 2]))
-            g_norm = tf.sqrt(tf.reduce_sum(tf.square(g), axis=[0, 1, 2]))
-            extra = fraction * (up_norm / (g_norm + 1e-12)) * g
-            return tf.cast(up32 + extra, up.dtype)
-
-        return tf.identity(x), grad_fn
-
-    return _identity(maps)
-
-
-def class_statistics(peak, labels, activation, seen, num_classes, decay):
-    """One EMA step of the per-class mean peak of every filter.
-
-    Args:
-        peak: float32 ``[B, K]`` spatial maximum of each image's maps.
-        labels: int32 ``[B]``.
-        activation: float32 ``[C, K]`` running means; seen: float32 ``[C]``,
-            1 where the class has been seen.
-        num_classes: C; decay: EMA decay.
-
-    Returns:
-        ``(activation, seen)`` after the step: classes present in the batch move
-        to ``decay * old + (1 - decay) * batch mean`` (the batch mean on first sight),
-        the others keep their values.
-    """
-    onehot = tf.one_hot(labels, num_classes, dtype=tf.float32)  # [B, C]
-    counts = tf.reduce_sum(onehot, axis=0)  # [C]
-    means = tf.matmul(onehot, peak, transpose_a=True) / tf.maximum(counts, 1.0)[:, None]
-    ema = decay * activation + (1.0 - decay) * means
-    present = (counts > 0)[:, None]
-    new = tf.where(present, tf.where(seen[:, None] > 0, ema, means), activation)
-    return new, tf.maximum(seen, tf.cast(counts > 0, tf.float32))
-
-
-def _training_pass(x, labels, activation, seen, num_classes, decay, positive_class,
-                   gradient, form, beta, mu):
-    """Everything a training step of one layer computes from its maps ``x`` [B,h,w,K].
-
-    Returns ``(value [K], masked [B,h,w,K], loss_grad, mask_mu, activation, seen, finite,
-    mean_peak)``: the filter loss, the masked maps (as :class:`PartMask`), the filter
-    loss's gradient in the form :func:`_training_gradient` takes (exact: ``(g,)``;
-    approximate: eq. (5)'s ``(coeff, positive, mu_i, mu_j)``, so that no ``[B,h,w,K]``
-    gradient is written in the forward pass), the mask's part locations ``(mu_i, mu_j)``,
-    the target-class statistics after this batch (``num_classes`` None: single category,
-    targets ``positive_class``, no statistics), whether the maps are finite, and the mean
-    spatial peak (the "paper" schedule). Compiled by XLA as one function
-    (:data:`_fused_training_pass`): without XLA on the whole step, these are several dozen
-    small ops per layer, a visible share of a step on small maps (issue 17).
-    """
-    x32 = tf.cast(x, tf.float32)
-    h, w, k = int(x.shape[1]), int(x.shape[2]), int(x.shape[3])
-    # Every peak below is this one (XLA merges the identical computations).
-    peak = peak_units(x32, via_max=True)[2]  # [B, K]
-    old_activation, old_seen = activation, seen
-    if num_classes is None:
-        targets = tf.fill([k], positive_class)
-    else:
-        activation, seen = class_statistics(peak, labels, activation, seen, num_classes, decay)
-        targets = tf.argmax(activation, axis=0, output_type=tf.int32)
-    if gradient == "exact":
-        value = losses_lib.mutual_information_loss(x32, beta=beta, fused=False)
-        loss_grad = (tf.gradients(tf.reduce_sum(value), x32)[0],)  # filters are independent
-    else:
-        templates, log_priors = (tf.constant(c) for c in losses_lib.standard_constants(h, w, beta))
-        value, coeff, positive, mu_i, mu_j, _ = losses_lib.approximate_coefficients(
-            x32, labels, targets, templates, log_priors, form, via_max=True)
-        loss_grad = (coeff, positive, mu_i, mu_j)
-    mask_mu = part_locations(x32, mu, via_max=True)
-    mask = part_masks(*mask_mu, h, w, beta)
-    # A NaN or +Inf anywhere in map k makes every score of its image NaN or +-Inf, so
-    # -MI_k is NaN: checking the K values checks the maps without another pass over them
-    # (tested in test_interpretable_conv; XLA's max does not propagate NaN, the sums do).
-    finite = tf.reduce_all(tf.math.is_finite(value))
-    if num_classes is not None:
-        # Non-finite maps never reach the running class statistics (issue 31): keep the old.
-        activation = tf.where(finite, activation, old_activation)
-        seen = tf.where(finite, seen, old_seen)
-    return (value, x * tf.cast(mask, x.dtype), loss_grad, mask_mu, activation, seen, finite,
-            tf.reduce_mean(peak))
-
-
-_fused_training_pass = tf.function(_training_pass, jit_compile=True, autograph=False)
-
-
-@tf.function(jit_compile=True, autograph=False)
-def _training_gradient(up_value, up_masked, loss_grad, mask_mu, beta):
-    """d/dmaps of ``value . up_value + masked . up_masked`` (float32; the mask is a constant),
-    from :func:`_training_pass`'s ``loss_grad`` and ``mask_mu``: the mask and eq. (5)'s
-    ``T^`` are rebuilt here, in the one pass that writes the gradient."""
-    h, w = int(up_masked.shape[1]), int(up_masked.shape[2])
-    if len(loss_grad) == 1:
-        g = loss_grad[0]
-    else:
-        coeff, positive, mu_i, mu_j = loss_grad
-        g = coeff[:, None, None, :] * losses_lib.target_templates(positive, mu_i, mu_j, h, w, beta)
-    return (tf.cast(up_masked, tf.float32) * part_masks(*mask_mu, h, w, beta)
-            + tf.reshape(tf.cast(up_value, tf.float32), [1, 1, 1, -1]) * g)
 
 
 @keras.saving.register_keras_serializable(package="keras_icnn")
@@ -144,7 +32,7 @@ class InterpretableConv(keras.layers.Layer):
 
     On one replica, a training call's work after the conv (filter loss, target
     statistics, finite check, part mask) is one XLA-compiled function and its
-    gradient another, also in models compiled without XLA (``_training_pass``;
+    gradient another, also in models compiled without XLA (``training_pass``;
     same values as the ordinary ops, tested). Several replicas, ``learnable_beta``,
     the ``grad_ratio`` schedule or ``keras_icnn.losses.FUSE = False`` take the
     ordinary path; inference always does.
@@ -197,29 +85,12 @@ class InterpretableConv(keras.layers.Layer):
         eq. (1)-(5).
     """
 
-    def __init__(
-        self,
-        filters,
-        kernel_size=3,
-        strides=1,
-        padding="same",
-        num_classes=None,
-        single_category=False,
-        positive_class=1,
-        gradient="approximate",
-        gradient_form="printed",
-        mu="argmax",
-        beta=templates_lib.DEFAULT_BETA,
-        learnable_beta=False,
-        loss_weight=0.05,
-        loss_schedule="constant",
-        target_decay=0.9,
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        kernel_regularizer=None,
-        **kwargs,
-    ):
+    def __init__(self, filters, kernel_size=3, strides=1, padding="same", num_classes=None,
+                 single_category=False, positive_class=1, gradient="approximate",
+                 gradient_form="printed", mu="argmax", beta=templates_lib.DEFAULT_BETA,
+                 learnable_beta=False, loss_weight=0.05, loss_schedule="constant",
+                 target_decay=0.9, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         self.filters = validation.positive_int(filters, "filters")
         self.kernel_size = self._pair(kernel_size, "kernel_size")
@@ -417,7 +288,7 @@ class InterpretableConv(keras.layers.Layer):
             per_filter, g = losses_lib.approximate_terms(
                 tf.stop_gradient(maps), labels, self.target_classes, beta=self.beta,
                 form=self.gradient_form)
-            maps = _mix_filter_gradient(maps, g, self.loss_weight)
+            maps = mix_filter_gradient(maps, g, self.loss_weight)
             per_filter = tf.stop_gradient(per_filter)
         else:
             per_filter = self.filter_loss_per_filter(maps, labels)
@@ -431,7 +302,7 @@ class InterpretableConv(keras.layers.Layer):
         return maps
 
     def _fuses_training(self):
-        """Whether a training call runs as one XLA function (:func:`_training_pass`): on one
+        """Whether a training call runs as one XLA function (:func:`~keras_icnn.layers.filter_pass.training_pass`): on one
         replica with ``keras_icnn.losses.FUSE`` set, unless ``learnable_beta`` (the mask then
         carries a gradient) or the ``grad_ratio`` schedule (it re-wires the maps' gradient)."""
         return (losses_lib.fused_by_default() and not self.learnable_beta
@@ -447,7 +318,7 @@ class InterpretableConv(keras.layers.Layer):
 
         @tf.custom_gradient
         def _loss_and_mask(maps):
-            value, masked, loss_grad, mask_mu, *rest = _fused_training_pass(
+            value, masked, loss_grad, mask_mu, *rest = fused_training_pass(
                 maps, labels, activation, seen,
                 None if self.single_category else self.num_classes, self.target_decay,
                 self.positive_class, self.gradient, self.gradient_form, self.beta, self.mu)
@@ -458,7 +329,7 @@ class InterpretableConv(keras.layers.Layer):
                     up_value = tf.zeros_like(value)
                 if up_masked is None:
                     up_masked = tf.zeros_like(masked)
-                return tf.cast(_training_gradient(up_value, up_masked, loss_grad, mask_mu,
+                return tf.cast(training_gradient(up_value, up_masked, loss_grad, mask_mu,
                                                   self.beta), maps.dtype)
 
             return (value, masked), grad_fn
@@ -512,57 +383,4 @@ class InterpretableConv(keras.layers.Layer):
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
             }
         )
-        return config
-
-
-_CONV_ONLY = ("filters", "kernel_size", "strides", "padding", "use_bias", "kernel_initializer",
-              "bias_initializer", "kernel_regularizer")
-
-
-@keras.saving.register_keras_serializable(package="keras_icnn")
-class InterpretableMask(InterpretableConv):
-    """The filter loss and part mask of :class:`InterpretableConv` on existing maps.
-
-    For a block that already is conv -> BatchNorm -> ReLU (ResNet-50,
-    MobileNetV2 and most ``keras.applications`` models): the block stays as it
-    is and this layer, placed on the ReLU's output, adds the mutual-information
-    filter loss and the part mask there. Its input must be post-ReLU
-    (``>= 0``); it has no kernel. ``make_interpretable`` inserts it.
-
-    Args:
-        num_classes, single_category, positive_class, gradient, gradient_form,
-        mu, beta, learnable_beta, loss_weight, loss_schedule, target_decay:
-            as in :class:`InterpretableConv`.
-
-    Example:
-        >>> x = keras.layers.Conv2D(64, 3, padding="same")(inputs)
-        >>> x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
-        >>> x = InterpretableMask(num_classes=6)(x)
-    """
-
-    def __init__(self, num_classes=None, **kwargs):
-        for key in _CONV_ONLY:
-            kwargs.pop(key, None)
-        super().__init__(1, kernel_size=1, padding="same", use_bias=False,
-                         num_classes=num_classes, **kwargs)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def build(self, input_shape):
-        if len(input_shape) != 4 or input_shape[-1] is None:
-            raise ValueError("InterpretableMask expects a 4D input [batch, height, width, "
-                             f"channels] with known channels. Received: {tuple(input_shape)}")
-        validate_feature_map_shape(input_shape, "InterpretableMask")
-        self.filters = int(input_shape[-1])
-        self._build_filter_state(tuple(input_shape))
-
-    def conv_relu(self, inputs):
-        """The maps themselves (post-ReLU already; the ReLU keeps them so)."""
-        return tf.nn.relu(inputs)
-
-    def get_config(self):
-        config = super().get_config()
-        for key in _CONV_ONLY:
-            config.pop(key, None)
         return config

@@ -8,7 +8,8 @@ import tensorflow as tf
 from keras_icnn import keras_compat, validation
 from keras_icnn.layers import label_context
 from keras_icnn.models import graph, guard
-from keras_icnn.layers.interpretable_conv import InterpretableConv, InterpretableMask
+from keras_icnn.layers.interpretable_conv import InterpretableConv
+from keras_icnn.layers.interpretable_mask import InterpretableMask
 
 
 class FilterLossEpoch(keras.callbacks.Callback):

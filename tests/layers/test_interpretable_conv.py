@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from keras_icnn import losses, templates
 from keras_icnn.layers import InterpretableConv, InterpretableMask, label_scope
-from keras_icnn.layers.interpretable_conv import _mix_filter_gradient
+from keras_icnn.layers.filter_pass import mix_filter_gradient
 from keras_icnn.models import InterpretableModel
 from tests.layer_contract import run_layer_contract
 
@@ -103,7 +103,7 @@ def test_grad_ratio_mixing_formula():
     up = rng.normal(size=(3, 4, 4, 2)).astype("float32")
     with tf.GradientTape() as tape:
         tape.watch(maps)
-        out = _mix_filter_gradient(maps, g, 0.25)
+        out = mix_filter_gradient(maps, g, 0.25)
     grad = tape.gradient(out, maps, output_gradients=tf.constant(up)).numpy()
     un = np.sqrt((up ** 2).sum(axis=(0, 1, 2)))
     gn = np.sqrt((g.numpy() ** 2).sum(axis=(0, 1, 2)))
