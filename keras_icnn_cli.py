@@ -46,8 +46,8 @@ export = _command("export")
 
 def preview():
     """``keras-icnn-preview --preview OUT.png``: a picture of the synthetic part data
-    (:func:`keras_icnn.data.synthetic_parts.main`), with TensorFlow's start-up quieted."""
+    (:func:`keras_icnn.data.synthetic_preview.main`), with TensorFlow's start-up quieted."""
     quiet_tensorflow_startup()
     import sys
 
-    sys.exit(importlib.import_module("keras_icnn.data.synthetic_parts").main())
+    sys.exit(importlib.import_module("keras_icnn.data.synthetic_preview").main())

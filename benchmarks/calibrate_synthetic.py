@@ -44,7 +44,8 @@ def calibrate(similarity, color_jitter, distractors, occlusion, variants=1):
 
     from keras_icnn import metrics
     from keras_icnn.data import sources
-    from keras_icnn.recipes import common, csg
+    from keras_icnn.evaluation import csg as csg_eval
+    from keras_icnn.recipes import common, csg, optim
 
     config = csg.CSGConfig(num_classes=FLAGS.num_classes, num_train=FLAGS.num_train,
                            num_val=FLAGS.num_val, epochs=FLAGS.epochs, seed=FLAGS.seed,
@@ -58,13 +59,13 @@ def calibrate(similarity, color_jitter, distractors, occlusion, variants=1):
     keras.utils.set_random_seed(config.seed)
     model, layer = common.make_backbone(config, source.num_classes, "csg")
     steps = -(-source.size("train") // config.batch_size)
-    _, _, lr = csg._network_learning_rates(config, steps, ["std"] * config.epochs)
+    _, _, lr = optim.network_learning_rates(config, steps, ["std"] * config.epochs)
     model.compile(keras.optimizers.Adam(lr),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     train, val = common.datasets(config, source)
     model.fit(train, validation_data=val, epochs=config.epochs, verbose=2, shuffle=False)
-    r = csg._csg_pass(model, layer, common.eval_batches(config, source, "validation"), csg=False)
+    r = csg_eval.csg_pass(model, layer, common.eval_batches(config, source, "validation"), csg=False)
     mis = metrics.mutual_information_score(r["pooled"], r["label"], source.num_classes,
                                            config.seed)
     ceiling = metrics.mutual_information_ceiling(r["label"], source.num_classes)

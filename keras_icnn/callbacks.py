@@ -141,3 +141,20 @@ def read_summaries(log_dir):
                     got = int(value.tensor.ByteSize())
                 out.setdefault(value.tag, {})[int(event.step)] = got
     return out
+
+
+class ExplainerDiagnostics(keras.callbacks.Callback):
+    """Adds :meth:`ExplainerDistiller.diagnose` on a fixed batch to each epoch's logs
+    (``diag_<name>`` keys: in ``fit``'s history and on the progress bar's last line).
+
+    Example:
+        >>> distiller.fit(images, epochs=20, callbacks=[ExplainerDiagnostics(images[:64])])
+    """
+
+    def __init__(self, batch):
+        super().__init__()
+        self.batch = batch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update({f"diag_{k}": v for k, v in self.model.diagnose(self.batch).items()})

@@ -46,12 +46,7 @@ ROOMS = {
 ALLOWED_CYCLES = set()  # emptied by issue 45 (readers.read_cub moved to sources; format_value)
 ALLOWED_PRIVATE = set()  # emptied by issue 45 (the names other modules use made public)
 ALLOWED_UPWARD = set()  # emptied by issue 45
-ALLOWED_LARGE = {
-    "keras_icnn.adversarial", "keras_icnn.data.synthetic_parts",
-    "keras_icnn.layers.interpretable_conv", "keras_icnn.losses",
-    "keras_icnn.models.distiller",
-    "keras_icnn.recipes.csg",
-}
+ALLOWED_LARGE = set()  # emptied by issue 45
 
 
 # ---- the analysis ----------------------------------------------------------------------------

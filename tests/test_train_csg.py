@@ -100,7 +100,7 @@ def test_train_csg_rejects_out_of_range_density():
 def test_cosine_learning_rates_span_the_steps_each_optimizer_takes():
     from keras_icnn.models.csg import phase_table
     from keras_icnn.recipes import CSGConfig
-    from keras_icnn.recipes.csg import _network_learning_rates
+    from keras_icnn.recipes.optim import network_learning_rates as _network_learning_rates
 
     config = CSGConfig(epochs=7, period=2, csg_epochs=1, warmup=1, learning_rate=2e-3, csg_learning_rate=1e-3,
                        learning_rate_schedule="cosine")

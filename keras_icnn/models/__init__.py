@@ -5,7 +5,8 @@ from keras_icnn.models.backbones import (
     resnet20_backbone, vgg_backbone)
 from keras_icnn.models.csg import (
     CSGModel, CSGSchedule, StopOnNonFinite, gate_matrix, make_csg, phase_for_epoch, phase_table)
-from keras_icnn.models.distiller import ExplainerDistiller, build_explainer
+from keras_icnn.models.distiller import ExplainerDistiller
+from keras_icnn.models.explainer_build import build_explainer
 from keras_icnn.models.explainer import ChannelScale, Explainer, HeadPlan, plan_head, split_performer
 from keras_icnn.models.interpretable import (
     FilterLossEpoch, InterpretableModel, make_interpretable)

@@ -4,7 +4,7 @@
 evaluates it the paper's way: the reconstruction of the performer's hidden
 features is fed back to the performer's own frozen classifier (``classify``),
 and Δerror is the rise in its error. ``objective="classification"`` gives the
-paper's Explainer+cls baseline (appendix, Table 7). :func:`build_explainer`
+paper's Explainer+cls baseline (appendix, Table 7). :func:`~keras_icnn.models.explainer_build.build_explainer`
 builds both pieces.
 """
 
@@ -13,9 +13,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_icnn import losses as losses_lib
-from keras_icnn.models import graph, guard, heads
-from keras_icnn.models.explainer import (DEFAULT_ALPHA_FLOOR, DEFAULT_P_SCALE, Explainer, decoder_configs, logit_p,
-                                         is_softmax_layer, plan_head)
+from keras_icnn.models import guard, heads
+from keras_icnn.models.explainer import decoder_configs, is_softmax_layer, plan_head
+from keras_icnn.ops.distillation import gradient_ratio, per_image_norms, relative_squared_error
 from keras_icnn.receptive_field import peak_locations, receptive_field
 
 OBJECTIVES = ("reconstruction", "classification")
@@ -25,43 +25,6 @@ LOSS_SCALES = ("unit_mean", "raw")
 # The paper's lambda_f = 1 / (300 N) E||dLoss_rec/dx_f|| / E||dLoss_f/dx_f|| at epoch N:
 # filter_fraction=PAPER_FILTER_FRACTION with fraction_decay=True.
 PAPER_FILTER_FRACTION = 1.0 / 300.0
-
-
-def per_image_norms(grad):
-    """``||g_x,f||`` over the map of each image and filter: [B, h, w, F] -> [B, F] (float32)."""
-    return tf.sqrt(tf.reduce_sum(tf.square(tf.cast(grad, tf.float32)), axis=[1, 2]))
-
-
-def gradient_ratio(task_grad, filter_grad, fraction):
-    """The explainer paper's ``lambda_f = c E_x||dLoss_task/dx_f|| / E_x||dLoss_f/dx_f||``.
-
-    Expectations over the images of the global batch (all replicas under a
-    ``tf.distribute`` strategy) of per-image gradient norms; a filter whose
-    filter-loss gradient is zero on every image gets ``lambda_f = 0``.
-
-    Args:
-        task_grad, filter_grad: [B, h, w, F] gradients with respect to ``x_f``.
-        fraction: ``c`` (a scalar).
-
-    Returns:
-        float32 [F], without gradient.
-    """
-    task = losses_lib.batch_sum(per_image_norms(task_grad))
-    filt = losses_lib.batch_sum(per_image_norms(filter_grad))
-    return tf.stop_gradient(tf.cast(fraction, tf.float32) * tf.math.divide_no_nan(task, filt))
-
-
-def relative_squared_error(reconstruction, target):
-    """``mean_b ||r - t||^2 / mean_b ||t||^2`` over flattened features (float32).
-
-    Scale-free: the paper's ``lambda_l = 5e4 / E||max(x*, 0)||`` assumes
-    MatConvNet's summed losses; dividing by the target's mean energy makes one
-    weight fit every layer and every performer.
-    """
-    r = tf.reshape(tf.cast(reconstruction, tf.float32), [tf.shape(reconstruction)[0], -1])
-    t = tf.reshape(tf.cast(target, tf.float32), [tf.shape(target)[0], -1])
-    scale = tf.stop_gradient(tf.reduce_mean(tf.reduce_sum(tf.square(t), -1))) + 1e-12
-    return tf.reduce_mean(tf.reduce_sum(tf.square(r - t), -1)) / scale
 
 
 @keras.saving.register_keras_serializable(package="keras_icnn")
@@ -381,42 +344,10 @@ class ExplainerDistiller(guard.GuardedModel, keras.Model):
         return np.concatenate(out)
 
 
-def p_scale_for(lr, p_lr):
-    """The ``p_scale`` under which Adam at ``lr`` moves p as Adam at ``p_lr`` would
-    with the default scale: ``DEFAULT_P_SCALE * p_lr / lr`` (Adam is invariant to a
-    constant reparametrisation of a variable, up to its epsilon).
-
-    Example:
-        >>> p_scale_for(1e-4, 1e-3)  # the network at 1e-4, p as fast as at 1e-3
-        100.0
-    """
-    lr, p_lr = float(lr), float(p_lr)
-    if not (lr > 0.0 and p_lr > 0.0):
-        raise ValueError(f"learning rates must be > 0. Received: lr={lr}, p_lr={p_lr}")
-    return DEFAULT_P_SCALE * p_lr / lr
-
-
 def _unpack(data):
     if isinstance(data, (tuple, list)):
         return data[0], (data[1] if len(data) > 1 else None)
     return data, None
-
-
-class ExplainerDiagnostics(keras.callbacks.Callback):
-    """Adds :meth:`ExplainerDistiller.diagnose` on a fixed batch to each epoch's logs
-    (``diag_<name>`` keys: in ``fit``'s history and on the progress bar's last line).
-
-    Example:
-        >>> distiller.fit(images, epochs=20, callbacks=[ExplainerDiagnostics(images[:64])])
-    """
-
-    def __init__(self, batch):
-        super().__init__()
-        self.batch = batch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs.update({f"diag_{k}": v for k, v in self.model.diagnose(self.batch).items()})
 
 
 class _EpochCounter(keras.callbacks.Callback):
@@ -424,82 +355,3 @@ class _EpochCounter(keras.callbacks.Callback):
         self.model.epoch.assign(float(epoch + 1))
 
 
-def build_explainer(performer, target_layer, copy_weights=True, norm_momentum=0.9, p_init=0.0,
-                    interp_kwargs=None, initial_p=None, p_scale=DEFAULT_P_SCALE, alpha_floor=DEFAULT_ALPHA_FLOOR, single_category=False, positive_class=1,
-                    **distiller_kwargs):
-    """An :class:`Explainer` for ``performer`` at ``target_layer`` and its distiller.
-
-    conv-interp-1 starts from the performer's top conv weights and the decoder
-    from the performer's head up to the last reconstructed layer (both when
-    ``copy_weights``); the performer itself is frozen and never changed: its
-    classifier stays its own and classifies the reconstruction.
-
-    Args:
-        performer: a functional Keras classifier whose head above its top conv
-            is a chain of layers ending in a Dense classifier (a ``Sequential`` or a
-            model with nested sub-models is read through a flat copy with its weights).
-        target_layer: the layer whose maps the explainer reads (below the top conv): a
-            unique name or a path (``"vgg16/block5_conv2"``).
-        initial_p: the starting mixing weight p in (0, 1) (overrides ``p_init``,
-            the raw ``w_p``).
-        p_scale: ``p = sigmoid(p_scale * w_p)``. An Adam step moves ``w_p`` by
-            about the learning rate whatever the gradient's size, so ``p``'s logit
-            moves ``p_scale * lr`` per step: with ``lr`` 1e-4 and the default 10, p
-            can travel at most 0.76 in logit over 760 steps (0.5 -> 0.68). Scale
-            it with the learning rate to keep p's speed
-            (:func:`p_scale_for`).
-        alpha_floor: the norm-layers divide by at least this fraction of their
-            mean ``alpha`` (:class:`~keras_icnn.layers.NormLayer`; default 0.1; 0 is
-            the paper's rule).
-        single_category: the performer classifies one category (``positive_class``)
-            against the rest: every interpretable filter belongs to that category
-            and the norm-layers' alpha is estimated on predicted positives.
-        **distiller_kwargs: :class:`ExplainerDistiller` options (``eta``,
-            ``filter_fraction``, ``objective``, ...).
-
-    Returns:
-        ``(explainer, distiller)``; compile and ``fit`` the distiller.
-
-    Example:
-        >>> explainer, distiller = build_explainer(performer, "block3_pool", initial_p=0.5)
-        >>> distiller.compile(keras.optimizers.Adam(1e-3))
-        >>> distiller.fit(train_images, epochs=20)
-    """
-    if isinstance(performer, keras.Sequential) or graph.has_sub_models(performer):
-        # A nested performer (a keras.applications base in a Sequential): read through a flat
-        # copy with its weights; the performer is frozen, so nothing needs its layer objects.
-        target_layer = graph.flat_layer_name(performer, target_layer, "build_explainer")
-        performer = graph.flat_copy(performer, "build_explainer")
-    plan = plan_head(performer, target_layer)
-    top = plan.top
-    in_shape = tuple(performer.get_layer(target_layer).output.shape[1:])
-    top_shape = tuple(top.output.shape[1:])
-    if in_shape[:2] != top_shape[:2]:
-        raise ValueError(
-            f"The explainer keeps the spatial size of {target_layer!r} {in_shape[:2]}, but the "
-            f"performer's top conv {top.name!r} has {top_shape[:2]}: pick the layer right below "
-            "the top conv (same map size).")
-    configs, targets = decoder_configs(plan)
-    num_classes = int(performer.outputs[0].shape[-1])
-    if initial_p is not None:
-        p_init = logit_p(initial_p, p_scale)
-    interp_kwargs = dict(interp_kwargs or {})
-    if single_category:
-        interp_kwargs.update(single_category=True, positive_class=int(positive_class))
-    explainer = Explainer(int(top.filters), num_classes, configs, targets,
-                          norm_momentum=norm_momentum, p_init=p_init, p_scale=p_scale,
-                          alpha_floor=alpha_floor,
-                          interp_kwargs=interp_kwargs,
-                          name=f"{performer.name}_explainer")
-    explainer.build((None,) + in_shape)
-    if copy_weights:
-        if tuple(top.kernel.shape[:2]) == (3, 3) and tuple(top.kernel.shape) == tuple(
-                explainer.conv_interp_1.kernel.shape):
-            explainer.conv_interp_1.kernel.assign(top.kernel)
-            if top.use_bias:
-                explainer.conv_interp_1.bias.assign(top.bias)
-        for mine, theirs in zip(explainer.decoder, plan.decoder_layers):
-            if theirs.weights:
-                mine.set_weights(theirs.get_weights())
-    distiller = ExplainerDistiller(performer, explainer, target_layer, **distiller_kwargs)
-    return explainer, distiller

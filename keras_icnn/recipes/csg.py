@@ -8,10 +8,13 @@ import numpy as np
 
 from keras_icnn import metrics
 from keras_icnn.layers.class_specific_gate import SPARSITY_NORMS
-from keras_icnn.models import csg as csg_lib, guard
+from keras_icnn.models import backbones, csg as csg_lib, guard
 from keras_icnn.config.flags import option
 from keras_icnn.config.options import RecipeConfig, redefault
 from keras_icnn.distribute import is_chief
+from keras_icnn.evaluation.csg import csg_pass
+from keras_icnn.recipes.optim import (
+    CSG_LR_SCHEDULES, OPTIMIZERS, network_learning_rates, network_optimizer)
 from keras_icnn.recipes.common import (
     datasets, eval_batches, make_backbone, run_experiment, tensorboard)
 from keras_icnn.validation import check_choice, check_fields
@@ -19,10 +22,6 @@ from keras_icnn.validation import check_choice, check_fields
 # Network learning-rate schedules of the CSG recipe. "step" is the authors' MultiStepLR
 # (x0.1 at 40%, 60% and 80% of training: hyliang96/CSGCNN VOCPart/train/train.py, the
 # `scheduler` / `scheduler_reg` lines) counted in each phase's own steps.
-CSG_LR_SCHEDULES = ("constant", "cosine", "step")
-STEP_MILESTONES = (0.4, 0.6, 0.8)
-STEP_GAMMA = 0.1
-OPTIMIZERS = ("adam", "sgd")
 GATE_OPTIMIZERS = ("own", "csg")
 
 # App. B's CIFAR-10 ResNet-20 set-up (the runs behind Table 1's MIS ratio 1.43): batch 256,
@@ -223,64 +222,6 @@ class _HardExitAfterEpoch(keras.callbacks.Callback):
             os._exit(3)
 
 
-def _decay(config, lr, steps):
-    """``lr`` over an optimizer's ``steps`` updates under ``config.learning_rate_schedule``."""
-    if config.learning_rate_schedule == "constant" or steps == 0:
-        return lr
-    if config.learning_rate_schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps)
-    boundaries = [max(1, int(round(f * steps))) for f in STEP_MILESTONES]
-    values = [lr * STEP_GAMMA ** i for i in range(len(boundaries) + 1)]
-    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
-
-
-def _network_learning_rates(config, steps_per_epoch, phases):
-    """(STD lr, CSG lr, baseline lr): constants, or decays (cosine, step) over the steps each
-    optimizer will take. The STD and CSG optimizers step only in their own epochs, so each
-    schedule advances only there, as the authors' two schedulers do (train.py steps
-    ``scheduler`` after STD epochs and ``scheduler_reg`` after CSG epochs). Unlike there,
-    the step milestones are placed in each phase's own steps: train.py's milestones count all
-    epochs, so with one CSG epoch in three its CSG rate never reaches the first one."""
-    check_choice(config, "learning_rate_schedule", CSG_LR_SCHEDULES)
-    return (_decay(config, config.learning_rate, phases.count("std") * steps_per_epoch),
-            _decay(config, config.csg_learning_rate, phases.count("csg") * steps_per_epoch),
-            _decay(config, config.learning_rate, len(phases) * steps_per_epoch))
-
-
-def _network_optimizer(config, learning_rate):
-    """The network optimizer of ``config`` (Adam, or SGD with momentum / Nesterov)."""
-    check_choice(config, "optimizer", OPTIMIZERS)
-    decay = dict(weight_decay=config.weight_decay) if config.weight_decay else {}
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=config.momentum,
-                                    nesterov=config.nesterov, **decay)
-    return keras.optimizers.Adam(learning_rate, **decay)
-
-
-def _csg_pass(model, layer, batches, csg=True):
-    """One pass over the eval stream: STD-path logits, CSG-path logits (``csg``), pooled
-    maps of ``layer`` and labels."""
-    import tensorflow as tf
-
-    probe = keras.Model(model.inputs, [model.get_layer(layer).output, model.outputs[0]])
-
-    @tf.function(autograph=False)
-    def step(x):
-        maps, logits = probe(x, training=False)
-        return tf.reduce_mean(tf.cast(maps, tf.float32), axis=[1, 2]), logits
-
-    out = {"pooled": [], "std": [], "csg": [], "label": []}
-    for batch in batches():
-        x, y = batch["image"], batch["label"]
-        pooled, logits = step(x)
-        out["pooled"].append(pooled.numpy())
-        out["std"].append(logits.numpy())
-        if csg:
-            out["csg"].append(np.asarray(model.csg_logits(x, y)))
-        out["label"].append(np.asarray(y))
-    return {k: np.concatenate(v) for k, v in out.items() if v}
-
-
 def build(config, source, strategy):
     from keras_icnn.models import csg as csg_lib
 
@@ -294,7 +235,7 @@ def build(config, source, strategy):
         gate_kwargs.update(fixed=True, filters_per_class=config.filters_per_class,
                            shared_filters=config.shared_filters)
     steps_per_epoch = -(-source.size("train") // config.batch_size)
-    std_lr, csg_learning_rate, baseline_lr = _network_learning_rates(
+    std_lr, csg_learning_rate, baseline_lr = network_learning_rates(
         config, steps_per_epoch, csg_lib.phase_table(config.epochs, **_schedule(config)))
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
@@ -302,8 +243,8 @@ def build(config, source, strategy):
         model = csg_lib.make_csg(base, layer, num_classes, **gate_kwargs)
         gate_optimizer = ("csg" if config.gate_optimizer == "csg"
                           else keras.optimizers.Adam(config.gate_learning_rate))
-        model.compile(_network_optimizer(config, std_lr),
-                      csg_optimizer=_network_optimizer(config, csg_learning_rate),
+        model.compile(network_optimizer(config, std_lr),
+                      csg_optimizer=network_optimizer(config, csg_learning_rate),
                       gate_optimizer=gate_optimizer,
                       lambda1=config.lambda1, lambda2=config.lambda2,
                       std_in_csg=config.std_in_csg)
@@ -312,7 +253,7 @@ def build(config, source, strategy):
         keras.utils.set_random_seed(config.seed)
         with strategy.scope():
             baseline, _ = make_backbone(config, num_classes, "csg")
-            baseline.compile(_network_optimizer(config, baseline_lr),
+            baseline.compile(network_optimizer(config, baseline_lr),
                              keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                              metrics=["accuracy"])
         models["baseline"] = baseline
@@ -383,7 +324,7 @@ def measure(config, source, strategy, models, fitted):
 
     split, num_classes = config.eval_split, source.num_classes
     model = models["csg"]
-    layer = config.layer or make_layer_name(config)
+    layer = config.layer or backbones.default_layer(config.backbone, "csg")
     gate = csg_lib.gate_matrix(model)
     density = metrics.l1_density(gate)
     results = {
@@ -425,9 +366,9 @@ def split_figures(config, source, models, split):
         split_figures(config, recipes.common.open_data(config), models, "validation")
     """
     num_classes = source.num_classes
-    layer = config.layer or make_layer_name(config)
+    layer = config.layer or backbones.default_layer(config.backbone, "csg")
     batches = eval_batches(config, source, split)
-    r = _csg_pass(models["csg"], layer, batches)
+    r = csg_pass(models["csg"], layer, batches)
     labels = r["label"]
     out = {
         "csg": {f"std_path_{split}_accuracy": float(np.mean(r["std"].argmax(-1) == labels)),
@@ -438,7 +379,7 @@ def split_figures(config, source, models, split):
         "mis_ceiling": metrics.mutual_information_ceiling(labels, num_classes),
     }
     if models.get("baseline") is not None:
-        b = _csg_pass(models["baseline"], layer, batches, csg=False)
+        b = csg_pass(models["baseline"], layer, batches, csg=False)
         out["baseline"] = {
             f"{split}_accuracy": float(np.mean(b["std"].argmax(-1) == labels)),
             "mis": metrics.mutual_information_score(b["pooled"], labels, num_classes, config.seed)}
@@ -446,12 +387,6 @@ def split_figures(config, source, models, split):
         if out["baseline"]["mis"] > 0:
             out["mis_ratio"] = out["csg"]["mis"] / out["baseline"]["mis"]
     return out
-
-
-def make_layer_name(config):
-    from keras_icnn.models import backbones
-
-    return backbones.default_layer(config.backbone, "csg")
 
 
 def run_csg_experiment(config):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_icnn.data import pipeline, synthetic_parts
+from keras_icnn.data import pipeline, synthetic_parts, synthetic_preview, synthetic_render
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +157,7 @@ def test_preview_writes_png_into_a_new_directory_without_choosing_a_backend(tmp_
 
     backend = matplotlib.get_backend()
     out = tmp_path / "not" / "yet" / "preview.png"  # `make preview` on a fresh clone
-    synthetic_parts.main(["--preview", str(out), "--n", "4"])
+    synthetic_preview.main(["--preview", str(out), "--n", "4"])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert matplotlib.get_backend() == backend
 
@@ -199,7 +199,7 @@ def test_similarity_shares_parts_between_siblings(similarity, n_shared):
     # With an odd count the last category has no sibling and keeps its own look.
     odd = synthetic_parts.category_specs(5, 0.75)
     assert not odd["shared_parts"][4].any()
-    np.testing.assert_array_equal(synthetic_parts.sibling(np.arange(5), 5), [1, 0, 3, 2, 4])
+    np.testing.assert_array_equal(synthetic_render.sibling(np.arange(5), 5), [1, 0, 3, 2, 4])
     with pytest.raises(ValueError, match=r"`similarity` must lie in \[0, 1\]"):
         synthetic_parts.category_specs(10, 1.5)
 

@@ -225,7 +225,7 @@ def test_each_phase_schedule_advances_only_in_its_own_epochs():
     """Step decay (the paper recipe) per phase: the STD optimizer counts STD steps only,
     the CSG optimizer CSG steps only, each schedule reaching its own milestones."""
     from keras_icnn.recipes import CSGConfig
-    from keras_icnn.recipes.csg import _network_learning_rates, _network_optimizer
+    from keras_icnn.recipes.optim import network_learning_rates as _network_learning_rates, network_optimizer as _network_optimizer
 
     x, y = _data(32)  # 2 steps per epoch
     config = CSGConfig(recipe="paper", epochs=6, warmup=0, explicit=("warmup",))

@@ -7,7 +7,9 @@ from keras_icnn.models import (
     ChannelScale, Explainer, ExplainerDistiller, build_explainer, plan_head, resnet20_backbone,
     vgg_backbone)
 from keras_icnn import losses as keras_icnn_losses
-from keras_icnn.models.distiller import PAPER_FILTER_FRACTION, gradient_ratio, p_scale_for
+from keras_icnn.models.distiller import PAPER_FILTER_FRACTION
+from keras_icnn.models.explainer_build import p_scale_for
+from keras_icnn.ops.distillation import gradient_ratio
 
 
 @pytest.fixture(scope="module")
