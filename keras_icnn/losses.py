@@ -37,7 +37,6 @@ gathered; on one replica the value and gradient are each one XLA-compiled functi
 ``docs/internals.md`` ("The filter loss's implementation choices").
 """
 
-import functools
 
 import tensorflow as tf
 
@@ -54,7 +53,6 @@ Set ``keras_icnn.losses.FUSE = False`` before building the training step on a pl
 devices have no XLA compiler (e.g. a TensorFlow PluggableDevice such as tensorflow-metal)."""
 
 
-@functools.lru_cache(maxsize=64)
 @tf.function(jit_compile=True, autograph=False)
 def _fused_exact(x, templates, log_priors):
     """Value [K] and ``d value_k / d x[..., k]`` in one XLA-compiled function."""

@@ -1,6 +1,5 @@
 """CSG training (Liang et al. 2020, Algorithm 1) as a Keras model trained with ``fit``."""
 
-import math
 
 import keras
 import numpy as np
@@ -87,7 +86,6 @@ class CSGSchedule(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         phase = phase_for_epoch(epoch, self.period, self.csg_epochs, self.warmup,
                                 self.params.get("epochs"), self.final_std)
-        self.model.current_epoch = epoch
         if phase != self.model.phase:
             self.model.phase = phase
             if phase in self._functions:
@@ -97,19 +95,8 @@ class CSGSchedule(keras.callbacks.Callback):
                 self._functions[phase] = self.model.train_function
 
 
-class StopOnNonFinite(keras.callbacks.Callback):
-    """Stops training with a clear message when the loss becomes NaN or Inf."""
-
-    def on_train_batch_end(self, batch, logs=None):
-        logs = logs or {}
-        for key in ("loss", "csg_loss"):
-            value = logs.get(key)
-            if value is not None and not math.isfinite(float(value)):
-                self.model.stop_training = True
-                raise FloatingPointError(
-                    f"Non-finite {key} ({float(value)}) in the {self.model.phase.upper()} phase, "
-                    f"epoch {getattr(self.model, 'current_epoch', 0) + 1}, step {batch + 1}. "
-                    "Lower the learning rate of that phase (--learning_rate / --csg_learning_rate / --gate_learning_rate).")
+# The non-finite stop of a CSG fit is the package's one (it names the phase); public name kept.
+StopOnNonFinite = guard.StopOnNonFiniteStep
 
 
 @keras.saving.register_keras_serializable(package="keras_icnn")
@@ -285,8 +272,6 @@ class CSGModel(guard.GuardedModel, keras.Model):
         callbacks = guard.with_guard_callback(self, callbacks)
         if not any(isinstance(c, CSGSchedule) for c in callbacks):
             callbacks.insert(0, CSGSchedule(**(schedule or {})))
-        if not any(isinstance(c, StopOnNonFinite) for c in callbacks):
-            callbacks.append(StopOnNonFinite())
         return super().fit(x, y, *args, callbacks=callbacks, **kwargs)
 
     def csg_logits(self, x, y):

@@ -306,7 +306,7 @@ class ExplainerDistiller(guard.GuardedModel, keras.Model):
         self.optimizer.build(self.explainer.trainable_variables)
 
     def fit(self, *args, callbacks=None, **kwargs):
-        callbacks = guard.with_guard_callback(self, callbacks) + [_EpochCounter()]
+        callbacks = guard.with_guard_callback(self, callbacks)  # counts epochs too
         return super().fit(*args, callbacks=callbacks, **kwargs)
 
     def call(self, images, training=False):
@@ -348,10 +348,3 @@ def _unpack(data):
     if isinstance(data, (tuple, list)):
         return data[0], (data[1] if len(data) > 1 else None)
     return data, None
-
-
-class _EpochCounter(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        self.model.epoch.assign(float(epoch + 1))
-
-

@@ -41,10 +41,13 @@ Example:
 """
 
 import functools
+import math
 import threading
 
 import keras
 import tensorflow as tf
+
+from keras_icnn.layers.interpretable_conv import InterpretableConv
 
 _HINTS = {
     "input": "Check the inputs for NaN/Inf pixels (keras_icnn.data.pipeline.validate_examples "
@@ -278,8 +281,32 @@ class GuardedModel:
         return super().make_train_function(force=force)
 
 
-class StopOnNonFiniteStep(keras.callbacks.Callback):
-    """Raises :class:`NonFiniteStepError` after a batch whose step the guard undid.
+class EpochCounter(keras.callbacks.Callback):
+    """The one epoch counter of the package's models: at each epoch's start it sets
+    ``model.current_epoch`` (0-based, a Python int: the messages and the CSG schedule read
+    it), every built ``InterpretableConv``'s ``epoch`` variable (1-based: the
+    ``inverse_epoch`` schedule's N) and the model's own ``epoch`` variable when it has one
+    (1-based: the explainer distiller's ``fraction_decay``). Every guarded model's ``fit``
+    runs one (:class:`StopOnNonFiniteStep` is one); ``keras_icnn.models.FilterLossEpoch`` is
+    this class.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.current_epoch = int(epoch)
+        for layer in self.model._flatten_layers(include_self=False):
+            if isinstance(layer, InterpretableConv) and layer.built:
+                layer.epoch.assign(float(epoch + 1))
+        counter = getattr(self.model, "epoch", None)
+        if hasattr(counter, "assign"):
+            counter.assign(float(epoch + 1))
+
+
+class StopOnNonFiniteStep(EpochCounter):
+    """The one non-finite stop callback: raises :class:`NonFiniteStepError` (a
+    ``FloatingPointError`` and a ``ValueError``) after a batch whose step the guard undid,
+    naming the tensor kind, phase, epoch and step; also when NaN/Inf maps reached an
+    interpretable layer's filter loss (naming the layer) or a logged loss is not finite.
+    It is the models' epoch counter too (:class:`EpochCounter`).
 
     The guarded models add it in ``fit``; :func:`protect` returns one for any model.
     """
@@ -287,31 +314,41 @@ class StopOnNonFiniteStep(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         guard_of(self.model).reset()
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
     def on_train_batch_end(self, batch, logs=None):
         guard = guard_of(self.model)
         found = guard.read(self.model.distribute_strategy.num_replicas_in_sync)
-        if found is None:
+        # InterpretableModel also counts non-finite maps per interpretable layer.
+        maps = [name for name, t in getattr(self.model, "nonfinite_trackers", {}).items()
+                if float(t.result()) != 0]
+        losses = [k for k in ("loss", "csg_loss") if (logs or {}).get(k) is not None
+                  and not math.isfinite(float(logs[k]))]
+        if found is None and not maps and not losses:
             return
-        kind, what = found
         self.model.stop_training = True
         per = getattr(self.model, "_steps_per_execution", None)
         per = int(per.numpy()) if per is not None and hasattr(per, "numpy") else 1
         step = f"step {batch + 1}" if per <= 1 else f"one of steps {batch + 2 - per}-{batch + 1}"
         phase = getattr(self.model, "phase", None)
-        where = f"{phase.upper()} phase, " if isinstance(phase, str) else ""
-        # InterpretableModel also counts non-finite maps per interpretable layer.
-        maps = [name for name, t in getattr(self.model, "nonfinite_trackers", {}).items()
-                if float(t.result()) != 0]
+        where = (f"{phase.upper()} phase, " if isinstance(phase, str) else "") + \
+            f"epoch {getattr(self.model, 'current_epoch', 0) + 1}, {step}"
+        layers = ", ".join(map(repr, maps))
+        if found is None and maps:
+            raise NonFiniteStepError(
+                f"Non-finite activations (NaN or Inf) reached the filter loss of layer(s) "
+                f"{layers} at {where}: the filter loss and the weights would become NaN. "
+                f"{_HINTS['input']} Or lower the learning rate.")
+        if found is None:
+            raise NonFiniteStepError(
+                f"Non-finite {losses[0]} ({float(logs[losses[0]])}) at {where}. Lower the "
+                "learning rate (of that phase, for a CSG model: --learning_rate / "
+                "--csg_learning_rate / --gate_learning_rate).")
+        kind, what = found
         maps = (f" Non-finite activations also reached the filter loss of layer(s) "
-                f"{', '.join(map(repr, maps))}." if maps else "")
+                f"{layers}." if maps else "")
         raise NonFiniteStepError(
-            f"Non-finite values (NaN or Inf) in {what} at {where}epoch "
-            f"{getattr(self, '_epoch', 0) + 1}, {step}: training stopped and the model "
-            "(weights, statistics, optimizer slots and iteration count) was restored to its "
-            f"state before that step.{maps} {_HINTS[kind]}")
+            f"Non-finite values (NaN or Inf) in {what} at {where}: training stopped and the "
+            "model (weights, statistics, optimizer slots and iteration count) was restored to "
+            f"its state before that step.{maps} {_HINTS[kind]}")
 
 
 def protect(model):

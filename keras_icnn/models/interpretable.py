@@ -1,7 +1,5 @@
 """Interpretable CNN construction (ICNN §5) and the model that feeds it labels."""
 
-import math
-
 import keras
 import tensorflow as tf
 
@@ -12,40 +10,9 @@ from keras_icnn.layers.interpretable_conv import InterpretableConv
 from keras_icnn.layers.interpretable_mask import InterpretableMask
 
 
-class FilterLossEpoch(keras.callbacks.Callback):
-    """Tells every ``InterpretableConv`` the current epoch (1-based).
-
-    Used by ``loss_schedule="inverse_epoch"``; ``InterpretableModel.fit``
-    adds it by itself.
-    """
-
-    def on_epoch_begin(self, epoch, logs=None):
-        for layer in self.model._flatten_layers(include_self=False):
-            if isinstance(layer, InterpretableConv) and layer.built:
-                layer.epoch.assign(float(epoch + 1))
-
-
-class StopOnNonFiniteMaps(keras.callbacks.Callback):
-    """Stops training with a ``ValueError`` naming the layer when NaN/Inf maps reach a filter loss.
-
-    ``InterpretableModel.fit`` adds it by itself. It reads the model's count
-    of non-finite maps per interpretable layer after every batch (a check
-    outside the compiled step, so it works under XLA too).
-    """
-
-    def on_train_batch_end(self, batch, logs=None):
-        for name, tracker in self.model.nonfinite_trackers.items():
-            count = float(tracker.result())
-            if count > 0 or not math.isfinite(count):
-                self.model.stop_training = True
-                raise ValueError(
-                    f"Non-finite activations (NaN or Inf) reached the filter loss of layer "
-                    f"{name!r} at epoch {getattr(self, '_epoch', 0) + 1}, step {batch + 1}: the "
-                    "filter loss and the weights would become NaN. Check the inputs for NaN/Inf "
-                    "pixels (keras_icnn.data.pipeline.validate_examples) and lower the learning rate.")
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
+# The epoch counter ``loss_schedule="inverse_epoch"`` reads: the package's one counter, which
+# every guarded model's ``fit`` runs (the public name kept).
+FilterLossEpoch = guard.EpochCounter
 
 
 @keras.saving.register_keras_serializable(package="keras_icnn")
@@ -71,7 +38,7 @@ class InterpretableModel(guard.GuardedModel, keras.Model):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.filter_loss_tracker = keras.metrics.Mean(name="filter_loss")
-        # Non-finite maps per interpretable layer, read by StopOnNonFiniteMaps (not logged).
+        # Non-finite maps per interpretable layer, read by guard.StopOnNonFiniteStep (not logged).
         self.nonfinite_trackers = {layer.name: keras.metrics.Sum(name=f"nonfinite_{layer.name}")
                                    for layer in self.interpretable_layers}
 
@@ -105,19 +72,15 @@ class InterpretableModel(guard.GuardedModel, keras.Model):
     def fit(self, x=None, y=None, *args, callbacks=None, **kwargs):
         """``keras.Model.fit``; labels are checked (whole numbers in ``[0, C)``) before the
         compiled step; a NaN/Inf in a batch, a gradient or a variable stops training with the
-        tensor's name and the step undone (:class:`keras_icnn.models.guard.StopOnNonFiniteStep`),
-        and NaN/Inf maps reaching a filter loss with the layer's name
-        (:class:`StopOnNonFiniteMaps`)."""
+        tensor's name and the step undone, and NaN/Inf maps reaching a filter loss with the
+        layer's name (both :class:`keras_icnn.models.guard.StopOnNonFiniteStep`, which also
+        counts the epochs)."""
         classes = {layer.num_classes for layer in self.interpretable_layers
                    if not layer.single_category}
         if classes:
             x, y = validation.checked_fit_data(x, y, max(classes),
                                                f"InterpretableModel {self.name!r}")
         callbacks = guard.with_guard_callback(self, callbacks)
-        if not any(isinstance(c, FilterLossEpoch) for c in callbacks):
-            callbacks.append(FilterLossEpoch())
-        if not any(isinstance(c, StopOnNonFiniteMaps) for c in callbacks):
-            callbacks.append(StopOnNonFiniteMaps())
         return super().fit(x, y, *args, callbacks=callbacks, **kwargs)
 
 

@@ -2,6 +2,8 @@
 ``-MI`` terms in the log domain over the global batch, the approximate gradient's target
 templates and coefficients. :mod:`keras_icnn.losses` builds the public losses (values with
 their exact or approximate gradients, fused or not) on these."""
+import functools
+
 import tensorflow as tf
 
 from keras_icnn import templates as templates_lib
@@ -11,6 +13,7 @@ from keras_icnn.ops.peaks import peak_units
 GRADIENT_FORMS = ("printed", "appendix")
 
 
+@functools.lru_cache(maxsize=64)
 def standard_constants(h, w, beta=templates_lib.DEFAULT_BETA, tau=None):
     """The paper's template matrix ``[hw, hw+1]`` and uniform log priors ``[hw+1]`` (numpy,
     float32), built once per map size and template parameters."""
@@ -22,6 +25,8 @@ def standard_constants(h, w, beta=templates_lib.DEFAULT_BETA, tau=None):
 
 
 def constants(h, w, templates, log_priors, beta, tau, dtype=tf.float32):
+    """``(templates, log_priors)`` as tensors of ``dtype``: the given ones, or the standard
+    ones (:func:`standard_constants`) where None."""
     if templates is None or log_priors is None:
         standard_t, standard_p = standard_constants(h, w, float(beta), tau)
         templates = standard_t if templates is None else templates
@@ -84,7 +89,7 @@ def template_scores(x, templates):
 
 def replica_context():
     """The replica context when more than one replica shares the batch, else None."""
-    ctx = tf.distribute.getreplica_context()
+    ctx = tf.distribute.get_replica_context()
     if ctx is None or ctx.num_replicas_in_sync == 1:
         return None
     return ctx
