@@ -75,11 +75,10 @@ def collect_responses(model, layer_name, examples, batch_size=64, verbose=1):
 
 
 def filter_classes_by_activation(maps, labels, num_classes):
-    """ICNN's filter category: ``argmax_c mean_{I in c} sum_ij x_ij``. [F]"""
-    total = np.asarray(maps, np.float64).sum(axis=(1, 2))  # [N, F]
-    onehot = (np.asarray(labels)[:, None] == np.arange(num_classes)).astype(np.float64)
-    mean = onehot.T @ total / np.maximum(onehot.sum(0), 1)[:, None]  # [C, F]
-    return mean.argmax(0)
+    """ICNN's filter category: ``argmax_c mean_{I in c} sum_ij x_ij``
+    (:func:`keras_icnn.metrics.interpretability.filter_categories` of the maps' sums). [F]"""
+    return interpretability.filter_categories(np.asarray(maps, np.float64).sum(axis=(1, 2)),
+                                              labels, num_classes)
 
 
 def evaluate_interpretability(model, examples, layer_name=None, num_classes=None, top_k=100,
@@ -102,18 +101,14 @@ def evaluate_interpretability(model, examples, layer_name=None, num_classes=None
     size = np.asarray(examples["image"]).shape[1:3]
     result = {"layer": layer_name,
               "accuracy": float(np.mean(np.argmax(r["logits"], -1) == labels))}
+    single = interpretability.is_single_category(num_classes, r.get("part_masks"), labels)
     if "landmarks" in r:
-        if num_classes == 2 and "part_masks" in r and not r["part_masks"][labels == 0].any():
-            pos = labels == 1  # single-category: positives carry the parts
-            li, _ = interpretability.location_instability(
-                r["positions"][pos], r["landmarks"][pos], size, r["scores"][pos], top_k)
-        else:
-            li, _, _ = interpretability.location_instability_multi(
-                r["positions"], r["landmarks"], labels, size, r["scores"], num_classes, top_k)
-        result["location_instability"] = li
+        result["location_instability"] = interpretability.location_instability_of(
+            r["positions"], r["landmarks"], labels, size, r["scores"], num_classes, top_k,
+            single)
     if "part_masks" in r:
-        if num_classes == 2 and not r["part_masks"][labels == 0].any():
-            pos = labels == 1
+        if single:
+            pos = labels == 1  # single-category: positives carry the parts
             pi, _, _ = interpretability.part_interpretability(r["maps"][pos], r["part_masks"][pos])
         else:
             classes = filter_classes_by_activation(r["maps"], labels, num_classes)

@@ -207,23 +207,18 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
     labels = r["labels"] = r.pop("label")
     x, y = rf.centers(r.pop("i"), r.pop("j"))
     r["positions"] = np.stack([x, y], -1).astype(np.float32)
-    if single is None:
+    if single is None:  # the rule of metrics.interpretability.is_single_category, streamed
         single = num_classes == 2 and has.get("part_masks", False) and not negatives_with_parts
     pos = labels == 1 if single else np.ones(len(labels), bool)
     r["positives"] = pos
     r["accuracy"] = float(np.mean(r["logits"].argmax(-1) == labels))
     size = tuple(kept[0]["image"].shape[:2])
     if has.get("landmarks") and np.isfinite(r["landmarks"][pos][..., 0]).any():
-        if single:
-            r["location_instability"], _ = interpretability.location_instability(
-                r["positions"][pos], r["landmarks"][pos], size, r["scores"][pos], top_k)
-        else:
-            r["location_instability"], _, _ = interpretability.location_instability_multi(
-                r["positions"], r["landmarks"], labels, size, r["scores"], num_classes, top_k)
-    onehot = (labels[:, None] == np.arange(num_classes)).astype(np.float64)
-    totals = r["pooled"].astype(np.float64) * hw
-    r["filter_classes"] = (np.ones(f, int) if single else
-                           (onehot.T @ totals / np.maximum(onehot.sum(0), 1)[:, None]).argmax(0))
+        r["location_instability"] = interpretability.location_instability_of(
+            r["positions"], r["landmarks"], labels, size, r["scores"], num_classes, top_k,
+            single)
+    r["filter_classes"] = (np.ones(f, int) if single else interpretability.filter_categories(
+        r["pooled"], labels, num_classes))
     atlas = None
     if atlas_images:
         k = min(int(atlas_images), len(labels))

@@ -4,8 +4,9 @@ The model-level wrappers (running a model to get a metric's inputs) live in
 
 from keras_icnn.metrics.interpretability import (
     filter_thresholds, l1_density, location_instability, location_instability_multi,
-    mutual_information_ceiling, mutual_information_matrix, mutual_information_score,
     part_interpretability, part_ious, region_counts, upsample_maps)
+from keras_icnn.metrics.mutual_information import (
+    mutual_information_ceiling, mutual_information_matrix, mutual_information_score)
 from keras_icnn.metrics.network_dissection import (
     category_part_concepts, dissection, dissection_counts, dissection_from_counts, iou_ceiling)
 from keras_icnn.evaluation.faithfulness import deletion, insertion, mu_fidelity

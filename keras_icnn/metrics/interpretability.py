@@ -122,11 +122,40 @@ def location_instability_multi(part_positions, landmarks, labels, image_size, sc
     if rule == "lowest_deviation":
         classes = np.argmin(np.where(np.isnan(per_class), np.inf, per_class), axis=1)
     else:
-        counts = np.maximum(onehot.sum(0), 1)
-        mean_score = (_as_float(scores).T @ onehot) / counts  # [F, C]
-        classes = np.argmax(mean_score, axis=1)
+        classes = filter_categories(_as_float(scores), labels, num_classes)
     chosen = dev[np.arange(dev.shape[0]), classes]  # [F, P]
     return float(np.nanmean(np.nanmean(chosen, axis=1))), chosen, classes
+
+
+def filter_categories(responses, labels, num_classes):
+    """Each filter's category, ICNN's rule: the class whose images activate it most on average,
+    ``argmax_c mean_{I in c} r_I`` of per-image responses ``responses`` [N, F] (a map's sum or
+    mean, or its peak). The one place a model's filter categories are computed. [F] int"""
+    r = validation.array_of_rank(responses, "responses", 2, "[N, F]").astype(np.float64)
+    labels = validation.labels_np(labels, num_classes, count=len(r))
+    onehot = (labels[:, None] == np.arange(num_classes)).astype(np.float64)
+    return (onehot.T @ r / np.maximum(onehot.sum(0), 1)[:, None]).argmax(0)
+
+
+def is_single_category(num_classes, part_masks, labels):
+    """Single-category data (ICNN's one-category-vs-rest task): two classes and no part on
+    any label-0 image; then only the positives (label 1) carry parts. The one place the
+    single- vs multi-category choice is made."""
+    if num_classes != 2 or part_masks is None:
+        return False
+    return not np.asarray(part_masks)[np.asarray(labels) == 0].any()
+
+
+def location_instability_of(positions, landmarks, labels, image_size, scores, num_classes,
+                            top_k=100, single=False):
+    """Location instability in the form the data call for: over the positives with
+    ``single`` (:func:`location_instability`), else :func:`location_instability_multi`."""
+    if single:
+        pos = np.asarray(labels) == 1
+        return location_instability(np.asarray(positions)[pos], np.asarray(landmarks)[pos],
+                                    image_size, np.asarray(scores)[pos], top_k)[0]
+    return location_instability_multi(positions, landmarks, labels, image_size, scores,
+                                      num_classes, top_k)[0]
 
 
 def filter_thresholds(activation_maps, top_quantile=0.005):
@@ -244,129 +273,6 @@ def part_interpretability(activation_maps, part_masks, top_quantile=0.005, iou_t
     p = np.where(count > 0, hits / np.maximum(count, 1), 0.0)
     p_f = p.max(axis=1)
     return float(p_f.mean()), p_f, p
-
-
-def mutual_information_matrix(features, labels, num_classes, random_state=0):
-    """``M[k, c] = MI(a_k; 1[y = c])``, the estimate of sklearn's ``mutual_info_classif``. [K, C]
-
-    The same numbers as ``mutual_info_classif(features, labels == c, random_state=...)``
-    for each class (same scaling, jitter and 3-neighbour estimator), computed for all
-    filters at once by sorting instead of one KD-tree per filter and class (much faster).
-
-    Args:
-        features: [N, K] (e.g. global-average-pooled filter responses).
-        labels: [N] ints in [0, num_classes).
-    """
-    features = validation.finite_array(features, "features")
-    if features.ndim != 2 or len(features) < 2:
-        raise ValueError("`features` must be [N, K] with N >= 2 examples. "
-                         f"Received: shape={features.shape}")
-    num_classes = validation.positive_int(num_classes, "num_classes")
-    labels = validation.labels_np(labels, num_classes, count=len(features))
-    noisy = _mi_noisy_features(features, random_state)
-    return np.stack([_ksg_mi_columns(noisy, labels == c) for c in range(num_classes)], axis=1)
-
-
-def _mi_noisy_features(features, random_state, noise=1e-10):
-    """The features as sklearn's ``mutual_info_classif`` sees them: scaled to unit variance
-    and jittered by ``1e-10 * max(1, mean |x|)`` Gaussian noise from ``random_state``."""
-    from sklearn.preprocessing import scale
-
-    x = scale(np.asarray(features, np.float64), with_mean=False, copy=True)
-    means = np.maximum(1, np.mean(np.abs(x), axis=0))
-    rng = np.random.RandomState(random_state)
-    return x + noise * means * rng.standard_normal(size=x.shape)
-
-
-def _kth_neighbour_distance(x, k):
-    """Distance [n, K] from each value of each column of ``x`` [n, K] to its k-th nearest
-    other value (1-D neighbours: the k-th smallest of the 2k around it in sorted order)."""
-    n = len(x)
-    order = np.argsort(x, axis=0, kind="stable")
-    ordered = np.take_along_axis(x, order, axis=0)
-    pad = np.full((k, x.shape[1]), np.inf)
-    padded = np.concatenate([pad, ordered, pad])
-    near = np.stack([np.abs(ordered - padded[k + o:k + o + n])
-                     for o in list(range(-k, 0)) + list(range(1, k + 1))], axis=-1)
-    kth = np.partition(near, k - 1, axis=-1)[..., k - 1]
-    out = np.empty_like(kth)
-    np.put_along_axis(out, order, kth, axis=0)
-    return out
-
-
-def _count_within(x, radius):
-    """Number of values of each column of ``x`` [n, K] within ``radius`` [n, K] of each value
-    (``|x_j - x_i| <= r_i``, itself included), by binary search and an exact edge check."""
-    counts = np.empty(x.shape, np.int64)
-    for k in range(x.shape[1]):  # one sorted column at a time; vectorised over the values
-        col, r = x[:, k], radius[:, k]
-        ordered = np.sort(col)
-        n = len(ordered)
-        hi = np.searchsorted(ordered, col + r, side="right")
-        lo = np.searchsorted(ordered, col - r, side="left")
-        # col +- r is rounded; move each bound until the exact test |x_j - x_i| <= r_i holds.
-        while True:
-            down = (hi > 0) & (ordered[np.maximum(hi - 1, 0)] - col > r)
-            up = (hi < n) & (ordered[np.minimum(hi, n - 1)] - col <= r)
-            right = (lo < n) & (col - ordered[np.minimum(lo, n - 1)] > r)
-            left = (lo > 0) & (col - ordered[np.maximum(lo - 1, 0)] <= r)
-            if not (down.any() or up.any() or right.any() or left.any()):
-                break
-            hi = hi - down + up
-            lo = lo + right - left
-        counts[:, k] = hi - lo
-    return counts
-
-
-def _ksg_mi_columns(x, target, n_neighbors=3):
-    """MI (nats) of each continuous column of ``x`` [N, K] with the binary ``target`` [N]:
-    Ross's (2014) nearest-neighbour estimator exactly as sklearn's ``_compute_mi_cd``
-    computes it, for all columns at once (its KD-trees replaced by sorting, which is exact
-    in one dimension). Negative estimates become 0."""
-    from scipy.special import digamma
-
-    n = len(x)
-    radius = np.zeros(x.shape)
-    k_all = np.zeros(n)
-    label_counts = np.zeros(n)
-    for label in np.unique(target):
-        mask = target == label
-        count = int(mask.sum())
-        label_counts[mask] = count
-        if count > 1:
-            k = min(n_neighbors, count - 1)
-            radius[mask] = np.nextafter(_kth_neighbour_distance(x[mask], k), 0)
-            k_all[mask] = k
-    keep = label_counts > 1  # points alone in their class are left out
-    x, radius = x[keep], radius[keep]
-    m_all = _count_within(x, radius)
-    mi = (digamma(int(keep.sum())) + np.mean(digamma(k_all[keep]))
-          - np.mean(digamma(label_counts[keep])) - np.mean(digamma(m_all), axis=0))
-    return np.maximum(0.0, mi)
-
-
-def mutual_information_score(features, labels, num_classes, random_state=0):
-    """MIS = mean over filters of the max over classes of ``M[k, c]`` (CSG §4.3)."""
-    return float(mutual_information_matrix(features, labels, num_classes, random_state)
-                 .max(axis=1).mean())
-
-
-def mutual_information_ceiling(labels, num_classes):
-    """The largest MIS any features can reach on ``labels``: ``max_c H(1[y = c])`` (nats).
-
-    ``MI(a; 1[y=c]) <= H(1[y=c])``, so MIS <= this. With C balanced classes it
-    is ``H_b(1/C)``: 0.451 for 6 classes, 0.325 for 10 (CIFAR-10). A ratio
-    MIS(CSG) / MIS(STD) can therefore never exceed ceiling / MIS(STD).
-
-    Example:
-        >>> mutual_information_ceiling(np.repeat(np.arange(6), 100), 6)  # H_b(1/6)
-        0.4505...
-    """
-    labels = validation.labels_np(labels, validation.positive_int(num_classes, "num_classes"))
-    q = np.bincount(labels, minlength=num_classes) / max(len(labels), 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = -(np.where(q > 0, q * np.log(q), 0.0) + np.where(q < 1, (1 - q) * np.log(1 - q), 0.0))
-    return float(h.max())
 
 
 def l1_density(gate):
