@@ -91,26 +91,14 @@ class TrainingSummaries(keras.callbacks.Callback):
         from keras_icnn.layers import InterpretableConv
 
         out = {}
-        for layer in _all_layers(self.model):
+        for layer in self.model._flatten_layers(include_self=False):
             if isinstance(layer, InterpretableConv) and layer.loss_schedule in (
                     "constant", "inverse_epoch"):
-                out[f"lambda_f/{layer.name}"] = float(layer._weight())
+                out[f"lambda_f/{layer.name}"] = float(layer.filter_loss_weight())
         phase = getattr(self.model, "phase", None)
         if phase in ("std", "csg"):
             out["csg_phase"] = float(phase == "csg")
         return out
-
-
-def _all_layers(model):
-    """Every layer of ``model``, nested models' included."""
-    stack, seen = list(getattr(model, "layers", [])), set()
-    while stack:
-        layer = stack.pop()
-        if id(layer) in seen:
-            continue
-        seen.add(id(layer))
-        yield layer
-        stack.extend(getattr(layer, "layers", []) or [])
 
 
 def read_summaries(log_dir):

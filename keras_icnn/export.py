@@ -22,13 +22,16 @@ the expected shape. The result is a pure TF graph: ``tf.saved_model.load``
 serves it in a process that never imports keras_icnn.
 """
 
+import dataclasses
 import os
+import sys
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_icnn import validation
+from keras_icnn.config.flags import option
 from keras_icnn.models import heads
 from keras_icnn.explain import KINDS, Explainable, model_kind  # noqa: F401  (re-exported)
 
@@ -163,6 +166,66 @@ def export_model(model, base_dir, name, version=None, layer_name=None, input_dty
     if warmup:
         write_warmup(path, name, exporter.height, exporter.width, exporter.input_dtype)
     return path
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    """Settings of ``keras-icnn-export`` (its flags are generated from these fields)."""
+
+    model: str = option(None, "The .keras model (for an explainer: its performer).",
+                        required=True)
+    explainer: str = option("", "An explainer .keras to export together with --model.")
+    layer: str = option("", "The layer to explain (default: the top conv layer). With "
+                            "--explainer, the deprecated name of --explainer_layer.")
+    explainer_layer: str = option("", "With --explainer: the performer layer the explainer "
+                                      "reads (the explainer explains its own filters).")
+    base_dir: str = option("/tmp/keras_icnn_models", "TF Serving model base directory.")
+    name: str = option("icnn", "Model name (a folder under --base_dir).")
+    version: int = option(0, "Version number (0: the next free one).")
+    input_dtype: str = option("float32", "dtype of the images input.", INPUT_DTYPES)
+    serving_warmup: bool = option(None, "Write assets.extra/tf_serving_warmup_requests (needs "
+                                        "the serving extra). Default: when "
+                                        "tensorflow-serving-api is installed.",
+                                  aliases=("warmup",), kind=bool)
+
+    def validate(self):
+        """Raise a ValueError naming the first bad field."""
+        validation.non_negative_int(self.version, "version")
+        validation.one_of(self.input_dtype, "input_dtype", INPUT_DTYPES)
+        if self.explainer and self.layer and self.explainer_layer:
+            raise ValueError("--layer with --explainer is the deprecated name of "
+                             "--explainer_layer: give only --explainer_layer.")
+        if self.explainer and not (self.explainer_layer or self.layer):
+            raise ValueError("--explainer needs --explainer_layer (the performer layer it "
+                             "reads)")
+        if not self.explainer and self.explainer_layer:
+            raise ValueError("--explainer_layer applies with --explainer only. Received: "
+                             f"explainer_layer={self.explainer_layer!r}")
+        return self
+
+
+def export_from_config(config):
+    """Export ``config.model`` (with ``config.explainer``, as an explainer) as
+    :func:`export_model` does, and write the settings to ``assets.extra/config.json``.
+    Returns ``(version directory, model kind)``."""
+    from keras_icnn.models import ExplainerDistiller
+    from keras_icnn.recipes.common import load_model_file
+    from keras_icnn.reporting.outputs import write_json
+
+    config.validate()
+    model = load_model_file(config.model, "model")
+    if config.explainer:
+        reads = config.explainer_layer
+        if not reads:
+            print("keras_icnn: --layer with --explainer is deprecated; use --explainer_layer.",
+                  file=sys.stderr)
+            reads = config.layer
+        model = ExplainerDistiller(model, load_model_file(config.explainer, "explainer"), reads)
+    layer = None if config.explainer else (config.layer or None)
+    path = export_model(model, config.base_dir, config.name, config.version or None, layer,
+                        config.input_dtype, config.serving_warmup)
+    write_json(os.path.join(path, "assets.extra", "config.json"), dataclasses.asdict(config))
+    return path, model_kind(model)
 
 
 def _deprecated_keyword(given, old, new, value):

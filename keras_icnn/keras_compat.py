@@ -150,13 +150,6 @@ def onednn_enabled():
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
-
-
 def onednn_unsafe_convs(model, check_enabled=True):
     """Names of ``model``'s trainable conv layers that hit uxlfoundation/oneDNN#6035 in training.
 
@@ -179,7 +172,7 @@ def onednn_unsafe_convs(model, check_enabled=True):
     if check_enabled and not onednn_enabled():
         return []
     names = []
-    for layer in _all_layers(model):
+    for layer in model._flatten_layers(include_self=False):  # Keras' own walk
         if (isinstance(layer, keras.layers.Conv2D)
                 and not isinstance(layer, keras.layers.Conv2DTranspose)
                 and layer.trainable and getattr(layer, "groups", 1) == 1

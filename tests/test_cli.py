@@ -76,3 +76,36 @@ def test_console_script_and_script_both_run_without_cuda_errors():
 
         if not keras_icnn_cli._nvidia_driver_present():
             assert "cuInit" not in err, err[-2000:]
+
+
+def test_export_flags_come_from_export_config_and_layer_has_one_meaning():
+    """Issue 45: the exporter's flags are generated from ExportConfig; with --explainer, the
+    performer layer it reads is --explainer_layer (--layer still works there, as its
+    deprecated name, never both)."""
+    import dataclasses
+
+    from absl import app, flags
+
+    from keras_icnn.cli import export
+    from keras_icnn.config.flags import config_from_flags
+    from keras_icnn.export import ExportConfig
+
+    fv = flags.FlagValues()
+    export.define_flags("prog", fv)
+    assert {f.name for f in dataclasses.fields(ExportConfig)} <= set(fv)
+    fv(["prog", "--model=m.keras", "--explainer=e.keras", "--explainer_layer=block3_pool"])
+    config = config_from_flags(ExportConfig, fv)
+    assert (config.explainer_layer, config.layer, config.serving_warmup) == ("block3_pool", "",
+                                                                             None)
+    assert ExportConfig(model="m", explainer="e", layer="block3_pool").validate()  # old name
+    for bad, message in (
+            (dict(explainer="e"), "--explainer needs --explainer_layer"),
+            (dict(explainer="e", layer="a", explainer_layer="b"), "give only --explainer_layer"),
+            (dict(explainer_layer="b"), "applies with --explainer only")):
+        with pytest.raises(ValueError, match=message):
+            ExportConfig(model="m", **bad).validate()
+    fv2 = flags.FlagValues()
+    export.define_flags("prog", fv2)
+    fv2(["prog", "--model=m.keras", "--version=-1"])
+    with pytest.raises(app.UsageError, match="version"):
+        config_from_flags(ExportConfig, fv2)

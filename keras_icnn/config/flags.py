@@ -6,11 +6,14 @@ Every command's flags come from here, the export command's included.
 
 import dataclasses
 
-def option(default, help, choices=None, aliases=()):  # noqa: A002 - the flag's help text
-    """A config field with its flag's help text and, optionally, its allowed values and the
-    deprecated flag names that still set it (each prints a one-line notice)."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices,
-                                                        "aliases": tuple(aliases)})
+def option(default, help, choices=None, aliases=(), kind=None, required=False):  # noqa: A002
+    """A config field with its flag's help text and, optionally, its allowed values, the
+    deprecated flag names that still set it (each prints a one-line notice), its type when
+    the default (None) does not say it (``kind=bool``: a tri-state flag), and whether the
+    command needs it (``required``: no default)."""
+    return dataclasses.field(default=default, metadata={
+        "help": help, "choices": choices, "aliases": tuple(aliases), "kind": kind,
+        "required": bool(required)})
 
 
 def define_alias(old, new, flag_values=None, module_name=None):
@@ -57,8 +60,9 @@ def define_flags(config_cls, flag_values=None, module_name=None):
     """Define one absl flag per field of ``config_cls`` (name, default, help, choices).
 
     bool/int/float/str fields become ``DEFINE_bool/integer/float/string``
-    (``DEFINE_enum`` with choices); tuple fields ``DEFINE_multi_enum`` with
-    choices, else ``DEFINE_list``.
+    (``DEFINE_enum`` with choices; a None default takes the field's ``kind``, a string by
+    default; ``required`` fields are marked required); tuple fields ``DEFINE_multi_enum``
+    with choices, else ``DEFINE_list``.
 
     Example:
         >>> define_flags(ICNNConfig)              # in trainers/train_icnn.py
@@ -79,7 +83,11 @@ def define_flags(config_cls, flag_values=None, module_name=None):
         default, meta = field.default, field.metadata
         text, choices = meta.get("help", field.name), meta.get("choices")
         kwargs = dict(flag_values=fv, module_name=module)
-        if isinstance(default, bool):
+        if default is None and meta.get("kind") is bool:
+            flags.DEFINE_bool(field.name, None, text, **kwargs)
+        elif default is None and meta.get("kind") is int:
+            flags.DEFINE_integer(field.name, None, text, **kwargs)
+        elif isinstance(default, bool):
             flags.DEFINE_bool(field.name, default, text, **kwargs)
         elif isinstance(default, int):
             flags.DEFINE_integer(field.name, default, text, **kwargs)
@@ -96,6 +104,8 @@ def define_flags(config_cls, flag_values=None, module_name=None):
             flags.DEFINE_string(field.name, default, text, **kwargs)
         for alias in meta.get("aliases", ()):
             define_alias(alias, field.name, fv, module)
+        if meta.get("required"):
+            flags.mark_flag_as_required(field.name, flag_values=fv)
     # TensorFlow's logger prints a line per collective under tf.distribute at INFO; the
     # trainers show its warnings and errors only.
     import logging

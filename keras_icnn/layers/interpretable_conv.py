@@ -255,7 +255,9 @@ class InterpretableConv(keras.layers.Layer):
             batch_size=inputs.shape[0] if inputs.shape[0] is not None else tf.shape(inputs)[0],
             where=f"InterpretableConv {self.name!r}")
 
-    def _weight(self, maps=None, mean_peak=None):
+    def filter_loss_weight(self, maps=None, mean_peak=None):
+        """lambda of the filter loss now: ``loss_weight`` (constant), ``/ epoch``
+        (inverse_epoch), or ``x`` the maps' mean peak (paper: needs ``maps`` or ``mean_peak``)."""
         if self.loss_schedule == "paper":
             if mean_peak is None:
                 mean_peak = tf.reduce_mean(tf.reduce_max(tf.cast(maps, tf.float32), axis=[1, 2]))
@@ -294,7 +296,7 @@ class InterpretableConv(keras.layers.Layer):
             per_filter = self.filter_loss_per_filter(maps, labels)
         total = tf.reduce_sum(per_filter)
         if self.loss_schedule != "grad_ratio":
-            self.add_loss(self._weight(maps) * total)
+            self.add_loss(self.filter_loss_weight(maps) * total)
         if scope is not None:
             scope.filter_losses.append(tf.stop_gradient(total))
             scope.finite_maps.append(
@@ -339,7 +341,7 @@ class InterpretableConv(keras.layers.Layer):
             self.class_activation.assign(side["activation"])
             self.class_seen.assign(side["seen"])
         total = tf.reduce_sum(per_filter)
-        self.add_loss(self._weight(mean_peak=side["mean_peak"]) * total)
+        self.add_loss(self.filter_loss_weight(mean_peak=side["mean_peak"]) * total)
         if scope is not None:
             scope.filter_losses.append(tf.stop_gradient(total))
             scope.finite_maps.append((self.name, side["finite"]))

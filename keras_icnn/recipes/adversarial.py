@@ -2,7 +2,6 @@
 (CSG §5.2, Table 3) and black-box robustness (appendix J, Table 4) of saved models."""
 
 import dataclasses
-import json
 import os
 import time
 
@@ -14,7 +13,8 @@ from keras_icnn.data.synthetic_parts import SPLITS
 from keras_icnn.config.flags import option
 from keras_icnn.config.options import DataOptions
 from keras_icnn.recipes.common import check_model_files, load_model_file, open_data, prepare_output
-from keras_icnn.reporting.outputs import write_config
+from keras_icnn.reporting import tables
+from keras_icnn.reporting.outputs import write_config, write_json
 from keras_icnn.validation import check_fields
 
 WHITE_BOX = ("fgsm", "pgd", "cw")
@@ -184,8 +184,7 @@ def run_detection(config):
         results["models"][name] = row
     results["seconds"] = round(time.time() - t0, 1)
     write_config(config, source, splits=())
-    with open(os.path.join(config.output_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    write_json(os.path.join(config.output_dir, "results.json"), results)
     table = markdown(results, config)
     with open(os.path.join(config.output_dir, "results.md"), "w") as f:
         f.write(table)
@@ -196,8 +195,11 @@ def markdown(results, config):
     """Table 3 (detection error, mean ± std over the repeats, per attack and training size)
     and Table 4 (black-box success rates), models as columns, as in the paper."""
     names = list(results["models"])
-    head = "| " + " | ".join(names) + " |"
-    sep = "|---" * (len(names) + 2) + "|"
+    models = results["models"]
+    detection = [[site, attack.upper(), n] + [
+        "{:.2f}% ± {:.2f}".format(100 * d["mean"], 100 * d["std"]) for d in (
+            models[name]["detection_by_features"][site][attack][str(n)] for name in names)]
+        for site in config.features for attack in config.attacks for n in config.sizes]
     lines = [f"Settings: {config.eval_split} split, {results['images']} images, "
              f"{'targeted (random other class)' if config.targeted else 'untargeted'}; "
              f"FGSM / PGD eps {config.eps} ([0, 1] scale), PGD step {config.pgd_step} x "
@@ -205,27 +207,17 @@ def markdown(results, config):
              f"detector: random forest (100 trees), {config.test_per_class} test images per "
              f"class, {config.repeats} repeats; {results['seconds']} s.", "",
              "Detection error rate (lower is better; CSG Table 3):", "",
-             "| features | attack | train / class " + head, "|---" + sep]
-    for site in config.features:
-        for attack in config.attacks:
-            for n in config.sizes:
-                cells = []
-                for name in names:
-                    d = results["models"][name]["detection_by_features"][site][attack][str(n)]
-                    cells.append(f"{100 * d['mean']:.2f}% ± {100 * d['std']:.2f}")
-                lines.append(f"| {site} | {attack.upper()} | {n} | " + " | ".join(cells) + " |")
-    lines += ["", "Attack success rate on the attacked images (for reference):", "",
-              "| attack " + head, "|---" * (len(names) + 1) + "|"]
-    for attack in config.attacks:
-        lines.append(f"| {attack.upper()} | " + " | ".join(
-            f"{100 * results['models'][n]['attack_success'][attack]:.1f}%" for n in names) + " |")
+             tables.table(["features", "attack", "train / class"] + names, detection), "",
+             "Attack success rate on the attacked images (for reference):", "",
+             tables.table(["attack"] + names, [[attack.upper()] + [
+                 f"{100 * models[n]['attack_success'][attack]:.1f}%" for n in names]
+                 for attack in config.attacks])]
     if config.black_box:
         lines += ["", f"Black-box attack success rate (lower is better; CSG Table 4; "
                       f"{config.black_box_images} correctly classified images):", "",
-                  "| attack " + head, "|---" * (len(names) + 1) + "|"]
-        for attack in config.black_box:
-            lines.append(f"| {attack} | " + " | ".join(
-                f"{100 * results['models'][n]['black_box'][attack]:.1f}%" for n in names) + " |")
-    lines += ["", "| model | clean accuracy |", "|---|---|"]
-    lines += [f"| {n} | {results['models'][n]['accuracy']:.4f} |" for n in names]
+                  tables.table(["attack"] + names, [[attack] + [
+                      f"{100 * models[n]['black_box'][attack]:.1f}%" for n in names]
+                      for attack in config.black_box])]
+    lines += ["", tables.table(["model", "clean accuracy"],
+                               [[n, f"{models[n]['accuracy']:.4f}"] for n in names])]
     return "\n".join(lines) + "\n"

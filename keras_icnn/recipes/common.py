@@ -79,22 +79,31 @@ def tensorboard(config, strategy, run):
 # ----------------------------------------------------------------------------- shared steps
 
 
-def open_data(config, **synthetic):
-    """The config's :class:`~keras_icnn.data.sources.Source` (classes, parts, splits)."""
+def open_data(config, sizes=None, **synthetic):
+    """The config's :class:`~keras_icnn.data.sources.Source` (classes, parts, splits): the one
+    way the commands open their data.
+
+    Args:
+        config: a config with the :class:`~keras_icnn.config.options.DataOptions` fields.
+        sizes: synthetic data only: ``{split: images}`` for the splits to make at other
+            sizes than the config's (the evaluators make only their evaluation split).
+        **synthetic: more :func:`~keras_icnn.data.sources.open_synthetic` options (``task``,
+            ``category``, the difficulty knobs).
+    """
     from keras_icnn.data import sources
 
     train, val, test = getattr(config, "SYNTHETIC_SIZES", (4800, 600, 1200))
     if config.dataset == "synthetic":
+        n = dict({"train": config.num_train or train, "validation": config.num_val,
+                  "test": config.num_test or test}, **(sizes or {}))
         return sources.open_synthetic(
-            config.image_size, num_classes=config.num_classes,
-            num_train=config.num_train or train, num_val=config.num_val,
-            num_test=config.num_test or test, seed=config.seed,
+            config.image_size, num_classes=config.num_classes, num_train=n["train"],
+            num_val=n["validation"], num_test=n["test"], seed=config.seed,
             synthetic_config=getattr(config, "synthetic_config", "default"), **synthetic)
     return sources.open_source(config.dataset, config.data_dir, config.image_size,
                                num_train=config.num_train or None, num_val=config.num_val,
                                num_test=config.num_test or None, seed=config.seed,
                                tfds_name=config.tfds_name)
-
 
 
 def datasets(config, source, strategy=None, shuffle_train=True):

@@ -6,7 +6,6 @@ report.json, report.md, report.html and pictures.
 """
 
 import dataclasses
-import json
 import os
 import time
 
@@ -16,7 +15,7 @@ from keras_icnn.data.synthetic_parts import SPLITS, TASKS
 from keras_icnn.config.flags import option
 from keras_icnn.config.options import DataOptions
 from keras_icnn.recipes.common import check_model_files, load_model_file, open_data, prepare_output
-from keras_icnn.reporting.outputs import write_config
+from keras_icnn.reporting.outputs import write_config, write_json
 from keras_icnn.validation import check_fields
 
 COLUMNS = (
@@ -83,19 +82,13 @@ class EvalConfig(DataOptions):
 def load_source(config):
     """The evaluation data: a :class:`~keras_icnn.data.sources.Source` whose ``config.eval_split``
     holds ``num_examples`` images (evenly across classes), and its class names."""
-    from keras_icnn.data import sources
-
     if config.dataset == "synthetic":
         sizes = {split: 1 for split in ("train", "validation", "test")}
         sizes[config.eval_split] = config.num_examples
-        source = sources.open_synthetic(
-            config.image_size, config.num_classes, sizes["train"], sizes["validation"],
-            sizes["test"], seed=config.seed, task=config.task, category=config.category,
-            synthetic_config=config.synthetic_config)
-    else:
-        source = open_data(config)
-        if config.num_examples:
-            source.limit(config.eval_split, config.num_examples, config.seed)
+        return open_data(config, sizes, task=config.task, category=config.category)
+    source = open_data(config)
+    if config.num_examples:
+        source.limit(config.eval_split, config.num_examples, config.seed)
     return source
 
 
@@ -155,8 +148,7 @@ def evaluate_models(config):
     report = {"config": dataclasses.asdict(config), "models": rows,
               "atlas": report_html.summary_json(sections), "html": html_path,
               "seconds": round(time.time() - t0, 1)}
-    with open(os.path.join(config.output_dir, "report.json"), "w") as f:
-        json.dump(report, f, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    write_json(os.path.join(config.output_dir, "report.json"), report)
     table = markdown_table(rows)
     with open(os.path.join(config.output_dir, "report.md"), "w") as f:
         f.write(f"# keras_icnn evaluation ({config.dataset}, {config.eval_split} split, "
