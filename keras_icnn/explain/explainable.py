@@ -124,12 +124,10 @@ class Explainable:
         """(maps, grads of the target logit, logits, classes, target, target logit)."""
         if self.kind == "explainer":
             d = self.model
-            feats, _, logits = d.performer_outputs(x)
+            maps, parts, logits = d.interpretable_maps(x)
             logits = tf.cast(logits, tf.float32)
             classes = tf.argmax(logits, axis=-1, output_type=tf.int32)
             target = tf.where(target < 0, classes, target)
-            parts = d.explainer.encode(feats, training=False)
-            maps = parts["interp"]
             with tf.GradientTape() as tape:
                 tape.watch(maps)
                 enc = parts["p"] * maps + (1.0 - parts["p"]) * parts["ordin"]

@@ -313,8 +313,18 @@ class ExplainerDistiller(guard.GuardedModel, keras.Model):
         feats, _, _ = self.performer_outputs(images)
         return self.explainer(feats, training=training)
 
+    def interpretable_maps(self, images):
+        """``(maps, parts, logits)``: conv-interp-2's maps [B, h, w, F] (after mask and norm),
+        the encoder's parts (``interp``, ``ordin``, ``p``) and the performer's logits: the one
+        place the explainer's part maps are read (:func:`keras_icnn.explain.explain`, the
+        exported ``explain`` signature and :meth:`explain` all read them here)."""
+        feats, _, logits = self.performer_outputs(images)
+        parts = self.explainer.encode(feats, training=False)
+        return parts["interp"], parts, logits
+
     def explain(self, images, batch_size=64):
-        """Per-filter part location (image pixels), activation and category of conv-interp-2.
+        """Per-filter part location (image pixels), activation and category of conv-interp-2
+        (:func:`keras_icnn.explain.explain` gives these and the contributions, per image).
 
         Returns:
             dict: ``part_locations`` [N, F, 2] (x, y) of each filter's peak,
@@ -322,15 +332,12 @@ class ExplainerDistiller(guard.GuardedModel, keras.Model):
             ``filter_classes`` [F], ``p`` (float).
         """
         rf = receptive_field(self.performer, self.target_layer)
-        locs, scores = [], []
-        for a in range(0, len(images), batch_size):
-            feats, _, _ = self.performer_outputs(tf.convert_to_tensor(images[a:a + batch_size]))
-            interp = self.explainer.encode(feats, training=False)["interp"]
-            location, score = peak_locations(interp, rf)
-            locs.append(location.numpy())
-            scores.append(score.numpy())
-        return {"part_locations": np.concatenate(locs),
-                "part_scores": np.concatenate(scores),
+        step = tf.function(lambda x: peak_locations(self.interpretable_maps(x)[0], rf),
+                           autograph=False, reduce_retracing=True)
+        found = [step(tf.convert_to_tensor(images[a:a + batch_size]))
+                 for a in range(0, len(images), batch_size)]
+        return {"part_locations": np.concatenate([f[0].numpy() for f in found]),
+                "part_scores": np.concatenate([f[1].numpy() for f in found]),
                 "filter_classes": self.explainer.conv_interp_2.target_classes.numpy(),
                 "p": float(self.explainer.p)}
 
