@@ -10,13 +10,36 @@ def machine():
     return f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU"
 
 
+def load_json(path, default=None):
+    """The JSON at ``path`` (a benchmark's results or resume state), or ``default`` (a fresh
+    ``{}`` when None) when there is no file yet."""
+    if not os.path.isfile(path):
+        return {} if default is None else default
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_json(path, value, indent=1, sort_keys=False, quiet=True):
+    """Write ``value`` to ``path`` atomically (a temporary file, then a rename: a run killed
+    mid-write leaves the previous state), numpy values as plain numbers
+    (:func:`keras_icnn.reporting.outputs.jsonable`). The one JSON writer of the benchmarks."""
+    from keras_icnn.reporting.outputs import jsonable
+
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(jsonable(value), f, indent=indent, sort_keys=sort_keys)
+    os.replace(path + ".tmp", path)
+    if not quiet:
+        print(f"wrote {path}")
+    return path
+
+
 def write_rows(path, rows, **extra):
     """Write ``{"machine", "date", "rows", **extra}`` as JSON to ``path`` and say so."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump({"machine": machine(), "date": time.strftime("%Y-%m-%d"), "rows": rows, **extra},
-                  f, indent=2)
-    print(f"wrote {path}")
+    save_json(path, {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "rows": rows,
+                     **extra}, indent=2, quiet=False)
 
 
 def alternate(steps_by_name, steps, repeats, clock=time.perf_counter):

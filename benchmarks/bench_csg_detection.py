@@ -32,7 +32,6 @@ them on restart.
 """
 import argparse
 import glob
-import json
 import os
 import time
 
@@ -60,10 +59,8 @@ CHUNK = 500  # each attack runs on the pool in chunks until every class has enou
 
 
 def load():
-    if os.path.exists(RESULTS):
-        with open(RESULTS) as f:
-            return json.load(f)
-    return {"machine": bench_common.machine(), "pairs": {}, "protocol": __doc__.split("\n\n")[1]}
+    return bench_common.load_json(RESULTS, {"machine": bench_common.machine(), "pairs": {},
+                                            "protocol": __doc__.split("\n\n")[1]})
 
 
 def save(state, *paths):
@@ -82,10 +79,7 @@ def save(state, *paths):
             for key in path[:-1]:
                 source, target = source[key], target.setdefault(key, {})
             target[path[-1]] = source[path[-1]]
-        tmp = RESULTS + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(disk, f, indent=1)
-        os.replace(tmp, RESULTS)
+        bench_common.save_json(RESULTS, disk)
 
 
 def images_of(split, n, seed, start=0):

@@ -21,7 +21,6 @@ Writes ``benchmarks/results/csg_hard.{json,md}``. ``bench_interpretability.py``
 runs seed 0 of the same function (its rows "hard synthetic").
 """
 import argparse
-import json
 import os
 import time
 

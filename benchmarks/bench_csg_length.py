@@ -83,24 +83,16 @@ SPLITS = ("validation", "test")
 
 
 def load():
-    if os.path.exists(RESULTS):
-        with open(RESULTS) as f:
-            return json.load(f)
-    return {"machine": bench_common.machine(), "rule": RULE, "runs": {}}
+    return bench_common.load_json(RESULTS, {"machine": bench_common.machine(), "rule": RULE,
+                                            "runs": {}})
 
 
 def save(state):
     """Write ``state``, keeping runs another process of this script finished meanwhile (the
     seeds can run as parallel processes: ``--stages=seeds --seeds=1`` and ``--seeds=2``)."""
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    if os.path.exists(RESULTS):
-        with open(RESULTS) as f:
-            on_disk = json.load(f)
-        state["runs"] = {**on_disk.get("runs", {}), **state["runs"]}
-    tmp = RESULTS + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(state, f, indent=1)
-    os.replace(tmp, RESULTS)
+    on_disk = bench_common.load_json(RESULTS)
+    state["runs"] = {**on_disk.get("runs", {}), **state["runs"]}
+    bench_common.save_json(RESULTS, state)
 
 
 def _config(data, settings, epochs, seed, output_dir, baseline):

@@ -131,9 +131,10 @@ def main():
     args = p.parse_args()
     only = set(args.only.split(","))
     results = {}
+    import bench_common  # the script's own folder (generation_speed runs as benchmarks.bench_data)
+
     if os.path.exists(args.out):
-        with open(args.out) as f:
-            results = json.load(f)
+        results = bench_common.load_json(args.out)
     results["machine"] = f"{platform.machine()} {os.cpu_count()} cores"
     work = tempfile.mkdtemp(prefix="bench_data_")
     for legacy in ("image_size", "multi_images_per_s", "negatives_images_per_s",
@@ -182,10 +183,7 @@ def main():
         sizes = [v for k, v in results["memory"].items() if k != "image_size"]
         results["memory"]["streamed_growth_mib"] = (sizes[-1]["streamed_peak_mib"]
                                                     - sizes[0]["streamed_peak_mib"])
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(results, f, indent=2)
-    print(f"wrote {args.out}")
+    bench_common.save_json(args.out, results, indent=2, quiet=False)
 
 
 if __name__ == "__main__":

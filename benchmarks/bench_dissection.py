@@ -19,7 +19,6 @@ Usage:
     python benchmarks/bench_dissection.py --summary   # the table from the JSON only
 """
 import argparse
-import json
 import os
 import time
 
@@ -29,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 
 import bench_faithfulness  # noqa: E402
-from bench_common import machine  # noqa: E402
+from bench_common import load_json, machine, save_json  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "dissection.json")
 TABLES = os.path.join(ROOT, "benchmarks", "results", "dissection.md")
@@ -57,7 +56,7 @@ def dissect(path, config_dir, n=TEST, batch_size=100):
     from keras_icnn.evaluation import streaming
     from keras_icnn.models import graph
 
-    config = json.load(open(os.path.join(config_dir, "config.json")))
+    config = load_json(os.path.join(config_dir, "config.json"))
     look = synthetic_parts.synthetic_config(config.get("synthetic_config", "default"))
     ex = synthetic_parts.make_examples(n, image_size=config["image_size"],
                                        num_classes=config["num_classes"], seed=config["seed"],
@@ -78,7 +77,7 @@ def dissect(path, config_dir, n=TEST, batch_size=100):
 
 
 def load():
-    return json.load(open(RESULTS)) if os.path.exists(RESULTS) else {"rows": {}}
+    return load_json(RESULTS, {"rows": {}})
 
 
 def save(state):
@@ -86,9 +85,7 @@ def save(state):
                  settings={"top_quantile": 0.005, "iou_threshold": 0.04,
                            "concepts": "(category, part)", "upsampling": "bilinear"})
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS + ".tmp", "w") as f:
-        json.dump(state, f, indent=1)
-    os.replace(RESULTS + ".tmp", RESULTS)
+    save_json(RESULTS, state)
 
 
 def run(icnn_epochs=8):

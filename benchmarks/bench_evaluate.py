@@ -15,7 +15,6 @@ VGG on the synthetic data) and ``trainers/evaluate.py`` on both models (the
 Writes benchmarks/results/evaluate.json (``--out``).
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -53,16 +52,14 @@ def main():
     eval_dir = os.path.join(args.models_dir, "eval")
     row["evaluate_seconds"] = timed(["trainers/evaluate.py", "--models=" + ",".join(models),
                                      f"--output_dir={eval_dir}", "--verbose=0"])
-    with open(os.path.join(eval_dir, "report.json")) as f:
-        report = json.load(f)
+    report = bench_common.load_json(os.path.join(eval_dir, "report.json"))
     row["evaluate_seconds_in_report"] = report["seconds"]
     # The figures of both commands (docs/results.md's demo tables are drawn from them).
     row["report"] = {name: {k: v for k, v in r.items() if isinstance(v, (int, float))}
                      for name, r in report["models"].items()}
     trained = os.path.join(args.models_dir, "results.json")
     if not args.skip_training and os.path.isfile(trained):
-        with open(trained) as f:
-            results = json.load(f)
+        results = bench_common.load_json(trained)
         row["training_results"] = {
             name: {k: results[name].get(k) for k in ("test_accuracy", "location_instability",
                                                       "part_interpretability")}

@@ -30,7 +30,6 @@ Usage:
     python benchmarks/bench_faithfulness.py --summary            # tables from the JSON only
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -41,7 +40,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-from bench_common import machine  # noqa: E402
+from bench_common import load_json, machine, save_json  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "faithfulness.json")
 SCORES = os.path.join(ROOT, "benchmarks", "results", "faithfulness_scores.npz")
@@ -84,10 +83,10 @@ def load_model_and_data(name, n):
 
     if name in ("ordinary", "interpretable"):
         path = os.path.join(ICNN_DIR, f"{name}.keras")
-        config = json.load(open(os.path.join(ICNN_DIR, "config.json")))
+        config = load_json(os.path.join(ICNN_DIR, "config.json"))
     else:
         path = os.path.join(CSG_DIR, "baseline.keras" if name == "STD" else "csg.keras")
-        config = json.load(open(os.path.join(CSG_DIR, "config.json")))
+        config = load_json(os.path.join(CSG_DIR, "config.json"))
     look = synthetic_parts.synthetic_config(config.get("synthetic_config", "default"))
     ex = synthetic_parts.make_examples(n, image_size=config["image_size"],
                                        num_classes=config["num_classes"], seed=config["seed"],
@@ -133,7 +132,7 @@ def score(model, images, attr, targets):
 
 
 def load_state():
-    state = json.load(open(RESULTS)) if os.path.exists(RESULTS) else {}
+    state = load_json(RESULTS)
     scores = dict(np.load(SCORES)) if os.path.exists(SCORES) else {}
     return state, scores
 
@@ -141,10 +140,7 @@ def load_state():
 def save_state(state, scores):
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     state.update(machine=machine(), date=time.strftime("%Y-%m-%d"), settings=SETTINGS)
-    tmp = RESULTS + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(state, f, indent=1)
-    os.replace(tmp, RESULTS)
+    save_json(RESULTS, state)
     np.savez_compressed(SCORES + ".tmp.npz", **scores)
     os.replace(SCORES + ".tmp.npz", SCORES)
 
@@ -248,8 +244,7 @@ def summary(state, scores):
     state["verdicts"] = verdicts
     with open(TABLES, "w") as f:
         f.write("\n".join(lines) + "\n")
-    with open(RESULTS, "w") as f:
-        json.dump(state, f, indent=1)
+    save_json(RESULTS, state)
     print("\n".join(lines))
     print(f"wrote {TABLES}")
 

@@ -39,6 +39,8 @@ import os
 import platform
 import time
 
+import bench_common
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,8 +74,7 @@ def birds_dir(path):
     marker = os.path.join(path, "WRITTEN.json")
     if not os.path.isfile(marker):
         synthetic_birds.write_cub_birds(path, verbose=1, **BIRDS)
-        with open(marker, "w") as f:
-            json.dump(BIRDS, f)
+        bench_common.save_json(marker, BIRDS, indent=None)
     return path
 
 
@@ -144,21 +145,18 @@ def run_one(dataset, seed, variant, split, work, birds, ordinary_from=None, resu
     return out
 
 
-def _store(path, key, value):
+def store(path, key, value):
     """Add one run to the results file (re-read first: another process may have added some)."""
-    results = json.load(open(path)) if os.path.isfile(path) else {}
+    results = bench_common.load_json(path)
     results[key] = value
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(results, f, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)
+    bench_common.save_json(path, results, indent=2, sort_keys=True)
     return results
 
 
 def ensure(dataset, split, variant, seeds, work="/tmp/keras_icnn_seeds",
            birds="/tmp/keras_icnn_birds", path=RESULTS):
     """The results file after running what it lacks of ``dataset/split/variant/seed``."""
-    results = json.load(open(path)) if os.path.isfile(path) else {}
+    results = bench_common.load_json(path)
     for seed in seeds:
         key = f"{dataset}/{split}/{variant}/{seed}"
         if key in results:
@@ -168,7 +166,7 @@ def ensure(dataset, split, variant, seeds, work="/tmp/keras_icnn_seeds",
         print(f"== {key} ==" + (f" (the ordinary CNN's figures from {source})"
                                 if source else ""), flush=True)
         value = run_one(dataset, seed, variant, split, work, birds, source, results)
-        results = _store(path, key, value)
+        results = store(path, key, value)
         print(key, json.dumps(value["ratios"]), flush=True)
     return results
 

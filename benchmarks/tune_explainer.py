@@ -141,7 +141,7 @@ def main():
                 continue
             print(f"== {key}: {json.dumps(VARIANTS[variant])} ==", flush=True)
             value = run_one(dataset, variant, args.work, args.birds_dir, args.split)
-            results = bench_icnn_seeds._store(args.results, key, value)
+            results = bench_icnn_seeds.store(args.results, key, value)
             print(key, json.dumps({k: value[k] for k in ("p", "delta_error",
                                                          "location_instability_ratio")}),
                   flush=True)

@@ -32,7 +32,7 @@ the per-filter loss, shape ``[K]``, in float32 whatever the input dtype.
 Implementation: the fitness scores of all templates are one float32 matmul (SPEC §1); the
 approximate gradient's target template is computed from the peak's coordinates rather than
 gathered; on one replica the value and gradient are each one XLA-compiled function
-(``fused=None``; ``FUSE`` below); inside XLA the peak is the first unit equal to the maximum
+(``fused=None``; ``fused=False`` for a device with no XLA compiler); inside XLA the peak is the first unit equal to the maximum
 (``peak_units(via_max=True)``). Why each, with the measurements behind it:
 ``docs/internals.md`` ("The filter loss's implementation choices").
 """
@@ -47,10 +47,6 @@ from keras_icnn.ops.filter_loss import (  # noqa: F401  (public names of this mo
     check_form, constants, exact_value, mutual_information_terms, replica_context,
     standard_constants, target_template_indices, target_templates, template_scores)
 
-FUSE = True
-"""Default of ``fused=None``: compute the loss as one XLA-compiled function on one replica.
-Set ``keras_icnn.losses.FUSE = False`` before building the training step on a platform whose
-devices have no XLA compiler (e.g. a TensorFlow PluggableDevice such as tensorflow-metal)."""
 
 
 @tf.function(jit_compile=True, autograph=False)
@@ -64,9 +60,10 @@ def _fused_exact(x, templates, log_priors):
 
 
 def fused_by_default():
-    """Whether ``fused=None`` fuses here: ``FUSE`` is set and at most one replica shares the
-    batch (the collectives of several stay ordinary ops)."""
-    return FUSE and replica_context() is None
+    """Whether ``fused=None`` fuses here: at most one replica shares the batch (the
+    collectives of several stay ordinary ops). On a device with no XLA compiler pass
+    ``fused=False`` (the layers' ``fused=False``)."""
+    return replica_context() is None
 
 
 def _use_fused(fused):
@@ -121,7 +118,7 @@ def mutual_information_loss(
             function (the gradient is then evaluated with the value, even when
             nobody asks for it). ``None`` (default): fused unless several
             replicas share the batch, where autodiff runs through the
-            collectives instead, or ``keras_icnn.losses.FUSE`` is False.
+            collectives instead.
 
     Returns:
         float32 ``[K]``: ``-MI`` of each filter. A batch of one gives 0.

@@ -16,10 +16,11 @@ except RuntimeError:  # already initialised
 
 
 # The suite traces hundreds of tiny fits: the non-finite guard's checks as plain ops (no XLA
-# compile per trace); tests/models/test_guard.py runs the fused path users get.
-from keras_icnn.models import guard as _guard  # noqa: E402
+# compile per trace: every model's ``fused_checks`` read False unless set);
+# tests/models/test_guard.py runs the fused path users get.
+import keras as _keras  # noqa: E402
 
-_guard.FUSED_CHECKS = False
+_keras.Model.fused_checks = False
 
 
 @pytest.fixture(autouse=True)

@@ -34,8 +34,8 @@ class InterpretableConv(keras.layers.Layer):
     statistics, finite check, part mask) is one XLA-compiled function and its
     gradient another, also in models compiled without XLA (``training_pass``;
     same values as the ordinary ops, tested). Several replicas, ``learnable_beta``,
-    the ``grad_ratio`` schedule or ``keras_icnn.losses.FUSE = False`` take the
-    ordinary path; inference always does.
+    the ``grad_ratio`` schedule or ``fused=False`` take the ordinary path; inference
+    always does.
 
     Args:
         filters: number of filters K.
@@ -62,6 +62,9 @@ class InterpretableConv(keras.layers.Layer):
         target_decay: EMA decay of the per-class activation statistics (0.9).
         use_bias, kernel_initializer, bias_initializer, kernel_regularizer:
             as in ``keras.layers.Conv2D``.
+        fused: run a training call's filter loss, statistics and mask as one XLA-compiled
+            function where it can (default True); False: ordinary ops only (a device with no
+            XLA compiler, e.g. tensorflow-metal).
         **kwargs: base layer arguments.
 
     Call arguments:
@@ -90,7 +93,7 @@ class InterpretableConv(keras.layers.Layer):
                  gradient_form="printed", mu="argmax", beta=templates_lib.DEFAULT_BETA,
                  learnable_beta=False, loss_weight=0.05, loss_schedule="constant",
                  target_decay=0.9, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, fused=True, **kwargs):
         super().__init__(**kwargs)
         self.filters = validation.positive_int(filters, "filters")
         self.kernel_size = self._pair(kernel_size, "kernel_size")
@@ -152,6 +155,7 @@ class InterpretableConv(keras.layers.Layer):
         self.loss_weight = float(loss_weight)
         self.loss_schedule = loss_schedule
         self.target_decay = float(target_decay)
+        self.fused = bool(fused)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -269,10 +273,11 @@ class InterpretableConv(keras.layers.Layer):
     def filter_loss_per_filter(self, maps, labels):
         """Unweighted ``-MI`` per filter [K] of ``maps``, with this layer's gradient mode."""
         if self.gradient == "exact":
-            return losses_lib.mutual_information_loss(maps, beta=self.beta)
+            return losses_lib.mutual_information_loss(maps, beta=self.beta,
+                                                      fused=None if self.fused else False)
         return losses_lib.approximate_mutual_information_loss(
             maps, labels, self.target_classes, beta=self.beta, form=self.gradient_form,
-            check_labels=False)  # checked in call
+            check_labels=False, fused=None if self.fused else False)  # labels checked in call
 
     def conv_relu(self, inputs):
         """The layer's post-ReLU, pre-mask maps."""
@@ -289,7 +294,7 @@ class InterpretableConv(keras.layers.Layer):
         if self.loss_schedule == "grad_ratio":
             per_filter, g = losses_lib.approximate_terms(
                 tf.stop_gradient(maps), labels, self.target_classes, beta=self.beta,
-                form=self.gradient_form)
+                form=self.gradient_form, fused=None if self.fused else False)
             maps = mix_filter_gradient(maps, g, self.loss_weight)
             per_filter = tf.stop_gradient(per_filter)
         else:
@@ -304,10 +309,11 @@ class InterpretableConv(keras.layers.Layer):
         return maps
 
     def _fuses_training(self):
-        """Whether a training call runs as one XLA function (:func:`~keras_icnn.layers.filter_pass.training_pass`): on one
-        replica with ``keras_icnn.losses.FUSE`` set, unless ``learnable_beta`` (the mask then
-        carries a gradient) or the ``grad_ratio`` schedule (it re-wires the maps' gradient)."""
-        return (losses_lib.fused_by_default() and not self.learnable_beta
+        """Whether a training call runs as one XLA function
+        (:func:`~keras_icnn.layers.filter_pass.training_pass`): ``fused``, on one replica,
+        unless ``learnable_beta`` (the mask then carries a gradient) or the ``grad_ratio``
+        schedule (it re-wires the maps' gradient)."""
+        return (self.fused and losses_lib.fused_by_default() and not self.learnable_beta
                 and self.loss_schedule != "grad_ratio")
 
     def _fused_training(self, x, labels, scope):
@@ -383,6 +389,7 @@ class InterpretableConv(keras.layers.Layer):
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "fused": self.fused,
             }
         )
         return config

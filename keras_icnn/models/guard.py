@@ -141,10 +141,10 @@ def _state(model):
     return out
 
 
-# One XLA-compiled call for all the finite checks of a step: ~600 fewer small ops a step on
-# an uncompiled VGG step (1.106x -> 1.065x CPU time), for one XLA compile (~1 s) per traced
-# step. False: plain ops, no compile (the test suite, which traces hundreds of tiny fits).
-FUSED_CHECKS = True
+# The finite checks of a step as one XLA-compiled call (a model's ``fused_checks``, default
+# True): ~600 fewer small ops a step on an uncompiled VGG step (1.106x -> 1.065x CPU time),
+# for one XLA compile (~1 s) per traced step. False: plain ops, no compile (a device with no
+# XLA compiler; the test suite, which traces hundreds of tiny fits).
 
 
 def _finite_flags_plain(tensors):
@@ -154,14 +154,14 @@ def _finite_flags_plain(tensors):
 _finite_flags_fused = tf.function(_finite_flags_plain, jit_compile=True, autograph=False)
 
 
-def _finite_flags(tensors):
+def _finite_flags(tensors, fused=True):
     """bool ``[len(tensors)]``: whether each floating tensor is all finite, as one
-    XLA-compiled call (two small ops a tensor would cost a dispatch each in a step that is
-    not compiled)."""
+    XLA-compiled call with ``fused`` (two small ops a tensor would cost a dispatch each in a
+    step that is not compiled)."""
     tensors = [tf.convert_to_tensor(t) for t in tensors]
     if not tensors:
         return tf.zeros([0], tf.bool)
-    return (_finite_flags_fused if FUSED_CHECKS else _finite_flags_plain)(tensors)
+    return (_finite_flags_fused if fused else _finite_flags_plain)(tensors)
 
 
 def _record_gradients(opt):
@@ -179,7 +179,8 @@ def _record_gradients(opt):
             pairs = [(getattr(v, "path", None) or getattr(v, "name", "?"),
                       g.values if isinstance(g, tf.IndexedSlices) else g)
                      for g, v in zip(grads, variables) if g is not None]
-            record([path for path, _ in pairs], _finite_flags([g for _, g in pairs]))
+            record([path for path, _ in pairs], _finite_flags(
+                [g for _, g in pairs], getattr(_tracing, "fused", True)))
         return original(grads, trainable_variables)
 
     opt.apply = apply
@@ -194,8 +195,9 @@ def guarded_step(model, step, data):
     inputs = [(i, t) for i, t in enumerate(tf.nest.flatten(x))
               if t is not None and tf.convert_to_tensor(t).dtype.is_floating]
     single = len(tf.nest.flatten(x)) == 1
+    fused = bool(getattr(model, "fused_checks", True))
     checks.append(([guard.code_of("input", "input" if single else f"input {i}")
-                    for i, _ in inputs], _finite_flags([t for _, t in inputs])))
+                    for i, _ in inputs], _finite_flags([t for _, t in inputs], fused)))
     # Keras builds an optimizer inside its first apply; build it first, or its slots
     # would be born during the step and escape the snapshot.
     opt = getattr(model, "optimizer", None)
@@ -211,14 +213,14 @@ def guarded_step(model, step, data):
     for opt in _optimizers(model):
         if not isinstance(opt, keras.optimizers.LossScaleOptimizer):
             _record_gradients(opt)
-    _tracing.record = record_gradient
+    _tracing.record, _tracing.fused = record_gradient, fused
     try:
         logs = step(data)
     finally:
         _tracing.record = None
     floating = [(name, v) for name, v in state if v.dtype.is_floating]
     checks.append(([guard.code_of("variable", f"variable {name!r}") for name, _ in floating],
-                   _finite_flags([v.read_value() for _, v in floating])))
+                   _finite_flags([v.read_value() for _, v in floating], fused)))
     # Agree over the replicas: the count of replicas that found each tensor non-finite.
     flags = tf.cast(tf.logical_not(tf.concat([ok for _, ok in checks], 0)), tf.float32)
     context = tf.distribute.get_replica_context()
@@ -351,14 +353,18 @@ class StopOnNonFiniteStep(EpochCounter):
             f"its state before that step.{maps} {_HINTS[kind]}")
 
 
-def protect(model):
+def protect(model, fused_checks=None):
     """Guard any Keras model's ``fit``: returns the callback to pass to ``fit``.
 
     Wraps the model's ``train_step`` (an instance attribute, not saved with the
-    model) unless its class is guarded already.
+    model) unless its class is guarded already. ``fused_checks``: run the step's finite
+    checks as one XLA-compiled call (the default; ``model.fused_checks``) or, False, as
+    plain ops (a device with no XLA compiler).
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
+    if fused_checks is not None:
+        object.__setattr__(model, "fused_checks", bool(fused_checks))
     if not getattr(type(model), "guards_nonfinite", False) and \
             not getattr(model.train_step, "_keras_icnn_guarded", False):
         step = functools.partial(guarded_step, model, model.train_step)

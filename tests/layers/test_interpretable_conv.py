@@ -168,10 +168,9 @@ def test_templates_used_by_layer_are_the_paper_templates(gradient):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
 
 
-def _training_call(layer, x, y, upstream, fuse, monkeypatch):
+def _training_call(layer, x, y, upstream):
     """Masked output, weighted filter loss, d/d(x, kernel, bias) of
     ``sum(out * upstream) + loss``, the target statistics and the scope's finite flag."""
-    monkeypatch.setattr(losses, "FUSE", fuse)
     x = tf.constant(x)
     with tf.GradientTape() as tape:
         tape.watch(x)
@@ -191,7 +190,7 @@ def _training_call(layer, x, y, upstream, fuse, monkeypatch):
     {"mu": "centroid", "loss_schedule": "paper", "gradient_form": "appendix"},
     {"single_category": True, "positive_class": 2, "beta": 3.0},
 ])
-def test_fused_training_call_equals_the_unfused_one(kwargs, monkeypatch):
+def test_fused_training_call_equals_the_unfused_one(kwargs):
     # One replica: the training call runs as one XLA function (loss, eq. 5 in factored form,
     # statistics, mask) plus one for its gradient. It must give what the ordinary ops give:
     # output, loss, gradients w.r.t. input and weights, statistics. Maps with ties (a dead
@@ -204,12 +203,12 @@ def test_fused_training_call_equals_the_unfused_one(kwargs, monkeypatch):
     results = []
     for fuse in (True, False):
         keras.utils.set_random_seed(5)
-        layer = InterpretableConv(5, num_classes=4, loss_weight=2.0, **kwargs)
+        layer = InterpretableConv(5, num_classes=4, loss_weight=2.0, fused=fuse, **kwargs)
         layer.build(x.shape)
         kernel = layer.kernel.numpy()
         kernel[..., 4] = -np.abs(kernel[..., 4])  # filter 4 dead: its map is all zero
         layer.kernel.assign(kernel)
-        results.append(_training_call(layer, x, y, upstream, fuse, monkeypatch))
+        results.append(_training_call(layer, x, y, upstream))
         assert layer._fuses_training() == fuse
     fused, plain = results
     for name, a, b in zip(("out", "loss", "d_x", "d_kernel", "d_bias", "activation", "seen"),
@@ -221,7 +220,7 @@ def test_fused_training_call_equals_the_unfused_one(kwargs, monkeypatch):
 
 @pytest.mark.parametrize("gradient", ["approximate", "exact"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_fused_training_call_reports_non_finite_maps(bad, gradient, monkeypatch):
+def test_fused_training_call_reports_non_finite_maps(bad, gradient):
     # The fused call reads finiteness from the K loss values: one NaN or +Inf anywhere in a
     # map must make its filter's loss non-finite (checked at every position of one map).
     rng = np.random.RandomState(12)
@@ -229,7 +228,6 @@ def test_fused_training_call_reports_non_finite_maps(bad, gradient, monkeypatch)
     maps = np.maximum(rng.normal(size=(4, 5, 4, 3)), 0).astype("float32")
     y = np.array([0, 1, 2, 0])
     layer.build(maps.shape)
-    monkeypatch.setattr(losses, "FUSE", True)
     for flat in range(5 * 4):
         m = maps.copy()
         m[1, flat // 4, flat % 4, 2] = bad
@@ -242,13 +240,12 @@ def test_fused_training_call_reports_non_finite_maps(bad, gradient, monkeypatch)
 
 
 @pytest.mark.parametrize("fuse", [True, False])
-def test_non_finite_maps_never_reach_the_class_statistics(fuse, monkeypatch):
+def test_non_finite_maps_never_reach_the_class_statistics(fuse):
     rng = np.random.RandomState(13)
-    layer = InterpretableMask(num_classes=3)
+    layer = InterpretableMask(num_classes=3, fused=fuse)
     maps = np.maximum(rng.normal(size=(4, 5, 4, 3)), 0).astype("float32")
     y = np.array([0, 1, 2, 0])
     layer.build(maps.shape)
-    monkeypatch.setattr(losses, "FUSE", fuse)
     with label_scope(y):
         layer(tf.constant(maps), training=True)
     before = (layer.class_activation.numpy().copy(), layer.class_seen.numpy().copy())

@@ -14,7 +14,7 @@ from tests.models.test_csg import _data, _tiny_backbone
 @pytest.fixture(autouse=True)
 def _fused_checks(monkeypatch):
     """These tests run the guard as users get it (the rest of the suite: plain ops)."""
-    monkeypatch.setattr(guard, "FUSED_CHECKS", True)
+    monkeypatch.setattr(keras.Model, "fused_checks", True)
 
 
 def _state(model):
