@@ -41,7 +41,7 @@ gathered; on one replica the value and gradient are each one XLA-compiled functi
 import tensorflow as tf
 
 from keras_icnn import templates as templates_lib
-from keras_icnn import validation
+from keras_icnn import _lazy, validation
 from keras_icnn.ops.filter_loss import (  # noqa: F401  (public names of this module)
     GRADIENT_FORMS, approximate_coefficients, batch_logsumexp, batch_sum, check_feature_maps,
     check_form, constants, exact_value, mutual_information_terms, replica_context,
@@ -304,3 +304,8 @@ def unit_mean_maps(x):
         units = ctx.all_reduce(tf.distribute.ReduceOp.SUM, units)
     mean = batch_sum(total) / units  # [K]
     return tf.math.divide_no_nan(x, mean)
+
+
+_lazy.retired_switches(__name__, {
+    "FUSE": "the layers' fused=False (InterpretableConv(..., fused=False)) or the loss "
+            "functions' fused=False"})

@@ -253,3 +253,16 @@ def test_filter_statistics_vs_numpy():
     np.testing.assert_allclose(float(stats["mean_peak"]), x.max((1, 2)).mean(), rtol=1e-5)
     assert float(stats["dead"]) == pytest.approx(1 / 3)
     np.testing.assert_allclose(float(stats["neg_mi"]), numpy_negative_mi(x).sum(), rtol=1e-4)
+
+
+def test_retired_module_switches_say_what_replaced_them():
+    """Issue 45: losses.FUSE and guard.FUSED_CHECKS became arguments; setting the old switch
+    must not silently do nothing."""
+    from keras_icnn.models import guard
+
+    with pytest.raises(AttributeError, match=r"losses.FUSE was removed.*fused=False"):
+        losses.FUSE = False
+    with pytest.raises(AttributeError, match=r"FUSED_CHECKS was removed.*fused_checks=False"):
+        guard.FUSED_CHECKS = False
+    with pytest.raises(AttributeError, match="FUSE was removed"):
+        losses.FUSE  # noqa: B018

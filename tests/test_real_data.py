@@ -70,7 +70,7 @@ def test_all_trainers_and_evaluate_on_a_real_layout(dataset, dirs, tmp_path):
     if dataset == "cub":
         csg = json.loads((csg_out / "results.json").read_text())
         assert csg["num_classes"] == C and csg["dataset"] == dataset
-        # (Mirrored training is tested in test_train_csg.py and models/test_csg.py.)
+        # (Mirrored training is tested in recipes/test_csg.py and models/test_csg.py.)
         assert np.asarray(np.load(csg_out / "gate.npy")).shape[0] == C
     assert (eval_out / "report.html").exists()
     interp = report["models"]["interpretable"]

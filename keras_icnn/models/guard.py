@@ -47,6 +47,7 @@ import threading
 import keras
 import tensorflow as tf
 
+from keras_icnn import _lazy
 from keras_icnn.layers.interpretable_conv import InterpretableConv
 
 _HINTS = {
@@ -382,3 +383,7 @@ def with_guard_callback(model, callbacks):
     if not any(isinstance(c, StopOnNonFiniteStep) for c in callbacks):
         callbacks.insert(0, StopOnNonFiniteStep())
     return callbacks
+
+
+_lazy.retired_switches(__name__, {
+    "FUSED_CHECKS": "guard.protect(model, fused_checks=False) or model.fused_checks = False"})

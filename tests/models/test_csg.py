@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from keras_icnn import distribute
 from keras_icnn.models import (CSGModel, gate_matrix, make_csg, phase_table, resnet20_backbone)
+from tests.models.conftest import tiny_backbone, tiny_data
 
 
 def test_phase_table_matches_algorithm_1():
@@ -18,27 +19,10 @@ def test_phase_table_matches_algorithm_1():
         assert phase_table(12, period, k, 0) == [c if e % period < k else s for e in range(12)]
 
 
-def _tiny_backbone(num_classes=3, seed=0):
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="c1")(inputs)
-    x = keras.layers.Conv2D(12, 3, padding="same", activation="relu", name="top_conv")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(num_classes, name="logits")(x))
-
-
-def _data(n=64, seed=0):
-    rng = np.random.RandomState(seed)
-    y = np.arange(n) % 3
-    x = rng.uniform(0, 1, (n, 16, 16, 3)).astype("float32")
-    x[..., 0] += y[:, None, None] * 0.5  # a learnable signal
-    return x, y
-
-
 def _fit(strategy, epochs, schedule):
-    x, y = _data()
+    x, y = tiny_data()
     with strategy.scope():
-        model = make_csg(_tiny_backbone(), "top_conv", density=0.4)
+        model = make_csg(tiny_backbone(), "top_conv", density=0.4)
         model.compile(keras.optimizers.SGD(0.05), gate_optimizer=keras.optimizers.SGD(0.5))
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     history = model.fit(ds, epochs=epochs, verbose=0, schedule=schedule)
@@ -49,7 +33,7 @@ def test_trains_in_both_phases_and_gate_moves_only_in_csg():
     model, h = _fit(tf.distribute.get_strategy(), 1, dict(warmup=1))
     np.testing.assert_array_equal(gate_matrix(model), 1.0)  # STD epoch: G untouched
     assert "csg_loss" not in h.history
-    x, y = _data()
+    x, y = tiny_data()
     before = model.get_layer("c1").kernel.numpy().copy()
     h = model.fit(x, y, batch_size=16, epochs=1, verbose=0, schedule=dict(warmup=0))
     g = gate_matrix(model)
@@ -79,8 +63,8 @@ def test_mirrored_matches_default():
 
 
 def test_fixed_gate_mode_keeps_gate():
-    x, y = _data()
-    model = make_csg(_tiny_backbone(), "top_conv", density=0.5, fixed=True,
+    x, y = tiny_data()
+    model = make_csg(tiny_backbone(), "top_conv", density=0.5, fixed=True,
                      filters_per_class=3, shared_filters=3)
     model.compile(keras.optimizers.SGD(0.05))
     g0 = gate_matrix(model).copy()
@@ -89,8 +73,8 @@ def test_fixed_gate_mode_keeps_gate():
 
 
 def test_nan_loss_stops_with_phase_epoch_step():
-    x, y = _data(32)
-    model = make_csg(_tiny_backbone(), "top_conv", density=0.4)
+    x, y = tiny_data(32)
+    model = make_csg(tiny_backbone(), "top_conv", density=0.4)
     model.compile(keras.optimizers.SGD(0.05))
     model.get_layer("logits").kernel.assign(np.full((12, 3), np.nan, np.float32))
     with pytest.raises(FloatingPointError, match=r"Non-finite values \(NaN or Inf\) in the "
@@ -100,8 +84,8 @@ def test_nan_loss_stops_with_phase_epoch_step():
 
 
 def test_labels_out_of_range():
-    x, y = _data(16)
-    model = make_csg(_tiny_backbone(), "top_conv", density=0.4)
+    x, y = tiny_data(16)
+    model = make_csg(tiny_backbone(), "top_conv", density=0.4)
     model.compile(keras.optimizers.SGD(0.05))
     # Checked before the compiled step (XLA would drop an assert op).
     with pytest.raises(ValueError, match=r"y` must lie in \[0, 3\)\. Received: min=1, max=3"):
@@ -109,7 +93,7 @@ def test_labels_out_of_range():
 
 
 def test_save_load_round_trip(tmp_path):
-    x, y = _data()
+    x, y = tiny_data()
     model = make_csg(resnet20_backbone((16, 16, 3), 3, width=4, blocks_per_stage=1), "top_conv",
                      density=0.4)
     model.compile(keras.optimizers.Adam(1e-3))
@@ -124,8 +108,8 @@ def test_save_load_round_trip(tmp_path):
 def test_each_phase_traces_once_and_switching_swaps_functions():
     """The default schedule switches phase every epoch: each phase's step is traced once per
     fit (a retrace per epoch would recompile the step with XLA every epoch)."""
-    x, y = _data()
-    model = make_csg(_tiny_backbone(), "top_conv", density=0.4)
+    x, y = tiny_data()
+    model = make_csg(tiny_backbone(), "top_conv", density=0.4)
     model.compile(keras.optimizers.SGD(0.05), gate_optimizer=keras.optimizers.SGD(0.5))
     traces, step = [], model.train_step
 
@@ -160,8 +144,8 @@ def test_final_std_makes_the_last_epoch_std_in_the_table_and_in_fit():
     assert table == [c if e % 3 == 2 and e != 29 else s for e in range(30)]
     assert table.count(c) == 9 and table[-1] == s
     assert phase_table(4, 3, 1, 0, final_std=True) == [c, s, s, s]  # epoch 3 would be CSG
-    x, y = _data(32)
-    model = make_csg(_tiny_backbone(), "top_conv", density=0.4)
+    x, y = tiny_data(32)
+    model = make_csg(tiny_backbone(), "top_conv", density=0.4)
     model.compile(keras.optimizers.SGD(0.05), gate_optimizer=keras.optimizers.SGD(0.5))
     seen = []
 
@@ -196,9 +180,9 @@ def _one_csg_step_by_hand(model, x, y, lr):
 def test_gate_in_the_csg_optimizer_and_no_std_term_in_csg_epochs():
     """gate_optimizer="csg" (the authors' code): one CSG step moves G by the CSG-phase
     optimizer's rate, and the network by the gradient of the CSG objective alone."""
-    x, y = _data(16)
+    x, y = tiny_data(16)
     lr = 0.2
-    model = make_csg(_tiny_backbone(), "top_conv", density=0.4)
+    model = make_csg(tiny_backbone(), "top_conv", density=0.4)
     model.compile(keras.optimizers.SGD(1e-3), csg_optimizer=keras.optimizers.SGD(lr),
                   gate_optimizer="csg", lambda2=0.05)
     assert model.gate_optimizer is model.csg_optimizer and model.gate_in_csg_optimizer
@@ -212,7 +196,7 @@ def test_gate_in_the_csg_optimizer_and_no_std_term_in_csg_epochs():
         np.testing.assert_allclose(v.numpy(), expected, rtol=1e-4, atol=1e-6)
     assert int(model.csg_optimizer.iterations) == 1 and int(model.optimizer.iterations) == 0
     # With its own optimizer (the default), G moves by that optimizer's rate instead.
-    own = make_csg(_tiny_backbone(), "top_conv", density=0.4)
+    own = make_csg(tiny_backbone(), "top_conv", density=0.4)
     own.compile(keras.optimizers.SGD(1e-3), csg_optimizer=keras.optimizers.SGD(lr),
                 gate_optimizer=keras.optimizers.SGD(10 * lr), lambda2=0.05)
     own.gate_layer.gate.assign(np.linspace(0.2, 1.0, 36, dtype="float32").reshape(3, 12))
@@ -227,11 +211,11 @@ def test_each_phase_schedule_advances_only_in_its_own_epochs():
     from keras_icnn.recipes import CSGConfig
     from keras_icnn.recipes.optim import network_learning_rates as _network_learning_rates, network_optimizer as _network_optimizer
 
-    x, y = _data(32)  # 2 steps per epoch
+    x, y = tiny_data(32)  # 2 steps per epoch
     config = CSGConfig(recipe="paper", epochs=6, warmup=0, explicit=("warmup",))
     phases = phase_table(6, period=3, csg_epochs=1, warmup=0, final_std=True)  # c s s c s s
     std_lr, csg_learning_rate, _ = _network_learning_rates(config, 2, phases)
-    model = make_csg(_tiny_backbone(), "top_conv", density=0.4)
+    model = make_csg(tiny_backbone(), "top_conv", density=0.4)
     model.compile(_network_optimizer(config, std_lr),
                   csg_optimizer=_network_optimizer(config, csg_learning_rate), gate_optimizer="csg")
     rates = []

@@ -8,7 +8,7 @@ import tensorflow as tf
 from keras_icnn.layers import InterpretableConv
 from keras_icnn.models import InterpretableModel, build_explainer, guard, make_csg, vgg_backbone
 from keras_icnn.models.guard import NonFiniteStepError
-from tests.models.test_csg import _data, _tiny_backbone
+from tests.models.conftest import tiny_backbone, tiny_data
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +56,7 @@ def _icnn_first_layer(jit):
 @pytest.mark.parametrize("jit", [False, True])
 def test_one_nan_pixel_stops_interpretable_fit_and_restores_everything(jit):
     """The issue's case: one NaN pixel in one image of a 3-epoch fit on numpy arrays."""
-    x, y = _data(48)
+    x, y = tiny_data(48)
     x[20, 5, 5, 1] = np.nan                         # batch 2 of 3 in epoch 1
     model = _icnn_first_layer(jit)
     snaps = _Snapshots()
@@ -70,9 +70,9 @@ def test_one_nan_pixel_stops_interpretable_fit_and_restores_everything(jit):
 
 
 def test_csg_epoch_with_a_nan_batch_restores_gate_and_network():
-    x, y = _data(48)
+    x, y = tiny_data(48)
     x[40, 0, 0, 0] = np.inf                          # step 3 of a CSG epoch
-    model = make_csg(_tiny_backbone(), "top_conv", density=0.4)
+    model = make_csg(tiny_backbone(), "top_conv", density=0.4)
     model.compile(keras.optimizers.SGD(0.05, momentum=0.9), gate_optimizer="csg")
     snaps = _Snapshots()
     with pytest.raises(NonFiniteStepError, match=r"in input at CSG phase, epoch 1, step 3"):
@@ -132,7 +132,7 @@ def _plain(extra):
 
 
 def test_gradient_path_names_the_variable():
-    x, y = _data(16)
+    x, y = tiny_data(16)
     model = _plain(_NaNGradient(name="nan_grad"))
     x = x.copy()
     snaps = _Snapshots()
@@ -146,7 +146,7 @@ def test_gradient_path_names_the_variable():
 
 
 def test_variable_path_names_a_statistic_the_forward_pass_wrote():
-    x, y = _data(32)
+    x, y = tiny_data(32)
     x[20] *= 1e4                                      # finite, but the statistic overflows
     model = _plain(_Statistic(name="stat_layer"))
     snaps = _Snapshots()
@@ -159,7 +159,7 @@ def test_variable_path_names_a_statistic_the_forward_pass_wrote():
 
 def test_finite_fit_is_unchanged_by_the_guard():
     """On finite data the guard only watches: the same weights as an unguarded fit."""
-    x, y = _data(32)
+    x, y = tiny_data(32)
     guarded, plain = _plain(keras.layers.Identity()), _plain(keras.layers.Identity())
     guarded.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False,
                 callbacks=[guard.protect(guarded)])
@@ -172,7 +172,7 @@ def test_mirrored_restores_every_replica():
     from keras_icnn import distribute
 
     strategy = distribute.get_strategy("mirrored", num_cpu_devices=2)
-    x, y = _data(48)
+    x, y = tiny_data(48)
     x[37, 1, 1, 0] = np.nan                          # global batch 3 (16 = 8 per replica)
     with strategy.scope():
         model = _plain(keras.layers.BatchNormalization(name="bn"))
@@ -191,7 +191,7 @@ def test_mirrored_restores_every_replica():
 
 
 def test_mixed_precision_skipped_steps_are_not_errors_but_nan_inputs_are():
-    x, y = _data(32)
+    x, y = tiny_data(32)
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         model = _plain(keras.layers.Identity())

@@ -10,7 +10,7 @@ import tensorflow as tf
 from keras_icnn import report
 from keras_icnn.models import make_interpretable, resnet20_backbone, vgg_backbone
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 import shutil

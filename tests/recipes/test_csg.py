@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = ["--num_train=96", "--num_val=32", "--num_test=48", "--image_size=32", "--width=4",
         "--batch_size=32", "--verbose=0", "--num_classes=3", "--density=0.4"]
 
