@@ -112,7 +112,7 @@ def build(config, source, strategy):
 
 
 def _distiller(config, strategy, models, objective="reconstruction"):
-    from keras_icnn.models import distiller as distiller_lib
+    from keras_icnn.models import explainer_build as distiller_lib
 
     keras.utils.set_random_seed(config.seed)  # the explainer and Explainer+cls start alike
     with strategy.scope():
