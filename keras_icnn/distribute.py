@@ -45,7 +45,7 @@ def get_strategy(name="default", num_cpu_devices=None):
             CPU split into ``num_cpu_devices`` logical devices when there is no
             GPU) or ``"multi_worker"`` (``MultiWorkerMirroredStrategy`` from the
             ``TF_CONFIG`` environment variable; applies the Keras compatibility
-            fix of ``keras_icnn.keras_compat``).
+            fix of ``keras_icnn.compat.multi_worker``).
         num_cpu_devices: logical CPU devices for ``mirrored`` without GPUs
             (default 2).
 
@@ -71,9 +71,9 @@ def get_strategy(name="default", num_cpu_devices=None):
         raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
                          '(e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, '
                          '"task": {"type": "worker", "index": 0}})')
-    from keras_icnn import keras_compat
+    from keras_icnn.compat import multi_worker
 
-    keras_compat.patch_multi_worker_fit()
+    multi_worker.patch_multi_worker_fit()
     if "multi_worker" not in _CACHE:
         _CACHE["multi_worker"] = tf.distribute.MultiWorkerMirroredStrategy()
     return _CACHE["multi_worker"]

@@ -6,7 +6,7 @@ gradient-ascent picture) and predictions explained filter by filter. Built from 
 import numpy as np
 import tensorflow as tf
 
-from keras_icnn import ascent
+from keras_icnn.explain import ascent
 from keras_icnn.explain import explainable_for
 from keras_icnn.reporting import html as report_html
 
@@ -120,7 +120,7 @@ def atlas_section(model, name, layer_name, source, config, r, mi, matrices):
 
 def ascent_pictures(model, layer_name, filters, config):
     """uint8 thumbnails [len(filters), THUMB, THUMB, 3] of each filter's gradient-ascent
-    picture (:func:`keras_icnn.ascent.filter_images`, raw-pixel range 0-255, the report's
+    picture (:func:`keras_icnn.explain.ascent.filter_images`, raw-pixel range 0-255, the report's
     seed), each stretched to its own min-max so faint patterns show."""
     images = ascent.filter_images(model, layer_name, filters=filters, steps=config.ascent_steps,
                                   seed=config.seed, batch_size=config.batch_size)[..., :3]

@@ -183,10 +183,8 @@ def deletion(model, images, attributions, targets=None, steps=32, baseline="blac
     Example:
         >>> metrics.deletion(model, images, explanation.gradcam).mean()
     """
-    curves, used = _curves(model, images, attributions, targets, steps, baseline, sigma,
-                           batch_size, False, "deletion")
-    scores = trapezoid_auc(curves)
-    return (scores, curves, used) if return_curves else scores
+    return _area(model, images, attributions, targets, steps, baseline, sigma, batch_size,
+                 False, "deletion", return_curves)
 
 
 def insertion(model, images, attributions, targets=None, steps=32, baseline="blur", sigma=5.0,
@@ -198,8 +196,15 @@ def insertion(model, images, attributions, targets=None, steps=32, baseline="blu
     Example:
         >>> metrics.insertion(model, images, explanation.saliency).mean()
     """
+    return _area(model, images, attributions, targets, steps, baseline, sigma, batch_size,
+                 True, "insertion", return_curves)
+
+
+def _area(model, images, attributions, targets, steps, baseline, sigma, batch_size, insert,
+          caller, return_curves):
+    """Deletion's / insertion's areas (and, with ``return_curves``, curves and targets)."""
     curves, used = _curves(model, images, attributions, targets, steps, baseline, sigma,
-                           batch_size, True, "insertion")
+                           batch_size, insert, caller)
     scores = trapezoid_auc(curves)
     return (scores, curves, used) if return_curves else scores
 

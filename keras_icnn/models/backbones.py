@@ -120,7 +120,7 @@ def _residual_block(x, filters, stride, name):
             # with stride 1. Written this way because oneDNN's strided 1x1
             # backward-weights kernel writes past its buffer when the input has
             # fewer channels than its block (16 on AVX-512) and the batch is
-            # smaller than the thread count (keras_compat.onednn_unsafe_convs).
+            # smaller than the thread count (keras_icnn.compat.onednn.onednn_unsafe_convs).
             shortcut = keras.layers.MaxPooling2D(1, strides=stride,
                                                  name=f"{name}_subsample")(shortcut)
         shortcut = keras.layers.Conv2D(filters, 1, use_bias=False,

@@ -5,7 +5,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_icnn import keras_compat, validation
+from keras_icnn import validation
+from keras_icnn.compat import onednn
 from keras_icnn.layers import label_context
 from keras_icnn.layers.class_specific_gate import ClassSpecificGate
 from keras_icnn.models import graph, guard, heads
@@ -323,7 +324,7 @@ def make_csg(model, layer_name, num_classes=None, copy_weights=True, **gate_kwar
             if layer.weights:
                 cloned.get_layer(layer.name).set_weights(layer.get_weights())
     result = CSGModel(cloned.inputs, cloned.outputs, name=f"{model.name}_csg")
-    keras_compat.warn_onednn_unsafe_convs(result)
+    onednn.warn_onednn_unsafe_convs(result)
     return result
 
 

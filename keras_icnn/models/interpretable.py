@@ -3,7 +3,8 @@
 import keras
 import tensorflow as tf
 
-from keras_icnn import keras_compat, validation
+from keras_icnn import validation
+from keras_icnn.compat import onednn
 from keras_icnn.layers import label_context
 from keras_icnn.models import graph, guard
 from keras_icnn.layers.interpretable_conv import InterpretableConv
@@ -248,5 +249,5 @@ def make_interpretable(model, layer_name, num_classes=None, copy_weights=True, *
             elif layer.weights:
                 cloned.get_layer(layer.name).set_weights(layer.get_weights())
     result = InterpretableModel(cloned.inputs, cloned.outputs, name=f"{model.name}_interpretable")
-    keras_compat.warn_onednn_unsafe_convs(result)
+    onednn.warn_onednn_unsafe_convs(result)
     return result

@@ -3,9 +3,9 @@ import os
 import subprocess
 import sys
 
-from keras_icnn import keras_compat
+from keras_icnn.compat import multi_worker as keras_compat
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_patch_is_idempotent_and_replaces_exactly_two_functions():
@@ -27,7 +27,7 @@ import json, os, sys
 os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": ["127.0.0.1:%d"]},
                                       "task": {"type": "worker", "index": 0}})
 import tensorflow as tf
-from keras_icnn import keras_compat
+from keras_icnn.compat import multi_worker as keras_compat
 if sys.argv[1] == "patched":
     keras_compat.patch_multi_worker_fit()
 from keras.src.backend.tensorflow import trainer as tf_trainer

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import keras
 
-from keras_icnn import ascent
+from keras_icnn.explain import ascent
 from keras_icnn.data import synthetic_parts
 from keras_icnn.models.backbones import vgg_backbone
 

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_icnn import keras_compat
+from keras_icnn import keras_compat  # the old path, kept as a re-export
 from keras_icnn.models import make_interpretable, resnet20_backbone
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MALLOC_DEBUG = "/lib/x86_64-linux-gnu/libc_malloc_debug.so.0"
 
 SCRIPT = r"""
