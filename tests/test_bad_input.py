@@ -269,7 +269,7 @@ def test_command_lines_reject_bad_flags(tmp_path):
     proc = _cli("export/export_savedmodel.py", f"--model={model}", "--version=-3",
                 f"--base_dir={tmp_path / 'models'}")
     assert proc.returncode != 0
-    assert "flag --version=-3: -3 is not a non-negative integer" in proc.stderr
+    assert "`version` must be an integer >= 0. Received: version=-3" in proc.stderr
     assert not (tmp_path / "models").exists()
 
 
