@@ -86,7 +86,8 @@ class ModelOptions:
 class RunOptions:
     """How and where it runs (the three recipes)."""
 
-    batch_size: int = option(32, "Global batch size (split across replicas).")
+    batch_size: int = option(32, "Training batch size, global (split across replicas); the "
+                                 "measuring passes use it too.")
     strategy: str = option("default", "tf.distribute strategy: default, mirrored (GPUs, or the "
                                       "CPU split into --num_cpu_devices) or multi_worker "
                                       "(TF_CONFIG).", STRATEGIES)

@@ -50,7 +50,8 @@ class DetectConfig(DataOptions):
     one_pixel_generations: int = option(20, "Differential-evolution rounds of the one-pixel "
                                             "attack (population 64).")
     local_search_rounds: int = option(20, "Rounds of the local-search attack (5 pixels each).")
-    batch_size: int = option(128, "Images per attack step.")
+    batch_size: int = option(128, "Attack batch: images per attack step (not a training "
+                                  "batch).")
     output_dir: str = option("/tmp/keras_icnn_detect", "Where results.json and results.md go.")
     verbose: int = option(1, "Progress bars (1) or quiet (0).")
 

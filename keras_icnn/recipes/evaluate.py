@@ -51,7 +51,8 @@ class EvalConfig(DataOptions):
     layer: str = option("", "Layer to evaluate (default: the top conv layer).")
     top_k: int = option(100, "Images per filter and landmark in location instability.")
     gradmap_examples: int = option(48, "Images for GradMap localization (0 skips it).")
-    batch_size: int = option(64, "Images per inference step.")
+    batch_size: int = option(64, "Inference batch: images per evaluation step (not a "
+                                 "training batch).")
     atlas_filters: int = option(64, "Filters per model in report.html's filter atlas (the most "
                                     "interpretable first).")
     atlas_images: int = option(8, "Top-activating test images shown per atlas filter.")

@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 from keras_icnn import keras_compat  # the old path, kept as a re-export
+from keras_icnn.compat import multi_worker
 from keras_icnn.models import make_interpretable, resnet20_backbone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -84,18 +85,18 @@ def test_unsafe_convs_are_found_and_named_in_a_warning():
 
 def test_multi_worker_patch_is_written_against_these_keras_sources():
     minor = ".".join(keras.__version__.split(".")[:2])
-    if minor not in keras_compat.VERIFIED_KERAS:
+    if minor not in multi_worker.VERIFIED_KERAS:
         pytest.skip(f"Keras {keras.__version__} is outside the verified versions")
     # Fails loudly when Keras changes a function the patch replaces: re-verify, then update.
-    assert keras_compat.source_hashes() == keras_compat.PATCHED_SOURCES
+    assert multi_worker.source_hashes() == multi_worker.PATCHED_SOURCES
 
 
 def test_multi_worker_patch_refuses_unverified_keras(monkeypatch):
-    monkeypatch.setattr(keras_compat, "_PATCHED", False)
+    monkeypatch.setattr(multi_worker, "_PATCHED", False)
     monkeypatch.setattr(keras, "__version__", "3.99.0")
     from keras.src.backend.tensorflow import trainer as tf_trainer
 
     before = tf_trainer.reduce_per_replica
     with pytest.warns(RuntimeWarning, match=r"verified on Keras 3\.15; Keras 3\.99\.0 is left"):
-        assert keras_compat.patch_multi_worker_fit() is False
+        assert multi_worker.patch_multi_worker_fit() is False
     assert tf_trainer.reduce_per_replica is before
