@@ -22,6 +22,8 @@ import os
 import re
 import sys
 
+from keras_icnn.reporting import tables as table_writer
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARKER = re.compile(r"<!-- table: (?P<path>[^#\s]+)(?:#(?P<n>\d+))? -->\n(?P<body>.*?)"
                     r"<!-- /table -->", re.S)
@@ -41,12 +43,8 @@ def tables(text):
     return out
 
 
-def _row(cells):
-    return "| " + " | ".join(str(c) for c in cells) + " |"
-
-
 def _table(header, rows):
-    return "\n".join([_row(header), _row(["---"] * len(header))] + [_row(r) for r in rows])
+    return table_writer.table(header, rows)  # the package's one table writer
 
 
 def _size(map_name):
