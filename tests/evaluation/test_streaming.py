@@ -96,3 +96,33 @@ def test_peak_responses_equal_collect_responses():
     positions, scores = peak_responses(model, "top_conv")(ex["image"])
     np.testing.assert_array_equal(positions, r["positions"])
     np.testing.assert_allclose(scores, r["scores"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("masks", [True, False], ids=["masks", "images-only"])
+def test_the_atlas_kept_in_pass_2_is_each_filters_top_images_and_maps(masks):
+    """Issue 45: the atlas (each filter's top images by peak, their maps) is collected during
+    the stream's second pass, not by a third read: checked against the in-memory responses."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    ex = synthetic_parts.make_examples(24, image_size=32, num_classes=3, seed=2)
+    if not masks:
+        ex = {k: ex[k] for k in ("image", "label")}
+    model = vgg_backbone((32, 32, 3), 3, width=4)
+    r = metrics.collect_responses(model, "top_conv", ex, verbose=0)
+    stream = stream_filter_metrics(
+        model, "top_conv", lambda: pipeline.make_dataset(ex, 5, as_supervised=False), 24, 3,
+        verbose=0, atlas_images=3, atlas_size=16)
+    atlas = stream["atlas"]
+    want_top = np.argsort(-r["scores"], axis=0, kind="stable")[:3]  # [3, F]
+    np.testing.assert_array_equal(atlas["top"], want_top)
+    f = np.arange(want_top.shape[1])
+    # atlas["maps"][k, f] is filter f's map on its k-th top image: [3, F, h, w].
+    np.testing.assert_allclose(atlas["maps"], r["maps"][want_top, :, :, f[None, :]], rtol=1e-5,
+                               atol=1e-6)
+    assert sorted(atlas["images"]) == sorted(set(want_top.ravel().tolist()))
+    for i, small in atlas["images"].items():
+        want = tf.image.resize(ex["image"][i][None].astype(np.float32), (16, 16),
+                               method="area").numpy()[0]
+        np.testing.assert_allclose(small.astype(np.float32), want, rtol=2e-3, atol=0.5)
+    assert tuple(atlas["image_size"]) == (32, 32)
