@@ -2,11 +2,11 @@
 
 On one replica, an ``InterpretableConv`` training call runs its filter loss,
 target-class statistics, finite check and part mask as one XLA-compiled
-function, and their gradient as another (``_fuses_training``). This measures
-what that buys: the same two-layer models as ``bench_layers.py`` (plain Conv2D
-top vs interpretable top), with the interpretable one built twice, fused and
-with the fused call switched off (the filter loss alone is then still one XLA
-function, as in ``approximate_terms``). Single training steps of the three
+function, and their gradient as another. This measures what that buys: the
+same two-layer models as ``bench_layers.py`` (plain Conv2D top vs interpretable
+top), with the interpretable one built twice, with ``fused=True`` (the default)
+and with ``fused=False`` (the layer's public switch: the training call and the
+filter loss as ordinary ops). Single training steps of the three
 models are interleaved ``--steps`` times (step-level interleaving cancels the
 machine's slow drift, which dominates on 2 shared cores); each figure is the
 median step time, ratios against the plain model's.
@@ -30,8 +30,6 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_icnn.layers import interpretable_conv  # noqa: E402
-
 DEFAULT_POINTS = ("8:64:approximate:off,14:64:approximate:off,8:64:exact:off,"
                   "14:512:approximate:on")
 
@@ -40,24 +38,17 @@ def measure(size, filters, gradient, jit, steps, seconds, batch=32):
     rng = np.random.RandomState(0)
     x = tf.constant(rng.uniform(0, 1, (batch, 4 * size, 4 * size, 3)).astype("float32"))
     y = tf.constant(rng.randint(0, bench_layers.NUM_CLASSES, batch))
-    cls = interpretable_conv.InterpretableConv
-    fused_rule = cls._fuses_training
     models = {}
-    try:
-        for name in ("plain", "fused", "unfused"):
-            # The switch is read while the training step is traced (the first steps below).
-            cls._fuses_training = (lambda self: False) if name == "unfused" else fused_rule
-            keras.utils.set_random_seed(0)
-            model = bench_layers.build(size, filters, "plain" if name == "plain" else "icnn",
-                                       gradient)
-            model.compile(keras.optimizers.Adam(1e-3),
-                          keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                          jit_compile=jit)
-            for _ in range(3):
-                model.train_on_batch(x, y)
-            models[name] = model
-    finally:
-        cls._fuses_training = fused_rule
+    for name in ("plain", "fused", "unfused"):
+        keras.utils.set_random_seed(0)
+        model = bench_layers.build(size, filters, "plain" if name == "plain" else "icnn",
+                                   gradient, fused=name != "unfused")
+        model.compile(keras.optimizers.Adam(1e-3),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      jit_compile=jit)
+        for _ in range(3):
+            model.train_on_batch(x, y)
+        models[name] = model
     if not steps:  # about `seconds` in all
         t0 = time.perf_counter()
         for _ in range(5):

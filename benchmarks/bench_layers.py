@@ -43,7 +43,7 @@ NUM_CLASSES = 10
 KEY = ("map", "filters", "gradient", "xla")
 
 
-def build(size, filters, kind, gradient):
+def build(size, filters, kind, gradient, fused=True):
     inputs = keras.Input((4 * size, 4 * size, 3))
     x = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(inputs)
     x = keras.layers.Conv2D(max(filters // 2, 32), 3, strides=2, padding="same",
@@ -53,7 +53,8 @@ def build(size, filters, kind, gradient):
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
     else:
         for _ in range(2):
-            x = InterpretableConv(filters, 3, num_classes=NUM_CLASSES, gradient=gradient)(x)
+            x = InterpretableConv(filters, 3, num_classes=NUM_CLASSES, gradient=gradient,
+                                  fused=fused)(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(NUM_CLASSES)(x)
     return InterpretableModel(inputs, outputs)

@@ -40,7 +40,7 @@ gathered; on one replica the value and gradient are each one XLA-compiled functi
 
 import tensorflow as tf
 
-from keras_icnn import templates as templates_lib
+from keras_icnn.ops import templates as templates_lib
 from keras_icnn import _lazy, validation
 from keras_icnn.ops.filter_loss import (  # noqa: F401  (public names of this module)
     GRADIENT_FORMS, approximate_coefficients, batch_logsumexp, batch_sum, check_feature_maps,

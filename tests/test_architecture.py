@@ -2,7 +2,9 @@
 nothing imported):
 
 1. no import circle between modules (function-level imports count: they hide circles);
-2. no module imports another module's ``_private`` name;
+2. no module imports another module's ``_private`` name, nor reads a ``_private`` attribute of an
+   object that another module defines (``source._table``); Keras/TF internals the package must
+   reach are listed in ``UPSTREAM_PRIVATE`` with the reason;
 3. no module imports from a room above its own, in the order
    ops -> layers -> models -> explain / evaluation -> recipes -> export -> cli,
    with ``data``, ``metrics``, ``config``, ``reporting`` and ``validation`` beside them (they import only each
@@ -40,6 +42,16 @@ ROOMS = {
     # Writing arrays and dicts to tables, JSON, figures and HTML needs no model: every room
     # may write its outputs (recipes their config.json, the CSG recipe its gate.png).
     "keras_icnn.reporting": BESIDE, "keras_icnn.viz": BESIDE,
+}
+
+# Private attributes of Keras / TensorFlow objects the package reads on purpose (no public API).
+UPSTREAM_PRIVATE = {
+    "_flatten_layers",  # Keras' own layer walk (nested models, wrappers), as Keras uses it
+    "_inbound_nodes", "_keras_history", "_nodes_by_depth", "_run_through_graph",  # the graph
+    "_trainable_variables",  # an optimizer's variable list (guard snapshots its slots)
+    "_maybe_symbolic_build",  # compat.multi_worker's version-bounded Keras fix
+    "_is_gcs_disabled",  # tensorflow-datasets: never reach the network
+    "_exit",  # os._exit: the CSG recipe's simulated kill (a resume test's crash)
 }
 
 # ---- today's exceptions (issue 45 empties these) ------------------------------------------
@@ -132,6 +144,31 @@ def _module_aliases(tree, mods):
     return aliases
 
 
+def _foreign_attributes(tree, module_aliases=()):
+    """``_private`` attributes read on an object other than ``self``/``cls``/``super()`` that
+    this module does not define itself (by ``def``, class attribute or assignment) and that are
+    not :data:`UPSTREAM_PRIVATE`."""
+    defined, used = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            defined.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            if isinstance(node.ctx, ast.Store):
+                defined.add(node.attr)
+                continue
+            value = node.value
+            if isinstance(value, ast.Name) and (value.id in ("self", "cls")
+                                                or value.id in module_aliases):
+                continue  # a module's privates: the import rule's
+            if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "super":
+                continue
+            if node.attr.startswith("_") and not node.attr.startswith("__"):
+                used.add(node.attr)
+    return {a for a in used - defined - UPSTREAM_PRIVATE}
+
+
 def violations():
     mods = modules()
     trees = {m: ast.parse(open(p, encoding="utf-8").read(), p) for m, p in mods.items()}
@@ -149,6 +186,9 @@ def violations():
                     and node.value.id in aliases and node.attr.startswith("_") \
                     and not node.attr.startswith("__") and aliases[node.value.id] != module:
                 private.add((module, aliases[node.value.id], node.attr))
+    for module, tree in trees.items():
+        private |= {(module, "<object>", name)
+                    for name in _foreign_attributes(tree, _module_aliases(tree, mods))}
     upward = set()
     for module, targets in graph.items():
         mine = room(module)
@@ -259,10 +299,14 @@ def test_the_checks_catch_what_they_should(tmp_path, monkeypatch):
                                          "_hidden = 1\n")
     (pkg / "data" / "__init__.py").write_text("")
     (pkg / "data" / "d.py").write_text("from keras_icnn.layers import A\n" + "x = 1\n" * 401)
+    (pkg / "data" / "e.py").write_text("def f(source, model):\n    source._own = 1\n"
+                                       "    return source._table, source._own, "
+                                       "model._flatten_layers\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", str(tmp_path))
     found = violations()
     assert found["cycles"] == {("keras_icnn.layers.a", "keras_icnn.layers.b")}
-    assert found["private"] == {("keras_icnn.layers.a", "keras_icnn.layers.b", "_hidden")}
+    assert found["private"] == {("keras_icnn.layers.a", "keras_icnn.layers.b", "_hidden"),
+                                ("keras_icnn.data.e", "<object>", "_table")}
     assert found["upward"] == {("keras_icnn.data.d", "keras_icnn.layers.a")}
     assert found["large"] == {"keras_icnn.data.d"}
 

@@ -92,8 +92,9 @@ class RunOptions:
                                       "CPU split into --num_cpu_devices) or multi_worker "
                                       "(TF_CONFIG).", STRATEGIES)
     num_cpu_devices: int = option(2, "Logical CPU devices for --strategy=mirrored without GPUs.")
-    eval_split: str = option("test", "Split the results are measured on (validation when "
-                                     "tuning settings: never tune on the test split).",
+    eval_split: str = option("test", "Split the results are measured on: train, validation "
+                                     "(when tuning settings: never tune on the test split) or "
+                                     "test.",
                              EVAL_SPLITS)
     output_dir: str = option("/tmp/keras_icnn", "Where models and results go (chief only).")
     verbose: int = option(1, "Progress bars (1) or quiet (0).")

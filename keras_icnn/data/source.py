@@ -98,7 +98,9 @@ class Source:
     def in_memory(self):
         return not self.streamed
 
-    def _table(self, split):
+    def table(self, split):
+        """The split's index table: ``{column: array}`` (``path``, ``label``, and the layout's
+        annotation columns), one row per image, in the split's order."""
         if split not in self._tables:
             raise ValueError(f"`split` must be one of {sorted(self._tables)} for dataset "
                              f"{self.name!r}. Received: split={split!r}")
@@ -106,11 +108,11 @@ class Source:
 
     def size(self, split):
         """Number of examples of ``split``."""
-        return len(self._table(split)["label"])
+        return len(self.table(split)["label"])
 
     def labels(self, split):
         """int [N] labels of ``split`` (from the index: no image is decoded)."""
-        return np.asarray(self._table(split)["label"], np.int64)
+        return np.asarray(self.table(split)["label"], np.int64)
 
     def summary(self):
         """One line per split: size and the smallest / largest class count."""
@@ -126,7 +128,7 @@ class Source:
 
     def limit(self, split, n, seed=0):
         """Keep ``n`` images of ``split``, taken evenly across classes (seeded); returns self."""
-        table = self._table(split)
+        table = self.table(split)
         keep = splits_lib.stratified_take(np.asarray(table["label"]), int(n), seed)
         self._tables[split] = {k: v[keep] for k, v in table.items()}
         return self
@@ -140,7 +142,7 @@ class Source:
         this worker's share of the (identically shuffled) index before anything
         is decoded.
         """
-        table = self._table(split)
+        table = self.table(split)
         ds = tf.data.Dataset.from_tensor_slices(dict(table))
         if shuffle:
             ds = ds.shuffle(max(len(table["label"]), 1), seed=seed, reshuffle_each_iteration=True)
@@ -204,7 +206,7 @@ class Source:
         names = [split] if split else [s for s in SPLITS if s in self._tables]
         out = []
         for name in names:
-            out.extend(self._files_of(self._table(name)))
+            out.extend(self._files_of(self.table(name)))
         return out
 
     def check_files(self, split=None):

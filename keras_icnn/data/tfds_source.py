@@ -97,7 +97,7 @@ def open_tfds(data_dir, tfds_name, image_size=64, num_train=None, num_val=0, num
         def examples(self, split, shuffle=False, seed=0, num_parallel_calls=tf.data.AUTOTUNE,
                      shard=None):
             tfds_split, records = self._tfds[split]
-            keep = self._table(split)["index"]
+            keep = self.table(split)["index"]
             member = np.zeros(records, bool)
             member[keep] = True
             member = tf.constant(member)

@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_icnn import validation
-from keras_icnn.imaging import gaussian_blur
+from keras_icnn.ops.imaging import gaussian_blur
 from keras_icnn.models import heads
 
 BASELINES = ("black", "blur")

@@ -8,7 +8,7 @@ from keras_icnn import validation
 from keras_icnn.explain import check_images, default_layer, explain
 from keras_icnn.metrics import interpretability
 from keras_icnn.models import heads
-from keras_icnn.receptive_field import peak_locations, receptive_field
+from keras_icnn.models.receptive_field import peak_locations, receptive_field
 
 def _batches(examples, batch_size):
     """(batch dict, number of images or None) from a dict of arrays or a tf.data.Dataset."""

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from keras_icnn.metrics import interpretability, localization, network_dissection
 from keras_icnn.models import heads
-from keras_icnn.receptive_field import peak_locations, peak_units, receptive_field
+from keras_icnn.models.receptive_field import peak_locations, peak_units, receptive_field
 
 
 def _quantile_from_top(top_desc, n, q):

@@ -11,7 +11,7 @@ Steps are normalised gradient steps: each image moves ``learning_rate x (its val
 per step along its gradient divided by the gradient's mean absolute value, so one setting
 works for any input range and any layer. An image on which its unit is silent (a ReLU at 0
 everywhere: no gradient) follows the redirected-ReLU gradient (Olah et al. 2017;
-:mod:`keras_icnn.relu_gradients`) until the unit responds.
+:mod:`keras_icnn.ops.relu_gradients`) until the unit responds.
 
 Example:
     >>> pictures = keras_icnn.ascent.filter_images(model, steps=128, seed=0)
@@ -23,9 +23,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_icnn import validation
-from keras_icnn.imaging import gaussian_blur
+from keras_icnn.ops.imaging import gaussian_blur
 from keras_icnn.models import graph, heads
-from keras_icnn.relu_gradients import redirected_relu_gradients
+from keras_icnn.ops.relu_gradients import redirected_relu_gradients
 
 
 def _settings(steps, learning_rate, l2, jitter, blur_every, blur_sigma, value_range, batch_size):

@@ -9,19 +9,19 @@ import keras
 import tensorflow as tf
 
 from keras_icnn.models import graph, heads
+from keras_icnn.models.backbones import default_layer  # noqa: F401  (re-exported by explain)
 from keras_icnn.models.csg import CSGModel
 from keras_icnn.models.distiller import ExplainerDistiller
 from keras_icnn.models.interpretable import InterpretableModel
 from keras_icnn.ops.attribution import grad_cam, gradient_x_activation, pixel_maps
-from keras_icnn.receptive_field import peak_locations, receptive_field
-from keras_icnn.relu_gradients import guided_relu_gradients
+from keras_icnn.models.receptive_field import peak_locations, receptive_field
+from keras_icnn.ops.relu_gradients import guided_relu_gradients
 
 KINDS = ("ordinary", "interpretable", "csg", "explainer")
 HEATMAPS = ("top", "all", None)
 # Grad-CAM is always computed (it comes with the filter contributions); the others on request.
 METHODS = ("gradcam", "saliency", "gradient_x_input", "guided_backprop")
 PIXEL_METHODS = METHODS[1:]
-_SPATIAL = (keras.layers.Conv2D, keras.layers.ReLU, keras.layers.Activation)
 
 
 def model_kind(model):
@@ -33,20 +33,6 @@ def model_kind(model):
     if isinstance(model, InterpretableModel) or model.__class__.__name__ == "InterpretableModel":
         return "interpretable"
     return "ordinary"
-
-
-def default_layer(model):
-    """Name of the last layer with a 4D output that a filter explanation applies to (in
-    the flat graph of a model with nested sub-models: :func:`keras_icnn.models.graph.flatten`)."""
-    flat = graph.flatten(model, "default_layer")
-    for layer in reversed(flat.layers):
-        out = graph.layer_output(flat, layer.name) if not isinstance(
-            layer, keras.layers.InputLayer) else None
-        if len(getattr(out, "shape", ())) != 4:
-            continue
-        if isinstance(layer, _SPATIAL) or hasattr(layer, "part_mask"):
-            return layer.name
-    raise ValueError(f"Model {model.name!r} has no conv layer with a 4D output")
 
 
 def _safe(values):

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_icnn import losses as losses_lib
-from keras_icnn import templates as templates_lib
+from keras_icnn.ops import templates as templates_lib
 from keras_icnn import validation
 from keras_icnn.layers import label_context
 from keras_icnn.layers.filter_pass import (

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from keras_icnn import templates as templates_lib
+from keras_icnn.ops import templates as templates_lib
 from keras_icnn.ops.peaks import peak_units
 
 MU_RULES = ("argmax", "centroid")

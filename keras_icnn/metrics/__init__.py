@@ -17,7 +17,7 @@ from keras_icnn.evaluation.gradient_maps import gradient_maps
 from keras_icnn.evaluation.model_eval import (
     collect_responses, default_layer, evaluate_interpretability, filter_classes_by_activation,
     part_contributions)
-from keras_icnn.receptive_field import AxisField, ReceptiveField, receptive_field
+from keras_icnn.models.receptive_field import AxisField, ReceptiveField, receptive_field
 from keras_icnn import _lazy
 
 _submodule, __dir__ = _lazy.submodules(__name__, ("stats", "streaming"))

@@ -17,6 +17,7 @@ import keras
 from keras_icnn import validation
 from keras_icnn.config.choices import APPLICATION_BACKBONES, BACKBONES, BUILTIN_BACKBONES
 from keras_icnn.layers.preprocess import ImagenetPreprocess
+from keras_icnn.models import graph
 
 BUILTIN = BUILTIN_BACKBONES
 # name: (constructor name in keras.applications, preprocess mode, top layer, explainer layer)
@@ -202,9 +203,28 @@ def application_backbone(name, input_shape=(224, 224, 3), num_classes=1000, weig
     return keras.Model(inputs, outputs, name=name)
 
 
-def default_layer(name, method="icnn"):
-    """The layer a method works on for a backbone: the top conv layer (``"icnn"``,
-    ``"csg"``) or the layer the explainer reads (``"explainer"``)."""
+_SPATIAL = (keras.layers.Conv2D, keras.layers.ReLU, keras.layers.Activation)
+
+
+def default_layer(model_or_backbone, method="icnn"):
+    """The layer a method works on by default: one rule, for a built model or a backbone name.
+
+    For a backbone name (one of ``BACKBONES``): the top conv layer its ICNN or CSG conversion
+    replaces (``method="icnn"`` or ``"csg"``), or the layer the explainer reads
+    (``"explainer"``). For a built Keras model: its top conv layer, the last layer with a 4D
+    output that a filter explanation applies to (a conv, its activation or an interpretable
+    layer; in the flat graph of a model with nested sub-models,
+    :func:`keras_icnn.models.graph.flatten`); ``method`` is not used there.
+
+    Example:
+        >>> default_layer("vgg16")
+        'block5_conv3'
+        >>> default_layer(keras_icnn.models.vgg_backbone())
+        'top_conv'
+    """
+    if isinstance(model_or_backbone, keras.Model):
+        return _top_conv_layer(model_or_backbone)
+    name = model_or_backbone
     if name in BUILTIN:
         return "block3_pool" if method == "explainer" else "top_conv"
     if name not in APPLICATIONS:
@@ -217,6 +237,18 @@ def default_layer(name, method="icnn"):
                          f"chain of layers (VGG-16 or AlexNet style); {name} is residual. "
                          "Use --backbone=vgg16 or a built-in backbone.")
     return explainer_layer
+
+
+def _top_conv_layer(model):
+    flat = graph.flatten(model, "default_layer")
+    for layer in reversed(flat.layers):
+        out = graph.layer_output(flat, layer.name) if not isinstance(
+            layer, keras.layers.InputLayer) else None
+        if len(getattr(out, "shape", ())) != 4:
+            continue
+        if isinstance(layer, _SPATIAL) or hasattr(layer, "part_mask"):
+            return layer.name
+    raise ValueError(f"Model {model.name!r} has no conv layer with a 4D output")
 
 
 def get_backbone(name, input_shape=(64, 64, 3), num_classes=6, weights="none", **kwargs):

@@ -16,7 +16,7 @@ from keras_icnn import losses as losses_lib
 from keras_icnn.models import guard, heads
 from keras_icnn.models.explainer import decoder_configs, is_softmax_layer, plan_head
 from keras_icnn.ops.distillation import gradient_ratio, per_image_norms, relative_squared_error
-from keras_icnn.receptive_field import peak_locations, receptive_field
+from keras_icnn.models.receptive_field import peak_locations, receptive_field
 
 OBJECTIVES = ("reconstruction", "classification")
 # The scale at which the filter losses see conv-interp-1/2's maps (issue 26): "unit_mean"

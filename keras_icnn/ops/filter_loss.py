@@ -6,7 +6,7 @@ import functools
 
 import tensorflow as tf
 
-from keras_icnn import templates as templates_lib
+from keras_icnn.ops import templates as templates_lib
 from keras_icnn import validation
 from keras_icnn.ops.peaks import peak_units
 

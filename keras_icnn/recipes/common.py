@@ -69,7 +69,7 @@ def tensorboard(config, strategy, run):
     (on the chief only: workers would write the same event files), else ``[]``."""
     if not getattr(config, "tensorboard_dir", "") or not is_chief(strategy):
         return []
-    from keras_icnn.callbacks import TrainingSummaries
+    from keras_icnn.models.callbacks import TrainingSummaries
 
     return [TrainingSummaries(os.path.join(config.tensorboard_dir, run),
                               hparams=jsonable(dataclasses.asdict(config)))]

@@ -13,7 +13,7 @@ from keras_icnn.recipes.common import (
     datasets, eval_batches, load_model_file, make_backbone, run_experiment, tensorboard)
 from keras_icnn.validation import check_fields
 from keras_icnn.recipes.icnn import ICNNConfig, compile_classifier
-from keras_icnn.callbacks import ExplainerDiagnostics
+from keras_icnn.models.callbacks import ExplainerDiagnostics
 from keras_icnn.models import guard
 
 

@@ -15,6 +15,7 @@ from keras_icnn.evaluation.streaming import stream_filter_metrics
 from keras_icnn.config.choices import LR_SCHEDULES
 from keras_icnn.config.flags import option
 from keras_icnn.config.options import RecipeConfig
+from keras_icnn.recipes.optim import decay
 from keras_icnn.recipes.common import (
     datasets, eval_batches, make_backbone, run_experiment, tensorboard)
 from keras_icnn.validation import check_fields
@@ -34,8 +35,9 @@ class ICNNConfig(RecipeConfig):
                                     "(-1: the --synthetic_config's, 0.2 default, 0.4 hard).")
     epochs: int = option(15, "Training epochs of each model.")
     learning_rate: float = option(1e-3, "Adam learning rate.")
-    learning_rate_schedule: str = option("cosine", "Learning rate over the run: constant, or "
-                                                   "cosine decay to 0 by the last step.",
+    learning_rate_schedule: str = option("cosine", "Learning rate over the run: constant, "
+                                                   "cosine decay to 0 by the last step, or "
+                                                   "step (x0.1 at 40%, 60% and 80% of it).",
                                          LR_SCHEDULES, aliases=("lr_schedule",))
     gradient: str = option("approximate", "Filter-loss gradient: the paper's approximation "
                                           "(eq. 5) or exact autodiff.", GRADIENT_MODES)
@@ -87,15 +89,13 @@ def synthetic_splits(config):
     from keras_icnn.recipes.common import open_data
 
     source = open_data(config, **config.synthetic_options())
-    return {split: source._table(split) for split in ("train", "validation", "test")}
+    return {split: source.table(split) for split in ("train", "validation", "test")}
 
 
 def compile_classifier(model, config, total_steps=None, jit_compile=None):
-    """Adam at ``config.learning_rate``; cosine-decayed to 0 over ``total_steps`` when
-    ``config.learning_rate_schedule == "cosine"`` (and ``total_steps`` is given)."""
-    lr = config.learning_rate
-    if config.learning_rate_schedule == "cosine" and total_steps:
-        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=int(total_steps))
+    """Adam at ``config.learning_rate``, decayed over ``total_steps`` (when given) by
+    ``config.learning_rate_schedule`` (:func:`keras_icnn.recipes.optim.decay`)."""
+    lr = decay(config, config.learning_rate, int(total_steps or 0))
     model.compile(
         optimizer=keras.optimizers.Adam(lr),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -74,3 +75,23 @@ def test_recipe_configs_reject_unknown_choices():
                        (dict(train=("resnet",)), "train")):
         with pytest.raises(ValueError, match=match):
             recipes.ICNNConfig(**bad).validate()
+
+
+def test_console_script_and_script_both_run_without_cuda_errors():
+    script = shutil.which("keras-icnn-train-csg")
+    assert script, "keras-icnn-train-csg is not installed: pip install -e ."
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    procs = [subprocess.Popen(cmd, cwd="/", env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for cmd in ([script, "--help"],
+                         [sys.executable, os.path.join(ROOT, "trainers", "train_csg.py"),
+                          "--help"])]
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode in (0, 1), err[-2000:]  # absl's --help exits with 1
+        assert out.startswith("Train a CNN with class-specific gates")
+        assert "--learning_rate" in out and "--tensorboard_dir" in out
+        import keras_icnn_cli
+
+        if not keras_icnn_cli._nvidia_driver_present():
+            assert "cuInit" not in err, err[-2000:]

@@ -115,23 +115,6 @@ def test_region_counts_match_numpy_with_upsampling():
                                rtol=1e-6)
 
 
-def test_mutual_information_matrix_is_sklearns_estimate():
-    # Same numbers as sklearn's mutual_info_classif per class: continuous and tied
-    # (discrete-valued) columns, a constant column, a class with a single image.
-    from sklearn.feature_selection import mutual_info_classif
-
-    rng = np.random.RandomState(9)
-    x = rng.gamma(2.0, size=(300, 6)) * [1, 10, 0.1, 1, 1, 1]
-    x[:, 3] = 0.0
-    x[:, 4] = np.round(x[:, 4])
-    labels = rng.randint(0, 4, 300)
-    labels[7] = 4  # the only image of class 4
-    got = metrics.mutual_information_matrix(x, labels, 5, random_state=11)
-    want = np.stack([mutual_info_classif(x, (labels == c).astype(int), random_state=11)
-                     for c in range(5)], axis=1)
-    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
-
-
 def test_perfect_part_detector_scores_one():
     rng = np.random.RandomState(4)
     masks = np.zeros((20, 16, 16, 2), bool)
@@ -166,47 +149,9 @@ def test_bilinear_upsampling_matches_numpy():
     np.testing.assert_array_equal(metrics.upsample_maps(small, (2, 3)), small)
 
 
-def test_mis_of_one_hot_features_is_binary_entropy_and_noise_near_zero():
-    rng = np.random.RandomState(6)
-    labels = rng.choice(3, size=600, p=[0.5, 0.3, 0.2])
-    onehot = np.eye(3)[labels]
-    freq = np.bincount(labels, minlength=3) / len(labels)
-    entropy = -(freq * np.log(freq) + (1 - freq) * np.log(1 - freq))
-    m = metrics.mutual_information_matrix(onehot, labels, 3)
-    np.testing.assert_allclose(m.max(1), entropy, atol=0.03)
-    assert metrics.mutual_information_score(onehot, labels, 3) == pytest.approx(entropy.mean(), abs=0.03)
-    noise = rng.normal(size=(600, 4))
-    assert metrics.mutual_information_score(noise, labels, 3) < 0.03
-    # The ceiling is the largest class entropy, here that of the 0.5 class: ln 2.
-    assert metrics.mutual_information_ceiling(labels, 3) == pytest.approx(entropy.max(), rel=1e-12)
-    assert metrics.mutual_information_ceiling(np.repeat(np.arange(6), 10), 6) == pytest.approx(
-        -(np.log(1 / 6) / 6 + 5 / 6 * np.log(5 / 6)), rel=1e-12)
-
-
 def test_l1_density():
     g = np.array([[1.0, 0.0, 0.5], [0.25, 1.0, 0.0]])
     assert metrics.l1_density(g) == pytest.approx(2.75 / 6)
-
-
-def test_receptive_field_hand_calculation():
-    inputs = keras.Input((16, 18, 3))
-    x = keras.layers.Conv2D(4, 3, padding="valid", name="c1")(inputs)
-    x = keras.layers.ReLU()(x)
-    x = keras.layers.MaxPooling2D(2, name="p1")(x)
-    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="c2")(x)
-    model = keras.Model(inputs, x)
-    rf = metrics.receptive_field(model, "c2")
-    # rows: 16 -> c1 14 (start 1.5) -> p1 7 (size 4, jump 2, start 2.0) -> c2 same s2 on 7:
-    # total pad 2, left 1 -> size 8, jump 4, start 2.0
-    assert rf.rows == metrics.AxisField(size=8.0, jump=4.0, start=2.0, length=4)
-    # cols: 18 -> 16 (start 1.5) -> 8 (start 2.0) -> same s2 on 8: total pad 1, left 0 ->
-    # start 2.0 + 1 * 2 = 4.0
-    assert rf.cols == metrics.AxisField(size=8.0, jump=4.0, start=4.0, length=4)
-    x_c, y_c = rf.centers(np.array([0, 3]), np.array([1, 2]))
-    np.testing.assert_allclose(x_c, [8.0, 12.0])
-    np.testing.assert_allclose(y_c, [2.0, 14.0])
-    p1 = metrics.receptive_field(model, "p1")
-    assert (p1.rows.size, p1.rows.jump, p1.rows.start) == (4.0, 2.0, 2.0)
 
 
 def test_bad_metric_inputs():

@@ -53,7 +53,7 @@ def test_training_order_is_a_function_of_the_seed_alone(small, before):
 def test_first_epoch_shows_every_training_image_once(small):
     config, source = small
     train, _ = datasets(config, source)
-    table = source._table("train")
+    table = source.table("train")
     images = np.asarray(table["image"], np.float32)
     epoch = list(train)  # one pass: a second would be the next (reshuffled) epoch
     seen = np.concatenate([np.asarray(x) for x, _ in epoch])

@@ -1,17 +1,10 @@
-"""The commands (issue 32): one meaning per flag name with the old names as deprecated
-aliases, console scripts and ``python trainers/*.py`` alike, no CUDA start-up error."""
-import os
-import shutil
-import subprocess
-import sys
-
+"""Flags generated from the config dataclasses (issue 32, 45): one meaning per flag name, the
+old names as deprecated aliases, the export command's flags from ExportConfig."""
 import pytest
 from absl import app, flags
 
 from keras_icnn.recipes import CSGConfig, ICNNConfig, config_from_flags, define_flags
-from keras_icnn.report import EvalConfig
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from keras_icnn.recipes.evaluate import EvalConfig
 
 
 def _parse(config_cls, argv):
@@ -56,26 +49,6 @@ def test_exporter_warmup_alias(capsys):
     resolve_aliases(fv)
     assert fv.serving_warmup is False
     assert "--warmup is deprecated; use --serving_warmup" in capsys.readouterr().err
-
-
-def test_console_script_and_script_both_run_without_cuda_errors():
-    script = shutil.which("keras-icnn-train-csg")
-    assert script, "keras-icnn-train-csg is not installed: pip install -e ."
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    procs = [subprocess.Popen(cmd, cwd="/", env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-             for cmd in ([script, "--help"],
-                         [sys.executable, os.path.join(ROOT, "trainers", "train_csg.py"),
-                          "--help"])]
-    for proc in procs:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode in (0, 1), err[-2000:]  # absl's --help exits with 1
-        assert out.startswith("Train a CNN with class-specific gates")
-        assert "--learning_rate" in out and "--tensorboard_dir" in out
-        import keras_icnn_cli
-
-        if not keras_icnn_cli._nvidia_driver_present():
-            assert "cuInit" not in err, err[-2000:]
 
 
 def test_export_flags_come_from_export_config_and_layer_has_one_meaning():

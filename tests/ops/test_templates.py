@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from keras_icnn import templates
+from keras_icnn.ops import templates
 
 
 def test_template_matrix_hand_computed_3x3():
