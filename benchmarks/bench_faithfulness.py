@@ -48,10 +48,10 @@ TABLES = os.path.join(ROOT, "benchmarks", "results", "faithfulness.md")
 ICNN_DIR = os.path.join(ROOT, "benchmarks", "results", "models", "faithfulness")
 CSG_DIR = os.path.join(ROOT, "benchmarks", "results", "models", "csg_hard", "bench_e90_seed0")
 MODELS = ("ordinary", "interpretable", "STD", "CSG")
-METHODS = ("gradcam", "saliency", "gradient_x_input", "guided_backprop", "top1_filter",
-           "top3_filters", "random")
+METHODS = ("gradcam", "saliency", "gradient_x_input", "guided_backprop", "deconvnet",
+           "top1_filter", "top3_filters", "random")
 LABELS = {"gradcam": "Grad-CAM", "saliency": "saliency", "gradient_x_input": "gradient × input",
-          "guided_backprop": "guided backprop", "top1_filter": "top-1 filter heatmap",
+          "guided_backprop": "guided backprop", "deconvnet": "deconvnet", "top1_filter": "top-1 filter heatmap",
           "top3_filters": "top-3 filter heatmaps", "random": "random map (floor)"}
 METRICS = {"deletion": "lower", "insertion": "higher", "mu_fidelity": "higher"}
 SETTINGS = {"steps": 32, "deletion_baseline": "black", "insertion_baseline": "blur",
@@ -99,10 +99,12 @@ def attribution_maps(model, images, seed):
     from keras_icnn import explain
 
     e = explain.explain(model, images, heatmaps="top", num_heatmaps=3, batch_size=50,
-                        methods=("gradcam", "saliency", "gradient_x_input", "guided_backprop"))
+                        methods=("gradcam", "saliency", "gradient_x_input", "guided_backprop",
+                                 "deconvnet"))
     rng = np.random.default_rng(seed)
     maps = {"gradcam": e.gradcam, "saliency": e.saliency,
             "gradient_x_input": e.gradient_x_input, "guided_backprop": e.guided_backprop,
+            "deconvnet": e.deconvnet,
             "top1_filter": e.heatmaps[:, 0], "top3_filters": e.heatmaps[:, :3].sum(1),
             "random": rng.uniform(size=e.gradcam.shape).astype(np.float32)}
     return maps, e.target, float((e.classes == e.target).mean())

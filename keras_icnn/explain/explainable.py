@@ -15,12 +15,15 @@ from keras_icnn.models.distiller import ExplainerDistiller
 from keras_icnn.models.interpretable import InterpretableModel
 from keras_icnn.ops.attribution import grad_cam, gradient_x_activation, pixel_maps
 from keras_icnn.models.receptive_field import peak_locations, receptive_field
-from keras_icnn.ops.relu_gradients import guided_relu_gradients
+from keras_icnn.ops.relu_gradients import deconvnet_relu_gradients, guided_relu_gradients
 
 KINDS = ("ordinary", "interpretable", "csg", "explainer")
 HEATMAPS = ("top", "all", None)
 # Grad-CAM is always computed (it comes with the filter contributions); the others on request.
-METHODS = ("gradcam", "saliency", "gradient_x_input", "guided_backprop")
+METHODS = ("gradcam", "saliency", "gradient_x_input", "guided_backprop", "deconvnet")
+# The pixel methods that re-run the backward pass with another ReLU rule (ops/relu_gradients).
+_SWAPPED_RULES = {"guided_backprop": guided_relu_gradients,
+                  "deconvnet": deconvnet_relu_gradients}
 PIXEL_METHODS = METHODS[1:]
 
 
@@ -134,18 +137,21 @@ class Explainable:
             chosen = tf.gather(logits, target, axis=1, batch_dims=1)
         return maps, tape.gradient(chosen, maps), logits, classes, target, chosen
 
-    def input_gradients(self, x, target, guided=False):
-        """``(d logit_target / d x, d guided / d x or None)`` [B, H, W, C] of the classifier the
-        images go to (the performer for an explainer); ``target`` already resolved."""
-        with tf.GradientTape(persistent=guided) as tape:
+    def input_gradients(self, x, target, rules=()):
+        """``(d logit_target / d x, {rule: the same gradient with that ReLU rule})``, each
+        [B, H, W, C], of the classifier the images go to (the performer for an explainer);
+        ``target`` already resolved; ``rules``: names of ``_SWAPPED_RULES`` (guided backprop,
+        deconvnet), each one more backward pass over the same tape."""
+        with tf.GradientTape(persistent=bool(rules)) as tape:
             tape.watch(x)
             logits = tf.cast(self.classifier(x, training=False), tf.float32)
             chosen = tf.gather(logits, target, axis=1, batch_dims=1)
         plain = tape.gradient(chosen, x)
-        if not guided:
-            return plain, None
-        with guided_relu_gradients():
-            return plain, tape.gradient(chosen, x)
+        swapped = {}
+        for rule in rules:  # at most two rules, not a loop over data
+            with _SWAPPED_RULES[rule]():
+                swapped[rule] = tape.gradient(chosen, x)
+        return plain, swapped
 
     def __call__(self, x, target=None, methods=()):
         x = tf.cast(x, tf.float32)
@@ -165,8 +171,9 @@ class Explainable:
             gate = tf.convert_to_tensor(self.model.gate_layer.gate)
             out["filter_relevance"] = tf.gather(gate, target)
         if any(m in PIXEL_METHODS for m in methods):
-            plain, guided = self.input_gradients(x, target, "guided_backprop" in methods)
-            out.update({k: v for k, v in pixel_maps(x, plain, guided).items() if k in methods})
+            plain, swapped = self.input_gradients(
+                x, target, tuple(m for m in _SWAPPED_RULES if m in methods))
+            out.update({k: v for k, v in pixel_maps(x, plain, swapped).items() if k in methods})
         return out
 
     def traced(self, methods=()):

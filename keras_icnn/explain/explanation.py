@@ -20,9 +20,11 @@ returns an :class:`Explanation` of plain arrays:
 * on request (``methods=``), per-pixel maps of the target logit's gradient with
   respect to the image: ``"saliency"`` (Simonyan et al. 2014; the survey's eqs. 6-7:
   ``max`` over colour channels of ``|dS_c/dI|``), ``"gradient_x_input"`` (the channel
-  sum of ``I * dS_c/dI``) and ``"guided_backprop"`` (Springenberg et al. 2015: every
+  sum of ``I * dS_c/dI``), ``"guided_backprop"`` (Springenberg et al. 2015: every
   ReLU passes back only positive gradients to positive inputs, reduced over channels
-  like the saliency map).
+  like the saliency map) and ``"deconvnet"`` (Zeiler & Fergus 2014: every ReLU passes
+  back the rectified upstream gradient whatever its forward input; max-pooling through
+  its switches; reduced the same way).
 
 The exported ``explain`` signature (:mod:`keras_icnn.export`), the report and
 :func:`keras_icnn.metrics.part_contributions` are built on :class:`Explainable`,
@@ -72,7 +74,7 @@ class Explanation:
         p: the explainer's mixing weight (None for other kinds).
         gradcam_maps: [N, h, w] the same Grad-CAM at the layer's own resolution.
         heatmap_maps: [N, k, h, w] the maps behind ``heatmaps`` at the layer's resolution.
-        saliency, gradient_x_input, guided_backprop: [N, H, W] per-pixel maps of the target
+        saliency, gradient_x_input, guided_backprop, deconvnet: [N, H, W] per-pixel maps of the target
             logit (module docstring), when asked for in ``methods`` (None otherwise).
     """
 
@@ -98,6 +100,7 @@ class Explanation:
     saliency: np.ndarray = None
     gradient_x_input: np.ndarray = None
     guided_backprop: np.ndarray = None
+    deconvnet: np.ndarray = None
 
     def part_shares(self, filter_parts, num_parts):
         """Share of each target logit carried by each part's filters: [N, P + 1] (last
@@ -206,8 +209,9 @@ def explain(model, images, target=None, layer=None, heatmaps="top", num_heatmaps
         interpolation: how maps reach image size: ``"bilinear"`` (default),
             ``"bicubic"`` or ``"nearest"``.
         methods: names from :data:`METHODS`: ``"gradcam"`` (always computed),
-            ``"saliency"``, ``"gradient_x_input"``, ``"guided_backprop"`` (per-pixel maps at
-            image size; each adds a backward pass to the image, guided backprop two).
+            ``"saliency"``, ``"gradient_x_input"``, ``"guided_backprop"``, ``"deconvnet"``
+            (per-pixel maps at image size; the first two share one backward pass to the
+            image, guided backprop and the deconvnet add one each).
 
     A model with nested sub-models (a ``keras.applications`` base in a ``Sequential``) is
     read through its flat graph; ``layer`` may be a path (``"vgg16/block5_conv3"``). The

@@ -20,14 +20,15 @@ def grad_cam(maps, grads):
     return tf.nn.relu(tf.einsum("bhwf,bf->bhw", tf.cast(maps, tf.float32), weights))
 
 
-def pixel_maps(images, gradients, guided=None):
+def pixel_maps(images, gradients, swapped=None):
     """The per-pixel maps [B, H, W] of :data:`PIXEL_METHODS` from the image gradients
-    ``[B, H, W, C]`` (and the guided ones): saliency ``max_c |g|``, gradient x input
-    ``sum_c x g``, guided backprop ``max_c |g_guided|``."""
+    ``[B, H, W, C]``: saliency ``max_c |g|``, gradient x input ``sum_c x g``; and from
+    ``swapped`` (``{"guided_backprop": g_guided, "deconvnet": g_deconv}``, the gradients with
+    the ReLU rule swapped, either may be left out) ``max_c |g_rule|`` each."""
     x = tf.cast(images, tf.float32)
     g = tf.cast(gradients, tf.float32)
     out = {"saliency": tf.reduce_max(tf.abs(g), axis=-1),
            "gradient_x_input": tf.reduce_sum(x * g, axis=-1)}
-    if guided is not None:
-        out["guided_backprop"] = tf.reduce_max(tf.abs(tf.cast(guided, tf.float32)), axis=-1)
+    for name, grad in (swapped or {}).items():
+        out[name] = tf.reduce_max(tf.abs(tf.cast(grad, tf.float32)), axis=-1)
     return out

@@ -1,7 +1,7 @@
 """Other gradients through every ReLU, for a while, without touching any model.
 
-Guided backpropagation (Springenberg et al. 2015) and the gradient-ascent pictures' redirected
-ReLU (Olah et al. 2017) change how a gradient passes a ReLU. Rather than rebuild the user's
+Guided backpropagation (Springenberg et al. 2015), the deconvnet (Zeiler & Fergus 2014) and
+the gradient-ascent pictures' redirected ReLU (Olah et al. 2017) change how a gradient passes a ReLU. Rather than rebuild the user's
 model with other activations, these context managers swap the gradient registry's ``Relu``
 entry while ``tape.gradient`` runs (eagerly, or while a ``tf.function`` calling it is traced)
 and restore it on exit: every ``Relu`` op on the path — Keras layers and activations,
@@ -24,6 +24,13 @@ _LOCK = threading.RLock()
 def _guided(op, grad):
     """Only positive gradients, only to positive inputs."""
     return tf.raw_ops.ReluGrad(gradients=tf.nn.relu(grad), features=op.outputs[0])
+
+
+def _deconvnet(op, grad):
+    """The deconvnet's backward ReLU: the rectified upstream signal, whatever the forward input
+    was (its mask ignored; max-pooling still routes through its switches, TF's own gradient)."""
+    del op
+    return tf.nn.relu(grad)
 
 
 def _redirected(op, grad):
@@ -55,6 +62,12 @@ def guided_relu_gradients():
     """Within this block, gradients through every ``Relu`` follow guided backpropagation's
     rule (module docstring)."""
     return _relu_gradient(_guided, "guided_relu_gradients")
+
+
+def deconvnet_relu_gradients():
+    """Within this block, gradients through every ``Relu`` follow the deconvnet's rule:
+    ``relu(upstream)``, the forward mask ignored (SPEC §11)."""
+    return _relu_gradient(_deconvnet, "deconvnet_relu_gradients")
 
 
 def redirected_relu_gradients():
