@@ -8,7 +8,9 @@ filter selection ``α_v`` (the k filters with the largest ``S_v,d²``) that maxi
 
 which is ``Σ_{I∈v} cos(ḡ_I, ω_v)`` for the mode direction ``ω̂_v = α_v ⊙ S_v / ‖α_v ⊙ S_v‖``
 (the direction that maximises that sum for a given selection) minus a sparsity penalty of
-``γ`` per selected filter and image (``sparsity``; a leaf keeps its whole ḡ_I and scores 1).
+``γ`` per selected filter and image (``sparsity``). A leaf is scored the same way (its best
+selection of its own rationale), so merging never looks good merely because leaves go
+unpenalised; its weights for the estimates stay the whole ḡ_I (SPEC §9).
 The tree's objective over its second-level nodes V is ``Σ_{v∈V} F(v) − λ |V|`` (``prior``,
 λ: the log-prior per node); merging v and v′ into u changes it by
 
@@ -46,7 +48,7 @@ def selection(sums, keep):
     return ranks < np.asarray(keep)[:, None]
 
 
-def learn_merges(weights, prior=1.0, sparsity=0.01, progress=None):
+def learn_merges(weights, prior=0.3, sparsity=0.01, progress=None):
     """Merge the leaves of ``weights`` (ḡ [N, D], one row per image) bottom-up.
 
     Returns ``(merges [K, 2] node ids, objective [K + 1])``: merge t creates node ``N + t``
@@ -62,7 +64,8 @@ def learn_merges(weights, prior=1.0, sparsity=0.01, progress=None):
     counts = np.zeros(total, np.float32)
     counts[:n] = 1.0
     score = np.zeros(total, np.float32)
-    score[:n] = (np.linalg.norm(units, axis=1) > 0).astype(np.float32)  # a leaf's cos is 1
+    score[:n] = np.where(np.linalg.norm(units, axis=1) > 0,
+                         node_scores(units, counts[:n], sparsity)[0], 0.0)
     active = np.zeros(total, bool)
     active[:n] = True
     delta = np.full((total, total), -np.inf, np.float32)

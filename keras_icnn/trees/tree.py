@@ -139,7 +139,7 @@ class DecisionTree:
 
     # ---- learning ---------------------------------------------------------------------------
     @classmethod
-    def fit(cls, model, images, class_index, layer=None, labels=None, prior=1.0, sparsity=0.01,
+    def fit(cls, model, images, class_index, layer=None, labels=None, prior=0.3, sparsity=0.01,
             filter_parts=None, part_names=None, batch_size=64, logits_layer=None, verbose=0):
         """Learn the tree of ``class_index`` from the images of that class.
 
@@ -152,6 +152,8 @@ class DecisionTree:
             class_index: the class whose logit the tree explains.
             layer: the conv layer (default: the model's top conv layer).
             prior: λ, the objective's gain per node removed (larger: fewer, coarser modes).
+                0.3: the smallest of {0.1, 0.3, 0.6, 1.0} giving at most 20 modes per class
+                on the demo's VGGs (a rule on the training fit alone; bench_decision_tree.py).
             sparsity: γ, the penalty per selected filter and image (larger: fewer filters per
                 mode).
             filter_parts: int [D] each filter's part index (-1: none), e.g. the evaluation's
@@ -169,7 +171,7 @@ class DecisionTree:
                                    part_names, verbose)
 
     @classmethod
-    def from_rationales(cls, r, class_index, layer=None, prior=1.0, sparsity=0.01,
+    def from_rationales(cls, r, class_index, layer=None, prior=0.3, sparsity=0.01,
                         filter_parts=None, part_names=None, verbose=0):
         """The tree of :class:`~keras_icnn.trees.rationale.Rationales` already computed."""
         prior = validation.number_in(prior, "prior", 0)

@@ -70,8 +70,8 @@ def test_train_explainer_missing_performer(tmp_path):
 def test_recipe_configs_reject_unknown_choices():
     from keras_icnn import recipes
 
-    for bad, match in ((dict(eval_split="train"), "eval_split"),
-                       (dict(learning_rate_schedule="step"), "learning_rate_schedule"),
+    for bad, match in ((dict(eval_split="training"), "eval_split"),
+                       (dict(learning_rate_schedule="linear"), "learning_rate_schedule"),
                        (dict(train=("resnet",)), "train")):
         with pytest.raises(ValueError, match=match):
             recipes.ICNNConfig(**bad).validate()

@@ -57,13 +57,9 @@ def test_objective_never_decreases_and_equals_a_numpy_recount(known_modes):
     total = 0.0
     for v in tops:
         members = [i for i in range(len(x)) if _ancestor(tree, i, v)]
-        if len(members) == 1:
-            total += 1.0
-        else:
-            s = units[members].sum(0)
-            sq = np.sort(s ** 2)[::-1]
-            total += max(np.sqrt(sq[:k].sum()) - 0.01 * len(members) * k
-                         for k in range(1, D + 1))
+        s = units[members].sum(0)  # a leaf is scored like any node
+        sq = np.sort(s ** 2)[::-1]
+        total += max(np.sqrt(sq[:k].sum()) - 0.01 * len(members) * k for k in range(1, D + 1))
     assert tree.objective[-1] == pytest.approx(total - 1.0 * len(tops), rel=1e-5)
     f, k = node_scores(np.ones((1, 4)), np.array([4.0]), 0.5)  # by hand: max_k √k − 2k = -1
     assert (f[0], k[0]) == (pytest.approx(-1.0), 1)
