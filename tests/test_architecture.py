@@ -286,6 +286,28 @@ def test_every_module_has_a_room():
     assert not homeless, f"modules outside every room of ROOMS: {homeless}"
 
 
+def _is_shim(path):
+    """An old import path kept for users: a few lines re-exporting a moved module."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    return "sys.modules[__name__]" in text or len(text.splitlines()) < 12
+
+
+def test_every_module_has_its_mirroring_test_module():
+    """tests/<subpackage>/test_<module>.py for every module (shims and ``_private`` modules
+    aside), so the next person finds a module's tests where its path says."""
+    missing = []
+    for module, path in sorted(modules().items()):
+        base = os.path.basename(path)
+        if base == "__init__.py" or base.startswith("_") or _is_shim(path):
+            continue
+        rel = os.path.relpath(path, os.path.join(ROOT, PACKAGE))
+        test = os.path.join(ROOT, "tests", os.path.dirname(rel), "test_" + base)
+        if not os.path.isfile(test):
+            missing.append(os.path.relpath(test, ROOT))
+    assert not missing, f"modules without their test module: {missing}"
+
+
 def test_the_checks_catch_what_they_should(tmp_path, monkeypatch):
     """The analysis on a made-up package: a circle, a private import, an upward import and a
     long module are each found."""

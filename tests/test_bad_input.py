@@ -19,17 +19,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # ---- labels -------------------------------------------------------------------------------
 
-def test_labels_np_accepts_whole_floats_and_columns():
-    np.testing.assert_array_equal(validation.labels_np(np.array([[0.0], [2.0]]), 3), [0, 2])
-    with pytest.raises(TypeError, match=r"`labels` must be whole numbers .* Received: \[1\.5\]"):
-        validation.labels_np([0.0, 1.5], 3)
-    with pytest.raises(ValueError, match=r"`labels` must lie in \[0, 3\)\. Received: min=0, max=3"):
-        validation.labels_np([0, 3], 3)
-    with pytest.raises(ValueError, match=r"one label per example \(3\)\. Received: 2 labels"):
-        validation.labels_np([0, 1], 3, count=3)
-    with pytest.raises(TypeError, match=r"integer class indices\. Received: dtype=bool"):
-        validation.labels_np([True, False], 3)
-
 
 def test_interpretable_conv_rejects_float_out_of_range_and_miscounted_labels():
     layer = InterpretableConv(4, num_classes=3)

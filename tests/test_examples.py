@@ -109,7 +109,7 @@ class _Context:
         return dict(models_dir=str(self.root / "serving"))
 
     def _cub(self):
-        from tests.data.test_readers import make_cub
+        from tests.data.conftest import make_cub
 
         return dict(cub=make_cub(self.root / "cub"))
 

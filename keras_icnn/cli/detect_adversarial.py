@@ -5,7 +5,7 @@ Examples:
     keras-icnn-detect-adversarial --models=/tmp/keras_icnn_csg/baseline.keras,\
 /tmp/keras_icnn_csg/csg.keras --names=STD,CSG
     keras-icnn-detect-adversarial --models=std.keras,csg.keras --attacks=fgsm,pgd,cw \
-        --train_per_class=500,1000,2000 --num_test=... --cw_iterations=100   # the paper's sizes
+        --train_per_class=500,1000,2000 --num_test=0 --cw_iterations=100   # the paper's sizes
 
 For each model and white-box attack (FGSM, PGD, CW-L2, targeted at a random other
 class unless --notargeted) the images of --eval_split are attacked; the detector's

@@ -226,16 +226,17 @@ def default_layer(model_or_backbone, method="icnn"):
         return _top_conv_layer(model_or_backbone)
     name = model_or_backbone
     if name in BUILTIN:
-        return "block3_pool" if method == "explainer" else "top_conv"
-    if name not in APPLICATIONS:
+        top, explainer_layer = "top_conv", (None if name == "resnet20" else "block3_pool")
+    elif name in APPLICATIONS:
+        _, _, top, explainer_layer = APPLICATIONS[name]
+    else:
         raise ValueError(f"`backbone` must be one of {BACKBONES}. Received: backbone={name!r}")
-    _, _, top, explainer_layer = APPLICATIONS[name]
     if method != "explainer":
         return top
     if explainer_layer is None:
         raise ValueError(f"The explainer needs a performer whose head after the top conv is a "
                          f"chain of layers (VGG-16 or AlexNet style); {name} is residual. "
-                         "Use --backbone=vgg16 or a built-in backbone.")
+                         "Use --backbone=vgg, alexnet or vgg16.")
     return explainer_layer
 
 

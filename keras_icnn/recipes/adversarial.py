@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from keras_icnn import adversarial
-from keras_icnn.data.synthetic_parts import SPLITS
+from keras_icnn.config.choices import EVAL_SPLITS as SPLITS
 from keras_icnn.config.flags import option
 from keras_icnn.config.options import DataOptions
 from keras_icnn.recipes.common import check_model_files, load_model_file, open_data, prepare_output

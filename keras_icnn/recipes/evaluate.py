@@ -11,7 +11,8 @@ import time
 
 from keras_icnn.evaluation.evaluate import evaluate_model
 from keras_icnn.reporting import tables
-from keras_icnn.data.synthetic_parts import SPLITS, TASKS
+from keras_icnn.config.choices import EVAL_SPLITS as SPLITS
+from keras_icnn.data.synthetic_parts import TASKS
 from keras_icnn.config.flags import option
 from keras_icnn.config.options import DataOptions
 from keras_icnn.recipes.common import check_model_files, load_model_file, open_data, prepare_output

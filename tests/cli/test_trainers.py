@@ -67,16 +67,6 @@ def test_train_explainer_missing_performer(tmp_path):
     assert "performer model not found" in out.stderr
 
 
-def test_recipe_configs_reject_unknown_choices():
-    from keras_icnn import recipes
-
-    for bad, match in ((dict(eval_split="training"), "eval_split"),
-                       (dict(learning_rate_schedule="linear"), "learning_rate_schedule"),
-                       (dict(train=("resnet",)), "train")):
-        with pytest.raises(ValueError, match=match):
-            recipes.ICNNConfig(**bad).validate()
-
-
 def test_console_script_and_script_both_run_without_cuda_errors():
     script = shutil.which("keras-icnn-train-csg")
     assert script, "keras-icnn-train-csg is not installed: pip install -e ."

@@ -5,22 +5,7 @@ import tensorflow as tf
 
 from keras_icnn.explain import Explainable, explain, explainable_for
 from keras_icnn.models import build_explainer, make_csg, resnet20_backbone, vgg_backbone
-
-
-def _linear_model(frozen=False):
-    """images [4, 4, 1] -> 1x1 conv (2 filters, linear) -> GAP -> Dense(3): contributions by hand."""
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((4, 4, 1))
-    maps = keras.layers.Conv2D(2, 1, name="conv")(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(maps)
-    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(x))
-    model.get_layer("conv").kernel.assign(np.array([[[[1.0, -2.0]]]], np.float32))
-    model.get_layer("conv").bias.assign(np.array([0.5, 0.25], np.float32))
-    model.get_layer("logits").kernel.assign(
-        np.array([[1.0, -1.0, 0.5], [2.0, 0.5, -1.5]], np.float32))
-    model.get_layer("logits").bias.assign(np.array([0.1, -0.2, 0.3], np.float32))
-    model.trainable = not frozen
-    return model
+from tests.explain.conftest import linear_model
 
 
 def _by_hand(images, target=None):
@@ -36,7 +21,7 @@ def _by_hand(images, target=None):
 
 @pytest.mark.parametrize("frozen", [False, True])
 def test_contributions_and_gradcam_by_hand(frozen):
-    model = _linear_model(frozen)
+    model = linear_model(frozen)
     images = np.random.RandomState(1).uniform(-1, 1, (5, 4, 4, 1)).astype(np.float32)
     maps, logits, t, contributions, cam = _by_hand(images)
     e = explain(model, images)
@@ -63,7 +48,7 @@ def test_contributions_and_gradcam_by_hand(frozen):
 
 
 def test_target_and_heatmap_options():
-    model = _linear_model()
+    model = linear_model()
     images = np.random.RandomState(2).uniform(-1, 1, (4, 4, 4, 1)).astype(np.float32)
     for target in (2, np.array([0, 1, 2, 0])):
         _, _, t, contributions, cam = _by_hand(images, target)
@@ -138,33 +123,8 @@ def test_explainer_contributions_are_the_interpretable_tracks_share():
                                np.abs(tape.gradient(z, x).numpy()).max(-1), rtol=1e-4, atol=1e-7)
 
 
-def test_explainable_traces_once_per_shape():
-    model = _linear_model()
-    ex = Explainable(model)
-    images = np.zeros((3, 4, 4, 1), np.float32)
-    explain(ex, images)
-    explain(ex, images + 1)
-    assert ex.traced().experimental_get_tracing_count() == 1
-
-
-def test_a_second_call_on_the_same_model_traces_nothing_whatever_the_batch():
-    model = _linear_model()
-    images = np.random.RandomState(4).uniform(-1, 1, (7, 4, 4, 1)).astype(np.float32)
-    first = explain(model, images, batch_size=4)  # batches of 4 and 3
-    ex = explainable_for(model)
-    traces = ex.traces
-    assert traces == 1
-    second = explain(model, images[:5], batch_size=2)  # other batch sizes, same Explainable
-    assert explainable_for(model) is ex and ex.traces == traces
-    np.testing.assert_allclose(second.contributions, first.contributions[:5], rtol=1e-6)
-    # The cache lives on the model: another model gets its own.
-    other = _linear_model()
-    explain(other, images)
-    assert explainable_for(other) is not ex
-
-
 def test_input_forms_single_image_tensor_and_datasets():
-    model = _linear_model()
+    model = linear_model()
     images = np.random.RandomState(5).uniform(-1, 1, (6, 4, 4, 1)).astype(np.float32)
     maps, logits, t, contributions, cam = _by_hand(images)
     one = explain(model, images[2])
@@ -185,18 +145,3 @@ def test_input_forms_single_image_tensor_and_datasets():
     np.testing.assert_allclose(e.heatmaps, e.heatmap_maps, rtol=1e-6)  # 4x4 -> 4x4, nearest
     with pytest.raises(ValueError, match="`interpolation` must be one of"):
         explain(model, images, interpolation="lanczos")
-
-
-def test_explainable_wrappers_keep_their_p_and_honour_layer():
-    keras.utils.set_random_seed(0)
-    performer = vgg_backbone((32, 32, 3), 3, width=4, dense_units=16)
-    _, distiller = build_explainer(performer, "block3_pool", initial_p=0.7)
-    images = np.random.RandomState(3).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
-    # Was: AttributeError, 'Explainable' object has no attribute 'explainer'.
-    assert explain(Explainable(distiller), images).p == pytest.approx(0.7)
-    # Was: layer= silently ignored for an Explainable of another layer.
-    ex = Explainable(performer, "top_conv")
-    e = explain(ex, images, layer="block3_pool")
-    assert e.layer == "block3_pool"
-    assert e.contributions.shape[1] == int(performer.get_layer("block3_pool").output.shape[-1])
-    assert explain(ex, images).layer == "top_conv"

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from keras_icnn import explain as ex_mod
 from keras_icnn import layers as icnn_layers
+from tests.ops.conftest import guided_relu
 
 
 def _tiny(seed=0):
@@ -17,16 +18,6 @@ def _tiny(seed=0):
     h = keras.layers.ReLU(name="r2")(h)
     h = keras.layers.GlobalAveragePooling2D()(h)
     return keras.Model(inputs, keras.layers.Dense(3, name="head")(h))
-
-
-@tf.custom_gradient
-def _guided_relu(x):
-    y = tf.maximum(x, tf.zeros_like(x))  # not tf.nn.relu: the test patches it with this
-
-    def grad(dy):
-        return dy * tf.cast(dy > 0, dy.dtype) * tf.cast(x > 0, dy.dtype)
-
-    return y, grad
 
 
 def _hand_forward(model, x, relu):
@@ -53,7 +44,7 @@ def test_pixel_methods_match_hand_written_tapes():
     target = e.target
     np.testing.assert_array_equal(target, model.predict(x, verbose=0).argmax(-1))
     plain = _hand_gradients(model, x, target, tf.nn.relu)
-    guided = _hand_gradients(model, x, target, _guided_relu)
+    guided = _hand_gradients(model, x, target, guided_relu)
     np.testing.assert_allclose(e.saliency, np.abs(plain).max(-1), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(e.gradient_x_input, (x * plain).sum(-1), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(e.guided_backprop, np.abs(guided).max(-1), rtol=1e-4, atol=1e-6)
@@ -72,39 +63,6 @@ def test_pixel_methods_match_hand_written_tapes():
                                rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="methods"):
         ex_mod.explain(model, x, methods=("deconv",))
-
-
-def test_guided_backprop_reaches_the_relus_inside_interpretable_conv(monkeypatch):
-    """Every ReLU on the path, including the one inside InterpretableConv, is guided: the
-    registry swap gives the same gradient as replacing ``tf.nn.relu`` itself by a
-    custom-gradient guided ReLU (a different mechanism, written by hand)."""
-    keras.utils.set_random_seed(1)
-    inputs = keras.Input((12, 12, 3))
-    h = keras.layers.Conv2D(6, 3, activation="relu")(inputs)
-    h = icnn_layers.InterpretableConv(4, num_classes=2, name="icnn")(h)
-    h = keras.layers.GlobalAveragePooling2D()(h)
-    model = keras.Model(inputs, keras.layers.Dense(2)(h))
-    x = np.random.default_rng(1).normal(size=(3, 12, 12, 3)).astype(np.float32)
-    explainable = ex_mod.Explainable(model)
-    t = tf.constant(model.predict(x, verbose=0).argmax(-1).astype(np.int32))
-    _, swapped = explainable.input_gradients(tf.constant(x), t, ("guided_backprop",))
-    guided = swapped["guided_backprop"]
-    with monkeypatch.context() as m:
-        m.setattr(tf.nn, "relu", _guided_relu)
-        xt = tf.constant(x)
-        with tf.GradientTape() as tape:
-            tape.watch(xt)
-            chosen = tf.gather(model(xt, training=False), t, axis=1, batch_dims=1)
-        reference = tape.gradient(chosen, xt).numpy()
-    np.testing.assert_allclose(guided.numpy(), reference, rtol=1e-4, atol=1e-6)
-    plain, _ = explainable.input_gradients(tf.constant(x), t)
-    assert not np.allclose(plain.numpy(), reference, atol=1e-6)
-    # After the block the registry holds the ordinary gradient again.
-    with tf.GradientTape() as tape:
-        xt = tf.constant(x)
-        tape.watch(xt)
-        y = tf.reduce_sum(tf.nn.relu(xt))
-    np.testing.assert_array_equal(tape.gradient(y, xt).numpy(), (x > 0).astype(np.float32))
 
 
 @tf.custom_gradient
@@ -152,7 +110,7 @@ def test_deconvnet_matches_a_hand_written_tape_through_relus_and_max_pooling():
 
     deconv = grads(_deconvnet_relu)
     np.testing.assert_allclose(e.deconvnet, np.abs(deconv).max(-1), rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(e.guided_backprop, np.abs(grads(_guided_relu)).max(-1),
+    np.testing.assert_allclose(e.guided_backprop, np.abs(grads(guided_relu)).max(-1),
                                rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(e.saliency, np.abs(grads(tf.nn.relu)).max(-1), rtol=1e-4,
                                atol=1e-6)

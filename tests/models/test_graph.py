@@ -16,7 +16,7 @@ APPS = {"vgg16": keras.applications.VGG16, "resnet50": keras.applications.ResNet
         "mobilenet_v2": keras.applications.MobileNetV2}
 
 
-def _images(n=2, seed=0):
+def random_images(n=2, seed=0):
     return np.random.RandomState(seed).uniform(0, 255, (n,) + SHAPE).astype(np.float32)
 
 
@@ -70,7 +70,7 @@ def test_flatten_computes_the_same_function_on_the_same_variables(name, kind):
     assert not graph.has_sub_models(flat) and flat.get_layer(
         backbones.default_layer(name, "icnn")) is graph.find_layer(
             model, backbones.default_layer(name, "icnn"))
-    x = _images()
+    x = random_images()
     np.testing.assert_allclose(flat(x), model(x), rtol=1e-5, atol=1e-5)
     assert {id(v) for v in flat.weights} == {id(v) for v in model.weights}
 
@@ -80,7 +80,7 @@ def test_flat_model_saves_and_loads(tmp_path):
     flat = graph.flatten(model)
     flat.save(tmp_path / "flat.keras")
     loaded = keras.models.load_model(tmp_path / "flat.keras")
-    np.testing.assert_allclose(loaded(_images()), model(_images()), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(loaded(random_images()), model(random_images()), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", sorted(APPS))
@@ -97,7 +97,7 @@ def test_make_interpretable_and_make_csg_on_nested_models(name):
         below_name = node.input_tensors[0]._keras_history.operation.name
     else:
         below_name = layer
-    x = _images()
+    x = random_images()
     ours = keras.Model(icnn.inputs, icnn.get_layer(below_name).output)(x)
     theirs = keras.Model(flat.inputs, graph.layer_output(flat, below_name))(x)
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
@@ -117,7 +117,7 @@ def test_nested_vgg16_full_chain(tmp_path, nested_vgg):
     icnn = make_interpretable(nested_vgg, "vgg16/block5_conv3")
     icnn.compile(keras.optimizers.Adam(1e-4),
                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    x, y = _images(8, seed=1), np.arange(8) % 5
+    x, y = random_images(8, seed=1), np.arange(8) % 5
     icnn.fit(x, y, batch_size=4, epochs=1, verbose=0)
     e = explain(icnn, x[:2])
     assert e.kind == "interpretable" and e.layer == "block5_conv3_interp"
@@ -153,7 +153,7 @@ def test_softmax_head_is_read_through_by_hand(tmp_path):
     from keras_icnn.export import export_model
 
     model, head = _confident_mobilenet()
-    x = _images(3, seed=2)
+    x = random_images(3, seed=2)
     feats = keras.Model(model.inputs, head.input)(x).numpy()  # what the head reads
     logits = feats @ head.kernel.numpy() + head.bias.numpy()
     probs = np.exp(logits - logits.max(1, keepdims=True))

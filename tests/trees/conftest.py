@@ -1,6 +1,8 @@
+"""A model and images whose decision modes are known by construction (the tree tests)."""
 import keras
 import numpy as np
 import pytest
+
 
 N_GROUP, SIDE = 6, 8
 D = 4 + 2 * N_GROUP  # shared filters 0,1 (mode A) and 2,3 (mode B), one private filter per image
@@ -42,3 +44,11 @@ def known_modes():
     keras.utils.set_random_seed(0)
     model, w = known_modes_model()
     return model, w, known_modes_images()
+
+
+def ancestor(tree, u, v):
+    while u >= 0:
+        if u == v:
+            return True
+        u = tree.parent[u]
+    return False

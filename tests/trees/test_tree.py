@@ -5,18 +5,7 @@ import tensorflow as tf
 
 from keras_icnn.trees import DecisionTree, rationales
 from keras_icnn.trees.learning import node_scores, unit_rows
-from tests.trees.conftest import D, N_GROUP, SIDE
-
-
-def test_rationales_are_the_known_weights(known_modes):
-    model, w, x = known_modes
-    r = rationales(model, x, class_index=0)
-    responses = x.sum(axis=(1, 2))
-    np.testing.assert_allclose(r.responses, responses, rtol=1e-5)
-    want = np.where(responses > 0, w[:, 0] / (SIDE * SIDE), 0.0)
-    np.testing.assert_allclose(r.weights, want, rtol=1e-4, atol=1e-9)
-    np.testing.assert_allclose(r.logits, model.predict(x, verbose=0)[:, 0], rtol=1e-5)
-    np.testing.assert_allclose(r.biases, 0.3, atol=1e-5)  # y = ḡ·x̄ + the head's bias
+from tests.trees.conftest import D, N_GROUP, SIDE, ancestor
 
 
 def test_the_two_modes_and_their_filters_are_recovered(known_modes):
@@ -34,35 +23,8 @@ def test_the_two_modes_and_their_filters_are_recovered(known_modes):
     for v, group in zip(sorted(modes, key=lambda v: tree.node(v)["filters"][0]),
                         (range(N_GROUP), range(N_GROUP, 2 * N_GROUP))):
         leaves = [u for u in range(len(tree.parent)) if tree.leaf_image[u] >= 0
-                  and _ancestor(tree, u, v)]
+                  and ancestor(tree, u, v)]
         assert sorted(tree.leaf_image[leaves]) == list(group)
-
-
-def _ancestor(tree, u, v):
-    while u >= 0:
-        if u == v:
-            return True
-        u = tree.parent[u]
-    return False
-
-
-def test_objective_never_decreases_and_equals_a_numpy_recount(known_modes):
-    model, _, x = known_modes
-    r = rationales(model, x, class_index=0)
-    tree = DecisionTree.from_rationales(r, 0, prior=1.0, sparsity=0.01)
-    assert np.all(np.diff(tree.objective) > 0)
-    # Recount the final objective from the second-level partition, by numpy.
-    tops = [v for v in range(len(tree.parent)) if tree.parent[v] == tree.root]
-    units = unit_rows(r.weights)
-    total = 0.0
-    for v in tops:
-        members = [i for i in range(len(x)) if _ancestor(tree, i, v)]
-        s = units[members].sum(0)  # a leaf is scored like any node
-        sq = np.sort(s ** 2)[::-1]
-        total += max(np.sqrt(sq[:k].sum()) - 0.01 * len(members) * k for k in range(1, D + 1))
-    assert tree.objective[-1] == pytest.approx(total - 1.0 * len(tops), rel=1e-5)
-    f, k = node_scores(np.ones((1, 4)), np.array([4.0]), 0.5)  # by hand: max_k √k − 2k = -1
-    assert (f[0], k[0]) == (pytest.approx(-1.0), 1)
 
 
 def test_training_images_parse_to_their_own_leaf_and_estimates_are_numpy(known_modes):
@@ -103,17 +65,3 @@ def test_part_shares_and_save_load_round_trip(known_modes, tmp_path):
     assert again.part_names == ["head", "wing"] and again.layer == tree.layer == "conv"
     np.testing.assert_array_equal(again.parse(model, x).paths, parse.paths)
     assert not list(tmp_path.glob("t/*.pkl"))
-
-
-def test_a_dataset_with_labels_keeps_the_class_images(known_modes):
-    model, _, x = known_modes
-    labels = np.array([0] * N_GROUP + [1] * N_GROUP)
-    ds = tf.data.Dataset.from_tensor_slices((x, labels)).batch(5)
-    tree = DecisionTree.fit(model, ds, class_index=0)
-    assert tree.size[tree.root] == N_GROUP
-    with pytest.raises(ValueError, match="class_index"):
-        DecisionTree.fit(model, x, class_index=2)
-    with pytest.raises(ValueError, match="no image is labelled"):
-        DecisionTree.fit(model, x, class_index=1, labels=np.zeros(len(x), int))
-    with pytest.raises(ValueError, match="not a saved DecisionTree"):
-        DecisionTree.load("/nonexistent/tree")
