@@ -418,13 +418,37 @@ def render_tuning_explainer_datasets(d):
 
 
 # JSON results -> their table (the benchmarks that write none themselves).
+def render_decision_tree(d):
+    """Per run: the measures per parse-path depth, ordinary vs interpretable CNN."""
+    out = []
+    for run, models in d["runs"].items():
+        names = [m for m in ("ordinary", "interpretable") if m in models]
+        depths = list(models[names[0]]["depths"])
+        header = ["depth"] + [f"{m} {k}" for m in names
+                              for k in ("error ↓", "fitness ↑", "Pearson ↑", "accuracy ↑")]
+        rows = []
+        for depth in depths:
+            row = [depth]
+            for m in names:
+                v = models[m]["depths"][depth]
+                row += [f"{v['error']:.3f}", f"{v['fitness']:.3f}", f"{v['pearson']:.3f}",
+                        f"{v['accuracy']:.3f}"]
+            rows.append(row)
+        modes = "; ".join(f"{m}: {sum(t['modes'] for t in models[m]['trees']) / len(models[m]['trees']):.1f} "
+                          f"modes per class, CNN accuracy {models[m]['cnn_accuracy']:.3f}"
+                          for m in names)
+        out.append(_table(header, rows) + f"\n\n{run} ({modes})")
+    return out
+
+
 RENDERERS = {"layers_quick.json": render_layers_quick, "layers.json": render_layers,
              "fused_call.json": render_fused_call, "scores.json": render_scores,
              "steps.json": render_steps, "data.json": render_data, "export.json": render_export,
              "explain.json": render_explain, "icnn_seeds.json": render_icnn_seeds,
              "csg_hard_validation.json": render_csg_hard_validation,
              "csg_length.json": render_csg_length, "evaluate.json": render_evaluate,
-             "tuning_explainer_datasets.json": render_tuning_explainer_datasets}
+             "tuning_explainer_datasets.json": render_tuning_explainer_datasets,
+             "decision_tree.json": render_decision_tree}
 
 
 def fill(text, root=ROOT):

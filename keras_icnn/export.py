@@ -14,7 +14,11 @@ Layout: ``<base_dir>/<name>/<version>/`` (TF Serving's), two signatures:
   ``contribution_shares`` [batch, F] (the same as a share of that logit), and for
   CSG models ``filter_relevance`` [batch, F] (``G[predicted class]``). For an
   explainer, the filters are its conv-interp-2's and the logit is the
-  performer's own classifier on the explainer's reconstruction.
+  performer's own classifier on the explainer's reconstruction. With decision trees
+  attached (``trees=``, ``--trees``: one per class, SPEC §9): ``mode`` [batch] (the node id of
+  the image's decision mode in its predicted class's tree, -1 where that class has no tree)
+  and ``mode_part_shares`` [batch, P + 1] (each part's share of that mode's estimate; the
+  names in ``assets.extra/trees.json``).
 
 Preprocessing (the models' own ``Rescaling``) is inside the graph; inputs are
 validated inside the graph (rank, size, finite values) with messages naming
@@ -53,7 +57,7 @@ def next_version(model_dir):
 class _Exporter:
     """Builds the two signature functions for one model."""
 
-    def __init__(self, model, layer_name=None, input_dtype="float32"):
+    def __init__(self, model, layer_name=None, input_dtype="float32", trees=None):
         if input_dtype not in INPUT_DTYPES:
             raise ValueError(f"`input_dtype` must be one of {INPUT_DTYPES}. "
                              f"Received: {input_dtype!r}")
@@ -63,6 +67,15 @@ class _Exporter:
         self.model, self.kind = model, self.explainable.kind
         self.input_dtype = tf.as_dtype(input_dtype)
         self.height, self.width, self.channels = self.explainable.image_shape
+        self.modes = None
+        if trees:
+            from keras_icnn.trees import ModeTable
+
+            layers = {t.layer for t in trees.values()}
+            if layers - {self.explainable.layer, None}:
+                raise ValueError(f"the trees explain layer(s) {sorted(map(str, layers))}; the "
+                                 f"export explains {self.explainable.layer!r}")
+            self.modes = ModeTable.from_trees(trees, self.explainable.num_classes)
 
     def _validate(self, images):
         expected = f"[batch, {self.height}, {self.width}, {self.channels}]"
@@ -104,6 +117,9 @@ class _Exporter:
         out = {"probabilities": heads.probabilities(r["logits"], self.explainable.head),
                "class_ids": tf.cast(r["classes"], tf.int64)}
         out.update({k: r[k] for k in EXPLAIN_FIELDS if k in r})
+        if self.modes is not None:
+            out["mode"], out["mode_part_shares"], _ = self.modes.assign(
+                r["classes"], r["contributions"], tf.reduce_sum(r["maps"], axis=[1, 2]))
         # Per-image outputs lose the blank image of an empty request; filter_classes is per model.
         out = {k: v[:n] for k, v in out.items()}
         out["filter_classes"] = tf.cast(self.explainable.filter_classes(), tf.int32)
@@ -111,7 +127,7 @@ class _Exporter:
 
 
 def export_model(model, base_dir, name, version=None, layer_name=None, input_dtype="float32",
-                 serving_warmup=None, **deprecated):
+                 serving_warmup=None, trees=None, **deprecated):
     """Export ``model`` to ``<base_dir>/<name>/<version>/`` with ``serving_default`` and ``explain``.
 
     Args:
@@ -124,6 +140,9 @@ def export_model(model, base_dir, name, version=None, layer_name=None, input_dty
         serving_warmup: write ``assets.extra/tf_serving_warmup_requests`` (needs
             the ``serving`` extra). None (default): when it is installed, with a
             notice otherwise; True: required. (``warmup=`` is its deprecated name.)
+        trees: ``{class: DecisionTree}`` of the explained layer, with filter parts
+            (:func:`keras_icnn.trees.load_trees`): ``explain`` also answers each image's
+            decision mode and its part shares (module docstring).
 
     Returns:
         The version directory.
@@ -148,7 +167,7 @@ def export_model(model, base_dir, name, version=None, layer_name=None, input_dty
         raise ImportError("serving_warmup=True needs tensorflow-serving-api for the request "
                           "protos: pip install 'keras_icnn[serving]', or pass "
                           "serving_warmup=False / --noserving_warmup")
-    exporter = _Exporter(model, layer_name, input_dtype)
+    exporter = _Exporter(model, layer_name, input_dtype, trees)
     model_dir = validation.writable_directory(os.path.join(base_dir, name), "base_dir")
     version = version or next_version(model_dir)
     path = os.path.join(model_dir, str(version))
@@ -163,6 +182,12 @@ def export_model(model, base_dir, name, version=None, layer_name=None, input_dty
     archive.add_endpoint("serving_default", exporter.serve, input_signature=[spec])
     archive.add_endpoint("explain", exporter.explain, input_signature=[spec])
     archive.write_out(path, verbose=False)
+    if exporter.modes is not None:
+        from keras_icnn.reporting.outputs import write_json
+
+        write_json(os.path.join(path, "assets.extra", "trees.json"),
+                   {"part_names": exporter.modes.part_names,
+                    "classes": sorted(int(c) for c in trees)})
     if warmup:
         write_warmup(path, name, exporter.height, exporter.width, exporter.input_dtype)
     return path
@@ -187,6 +212,9 @@ class ExportConfig:
                                         "the serving extra). Default: when "
                                         "tensorflow-serving-api is installed.",
                                   aliases=("warmup",), kind=bool)
+    trees: str = option("", "A folder of decision trees, one per class "
+                            "(keras_icnn.trees.save_trees): explain also answers each image's "
+                            "decision mode and its part shares.")
 
     def validate(self):
         """Raise a ValueError naming the first bad field."""
@@ -222,8 +250,13 @@ def export_from_config(config):
             reads = config.layer
         model = ExplainerDistiller(model, load_model_file(config.explainer, "explainer"), reads)
     layer = None if config.explainer else (config.layer or None)
+    trees = None
+    if config.trees:
+        from keras_icnn.trees import load_trees
+
+        trees = load_trees(config.trees)
     path = export_model(model, config.base_dir, config.name, config.version or None, layer,
-                        config.input_dtype, config.serving_warmup)
+                        config.input_dtype, config.serving_warmup, trees)
     write_json(os.path.join(path, "assets.extra", "config.json"), dataclasses.asdict(config))
     return path, model_kind(model)
 

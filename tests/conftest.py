@@ -60,7 +60,8 @@ def evaluated(tmp_path_factory):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     args = [f"--models={','.join(paths)}", "--names=icnn,resnet,csg", "--num_examples=36",
             "--image_size=32", "--num_classes=3", "--gradmap_examples=4", "--verbose=0",
-            "--atlas_filters=20", "--atlas_images=5", "--ascent_steps=16",
+            "--atlas_filters=20", "--atlas_images=5", "--ascent_steps=16", "--trees",
+            "--tree_images=6",
             f"--output_dir={out_dir}"]
     proc = subprocess.run([sys.executable, "trainers/evaluate.py"] + args, cwd=root, env=env,
                           capture_output=True, text=True, timeout=600)

@@ -51,6 +51,26 @@ def _wave(runs):
     return {run.name: run.result() for run in runs}
 
 
+def _fit_trees(model_path, folder):
+    """One decision tree per class of the tiny interpretable model (what --trees exports),
+    filters given made-up parts (filter d: part d mod 4)."""
+    import keras
+    import numpy as np
+
+    from keras_icnn.data import synthetic_parts
+    from keras_icnn.trees import DecisionTree, save_trees
+
+    model = keras.models.load_model(model_path, compile=False)
+    ex = synthetic_parts.make_examples(30, image_size=32, num_classes=3, seed=0)
+    trees = {}
+    for c in range(3):
+        images = ex["image"][ex["label"] == c]
+        filters = DecisionTree.fit(model, images[:1], c).omega.shape[1]
+        trees[c] = DecisionTree.fit(model, images, c, filter_parts=np.arange(filters) % 4,
+                                    part_names=list(synthetic_parts.PART_NAMES))
+    return save_trees(trees, str(folder))
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     work = tmp_path_factory.mktemp("console")
@@ -83,7 +103,8 @@ def runs(tmp_path_factory):
                                                     f"--output_dir={work / 'explainer'}"],
                  work),
             _Run("export", [f"--model={icnn / 'interpretable.keras'}",
-                            f"--base_dir={work / 'served'}", "--name=icnn", "--version=3"],
+                            f"--base_dir={work / 'served'}", "--name=icnn", "--version=3",
+                            f"--trees={_fit_trees(icnn / 'interpretable.keras', work / 'trees')}"],
                  work),
         ]
     if out["train-csg"][0] == 0:
@@ -212,3 +233,13 @@ def test_export(runs):
     assert (version / "saved_model.pb").is_file()
     assert _json(version / "assets.extra" / "config.json")["version"] == 3
     assert f"to {version}" in log
+    # --trees: the explain signature answers each image's decision mode and its part shares.
+    import numpy as np
+    import tensorflow as tf
+
+    names = _json(version / "assets.extra" / "trees.json")["part_names"]
+    assert names == ["head", "torso", "legs", "tail", "no part"]
+    out = tf.saved_model.load(str(version)).signatures["explain"](
+        images=tf.zeros((2, 32, 32, 3)) + 120.0)
+    assert out["mode"].shape == (2,) and out["mode_part_shares"].shape == (2, 5)
+    assert np.all(out["mode"].numpy() >= 0)

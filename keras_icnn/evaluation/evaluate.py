@@ -21,14 +21,15 @@ def _gap_dense_kernel(model, layer_name):
     return None
 
 
-def evaluate_model(model, source, config, name, pictures_dir):
+def evaluate_model(model, source, config, name, pictures_dir, tree_source=None):
     """All applicable metrics of one model on ``source``'s ``config.eval_split``, streamed; its
     pictures. Metrics the data cannot support (no parts, no object masks) are left out of
     the result ("n/a" in the report), never 0. ``pictures_dir`` None draws no pictures.
 
     Returns:
         ``(metrics, atlas)``: the metrics dict and the model's report.html section
-        (:func:`atlas_section`).
+        (:func:`atlas_section`; with ``tree_source``, the training images of ``--trees``, its
+        ``"trees"``: :func:`keras_icnn.evaluation.trees.tree_sections`).
     """
     from keras_icnn.models import graph
 
@@ -89,6 +90,14 @@ def evaluate_model(model, source, config, name, pictures_dir):
     out["pictures"] = (_pictures(model, name, layer_name, source, r, mi, kept, pictures_dir,
                                  matrices) if pictures_dir and kept else {})
     atlas = atlas_section(model, name, layer_name, source, config, r, mi, matrices)
+    if tree_source is not None:
+        from keras_icnn.evaluation.trees import tree_sections
+
+        p_f = r.get("p_f")
+        filter_parts = np.where(p_f > 0, r["p"].argmax(1), -1) if p_f is not None else None
+        explained = [k["image"] for k in r["kept"][:config.explained_predictions]]
+        atlas["trees"] = tree_sections(model, layer_name, tree_source, config, filter_parts,
+                                       source.part_names, explained)
     return out, atlas
 
 

@@ -61,13 +61,17 @@ class EvalConfig(DataOptions):
                                     "(what excites it most; 0: no pictures).")
     explained_predictions: int = option(3, "Test predictions explained filter by filter in "
                                            "report.html.")
+    trees: bool = option(False, "Fit a decision tree per class (SPEC §9) and show its top "
+                                "decision modes and each explained prediction's parse path in "
+                                "report.html (reads the train split once more).")
+    tree_images: int = option(100, "Training images per class each --trees tree is fitted on.")
     output_dir: str = option("/tmp/keras_icnn_eval", "Where the report goes.")
     verbose: int = option(1, "Progress bars (1) or quiet (0).")
 
     def validate(self):
         """Raise a ValueError/TypeError/FileNotFoundError naming the first bad field."""
         check_model_files(self.models, self.names)
-        check_fields(self, positive=("top_k", "batch_size", "atlas_images"),
+        check_fields(self, positive=("top_k", "batch_size", "atlas_images", "tree_images"),
                      non_negative=("num_examples", "gradmap_examples", "atlas_filters",
                                    "explained_predictions", "ascent_steps"),
                      choices={"task": TASKS,
@@ -99,6 +103,15 @@ def markdown_table(rows):
     return tables.metrics_table(rows, COLUMNS)
 
 
+def load_tree_source(config, source):
+    """The training images ``--trees`` fits on: the data's train split (synthetic data: made
+    at ``tree_images`` per class, as the trainers' seed makes it)."""
+    if config.dataset != "synthetic":
+        return source
+    sizes = {"train": config.tree_images * source.num_classes, "validation": 1, "test": 1}
+    return open_data(config, sizes, task=config.task, category=config.category)
+
+
 def check_model_matches(model, path, config, source):
     """A ValueError naming the flag when the saved model does not take the data's images
     (``--image_size``) or predict its classes (``--num_classes`` / the dataset's classes)."""
@@ -124,6 +137,7 @@ def evaluate_models(config):
     t0 = time.time()
     source = load_source(config)
     write_config(config, source, splits=())
+    tree_source = load_tree_source(config, source) if config.trees else None
     from keras_icnn.reporting import figures as viz
 
     pictures_dir = os.path.join(config.output_dir, "pictures") if viz.available() else None
@@ -137,7 +151,8 @@ def evaluate_models(config):
         model = load_model_file(path, "models")
         check_model_matches(model, path, config, source)
         with source.naming_bad_files(config.eval_split):
-            rows[name], atlas = evaluate_model(model, source, config, name, pictures_dir)
+            rows[name], atlas = evaluate_model(model, source, config, name, pictures_dir,
+                                               tree_source)
         sections.append(atlas)
     from keras_icnn.reporting import html as report_html
 

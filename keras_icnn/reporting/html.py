@@ -95,6 +95,7 @@ table.metrics td:first-child,table.metrics th:first-child{text-align:left}
 .matrices img{max-width:100%;border:1px solid #eee;margin:4px 0}
 .prediction{display:flex;gap:12px;align-items:flex-start;margin:8px 0;font-size:.9em}
 .prediction img{height:120px}.note{color:#666;font-size:.85em}
+.tree,.parse{font-size:.9em;margin:6px 0}.mode-images img{height:48px;margin:2px}
 """
 
 _SCRIPT = """
@@ -190,6 +191,37 @@ def _predictions(section):
     return "<h3>Predictions explained</h3>" + "".join(items) if items else ""
 
 
+def _trees(section):
+    """Per class: the tree's top decision modes (parts, shares, example images); per explained
+    prediction: its parse path through its class's tree."""
+    t = section.get("trees")
+    if not t:
+        return ""
+    blocks = []
+    for c in t["classes"]:
+        modes = []
+        for m in c["top_modes"]:
+            pictures = "".join(f"<img alt='training image of mode {m['node']}' src='{u}'>"
+                               for u in m["examples"])
+            modes.append(f"<li><b>mode {m['node']}</b>: {m['images']} training images, "
+                         f"{m['filters']} filters &mdash; {_esc(m['parts'])}"
+                         f"<div class='mode-images'>{pictures}</div></li>")
+        blocks.append(f"<div class='tree'><b>{_esc(c['class'])}</b>: {c['modes']} decision "
+                      f"modes under the root ({c['images']} training images, depth "
+                      f"{c['depth']}); the largest:<ul>{''.join(modes)}</ul></div>")
+    paths = []
+    for p in t["paths"]:
+        steps = "".join(f"<li>{_esc(s)}</li>" for s in p["steps"])
+        paths.append(f"<div class='parse'><b>parse path in the {_esc(p['class'])} tree</b> "
+                     f"(logit {p['logit']:.2f}):<ol>{steps}</ol></div>")
+    return ("<section class='trees'><h3>Decision modes (decision trees, SPEC §9)</h3>"
+            "<p class='note'>Which filters, and so which parts, each class's predictions use, "
+            "coarse to fine: a tree per class fitted on its training images; a mode's "
+            "percentages are each part's share of the score the mode estimates.</p>" + "".join(blocks)
+            + ("<h4>Explained predictions' parse paths</h4>" + "".join(paths) if paths else "")
+            + "</section>")
+
+
 def write(path, title, rows, columns, sections, notes=()):
     """Write the page: ``rows`` {model: metrics}, ``columns`` (key, header, better) as in
     :data:`keras_icnn.report.COLUMNS`, ``sections`` one dict per model (see
@@ -205,6 +237,7 @@ def write(path, title, rows, columns, sections, notes=()):
                 f"<figure><img alt='{_esc(k)}' src='{v}'><figcaption class='note'>{_esc(k)}"
                 "</figcaption></figure>" for k, v in s["matrices"].items()) + "</div>")
         parts.append(_predictions(s))
+        parts.append(_trees(s))
         parts.append(_atlas(s))
     parts.append(f"<script>{_SCRIPT}</script></body></html>")
     with open(path, "w", encoding="utf-8") as f:
@@ -215,7 +248,13 @@ def write(path, title, rows, columns, sections, notes=()):
 def summary_json(sections):
     """The atlas without its pictures (for report.json)."""
     return json.loads(json.dumps([
-        {k: v for k, v in s.items() if k not in ("matrices", "predictions")}
+        {k: v for k, v in s.items() if k not in ("matrices", "predictions", "trees")}
+        | ({"trees": {"classes": [{k: v for k, v in c.items() if k != "top_modes"}
+                                  | {"top_modes": [{k: v for k, v in m.items()
+                                                    if k != "examples"}
+                                                   for m in c["top_modes"]]}
+                                  for c in s["trees"]["classes"]],
+                      "paths": s["trees"]["paths"]}} if s.get("trees") else {})
         | {"filters": [{k: v for k, v in c.items() if k not in ("strip", "ascent")}
                        for c in s["filters"]]}
         for s in sections]))

@@ -8,8 +8,10 @@ Example:
 """
 from keras_icnn.trees.measures import (  # noqa: F401
     contribution_fitness, contribution_pearson, depth_measures, estimate_error, tree_accuracy)
+from keras_icnn.trees.modes import ModeTable, load_trees, save_trees  # noqa: F401
 from keras_icnn.trees.rationale import Rationales, rationales  # noqa: F401
 from keras_icnn.trees.tree import DecisionTree, TreeParse  # noqa: F401
 
 __all__ = ["DecisionTree", "TreeParse", "Rationales", "rationales", "depth_measures",
+           "ModeTable", "save_trees", "load_trees",
            "estimate_error", "contribution_fitness", "contribution_pearson", "tree_accuracy"]

@@ -35,6 +35,16 @@ def test_evaluate_writes_report_and_pictures(evaluated):
     assert "gate_matrix" in rep["models"]["csg"]["pictures"]
     assert "| icnn |" in proc.stdout
     assert proc.stdout.strip().endswith(str(out_dir / "report.html"))
+    # --trees --tree_images=6: a tree per class of 6 training images; its modes partition them.
+    for section in rep["atlas"]:
+        trees = section["trees"]
+        assert [c["images"] for c in trees["classes"]] == [6, 6, 6]
+        for c in trees["classes"]:
+            assert 1 <= c["modes"] <= 6 and c["depth"] >= 1
+            shown = [m["images"] for m in c["top_modes"]]
+            assert len(shown) == min(3, c["modes"]) and sum(shown) <= 6 and min(shown) >= 1
+            assert shown == sorted(shown, reverse=True)  # the largest first
+        assert len(trees["paths"]) == 3 and all(p["steps"] for p in trees["paths"])
 
 
 def test_markdown_table_shape():

@@ -41,3 +41,9 @@ def test_report_html_renders_in_chromium(evaluated, tmp_path):
     # Each card shows its filter's gradient-ascent picture; each model its unique detectors.
     assert dom.count('class="ascent"') == cards and dom.count('class="dissection"') == 3
     assert dom.count("NetDissect: ") == cards
+    # --trees: per model a decision-modes section; per class its largest modes with example
+    # images; the explained predictions' parse paths.
+    assert dom.count('class="trees"') == 3
+    assert dom.count('class="tree"') == 3 * 3  # three classes per model
+    assert dom.count('class="parse"') >= 3 and "mode " in dom
+    assert "training image of mode" in dom
