@@ -11,7 +11,9 @@ skips what is there) and `decision_tree.md`.
 
 Usage:
     python benchmarks/bench_decision_tree.py --runs=/tmp/keras_icnn_demo     # a `make demo` run
-    python benchmarks/bench_decision_tree.py --runs=DIR1,DIR2 --per_class=300
+    python benchmarks/bench_decision_tree.py --seeds=0,1,2 --train_dir=/tmp/tree_runs
+        # trains the demo's pair (8 epochs) at each seed where train_dir/seed<s> has none
+        # (about 10 minutes a seed on 2 cores; the 15 MB models are not committed)
 """
 import argparse
 import json
@@ -109,8 +111,13 @@ def table(state):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", required=True,
+    parser.add_argument("--runs", default="",
                         help="comma-separated train_icnn output directories")
+    parser.add_argument("--seeds", default="", help="train (where missing) and measure the "
+                                                    "demo's pair at these seeds")
+    parser.add_argument("--train_dir", default="/tmp/keras_icnn_tree_runs",
+                        help="where --seeds' runs are trained (seed<s> each)")
+    parser.add_argument("--epochs", type=int, default=8, help="--seeds' training epochs")
     parser.add_argument("--per_class", type=int, default=300,
                         help="training images per class the trees are fitted on")
     parser.add_argument("--test_images", type=int, default=0, help="0: the whole test split")
@@ -123,7 +130,18 @@ def main():
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args()
     state = load_json(args.out)
-    for run_dir in args.runs.split(","):
+    runs = [r for r in args.runs.split(",") if r]
+    for seed in [int(s) for s in args.seeds.split(",") if s]:
+        run_dir = os.path.join(args.train_dir, f"seed{seed}")
+        if not os.path.isfile(os.path.join(run_dir, "results.json")):
+            from keras_icnn.recipes import ICNNConfig, run_icnn_experiment
+
+            run_icnn_experiment(ICNNConfig(output_dir=run_dir, epochs=args.epochs, seed=seed,
+                                           verbose=0))
+        runs.append(run_dir)
+    if not runs:
+        parser.error("give --runs or --seeds")
+    for run_dir in runs:
         name = os.path.basename(os.path.normpath(run_dir))
         source = open_run_data(run_dir)
         for model in MODELS:

@@ -31,7 +31,7 @@ def training_images(source, per_class, batch_size):
     return np.concatenate(images), np.concatenate(labels)
 
 
-def _top_mode_of_leaves(tree):
+def mode_of_leaves(tree):
     """[leaves] the depth-1 node (the root's child) above each leaf, climbing all leaves at
     once (one step per level)."""
     leaves = np.flatnonzero(tree.leaf_image >= 0)
@@ -66,7 +66,7 @@ def tree_sections(model, layer_name, source, config, filter_parts, part_names, e
                                             part_names=part_names if filter_parts is not None
                                             else None)
         trees[c] = tree
-        leaves, tops = _top_mode_of_leaves(tree)
+        leaves, tops = mode_of_leaves(tree)
         modes = []
         for v in tree.modes(1)[:MODES_SHOWN]:
             members = tree.leaf_image[leaves[tops == v]]
