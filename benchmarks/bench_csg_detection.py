@@ -349,12 +349,11 @@ def _bootstrap_difference(ea, eb, paired, repeats=1000, seed=0):
 def summary(state):
     from keras_icnn.metrics import stats
 
+    from keras_icnn.reporting.tables import table
+
     pairs = sorted(state["pairs"])
-    lines = [f"Pairs: {', '.join(pairs)}", "",
-             "| features | counting | attack | STD error | CSG error | STD − CSG, 95% t "
-             "interval over pairs | per-pair 95% bootstrap over test images (draw 0; paired "
-             "when all-attacked) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [f"Pairs: {', '.join(pairs)}", ""]
+    white = []
     for site in SITES:
         for variant in ("success_only", "all_attacked"):
             for attack in ("fgsm", "pgd", "cw"):
@@ -380,11 +379,13 @@ def summary(state):
                 ci = stats.t_interval(diffs) if len(diffs) >= 2 else None
                 interval = (f"{100 * ci['mean']:+.2f} [{100 * ci['low']:+.2f}, "
                             f"{100 * ci['high']:+.2f}] pt" if ci else "one pair")
-                lines.append(f"| {site} | {variant} | {attack.upper()} | "
-                             f"{100 * np.mean(std_e):.2f}% | {100 * np.mean(csg_e):.2f}% | "
-                             f"{interval} | {'; '.join(boots)} |")
-    lines += ["", "| pair | attack | budget | STD success [95%] | CSG success [95%] | "
-              "McNemar p (STD-only / CSG-only) |", "| --- | --- | --- | --- | --- | --- |"]
+                white.append([site, variant, attack.upper(), f"{100 * np.mean(std_e):.2f}%",
+                              f"{100 * np.mean(csg_e):.2f}%", interval, "; ".join(boots)])
+    lines.append(table(["features", "counting", "attack", "STD error", "CSG error",
+                        "STD − CSG, 95% t interval over pairs",
+                        "per-pair 95% bootstrap over test images (draw 0; paired when "
+                        "all-attacked)"], white))
+    black = []
     for p in pairs:
         bb = state["pairs"][p].get("black_box")
         if not bb:
@@ -392,9 +393,11 @@ def summary(state):
         for kind in ("one_pixel", "local_search"):
             r = bb[kind]
             cell = lambda w: f"{100 * w['rate']:.1f}% [{100 * w['low']:.1f}, {100 * w['high']:.1f}]"  # noqa: E731
-            lines.append(f"| {p} | {kind} | {r['budget']} | {cell(r['STD'])} | {cell(r['CSG'])} "
-                         f"| {r['mcnemar']['p_value']:.3g} ({r['mcnemar']['a_only']} / "
-                         f"{r['mcnemar']['b_only']}) |")
+            black.append([p, kind, r["budget"], cell(r["STD"]), cell(r["CSG"]),
+                          f"{r['mcnemar']['p_value']:.3g} ({r['mcnemar']['a_only']} / "
+                          f"{r['mcnemar']['b_only']})"])
+    lines += ["", table(["pair", "attack", "budget", "STD success [95%]", "CSG success [95%]",
+                         "McNemar p (STD-only / CSG-only)"], black)]
     return "\n".join(lines)
 
 

@@ -105,18 +105,19 @@ def summary(runs):
 
 
 def markdown(runs, stats, seconds):
+    from keras_icnn.reporting.tables import table
+
     s = runs[0]["settings"]
     lines = [f"Hard synthetic data ({s['num_classes']} classes, --synthetic_config="
              f"{s['synthetic_config']}), {s['backbone']}, {s['num_train']} training images, "
              f"{s['epochs']} epochs, test split of {s['num_test']}; seeds "
              f"{', '.join(str(r['seed']) for r in runs)}; {bench_common.machine()}, "
-             f"{time.strftime('%Y-%m-%d')}, {seconds:.0f} s.", "",
-             "| figure | mean ± std over seeds | per seed | CSG Table 1 (CIFAR-10) |",
-             "| --- | --- | --- | --- |"]
-    for name, _, paper in FIGURES:
-        st = stats[name]
-        per = ", ".join(f"{v:.4f}" for v in st["values"])
-        lines.append(f"| {name} | {st['mean']:.4f} ± {st['std']:.4f} | {per} | {paper} |")
+             f"{time.strftime('%Y-%m-%d')}, {seconds:.0f} s.", ""]
+    cells = [[name, f"{stats[name]['mean']:.4f} ± {stats[name]['std']:.4f}",
+              ", ".join(f"{v:.4f}" for v in stats[name]["values"]), paper]
+             for name, _, paper in FIGURES]
+    lines.append(table(["figure", "mean ± std over seeds", "per seed", "CSG Table 1 (CIFAR-10)"],
+                       cells))
     return "\n".join(lines) + "\n"
 
 

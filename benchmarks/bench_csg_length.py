@@ -302,27 +302,27 @@ def committed_pair(seed, name=None, epochs=None):
 def summary(state, override=None):
     import numpy as np
 
-    lines = [f"Variants ({LENGTHS[0]} epochs, seed 0, validation split; " + RULE + "):", "",
-             "| variant | MIS(CSG)/MIS(STD) | STD-path acc. - its STD baseline | L1-density |",
-             "| --- | --- | --- | --- |"]
+    from keras_icnn.reporting.tables import table
+
+    lines = [f"Variants ({LENGTHS[0]} epochs, seed 0, validation split; " + RULE + "):", ""]
     rows, chosen = variant_rows(state)
-    for r in rows:
-        mark = " (chosen)" if chosen and r["variant"] == chosen["variant"] else ""
-        lines.append(f"| {r['variant']}{mark} | {r['mis_ratio']:.3f} | "
-                     f"{100 * r['accuracy_gap']:+.2f} pt | {r['l1_density']:.3f} |")
+    lines.append(table(
+        ["variant", "MIS(CSG)/MIS(STD)", "STD-path acc. - its STD baseline", "L1-density"],
+        [[r["variant"] + (" (chosen)" if chosen and r["variant"] == chosen["variant"] else ""),
+          f"{r['mis_ratio']:.3f}", f"{100 * r['accuracy_gap']:+.2f} pt",
+          f"{r['l1_density']:.3f}"] for r in rows]))
     name = override or state.get("chosen")
     if name:
         pairs = pair_rows(state, name)
-        lines += ["", f"Length study, {name}, seed 0 (validation / test):", "",
-                  "| epochs | steps (CSG steps) | MIS ratio, validation / test | "
-                  "STD-path accuracy − STD baseline, validation / test | L1-density |",
-                  "| --- | --- | --- | --- | --- |"]
-        for p in (p for p in pairs if p["seed"] == 0):
-            lines.append(
-                f"| {p['epochs']} | {p['steps']} ({p['csg_steps']}) | "
-                f"{p['validation']['mis_ratio']:.3f} / {p['test']['mis_ratio']:.3f} | "
-                f"{100 * p['validation']['accuracy_gap']:+.2f} / "
-                f"{100 * p['test']['accuracy_gap']:+.2f} pt | {p['l1_density']:.3f} |")
+        lines += ["", f"Length study, {name}, seed 0 (validation / test):", ""]
+        lines.append(table(
+            ["epochs", "steps (CSG steps)", "MIS ratio, validation / test",
+             "STD-path accuracy − STD baseline, validation / test", "L1-density"],
+            [[p["epochs"], f"{p['steps']} ({p['csg_steps']})",
+              f"{p['validation']['mis_ratio']:.3f} / {p['test']['mis_ratio']:.3f}",
+              f"{100 * p['validation']['accuracy_gap']:+.2f} / "
+              f"{100 * p['test']['accuracy_gap']:+.2f} pt", f"{p['l1_density']:.3f}"]
+             for p in pairs if p["seed"] == 0]))
         longest = [p for p in pairs if p["epochs"] == LENGTHS[-1]]
         if longest:
             ratio = np.array([p["test"]["mis_ratio"] for p in longest])
@@ -338,13 +338,14 @@ def summary(state, override=None):
     pairs = [p for p in pairs if p[2] in state["runs"]]
     if pairs:
         lines += ["", f"train_csg.py's default vs --recipe=paper, {LENGTHS[0]} epochs, seed 0, "
-                  "validation split (each against its own STD baseline):", "",
-                  "| data | recipe | MIS ratio | accuracy gap | STD baseline accuracy |",
-                  "| --- | --- | --- | --- | --- |"]
-        for data, name_, key in pairs:
-            f = pair_figures(state, key, "validation")
-            lines.append(f"| {data} | {name_} | {f['mis_ratio']:.3f} | "
-                         f"{100 * f['accuracy_gap']:+.2f} pt | {f['accuracy_std']:.4f} |")
+                  "validation split (each against its own STD baseline):", ""]
+        figures = [(data, name_, pair_figures(state, key, "validation"))
+                   for data, name_, key in pairs]
+        lines.append(table(["data", "recipe", "MIS ratio", "accuracy gap",
+                            "STD baseline accuracy"],
+                           [[data, name_, f"{f['mis_ratio']:.3f}",
+                             f"{100 * f['accuracy_gap']:+.2f} pt", f"{f['accuracy_std']:.4f}"]
+                            for data, name_, f in figures]))
     return "\n".join(lines)
 
 

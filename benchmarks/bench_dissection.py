@@ -115,9 +115,8 @@ def summary(state):
     lines = [f"Network Dissection of the top conv layer on {state.get('test_images')} test "
              f"images ({state.get('date')}, {state.get('machine')}); (category, part) concepts, "
              "P(a > T) = 0.005, detector: IoU > 0.04. Mean over seeds ± std where there are "
-             "several.", "",
-             "| model | data | seeds | unique detectors | detectors / filters | mean best IoU |"
-             " its ceiling | best IoU of any filter |", "|---|---|---|---|---|---|---|---|"]
+             "several.", ""]
+    cells = []
     data = {"ordinary": "6 categories (VGG)", "interpretable": "6 categories (VGG)",
             "STD": "hard, 10 categories (ResNet-20)", "CSG": "hard, 10 categories (ResNet-20)"}
     out = {}
@@ -133,11 +132,15 @@ def summary(state):
 
         out[name] = {key: float(np.mean([r[key] for r in rows])) for key in (
             "unique_detectors", "detectors", "mean_best_iou", "mean_ceiling_of_best")}
-        lines.append(f"| {name} | {data[name]} | {len(rows)} | {stat('unique_detectors', '{:.1f}')}"
-                     f" of {rows[0]['concepts']} | {stat('detectors', '{:.1f}')} / "
-                     f"{rows[0]['filters']} | {stat('mean_best_iou', '{:.4f}')} | "
-                     f"{stat('mean_ceiling_of_best', '{:.3f}')} | "
-                     f"{stat('max_best_iou', '{:.3f}')} |")
+        cells.append([name, data[name], len(rows),
+                      f"{stat('unique_detectors', '{:.1f}')} of {rows[0]['concepts']}",
+                      f"{stat('detectors', '{:.1f}')} / {rows[0]['filters']}",
+                      stat("mean_best_iou", "{:.4f}"), stat("mean_ceiling_of_best", "{:.3f}"),
+                      stat("max_best_iou", "{:.3f}")])
+    from keras_icnn.reporting.tables import table
+
+    lines.append(table(["model", "data", "seeds", "unique detectors", "detectors / filters",
+                        "mean best IoU", "its ceiling", "best IoU of any filter"], cells))
     state["summary"] = out
     save(state)
     with open(TABLES, "w") as f:

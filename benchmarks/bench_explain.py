@@ -123,10 +123,11 @@ def main():
     for name in args.models.split(","):
         rows += measure(name, args.repeats, images)
     bench_common.write_rows(args.out, rows)
-    print("| model | method | median (ms) | × floor |\n| --- | --- | --- | --- |")
-    for r in rows:
-        print(f"| {r['model']} | {r['method']} | {r['median_ms']:.1f} | "
-              f"{r['ratio_to_floor']:.2f}× |")
+    from keras_icnn.reporting.tables import table
+
+    print(table(["model", "method", "median (ms)", "× floor"],
+                [[r["model"], r["method"], f"{r['median_ms']:.1f}", f"{r['ratio_to_floor']:.2f}×"]
+                 for r in rows]))
 
 
 if __name__ == "__main__":

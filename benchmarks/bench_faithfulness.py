@@ -217,17 +217,14 @@ def summary(state, scores):
     lines = [f"Faithfulness on {state.get('images')} test images per model ({state.get('date')},"
              f" {state.get('machine')}); mean [95% bootstrap interval]. Deletion: lower is "
              "better; insertion, MuFidelity: higher is better.", ""]
-    lines += ["| model | explanation | deletion ↓ | insertion ↑ | MuFidelity ↑ |",
-              "|---|---|---|---|---|"]
-    for name in MODELS:
-        for method in METHODS:
-            r = rows.get(name, {}).get(method)
-            if r:
-                lines.append(f"| {name} | {LABELS[method]} | {_cell(r['deletion'])} | "
-                             f"{_cell(r['insertion'])} | {_cell(r['mu_fidelity'])} |")
-    lines += ["", "| model | metric | most faithful | its lead over the runner-up "
-              "(paired 95% interval) | clear of every other method |", "|---|---|---|---|---|"]
-    verdicts = {}
+    from keras_icnn.reporting.tables import table
+
+    lines.append(table(["model", "explanation", "deletion ↓", "insertion ↑", "MuFidelity ↑"],
+                       [[name, LABELS[method], _cell(r["deletion"]), _cell(r["insertion"]),
+                         _cell(r["mu_fidelity"])]
+                        for name in MODELS for method in METHODS
+                        for r in [rows.get(name, {}).get(method)] if r]))
+    verdicts, cells = {}, []
     for name in MODELS:
         for metric in METRICS:
             b = best_methods(scores, name, metric)
@@ -241,8 +238,10 @@ def summary(state, scores):
                         f"{LABELS[runner]}")
             else:
                 lead = "—"
-            lines.append(f"| {name} | {metric} | {LABELS[b['best']]} | {lead} | "
-                         f"{'yes' if b['clear'] else 'no'} |")
+            cells.append([name, metric, LABELS[b["best"]], lead, "yes" if b["clear"] else "no"])
+    lines += ["", table(["model", "metric", "most faithful",
+                         "its lead over the runner-up (paired 95% interval)",
+                         "clear of every other method"], cells)]
     state["verdicts"] = verdicts
     with open(TABLES, "w") as f:
         f.write("\n".join(lines) + "\n")

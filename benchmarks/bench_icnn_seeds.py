@@ -209,17 +209,18 @@ def summary(results):
         def stat(fn):
             v = np.array([fn(r) for r in runs], float)
             return f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0:.3f}"
-        rows.append(f"| {dataset} | {split} | {variant} | {len(runs)} | "
-                    f"{stat(lambda r: r['ratios']['part_interpretability'])} | "
-                    f"{stat(lambda r: r['ratios']['location_instability'])} | "
-                    f"{stat(lambda r: r['accuracy_gap'])} | "
-                    f"{stat(lambda r: r['interpretable']['part_interpretability'])} / "
-                    f"{stat(lambda r: r['ordinary']['part_interpretability'])} |")
-    head = ("| dataset | split | variant | seeds | part interpretability, interp / ordinary | "
-            "location instability, interp / ordinary | accuracy, ordinary - interp | "
-            "part interpretability, interp / ordinary (values) |\n| --- | --- | --- | --- | --- | "
-            "--- | --- | --- |")
-    return head + "\n" + "\n".join(rows)
+        rows.append([dataset, split, variant, len(runs),
+                     stat(lambda r: r["ratios"]["part_interpretability"]),
+                     stat(lambda r: r["ratios"]["location_instability"]),
+                     stat(lambda r: r["accuracy_gap"]),
+                     f"{stat(lambda r: r['interpretable']['part_interpretability'])} / "
+                     f"{stat(lambda r: r['ordinary']['part_interpretability'])}"])
+    from keras_icnn.reporting.tables import table
+
+    return table(["dataset", "split", "variant", "seeds",
+                  "part interpretability, interp / ordinary",
+                  "location instability, interp / ordinary", "accuracy, ordinary - interp",
+                  "part interpretability, interp / ordinary (values)"], rows)
 
 
 def main():

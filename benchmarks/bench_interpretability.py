@@ -457,16 +457,19 @@ def markdown(results):
                           for p in PARTS if p in results["part_dates"])
         lines[0] = (f"Synthetic part data, {'--quick' if results['quick'] else 'full'} run; "
                     f"{results['machine']}; parts, when each was last run: {parts}.")
-    lines += ["| comparison | ours | target | papers |", "| --- | --- | --- | --- |"]
+    from keras_icnn.reporting.tables import table
+
+    rows = []
     for name, paper, fn, target in PAPERS:
         try:
             value = fn(results)
         except KeyError:  # a part this run did not have
-            lines.append(f"| {name} | not run | - | {paper} |")
+            rows.append([name, "not run", "-", paper])
             continue
         text, value = value if isinstance(value, tuple) else (f"{value:.4f}", value)
         verdict = "-" if target is None else f"{target[0]}: {'met' if target[1](value) else 'MISSED'}"
-        lines.append(f"| {name} | {text} | {verdict} | {paper} |")
+        rows.append([name, text, verdict, paper])
+    lines.append(table(["comparison", "ours", "target", "papers"], rows))
     return "\n".join(lines) + "\n"
 
 

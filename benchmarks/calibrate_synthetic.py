@@ -79,15 +79,17 @@ def calibrate(similarity, color_jitter, distractors, occlusion, variants=1):
 
 def markdown(rows):
     """The rows as a Markdown table, in the order they were run."""
-    lines = ["| similarity | color_jitter | distractors | occlusion | variants | lr schedule | "
-             "val. accuracy | MIS / ceiling | meets both |", "|---" * 9 + "|"]
+    from keras_icnn.reporting.tables import table
+
+    cells = []
     for r in rows:
         ok = 0.80 <= r["validation_accuracy"] <= 0.92 and r["mis_fraction_of_ceiling"] <= 0.5
-        lines.append(f"| {r['similarity']} | {r['color_jitter']} | {r['distractors']} | "
-                     f"{r['occlusion']} | {r['variants']} | {r['learning_rate_schedule']} | "
-                     f"{r['validation_accuracy']:.4f} | {r['mis_fraction_of_ceiling']:.3f} | "
-                     f"{'yes' if ok else 'no'} |")
-    return "\n".join(lines) + "\n"
+        cells.append([r["similarity"], r["color_jitter"], r["distractors"], r["occlusion"],
+                      r["variants"], r.get("learning_rate_schedule", "constant"),
+                      f"{r['validation_accuracy']:.4f}", f"{r['mis_fraction_of_ceiling']:.3f}",
+                      "yes" if ok else "no"])
+    return table(["similarity", "color_jitter", "distractors", "occlusion", "variants",
+                  "lr schedule", "val. accuracy", "MIS / ceiling", "meets both"], cells) + "\n"
 
 
 def main(argv):

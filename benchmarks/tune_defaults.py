@@ -124,14 +124,14 @@ STUDIES = {
 def markdown(study, table):
     keys = sorted({k for row in table.values() for k in row if k not in ("settings",)
                    and not isinstance(row[k], list)})
-    lines = [f"Tuning study `{study}` (validation split; settings of the full benchmark).", "",
-             "| variant | settings | " + " | ".join(keys) + " |",
-             "| --- | --- |" + " --- |" * len(keys)]
-    for name, row in table.items():
-        cells = [(f"{row[k]:.0f}" if k == "seconds" else f"{row[k]:.4f}")
-                 if isinstance(row.get(k), float) else str(row.get(k, "-")) for k in keys]
-        lines.append(f"| {name} | {json.dumps(row['settings'])} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    from keras_icnn.reporting.tables import table as write_table
+
+    rows = [[name, json.dumps(row["settings"])]
+            + [(f"{row[k]:.0f}" if k == "seconds" else f"{row[k]:.4f}")
+               if isinstance(row.get(k), float) else str(row.get(k, "-")) for k in keys]
+            for name, row in table.items()]
+    return (f"Tuning study `{study}` (validation split; settings of the full benchmark).\n\n"
+            + write_table(["variant", "settings"] + keys, rows) + "\n")
 
 
 def main():
