@@ -97,19 +97,20 @@ def run_one(dataset, variant, work, birds, split="validation"):
 
 
 def summary(results):
-    head = ("| dataset | variant | overrides | p | Δerror | location instability, explainer / "
-            "performer | final −MI conv-interp-2 | dead filters conv-interp-1 / -2 (last epoch) |"
-            "\n| --- | --- | --- | --- | --- | --- | --- | --- |")
+    from keras_icnn.reporting.tables import table
+
     rows = []
     for key, r in sorted(results.items()):
         dataset, variant = key.split("/")[:2]
         variant += " (test)" if key.endswith("/test") else ""
         d = r["diagnostics"]
         last = lambda k: d[k][-1] if d.get(k) else float("nan")  # noqa: E731
-        rows.append(f"| {dataset} | {variant} | `{json.dumps(r['overrides'])}` | {r['p']:.3f} | "
-                    f"{r['delta_error']:+.4f} | {r['location_instability_ratio']:.3f} | "
-                    f"{last('neg_mi_2'):.2e} | {last('dead_1'):.2f} / {last('dead_2'):.2f} |")
-    return head + "\n" + "\n".join(rows)
+        rows.append([dataset, variant, f"`{json.dumps(r['overrides'])}`", f"{r['p']:.3f}",
+                     f"{r['delta_error']:+.4f}", f"{r['location_instability_ratio']:.3f}",
+                     f"{last('neg_mi_2'):.2e}", f"{last('dead_1'):.2f} / {last('dead_2'):.2f}"])
+    return table(["dataset", "variant", "overrides", "p", "Δerror",
+                  "location instability, explainer / performer", "final −MI conv-interp-2",
+                  "dead filters conv-interp-1 / -2 (last epoch)"], rows)
 
 
 def main():
