@@ -54,8 +54,7 @@ def tree_sections(model, layer_name, source, config, filter_parts, part_names, e
     are the images the report explains (their predicted classes' trees parse them)."""
     class_names = source.class_names
     x, y = training_images(source, config.tree_images, config.batch_size)
-    if filter_parts is not None:
-        names = list(part_names) + ["no part"]
+    names = list(part_names) + ["no part"] if filter_parts is not None else None
     classes, trees = [], {}
     for c in range(source.num_classes):  # one tree per class
         if not (y == c).any():
@@ -71,7 +70,7 @@ def tree_sections(model, layer_name, source, config, filter_parts, part_names, e
         for v in tree.modes(1)[:MODES_SHOWN]:
             members = tree.leaf_image[leaves[tops == v]]
             filters = np.flatnonzero(tree.alpha[v])
-            if filter_parts is not None:  # the mode's contributions ω_v ⊙ x̄_I, per part
+            if names is not None:  # the mode's contributions ω_v ⊙ x̄_I, per part
                 contrib = tree.omega[v][None] * r.responses[members]
                 onehot = np.eye(len(names))[np.where(filter_parts >= 0, filter_parts,
                                                      len(names) - 1)]
@@ -89,33 +88,38 @@ def tree_sections(model, layer_name, source, config, filter_parts, part_names, e
         classes.append({"class": class_name(class_names, c), "images": int(len(images)),
                         "modes": int(len(tree.modes(1))), "depth": int(tree.tree_depth),
                         "top_modes": modes})
-    paths = []
+    paths = [None] * len(explained)
     predicted = (np.argmax(model.predict(np.stack(explained), verbose=0), -1)
-                 if len(explained) else [])
-    for image, c in zip(explained, predicted):
-        c = int(c)
-        if c not in trees:
+                 if len(explained) else np.zeros(0, int))
+    for c, tree in trees.items():  # each class's tree parses its images at once
+        which = np.flatnonzero(predicted == c)
+        if not len(which):
             continue
-        tree = trees[c]
-        parse = tree.parse(model, image[None])
-        steps = []
-        for depth, v in enumerate(parse.paths[0]):
-            if v < 0 or depth == 0:
-                continue
-            if parse.part_shares is not None:
-                what = _shares_text(parse.part_shares[0, depth], names)
-            else:
-                what = f"{int(tree.alpha[v].sum())} filters"
-            kind = "leaf" if tree.leaf_image[v] >= 0 else f"{tree.size[v]} images"
-            steps.append(f"depth {depth}, node {v} ({kind}): estimate "
-                         f"{parse.estimates[0, depth]:.2f}; {what}")
-        if len(steps) > 4:
-            hidden = len(steps) - 4
-            steps = steps[:3] + [f"... {hidden} more node{'s' if hidden > 1 else ''} ..."] \
-                + steps[-1:]
-        paths.append({"class": class_name(class_names, c), "logit": float(parse.logits[0]),
-                      "steps": steps})
+        parse = tree.parse(model, np.stack([explained[i] for i in which]))
+        for row, i in enumerate(which):
+            paths[i] = {"class": class_name(class_names, c),
+                        "logit": float(parse.logits[row]),
+                        "steps": _path_steps(tree, parse, row, names)}
+    paths = [p for p in paths if p is not None]
     return {"classes": classes, "paths": paths}
+
+
+def _path_steps(tree, parse, row, names):
+    """Text of one image's parse path below the root (the middle shortened to its length)."""
+    steps = []
+    for depth, v in enumerate(parse.paths[row]):
+        if v < 0 or depth == 0:
+            continue
+        what = (_shares_text(parse.part_shares[row, depth], names) if names is not None
+                else f"{int(tree.alpha[v].sum())} filters")
+        kind = "leaf" if tree.leaf_image[v] >= 0 else f"{tree.size[v]} images"
+        steps.append(f"depth {depth}, node {v} ({kind}): estimate "
+                     f"{parse.estimates[row, depth]:.2f}; {what}")
+    if len(steps) > 4:
+        hidden = len(steps) - 4
+        steps = steps[:3] + [f"... {hidden} more node{'s' if hidden > 1 else ''} ..."] \
+            + steps[-1:]
+    return steps
 
 
 def _small(image, size=48):
