@@ -438,6 +438,19 @@ def render_decision_tree(d):
                           f"modes per class, CNN accuracy {models[m]['cnn_accuracy']:.3f}"
                           for m in names)
         out.append(_table(header, rows) + f"\n\n{run} ({modes})")
+    if len(d["runs"]) > 1:  # over the runs (seeds): mean ± std at the coarsest modes and leaves
+        import numpy as np
+
+        rows = []
+        for m in ("ordinary", "interpretable"):
+            for depth in ("1", "leaf"):
+                values = {k: [r[m]["depths"][depth][k] for r in d["runs"].values() if m in r]
+                          for k in ("error", "fitness", "accuracy")}
+                rows.append([m, depth, len(values["error"])] + [
+                    f"{np.mean(v):.3f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.3f}"
+                    for v in values.values()])
+        out.append(_table(["model", "depth", "runs", "error ↓", "fitness ↑", "accuracy ↑"],
+                          rows))
     return out
 
 
