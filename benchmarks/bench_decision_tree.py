@@ -14,6 +14,9 @@ Usage:
     python benchmarks/bench_decision_tree.py --seeds=0,1,2 --train_dir=/tmp/tree_runs
         # trains the demo's pair (8 epochs) at each seed where train_dir/seed<s> has none
         # (about 10 minutes a seed on 2 cores; the 15 MB models are not committed)
+    python benchmarks/bench_decision_tree.py --birds_seeds=0,1,2
+        # the second evaluation set: the pair trained on our birds (bench_icnn_seeds' birds
+        # directory and settings, 15 epochs; about 4 minutes a seed), runs named birds_seed<s>
 """
 import argparse
 import json
@@ -118,6 +121,13 @@ def main():
     parser.add_argument("--train_dir", default="/tmp/keras_icnn_tree_runs",
                         help="where --seeds' runs are trained (seed<s> each)")
     parser.add_argument("--epochs", type=int, default=8, help="--seeds' training epochs")
+    parser.add_argument("--birds_seeds", default="",
+                        help="train (where missing) and measure the pair on the birds (the "
+                             "second evaluation set) at these seeds")
+    parser.add_argument("--birds_dir", default="/tmp/keras_icnn_birds",
+                        help="the birds' CUB directory (written there once when missing)")
+    parser.add_argument("--birds_epochs", type=int, default=15,
+                        help="--birds_seeds' training epochs (bench_icnn_seeds' birds setting)")
     parser.add_argument("--per_class", type=int, default=300,
                         help="training images per class the trees are fitted on")
     parser.add_argument("--test_images", type=int, default=0, help="0: the whole test split")
@@ -139,8 +149,18 @@ def main():
             run_icnn_experiment(ICNNConfig(output_dir=run_dir, epochs=args.epochs, seed=seed,
                                            verbose=0))
         runs.append(run_dir)
+    for seed in [int(s) for s in args.birds_seeds.split(",") if s]:
+        run_dir = os.path.join(args.train_dir, f"birds_seed{seed}")
+        if not os.path.isfile(os.path.join(run_dir, "results.json")):
+            from bench_icnn_seeds import DATASETS, birds_dir
+            from keras_icnn.recipes import ICNNConfig, run_icnn_experiment
+
+            run_icnn_experiment(ICNNConfig(
+                output_dir=run_dir, epochs=args.birds_epochs, seed=seed, verbose=0,
+                data_dir=birds_dir(args.birds_dir), **DATASETS["birds"]))
+        runs.append(run_dir)
     if not runs:
-        parser.error("give --runs or --seeds")
+        parser.error("give --runs, --seeds or --birds_seeds")
     for run_dir in runs:
         name = os.path.basename(os.path.normpath(run_dir))
         source = open_run_data(run_dir)

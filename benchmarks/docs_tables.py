@@ -438,19 +438,24 @@ def render_decision_tree(d):
                           f"modes per class, CNN accuracy {models[m]['cnn_accuracy']:.3f}"
                           for m in names)
         out.append(_table(header, rows) + f"\n\n{run} ({modes})")
-    if len(d["runs"]) > 1:  # over the runs (seeds): mean ± std at the coarsest modes and leaves
+    if len(d["runs"]) > 1:  # per data set, over its runs (seeds): mean ± std at depth 1 and leaves
         import numpy as np
 
         rows = []
-        for m in ("ordinary", "interpretable"):
-            for depth in ("1", "leaf"):
-                values = {k: [r[m]["depths"][depth][k] for r in d["runs"].values() if m in r]
-                          for k in ("error", "fitness", "accuracy")}
-                rows.append([m, depth, len(values["error"])] + [
-                    f"{np.mean(v):.3f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.3f}"
-                    for v in values.values()])
-        out.append(_table(["model", "depth", "runs", "error ↓", "fitness ↑", "accuracy ↑"],
-                          rows))
+        for data in ("synthetic", "birds"):
+            runs = [r for name, r in d["runs"].items()
+                    if name.startswith("birds_") == (data == "birds")]
+            for m in ("ordinary", "interpretable"):
+                for depth in ("1", "leaf"):
+                    values = {k: [r[m]["depths"][depth][k] for r in runs if m in r]
+                              for k in ("error", "fitness", "accuracy")}
+                    if not values["error"]:
+                        continue
+                    rows.append([data, m, depth, len(values["error"])] + [
+                        f"{np.mean(v):.3f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.3f}"
+                        for v in values.values()])
+        out.append(_table(["data", "model", "depth", "runs", "error ↓", "fitness ↑",
+                           "accuracy ↑"], rows))
     return out
 
 
