@@ -30,21 +30,36 @@ def _reset_policy():
     keras.backend.clear_session(free_memory=False)
 
 
-@pytest.fixture(scope="session")
-def evaluated(tmp_path_factory):
-    """`keras-icnn-evaluate` run once on three tiny saved models (an interpretable VGG, a
-    ResNet, a CSG model): (process, output dir, models). Shared by the evaluation and
-    reporting tests."""
-    import subprocess
-    import sys
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _background_jobs(request, tmp_path_factory):
+    """Start the process-bound jobs the selected tests need (tests/background.py)."""
+    from tests import background
+
+    background.start_needed(request.session.items, tmp_path_factory)
+    yield
+    background.shutdown()
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests import background
+
+    done = background.report()
+    if done:
+        terminalreporter.write_line("background jobs (wall s, beside the in-process tests): " +
+                                    ", ".join(f"{name} {s:.1f}" for name, s in done))
+
+
+def build_evaluated_models(folder):
+    """The three tiny models `evaluated` evaluates (an interpretable VGG, a ResNet, a CSG
+    model), saved in ``folder``; run in the job's own process."""
     import keras
     import numpy as np
 
     from keras_icnn.models import make_csg, make_interpretable, resnet20_backbone, vgg_backbone
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    tmp_path = tmp_path_factory.mktemp("evaluate")
     keras.utils.set_random_seed(0)
     vgg = make_interpretable(vgg_backbone((32, 32, 3), 3, width=4), "top_conv")
     res = resnet20_backbone((32, 32, 3), 3, width=4, blocks_per_stage=1)
@@ -52,18 +67,55 @@ def evaluated(tmp_path_factory):
                    density=0.4)
     gate = csg.gate_layer.gate
     gate.assign(np.random.RandomState(1).uniform(0, 1, gate.shape).astype("float32"))
-    paths = []
     for name, model in (("icnn", vgg), ("resnet", res), ("csg", csg)):
-        model.save(tmp_path / f"{name}.keras")
-        paths.append(str(tmp_path / f"{name}.keras"))
-    out_dir = tmp_path / "eval"
+        model.save(os.path.join(folder, f"{name}.keras"))
+
+
+EVALUATED = ("icnn", "resnet", "csg")
+EVALUATED_BY = ("tests.evaluation.test_evaluate", "tests.evaluation.test_atlas",
+                "tests.reporting.test_html")
+
+
+def _evaluate_job(directory):
+    import subprocess
+    import sys
+
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    args = [f"--models={','.join(paths)}", "--names=icnn,resnet,csg", "--num_examples=36",
+    built = subprocess.run(
+        [sys.executable, "-c", "import sys; from tests.conftest import build_evaluated_models; "
+         "build_evaluated_models(sys.argv[1])", str(directory)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr[-3000:]
+    paths = [str(directory / f"{name}.keras") for name in EVALUATED]
+    args = [f"--models={','.join(paths)}", f"--names={','.join(EVALUATED)}", "--num_examples=36",
             "--image_size=32", "--num_classes=3", "--gradmap_examples=4", "--verbose=0",
             "--atlas_filters=20", "--atlas_images=5", "--ascent_steps=16", "--trees",
-            "--tree_images=6",
-            f"--output_dir={out_dir}"]
-    proc = subprocess.run([sys.executable, "trainers/evaluate.py"] + args, cwd=root, env=env,
+            "--tree_images=6", f"--output_dir={directory / 'eval'}"]
+    proc = subprocess.run([sys.executable, "trainers/evaluate.py"] + args, cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc, out_dir, {"icnn": vgg, "resnet": res, "csg": csg}
+    return proc, directory / "eval"
+
+
+def _register_evaluate_job():
+    from tests import background
+
+    background.job("evaluate", modules=EVALUATED_BY)(_evaluate_job)
+
+
+_register_evaluate_job()
+
+
+@pytest.fixture(scope="session")
+def evaluated(tmp_path_factory):
+    """`keras-icnn-evaluate` run once (a background job, started at the suite's first test) on
+    three tiny saved models (an interpretable VGG, a ResNet, a CSG model): (process, output
+    dir, {name: model loaded from its file}). Shared by the evaluation and reporting tests."""
+    import keras
+
+    from tests import background
+
+    proc, out_dir = background.result("evaluate", tmp_path_factory)
+    models = {name: keras.models.load_model(out_dir.parent / f"{name}.keras")
+              for name in EVALUATED}
+    return proc, out_dir, models

@@ -2,10 +2,10 @@
 console script (the file pip wrote on PATH), in a fresh process, on tiny data and tiny saved
 models. Each test checks the exit code and the files the command's ``--help`` promises.
 
-The commands run in two parallel waves (a module fixture): the trainers that make the tiny
-models (``train-icnn``, ``train-csg --train_baseline``) and ``preview``; then the commands that
-read those models (``evaluate``, ``train-explainer --performer``, ``detect-adversarial``,
-``export``). A command that crashes, is renamed or loses its entry point turns this module red
+The commands run in two parallel waves (a background job, tests/background.py, started at the
+suite's first test): the trainers that make the tiny models (``train-icnn``, ``train-csg
+--train_baseline``) and ``preview``; then the commands that read those models (``evaluate``,
+``train-explainer --performer``, ``detect-adversarial``, ``export``). A command that crashes, is renamed or loses its entry point turns this module red
 (``test_every_console_script_is_tested``).
 """
 import importlib.metadata
@@ -13,10 +13,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
 
+from tests import background
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--image_size=32", "--num_classes=3", "--verbose=0", "--width=4", "--batch_size=16"]
 TRAIN = ["--num_train=64", "--num_val=16", "--num_test=32"]
 TESTED = ("train-icnn", "train-csg", "train-explainer", "evaluate", "detect-adversarial",
@@ -51,9 +55,9 @@ def _wave(runs):
     return {run.name: run.result() for run in runs}
 
 
-def _fit_trees(model_path, folder):
+def fit_trees(model_path, folder):
     """One decision tree per class of the tiny interpretable model (what --trees exports),
-    filters given made-up parts (filter d: part d mod 4)."""
+    filters given made-up parts (filter d: part d mod 4); run in a process of its own."""
     import keras
     import numpy as np
 
@@ -71,9 +75,18 @@ def _fit_trees(model_path, folder):
     return save_trees(trees, str(folder))
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    work = tmp_path_factory.mktemp("console")
+def _fit_trees(model_path, folder):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from tests.test_console_scripts import fit_trees; "
+         "print(fit_trees(sys.argv[1], sys.argv[2]))", str(model_path), str(folder)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+@background.job("console-scripts", consumers=lambda nodeid: "every_console_script" not in nodeid)
+def console_runs(work):
     out = {"work": work}
     first = [
         _Run("train-icnn", TRAIN + TINY + ["--epochs=1", "--jit_compile=false",
@@ -117,6 +130,11 @@ def runs(tmp_path_factory):
             f"--output_dir={work / 'detect'}"], work))
     out.update(_wave(second))
     return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return background.result("console-scripts", tmp_path_factory)
 
 
 def _ok(runs, name):

@@ -13,18 +13,19 @@ import numpy as np
 import pytest
 
 from keras_icnn.data import layouts, synthetic_parts
+from tests import background
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 C = 4
 TINY = ["--image_size=32", "--width=4", "--batch_size=16", "--verbose=0", "--num_val=8"]
 
 
-@pytest.fixture(scope="module")
-def dirs(tmp_path_factory):
+def write_dirs(root):
+    """The synthetic part data written as a CUB-200-2011 directory and as a photo folder under
+    ``root``; run in a process of its own."""
     ex = synthetic_parts.make_examples(96, image_size=32, num_classes=C, seed=2)
-    root = tmp_path_factory.mktemp("real")
-    return {"cub": layouts.write_cub_layout(ex, str(root / "CUB_200_2011")),
-            "folder": layouts.write_folder_layout(ex, str(root / "photos"))}
+    layouts.write_cub_layout(ex, os.path.join(root, "CUB_200_2011"))
+    layouts.write_folder_layout(ex, os.path.join(root, "photos"))
 
 
 def _run(*commands):
@@ -42,10 +43,10 @@ def _run(*commands):
     return outs
 
 
-@pytest.mark.parametrize("dataset", ["cub", "folder"])
-def test_all_trainers_and_evaluate_on_a_real_layout(dataset, dirs, tmp_path):
-    data = [f"--dataset={dataset}", f"--data_dir={dirs[dataset]}"]
-    icnn_out, csg_out, expl_out, eval_out = (tmp_path / n for n in ("icnn", "csg", "expl", "ev"))
+def _layout_runs(dataset, data_dir, work):
+    """Every trainer, then evaluate.py, on one layout: evaluate's stdout."""
+    data = [f"--dataset={dataset}", f"--data_dir={data_dir}"]
+    icnn_out, csg_out, expl_out, eval_out = (work / n for n in ("icnn", "csg", "expl", "ev"))
     trainers = [("trainers/train_icnn.py", data + TINY + [
         "--epochs=1", "--train=interpretable", "--jit_compile=false", f"--output_dir={icnn_out}"])]
     models = f"--models={icnn_out / 'interpretable.keras'}"
@@ -61,6 +62,40 @@ def test_all_trainers_and_evaluate_on_a_real_layout(dataset, dirs, tmp_path):
         "--image_size=32", "--verbose=0", "--gradmap_examples=4", "--num_val=8",
         "--atlas_filters=8", "--atlas_images=3", "--ascent_steps=8", models,
         f"--output_dir={eval_out}"]))
+    return out
+
+
+@background.job("real-layouts", consumers=lambda nodeid: "real_layout" in nodeid)
+def layout_runs(work):
+    """Both layouts written (in a fresh process), then each run end to end: {dataset: (stdout
+    of evaluate, output folder)}; a failure is kept per layout and raised in its test."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from tests.test_real_data import write_dirs; "
+         "write_dirs(sys.argv[1])", str(work)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = {}
+    for dataset, folder in (("cub", "CUB_200_2011"), ("folder", "photos")):
+        (work / dataset).mkdir()
+        try:
+            out[dataset] = (_layout_runs(dataset, work / folder, work / dataset), work / dataset)
+        except AssertionError as e:
+            out[dataset] = e
+    return out
+
+
+@pytest.fixture(scope="module")
+def layout_results(tmp_path_factory):
+    return background.result("real-layouts", tmp_path_factory)
+
+
+@pytest.mark.parametrize("dataset", ["cub", "folder"])
+def test_all_trainers_and_evaluate_on_a_real_layout(dataset, layout_results):
+    if isinstance(layout_results[dataset], AssertionError):
+        raise layout_results[dataset]
+    out, work = layout_results[dataset]
+    icnn_out, csg_out, expl_out, eval_out = (work / n for n in ("icnn", "csg", "expl", "ev"))
     icnn = json.loads((icnn_out / "results.json").read_text())
     expl = json.loads((expl_out / "results.json").read_text())
     report = json.loads((eval_out / "report.json").read_text())

@@ -8,6 +8,8 @@ import keras
 import numpy as np
 import pytest
 
+from tests import background
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -31,11 +33,18 @@ def test_train_icnn_help_lists_flags():
         assert flag in text
 
 
-def test_train_icnn_measures_on_validation_when_asked(tmp_path):
+@background.job("train-icnn-validation",
+                consumers=lambda nodeid: "measures_on_validation" in nodeid)
+def _validation_run(tmp_path):
+    return _run(["trainers/train_icnn.py", f"--output_dir={tmp_path}", "--num_train=64",
+                 "--num_val=24", "--num_test=8", "--epochs=1", "--width=4", "--verbose=0",
+                 "--image_size=32", "--eval_split=validation", "--train=interpretable",
+                 "--jit_compile=false"]), tmp_path
+
+
+def test_train_icnn_measures_on_validation_when_asked(tmp_path_factory):
     """--eval_split=validation --train=interpretable: one model, figures on the validation split."""
-    out = _run(["trainers/train_icnn.py", f"--output_dir={tmp_path}", "--num_train=64",
-                "--num_val=24", "--num_test=8", "--epochs=1", "--width=4", "--verbose=0",
-                "--image_size=32", "--eval_split=validation", "--train=interpretable", "--jit_compile=false"])
+    out, tmp_path = background.result("train-icnn-validation", tmp_path_factory)
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     assert "ordinary" not in results and "ratios" not in results
@@ -67,7 +76,9 @@ def test_train_explainer_missing_performer(tmp_path):
     assert "performer model not found" in out.stderr
 
 
-def test_console_script_and_script_both_run_without_cuda_errors():
+@background.job("help-without-cuda", consumers=lambda nodeid: "cuda_errors" in nodeid)
+def _helps(_):
+    """train-csg's --help through the console script and through the script: [(rc, out, err)]."""
     script = shutil.which("keras-icnn-train-csg")
     assert script, "keras-icnn-train-csg is not installed: pip install -e ."
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
@@ -76,9 +87,17 @@ def test_console_script_and_script_both_run_without_cuda_errors():
              for cmd in ([script, "--help"],
                          [sys.executable, os.path.join(ROOT, "trainers", "train_csg.py"),
                           "--help"])]
-    for proc in procs:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode in (0, 1), err[-2000:]  # absl's --help exits with 1
+    return [_finished(proc) for proc in procs]
+
+
+def _finished(proc):
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, out, err
+
+
+def test_console_script_and_script_both_run_without_cuda_errors(tmp_path_factory):
+    for returncode, out, err in background.result("help-without-cuda", tmp_path_factory):
+        assert returncode in (0, 1), err[-2000:]  # absl's --help exits with 1
         assert out.startswith("Train a CNN with class-specific gates")
         assert "--learning_rate" in out and "--tensorboard_dir" in out
         import keras_icnn_cli

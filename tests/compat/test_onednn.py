@@ -19,6 +19,7 @@ import tensorflow as tf
 from keras_icnn import keras_compat  # the old path, kept as a re-export
 from keras_icnn.compat import multi_worker
 from keras_icnn.models import make_interpretable, resnet20_backbone
+from tests import background
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MALLOC_DEBUG = "/lib/x86_64-linux-gnu/libc_malloc_debug.so.0"
@@ -38,12 +39,17 @@ print("survived")
 """
 
 
-def test_no_heap_corruption_on_batches_of_one():
+@background.job("onednn-batch-of-one", consumers=lambda nodeid: "heap_corruption" in nodeid)
+def _batch_of_one(_):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     if os.path.exists(MALLOC_DEBUG):  # glibc >= 2.34: checks every free/malloc
         env.update(LD_PRELOAD=MALLOC_DEBUG, GLIBC_TUNABLES="glibc.malloc.check=3")
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_no_heap_corruption_on_batches_of_one(tmp_path_factory):
+    proc = background.result("onednn-batch-of-one", tmp_path_factory)
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert "survived" in proc.stdout
 
