@@ -17,12 +17,13 @@ start while the second core sits idle through the rest of the suite. Such work i
 
 ``tests/conftest.py`` starts every job that a selected test of its module needs (``consumers``
 narrows that to some test ids) on one background thread, one job after another, in the order
-their first consumers run; ``result`` waits for the job and re-raises its exception in the
+their first consumers run, at a lower priority (nice 10) than the in-process tests; ``result`` waits for the job and re-raises its exception in the
 consuming test. A job touches no TensorFlow, Keras or pytest state of this process (it may import
 numpy and the data writers); its processes are bounded by their own timeouts. Each job's wall
 time is printed at the end of the run (``--durations`` sees only the wait).
 """
 import concurrent.futures
+import os
 import threading
 import time
 
@@ -43,6 +44,16 @@ def job(name, modules=None, consumers=None):
     return register
 
 
+def _lower_priority():
+    """Run the jobs' processes at a lower priority than the in-process tests: they fill the
+    core those leave idle instead of slowing them. On Linux the nice value is per thread and a
+    process started from this thread inherits it."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux: the jobs run at the suite's priority
+        pass
+
+
 def _timed(name, function, directory):
     t0 = time.monotonic()
     try:
@@ -56,7 +67,8 @@ def _submit(name, tmp_path_factory):
         if name not in _STATE["futures"]:
             if _STATE["executor"] is None:
                 _STATE["executor"] = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=1, thread_name_prefix="background-job")
+                    max_workers=1, thread_name_prefix="background-job",
+                    initializer=_lower_priority)
             directory = tmp_path_factory.mktemp(name)
             _STATE["futures"][name] = _STATE["executor"].submit(
                 _timed, name, _JOBS[name][1], directory)
