@@ -62,7 +62,18 @@ def _check_instability_inputs(part_positions, landmarks, scores, image_size, top
     validation.positive_int(top_k, "top_k")
 
 
-def location_instability(part_positions, landmarks, image_size, scores, top_k=100):
+def _presence(present, shape):
+    """[N, F] bool: where a detector is present (all, when ``present`` is None)."""
+    if present is None:
+        return np.ones(shape, bool)
+    present = np.asarray(present)
+    if present.shape != shape or present.dtype != bool:
+        raise ValueError(f"`present` must be a bool array [N, F] = {shape}. "
+                         f"Received: shape={present.shape}, dtype={present.dtype}")
+    return present
+
+
+def location_instability(part_positions, landmarks, image_size, scores, top_k=100, present=None):
     """Location instability of filters (ICNN §5.2.2), single-category form.
 
     For each filter f and landmark k, among images that show k take the
@@ -75,14 +86,17 @@ def location_instability(part_positions, landmarks, image_size, scores, top_k=10
         image_size: (H, W).
         scores: [N, F] peak activations.
         top_k: images per filter and landmark (100 in the paper).
+        present: optional bool [N, F]: only images where the detector is present count (a
+            node of an explanatory graph that is absent from an image has no position there).
 
     Returns:
         ``(mean over f and k of D, D [F, P])``; pairs without images are NaN
         in ``D`` and left out of the mean.
     """
     _check_instability_inputs(part_positions, landmarks, scores, image_size, top_k)
+    present = _presence(present, np.shape(scores))
     d = _distances(part_positions, landmarks, image_size)  # [N, F, P]
-    valid = np.broadcast_to(np.isfinite(_as_float(landmarks)[..., 0])[:, None, :], d.shape)
+    valid = np.isfinite(_as_float(landmarks)[..., 0])[:, None, :] & present[:, :, None]
     sc = np.broadcast_to(_as_float(scores)[:, :, None], d.shape)
     selected = _select_top_k(sc, valid, top_k)
     deviation = _masked_std(np.nan_to_num(d), selected)  # [F, P]
@@ -90,7 +104,7 @@ def location_instability(part_positions, landmarks, image_size, scores, top_k=10
 
 
 def location_instability_multi(part_positions, landmarks, labels, image_size, scores,
-                               num_classes, top_k=100, rule="lowest_deviation"):
+                               num_classes, top_k=100, rule="lowest_deviation", present=None):
     """Multi-category location instability (SPEC §7).
 
     ``D_c[f, k]`` is computed as in :func:`location_instability` over images
@@ -108,10 +122,12 @@ def location_instability_multi(part_positions, landmarks, labels, image_size, sc
                          f"Received: rule={rule!r}")
     num_classes = validation.positive_int(num_classes, "num_classes")
     labels = validation.labels_np(labels, num_classes, count=len(np.asarray(scores)))
+    present = _presence(present, np.shape(scores))
     d = _distances(part_positions, landmarks, image_size)[:, :, None, :]  # [N, F, 1, P]
     onehot = labels[:, None] == np.arange(num_classes)[None, :]  # [N, C]
     shown = np.isfinite(_as_float(landmarks)[..., 0])  # [N, P]
-    valid = onehot[:, None, :, None] & shown[:, None, None, :]  # [N, 1, C, P]
+    valid = (onehot[:, None, :, None] & shown[:, None, None, :]
+             & present[:, :, None, None])  # [N, F, C, P]
     shape = (d.shape[0], d.shape[1], num_classes, d.shape[3])
     valid = np.broadcast_to(valid, shape)
     sc = np.broadcast_to(_as_float(scores)[:, :, None, None], shape)
@@ -147,15 +163,16 @@ def is_single_category(num_classes, part_masks, labels):
 
 
 def location_instability_of(positions, landmarks, labels, image_size, scores, num_classes,
-                            top_k=100, single=False):
+                            top_k=100, single=False, present=None):
     """Location instability in the form the data call for: over the positives with
     ``single`` (:func:`location_instability`), else :func:`location_instability_multi`."""
     if single:
         pos = np.asarray(labels) == 1
         return location_instability(np.asarray(positions)[pos], np.asarray(landmarks)[pos],
-                                    image_size, np.asarray(scores)[pos], top_k)[0]
+                                    image_size, np.asarray(scores)[pos], top_k,
+                                    None if present is None else np.asarray(present)[pos])[0]
     return location_instability_multi(positions, landmarks, labels, image_size, scores,
-                                      num_classes, top_k)[0]
+                                      num_classes, top_k, present=present)[0]
 
 
 def filter_thresholds(activation_maps, top_quantile=0.005):

@@ -42,7 +42,7 @@ class Rationales:
                           self.labels[keep])
 
 
-def _batches(images, labels, batch_size):
+def image_batches(images, labels=None, batch_size=64):
     """(images float32 [b, H, W, C], labels int [b] or None) from arrays or a dataset of images,
     ``(images, labels)`` or dicts with ``"image"`` (and ``"label"``)."""
     if isinstance(images, tf.data.Dataset):
@@ -95,7 +95,7 @@ def rationales(model, images, class_index, layer=None, labels=None, batch_size=6
                          f"Received: class_index={class_index}")
     step = ex.traced(())
     parts = {"responses": [], "contributions": [], "logits": [], "labels": []}
-    for x, y in _batches(images, labels, batch_size):
+    for x, y in image_batches(images, labels, batch_size):
         out = step(tf.constant(x), tf.fill([len(x)], class_index))
         parts["responses"].append(tf.reduce_sum(out["maps"], axis=[1, 2]).numpy())
         parts["contributions"].append(out["contributions"].numpy())
