@@ -251,7 +251,7 @@ def main():
     parser.add_argument("--birds_dir", default="/tmp/keras_icnn_birds")
     parser.add_argument("--fit_images", type=int, default=1000)
     parser.add_argument("--grid", default="2:0:centroid,3:0:centroid,5:0:centroid,"
-                                          "3:0.5:centroid,3:0:image",
+                                          "3:0:image",
                         help="settings nodes:min_activation:anchor tried on the validation "
                              "split")
     parser.add_argument("--draws", type=int, default=10, help="draws of the k images (test)")

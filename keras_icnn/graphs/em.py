@@ -79,24 +79,29 @@ def pair_statistics(mass, pos, cand_pos, cand_w):
     return w, s1, s2, tf.reduce_sum(mass, [0, 2])
 
 
-def infer_nodes(pos, act, spatial, log_area, min_activation=0.0):
+def infer_nodes(pos, act, spatial, log_prior, log_area, min_activation=0.0):
     """Each node's position on each image: the peak of its filter maximising ``log a + ℓ``.
 
     Returns:
         ``(positions [B, D, N, 2], activation [B, D, N], log_likelihood [B, D, N],
         present [B, D, N] bool, weight [B, D, N])``: present where the peak's normalised
-        activation exceeds ``min_activation`` and it is more likely under the node than
-        uniform; ``weight`` = min(a, 1) where present, the presence its children's
-        likelihood uses.
+        activation exceeds ``min_activation`` and the E-step would give the peak to this node
+        (``log π_V + ℓ`` the largest among its filter's nodes and the background's
+        ``log π_0 − log HW``): a node is absent where its parents place it away from every
+        peak of its filter, or where a sibling explains the peak better. ``weight`` =
+        min(a, 1) where present, the presence its children's likelihood uses.
     """
     log_a = tf.math.log(tf.maximum(act, _TINY))[..., None]
     score = tf.where(act[..., None] > 0, log_a + spatial, tf.fill(tf.shape(spatial), -np.inf))
     best = tf.argmax(score, axis=2, output_type=tf.int32)  # [B, D, N]
     position = tf.gather(pos, best, axis=2, batch_dims=2)
     a = tf.gather(act, best, axis=2, batch_dims=2)
-    ll = tf.gather(tf.transpose(spatial, [0, 1, 3, 2]), best[..., None], axis=3,
-                   batch_dims=3)[..., 0]
-    present = (a > min_activation) & (ll > -log_area)
+    under_all = tf.gather(spatial, best, axis=2, batch_dims=2)  # [B, D, N (peak of), N (under)]
+    nodes = tf.shape(spatial)[-1]
+    ll = tf.linalg.diag_part(under_all)
+    claims = log_prior[None, :, None, :nodes] + under_all
+    rival = tf.maximum(tf.reduce_max(claims, -1), log_prior[None, :, nodes, None] - log_area)
+    present = (a > min_activation) & (log_prior[None, :, :nodes] + ll >= rival)
     weight = tf.where(present, tf.minimum(a, 1.0), tf.zeros_like(a))
     return position, a, ll, present, weight
 

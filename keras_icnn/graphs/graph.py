@@ -312,9 +312,10 @@ def _statistics(pos, act, cand_pos, cand_w, parents, delta, var, log_prior, log_
 
 
 @tf.function(autograph=False, reduce_retracing=True)
-def _inference(pos, act, cand_pos, cand_w, parents, delta, var, log_area, min_activation):
+def _inference(pos, act, cand_pos, cand_w, parents, delta, var, log_prior, log_area,
+               min_activation):
     spatial = em.spatial_log_likelihood(pos, cand_pos, cand_w, parents, delta, var, log_area)
-    return em.infer_nodes(pos, act, spatial, log_area, min_activation)
+    return em.infer_nodes(pos, act, spatial, log_prior, log_area, min_activation)
 
 
 def _f32(*arrays):
@@ -360,7 +361,8 @@ def _infer_layer(pos, act, above, layer, log_area, batch_size, min_activation):
     for a, b in _chunks(n, max(batch_size, 256)):
         cand_pos, cand_w = _candidates(above, a, b)
         out = _inference(*_f32(pos[a:b], act[a:b], cand_pos, cand_w),
-                         tf.constant(layer.parents), *_f32(layer.delta, layer.var), log_area,
+                         tf.constant(layer.parents),
+                         *_f32(layer.delta, layer.var, layer.log_prior), log_area,
                          float(min_activation))
         parts.append([o.numpy() for o in out])
     return [np.concatenate(v) for v in zip(*parts)]
