@@ -149,6 +149,33 @@ def few_shot(detectors, nn, train, test, train_inf, test_inf, num_classes, draws
     return out
 
 
+def hindsight_bound(inf, data, num_classes, coverage=0.5):
+    """Not a method, a diagnostic: per class and part, the single detector whose offset to the
+    landmark is steadiest on the evaluated images themselves (its mean offset known, present
+    on at least ``coverage`` of them); mean over classes and parts of its normalised error,
+    and its coverage. How well any detector-plus-offset rule could do on these images."""
+    size = data["image"].shape[1:3]
+    diag = float(np.hypot(*size))
+    errors, covered = [], []
+    for c in range(num_classes):
+        mine = np.flatnonzero(data["label"] == c)
+        sub = _subset(inf, mine)
+        for p in range(data["landmarks"].shape[1]):
+            lm = data["landmarks"][mine, p]
+            present = sub.present & np.isfinite(lm[:, None, 0])
+            off = np.nan_to_num(lm[:, None] - sub.positions)  # [n, K, 2]
+            n = present.sum(0)
+            mean = (present[..., None] * off).sum(0) / np.maximum(n, 1)[:, None]
+            err = (present * np.linalg.norm(off - mean, axis=-1)).sum(0) / np.maximum(n, 1)
+            ok = n >= coverage * np.isfinite(lm[:, 0]).sum()
+            if not ok.any():
+                continue
+            best = np.argmin(np.where(ok, err, np.inf))
+            errors.append(err[best] / diag)
+            covered.append(n[best] / len(mine))
+    return {"error": float(np.mean(errors)), "coverage": float(np.mean(covered))}
+
+
 def _subset(inf, idx):
     from keras_icnn.graphs import GraphInference
 
@@ -178,12 +205,14 @@ def measure(model, icnn, train, evalset, num_classes, setting, draws, seed):
                 for a, n in zip(g.offsets, sizes)]
     shots = few_shot(detectors, NearestNeighbourParts(model, g.layers), train, evalset,
                      train_inf, test_inf, num_classes, draws, seed)
+    bound = {m: hindsight_bound(test_inf[m], evalset, num_classes) for m in detectors}
     return {"layers": g.layers, "fit": g.info,
             "location_instability": {"nodes": nodes, "filters": filters,
                                      "node_presence": presence},
             "few_shot": {m: {k: {"mean": float(np.mean(v)), "std": float(np.std(v)),
                                  "draws": v} for k, v in per_k.items()}
-                         for m, per_k in shots.items()}}
+                         for m, per_k in shots.items()},
+            "hindsight_bound": bound}
 
 
 def cost(model, images, state, out):

@@ -22,4 +22,5 @@ from keras_icnn import _lazy  # noqa: E402
 
 __getattr__, __dir__ = _lazy.submodules(__name__, (
     "data", "metrics", "explain", "viz", "adversarial", "export", "distribute", "recipes",
-    "report", "receptive_field", "callbacks", "ascent", "relu_gradients", "imaging", "trees"))
+    "report", "receptive_field", "callbacks", "ascent", "relu_gradients", "imaging", "trees",
+    "graphs"))

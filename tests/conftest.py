@@ -90,7 +90,8 @@ def _evaluate_job(directory):
     args = [f"--models={','.join(paths)}", f"--names={','.join(EVALUATED)}", "--num_examples=36",
             "--image_size=32", "--num_classes=3", "--gradmap_examples=4", "--verbose=0",
             "--atlas_filters=20", "--atlas_images=5", "--ascent_steps=16", "--trees",
-            "--tree_images=6", f"--output_dir={directory / 'eval'}"]
+            "--tree_images=6", "--graph", "--graph_images=6",
+            f"--output_dir={directory / 'eval'}"]
     proc = subprocess.run([sys.executable, "trainers/evaluate.py"] + args, cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -28,8 +28,9 @@ def evaluate_model(model, source, config, name, pictures_dir, tree_source=None):
 
     Returns:
         ``(metrics, atlas)``: the metrics dict and the model's report.html section
-        (:func:`atlas_section`; with ``tree_source``, the training images of ``--trees``, its
-        ``"trees"``: :func:`keras_icnn.evaluation.trees.tree_sections`).
+        (:func:`atlas_section`; with ``tree_source``, the training images of ``--trees`` and
+        ``--graph``, its ``"trees"``: :func:`keras_icnn.evaluation.trees.tree_sections`, and
+        its ``"graph"``: :func:`keras_icnn.evaluation.graph_section.graph_section`).
     """
     from keras_icnn.models import graph
 
@@ -90,7 +91,11 @@ def evaluate_model(model, source, config, name, pictures_dir, tree_source=None):
     out["pictures"] = (_pictures(model, name, layer_name, source, r, mi, kept, pictures_dir,
                                  matrices) if pictures_dir and kept else {})
     atlas = atlas_section(model, name, layer_name, source, config, r, mi, matrices)
-    if tree_source is not None:
+    if tree_source is not None and getattr(config, "graph", False):
+        from keras_icnn.evaluation.graph_section import graph_section
+
+        atlas["graph"] = graph_section(model, tree_source, config)
+    if tree_source is not None and getattr(config, "trees", True):
         from keras_icnn.evaluation.trees import tree_sections
 
         p_f = r.get("p_f")

@@ -9,7 +9,11 @@ Example:
     >>> found = localize_parts(g, train_images[:3], train_landmarks[:3], test_images)
 """
 from keras_icnn.graphs.graph import ExplanatoryGraph, GraphInference
+from keras_icnn.graphs.localize import (
+    FilterDetectors, NearestNeighbourParts, localize_parts, normalised_distance,
+    predict_parts, select_detectors)
 from keras_icnn.graphs.peaks import LayerPeaks, default_graph_layers, local_peaks
 
 __all__ = ["ExplanatoryGraph", "GraphInference", "LayerPeaks", "default_graph_layers",
-           "local_peaks"]
+           "local_peaks", "FilterDetectors", "NearestNeighbourParts", "localize_parts",
+           "normalised_distance", "predict_parts", "select_detectors"]

@@ -210,6 +210,10 @@ class ExplanatoryGraph:
             self._model, self._probe = model, probe
         return self._probe
 
+    def receptive_fields(self, model=None):
+        """The graph layers' receptive fields in ``model`` (default: the graph's model)."""
+        return self._probe_for(model).fields
+
     def infer(self, images, model=None, batch_size=64, verbose=0):
         """Each node's position, score and presence on ``images`` (array or dataset, as in
         :meth:`fit`), streamed. Returns :class:`GraphInference`."""

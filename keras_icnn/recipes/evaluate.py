@@ -65,13 +65,20 @@ class EvalConfig(DataOptions):
                                 "decision modes and each explained prediction's parse path in "
                                 "report.html (reads the train split once more).")
     tree_images: int = option(100, "Training images per class each --trees tree is fitted on.")
+    graph: bool = option(False, "Fit an explanatory graph (SPEC §10: each filter of three conv "
+                                "layers split into part patterns linked across layers) and "
+                                "draw its layers and each node's top-activating patches in "
+                                "report.html (reads the train split once more).")
+    graph_images: int = option(100, "Training images per class the --graph graph is fitted "
+                                     "on.")
     output_dir: str = option("/tmp/keras_icnn_eval", "Where the report goes.")
     verbose: int = option(1, "Progress bars (1) or quiet (0).")
 
     def validate(self):
         """Raise a ValueError/TypeError/FileNotFoundError naming the first bad field."""
         check_model_files(self.models, self.names)
-        check_fields(self, positive=("top_k", "batch_size", "atlas_images", "tree_images"),
+        check_fields(self, positive=("top_k", "batch_size", "atlas_images", "tree_images",
+                                     "graph_images"),
                      non_negative=("num_examples", "gradmap_examples", "atlas_filters",
                                    "explained_predictions", "ascent_steps"),
                      choices={"task": TASKS,
@@ -104,11 +111,14 @@ def markdown_table(rows):
 
 
 def load_tree_source(config, source):
-    """The training images ``--trees`` fits on: the data's train split (synthetic data: made
-    at ``tree_images`` per class, as the trainers' seed makes it)."""
+    """The training images ``--trees`` and ``--graph`` fit on: the data's train split
+    (synthetic data: made at the larger of ``tree_images`` and ``graph_images`` per class, as
+    the trainers' seed makes it)."""
     if config.dataset != "synthetic":
         return source
-    sizes = {"train": config.tree_images * source.num_classes, "validation": 1, "test": 1}
+    per_class = max(config.tree_images if config.trees else 0,
+                    config.graph_images if config.graph else 0)
+    sizes = {"train": per_class * source.num_classes, "validation": 1, "test": 1}
     return open_data(config, sizes, task=config.task, category=config.category)
 
 
@@ -137,7 +147,7 @@ def evaluate_models(config):
     t0 = time.time()
     source = load_source(config)
     write_config(config, source, splits=())
-    tree_source = load_tree_source(config, source) if config.trees else None
+    tree_source = load_tree_source(config, source) if config.trees or config.graph else None
     from keras_icnn.reporting import figures as viz
 
     pictures_dir = os.path.join(config.output_dir, "pictures") if viz.available() else None

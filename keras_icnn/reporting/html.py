@@ -222,6 +222,27 @@ def _trees(section):
             + "</section>")
 
 
+def _graph(section):
+    """The explanatory graph: its layers drawn, then a picture per layer with a cell per node
+    (its top-activating patches)."""
+    g = section.get("graph")
+    if not g:
+        return ""
+    s = g["summary"]
+    pictures = "".join(
+        f"<figure><img alt='nodes of {_esc(l['name'])}' src='{l['picture']}'>"
+        f"<figcaption class='note'>{_esc(l['name'])}: {l['filters']} filters x "
+        f"{l['nodes_per_filter']} nodes, a node on {100 * l['presence']:.0f}% of the images "
+        "on average; a cell per node (node ids in reading order), its 4 top-activating "
+        "patches</figcaption></figure>" for l in g["layers"])
+    return ("<section class='graph'><h3>Explanatory graph (SPEC §10)</h3>"
+            f"<p class='note'>{s['nodes']} nodes (part patterns) and {s['edges']} edges, fitted "
+            f"on {s['images']} training images in {s['fit_seconds']:.1f} s without part "
+            "annotations: each filter split into nodes, each node linked to the nodes above "
+            "that predict where it fires (dot size: how often a node is present; darker "
+            f"line: a steadier displacement).</p>{g['svg']}{pictures}</section>")
+
+
 def write(path, title, rows, columns, sections, notes=()):
     """Write the page: ``rows`` {model: metrics}, ``columns`` (key, header, better) as in
     :data:`keras_icnn.report.COLUMNS`, ``sections`` one dict per model (see
@@ -238,6 +259,7 @@ def write(path, title, rows, columns, sections, notes=()):
                 "</figcaption></figure>" for k, v in s["matrices"].items()) + "</div>")
         parts.append(_predictions(s))
         parts.append(_trees(s))
+        parts.append(_graph(s))
         parts.append(_atlas(s))
     parts.append(f"<script>{_SCRIPT}</script></body></html>")
     with open(path, "w", encoding="utf-8") as f:
@@ -248,7 +270,10 @@ def write(path, title, rows, columns, sections, notes=()):
 def summary_json(sections):
     """The atlas without its pictures (for report.json)."""
     return json.loads(json.dumps([
-        {k: v for k, v in s.items() if k not in ("matrices", "predictions", "trees")}
+        {k: v for k, v in s.items() if k not in ("matrices", "predictions", "trees", "graph")}
+        | ({"graph": {"summary": s["graph"]["summary"],
+                      "layers": [{k: v for k, v in l.items() if k != "picture"}
+                                 for l in s["graph"]["layers"]]}} if s.get("graph") else {})
         | ({"trees": {"classes": [{k: v for k, v in c.items() if k != "top_modes"}
                                   | {"top_modes": [{k: v for k, v in m.items()
                                                     if k != "examples"}

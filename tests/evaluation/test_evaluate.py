@@ -45,6 +45,16 @@ def test_evaluate_writes_report_and_pictures(evaluated):
             assert len(shown) == min(3, c["modes"]) and sum(shown) <= 6 and min(shown) >= 1
             assert shown == sorted(shown, reverse=True)  # the largest first
         assert len(trees["paths"]) == 3 and all(p["steps"] for p in trees["paths"])
+    # --graph --graph_images=6: an explanatory graph of each model on its 18 training images,
+    # three layers (three map sizes), three nodes per filter.
+    for section, name in zip(rep["atlas"], ("icnn", "resnet", "csg")):
+        graph = section["graph"]
+        layers = graph["layers"]
+        assert graph["summary"]["images"] == 18 and len(layers) == 3, name
+        assert layers[0]["name"] == rep["models"][name]["layer"]
+        assert graph["summary"]["nodes"] == sum(l["nodes"] for l in layers) == 3 * sum(
+            l["filters"] for l in layers)
+        assert all(0 <= l["presence"] <= 1 and "picture" not in l for l in layers)
 
 
 def test_markdown_table_shape():

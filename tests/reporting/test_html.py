@@ -47,3 +47,6 @@ def test_report_html_renders_in_chromium(evaluated, tmp_path):
     assert dom.count('class="tree"') == 3 * 3  # three classes per model
     assert dom.count('class="parse"') >= 3 and "mode " in dom
     assert "training image of mode" in dom
+    # --graph: per model its layers drawn and a picture of each layer's nodes
+    assert dom.count('class="graph"') == 3 and dom.count("<svg") >= 3
+    assert dom.count('alt="nodes of ') == 3 * 3
