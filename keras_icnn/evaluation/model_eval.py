@@ -10,6 +10,12 @@ from keras_icnn.metrics import interpretability
 from keras_icnn.models import heads
 from keras_icnn.models.receptive_field import peak_locations, receptive_field
 
+def iter_batches(examples, batch_size):
+    """Batches (dicts of numpy arrays) of ``examples``: a dict of arrays or a ``tf.data``
+    dataset of feature dicts (batched or not)."""
+    return _batches(examples, batch_size)[0]
+
+
 def _batches(examples, batch_size):
     """(batch dict, number of images or None) from a dict of arrays or a tf.data.Dataset."""
     if isinstance(examples, tf.data.Dataset):

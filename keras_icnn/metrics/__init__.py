@@ -7,6 +7,7 @@ from keras_icnn.metrics.interpretability import (
     part_interpretability, part_ious, region_counts, upsample_maps)
 from keras_icnn.metrics.mutual_information import (
     mutual_information_ceiling, mutual_information_matrix, mutual_information_score)
+from keras_icnn.metrics.parts import PartCounts, part_consistency, part_coverage, part_stability
 from keras_icnn.metrics.network_dissection import (
     category_part_concepts, dissection, dissection_counts, dissection_from_counts, iou_ceiling)
 from keras_icnn.evaluation.faithfulness import deletion, insertion, mu_fidelity
@@ -14,6 +15,7 @@ from keras_icnn.metrics.localization import (
     activation_map_localization, cam_localization, class_activation_maps, filter_correlation,
     gradient_map_localization, inter_class_correlation, redundancy_ratio)
 from keras_icnn.evaluation.gradient_maps import gradient_maps
+from keras_icnn.evaluation.part_metrics import part_consistency_and_stability
 from keras_icnn.evaluation.model_eval import (
     collect_responses, default_layer, evaluate_interpretability, filter_classes_by_activation,
     part_contributions)
@@ -42,5 +44,6 @@ __all__ = [
     "class_activation_maps", "filter_correlation", "gradient_map_localization", "gradient_maps",
     "inter_class_correlation", "redundancy_ratio", "part_contributions",
     "category_part_concepts", "dissection", "dissection_counts", "dissection_from_counts",
-    "iou_ceiling", "deletion", "insertion", "mu_fidelity",
+    "iou_ceiling", "deletion", "insertion", "mu_fidelity", "PartCounts", "part_consistency",
+    "part_coverage", "part_stability", "part_consistency_and_stability",
 ]
