@@ -42,6 +42,7 @@ train_explainer = _command("train_explainer")
 evaluate = _command("evaluate")
 detect_adversarial = _command("detect_adversarial")
 export = _command("export")
+pretrain = _command("pretrain")
 
 
 def preview():

@@ -17,7 +17,7 @@ setup(
     entry_points={"console_scripts": [
         f"keras-icnn-{name.replace('_', '-')}=keras_icnn_cli:{name}"
         for name in ("train_icnn", "train_csg", "train_explainer", "evaluate",
-                     "detect_adversarial", "export", "preview")]},
+                     "detect_adversarial", "export", "preview", "pretrain")]},
     # Keras 3.15, the version the code runs and is tested with, needs Python 3.11.
     python_requires=">=3.11",
     # Everything a default command path imports. Optional: matplotlib (pictures; evaluate.py

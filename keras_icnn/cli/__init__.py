@@ -1,5 +1,5 @@
 """The package's commands: ``keras-icnn-train-icnn``, ``-train-csg``, ``-train-explainer``,
-``-evaluate``, ``-detect-adversarial`` and ``-export`` (setup.py's console_scripts, launched
+``-evaluate``, ``-detect-adversarial``, ``-export`` and ``-pretrain`` (setup.py's console_scripts, launched
 through the top-level ``keras_icnn_cli`` module), also run as ``python trainers/<name>.py``.
 
 Each command module has a docstring (its ``--help`` text), ``define_flags(module_name)``,
@@ -13,7 +13,7 @@ Example:
 import sys
 
 COMMANDS = ("train_icnn", "train_csg", "train_explainer", "evaluate", "detect_adversarial",
-            "export")
+            "export", "pretrain")
 
 
 def run_command(doc, define_flags, main):

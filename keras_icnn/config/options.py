@@ -75,8 +75,11 @@ class ModelOptions:
     backbone: str = option("vgg", "Backbone: vgg, alexnet, resnet20 (small, built in) or "
                                   "vgg16, resnet50, mobilenet_v2 (keras.applications).",
                            BACKBONES)
-    weights: str = option("none", "Backbone weights: imagenet (Keras' loader and ~/.keras "
-                                  "cache), none, or a weights file (keras.applications only).")
+    weights: str = option("none", "Backbone weights: imagenet (keras.applications backbones: "
+                                  "Keras' loader and ~/.keras cache), none, or a weights file "
+                                  "of the backbone's convolutional base (any backbone: the "
+                                  "backbone.weights.h5 keras-icnn-pretrain writes, or "
+                                  "keras.applications.X(include_top=False).save_weights).")
     layer: str = option("", "The layer the method works on (empty: the backbone's top conv; "
                             "for the explainer, the layer it reads).")
     width: int = option(16, "Filters of the first block of the built-in backbones.")
@@ -123,10 +126,6 @@ class RecipeConfig(RunOptions, ModelOptions, DataOptions):
             raise ValueError("`num_val` must be >= 1 with eval_split='validation'. "
                              f"Received: num_val={self.num_val}")
         if self.weights not in ("none", "", "imagenet"):
-            if self.backbone not in APPLICATION_BACKBONES:
-                raise ValueError(f"`weights` applies to {APPLICATION_BACKBONES}; "
-                                 f"{self.backbone!r} starts from random weights. "
-                                 f"Received: weights={self.weights!r}")
             if not os.path.isfile(self.weights):
                 raise FileNotFoundError(f"`weights` file not found: {self.weights}")
         elif self.weights == "imagenet" and self.backbone not in APPLICATION_BACKBONES:

@@ -52,13 +52,14 @@ DATASETS = ("synthetic", "cub", "pascal_part", "folder", "tfds")
 
 def open_synthetic(image_size=64, num_classes=6, num_train=4800, num_val=600, num_test=1200,
                    seed=0, task="multi", category="bird", occlusion=None,
-                   synthetic_config="default", **knobs):
+                   synthetic_config="default", categories="evaluation", **knobs):
     """The synthetic part data as a :class:`Source` (in memory; deterministic in ``seed``).
 
     ``synthetic_config`` names a difficulty of ``synthetic_parts.SYNTHETIC_CONFIGS``
     ("default", or "hard": CIFAR-like, calibrated with 10 categories); ``occlusion``
     and ``knobs`` (``similarity``, ``color_jitter``, ``distractors``) override its
-    values where not None.
+    values where not None. ``categories="pretraining"``: the pretraining categories
+    (``synthetic_parts.PRETRAINING_CATEGORY_NAMES``, disjoint from every evaluation's).
 
     Example:
         >>> source = open_synthetic(num_classes=10, num_train=300, num_val=0, num_test=100,
@@ -72,7 +73,8 @@ def open_synthetic(image_size=64, num_classes=6, num_train=4800, num_val=600, nu
         raise TypeError(f"open_synthetic() got unexpected arguments {sorted(unknown)}; the "
                         f"difficulty knobs are {sorted(look)}")
     look.update({k: v for k, v in dict(knobs, occlusion=occlusion).items() if v is not None})
-    common = dict(image_size=image_size, num_classes=num_classes, seed=seed, **look)
+    common = dict(image_size=image_size, num_classes=num_classes, seed=seed,
+                  categories=categories, **look)
     tables = {}
     for arg, n in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
         validation.non_negative_int(n, arg)
@@ -85,8 +87,9 @@ def open_synthetic(image_size=64, num_classes=6, num_train=4800, num_val=600, nu
     if task == "single":
         class_names = ["background", str(category)]
     else:
-        class_names = list(synthetic_parts.CATEGORY_NAMES[:num_classes])
+        class_names = list(synthetic_parts.category_names(categories)[:num_classes])
     name = "" if synthetic_config == "default" else f" {synthetic_config}"
+    name += "" if categories == "evaluation" else f" {categories} categories"
     return Source("synthetic", class_names, list(synthetic_parts.PART_NAMES), tables,
                   image_size=image_size, description=f"synthetic{name} seed {seed}")
 

@@ -42,20 +42,32 @@ from keras_icnn.data.layouts import CUB_PART_LIST, write_cub_files
 MAX_SPECIES = 12
 _CHUNK = 32
 _LOOK_KEY = 20261202  # species looks: fixed, independent of the data seed
+# Species sets: "evaluation" (every evaluation directory: at most MAX_SPECIES species) and
+# "pretraining" (a pretraining corpus: other species, drawn from another fixed key, at most
+# MAX_PRETRAINING_SPECIES; no evaluation species is among them, tests/data checks the margin).
+SPECIES_SETS = {"evaluation": (_LOOK_KEY, MAX_SPECIES),
+                "pretraining": (_LOOK_KEY + 1, 60)}
+MAX_PRETRAINING_SPECIES = SPECIES_SETS["pretraining"][1]
 _PART = {name: k for k, name in enumerate(CUB_PART_LIST)}
 
 
-def species_specs(num_species):
+def species_specs(num_species, species_set="evaluation"):
     """Per-species look: colours [S, 3] in [0, 1] and shape numbers [S] (a dict of arrays).
 
     Pairs ``2k, 2k+1`` share the body and wing colours and the body's aspect; they
     differ in crown colour, beak length, tail length and shape, wing bars and crest.
+    ``species_set``: ``"evaluation"`` (the species of every evaluation directory) or
+    ``"pretraining"`` (other species, for a pretraining corpus disjoint from them).
     """
-    if not 2 <= int(num_species) <= MAX_SPECIES:
-        raise ValueError(f"`num_species` must be in [2, {MAX_SPECIES}]. "
-                         f"Received: num_species={num_species!r}")
+    if species_set not in SPECIES_SETS:
+        raise ValueError(f"`species_set` must be one of {tuple(SPECIES_SETS)}. "
+                         f"Received: species_set={species_set!r}")
+    key, most = SPECIES_SETS[species_set]
+    if isinstance(num_species, bool) or not 2 <= int(num_species) <= most:
+        raise ValueError(f"`num_species` must be in [2, {most}] for the {species_set} "
+                         f"species. Received: num_species={num_species!r}")
     s = int(num_species)
-    rng = np.random.default_rng(_LOOK_KEY)
+    rng = np.random.default_rng(key)
     pairs = (s + 1) // 2
     hue = (np.arange(pairs) / pairs + rng.uniform(0, 0.5 / pairs)) % 1.0
 
@@ -249,8 +261,10 @@ def _render(uniforms, noise, labels, spec, size):
     return {"image": image, "points": pts, "visible": vis, "box": boxes}
 
 
-def make_bird_scenes(n, num_species=6, size=128, seed=0, start=0):
+def make_bird_scenes(n, num_species=6, size=128, seed=0, start=0, species_set="evaluation"):
     """``n`` bird scenes (images ``start .. start+n-1``), each a pure function of (seed, index).
+
+    ``species_set``: ``"evaluation"`` or ``"pretraining"`` (:func:`species_specs`).
 
     Returns:
         dict: ``image`` uint8 [n, size, size, 3], ``label`` int64 [n], ``box`` float32
@@ -261,7 +275,7 @@ def make_bird_scenes(n, num_species=6, size=128, seed=0, start=0):
         raise ValueError(f"`n` must be an integer >= 0. Received: n={n!r}")
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 32:
         raise ValueError(f"`size` must be an integer >= 32 (pixels). Received: size={size!r}")
-    spec = species_specs(num_species)
+    spec = species_specs(num_species, species_set)
     labels = _species_labels(int(start), int(n), int(num_species), int(seed))
     uniforms = np.empty((n, 24))
     noise = np.empty((n, size, size, 3), np.float32)
@@ -282,13 +296,18 @@ def make_bird_scenes(n, num_species=6, size=128, seed=0, start=0):
 
 
 def write_cub_birds(root, num_species=6, per_species=400, size=128, seed=0,
-                    train_fraction=0.6, verbose=0):
+                    train_fraction=0.6, verbose=0, species_set="evaluation"):
     """Write ``num_species * per_species`` bird scenes as a CUB-200-2011 directory.
+
+    ``species_set="pretraining"`` draws other species than every evaluation directory's
+    (up to ``MAX_PRETRAINING_SPECIES``): a corpus for ``keras-icnn-pretrain``, e.g.
+    ``write_cub_birds("/tmp/pre", num_species=30, per_species=400, species_set="pretraining")``.
 
     The first ``train_fraction`` of each species' images are CUB training images
     (``--num_val`` carves the validation split from them); the rest are the test split.
     Returns ``root``; read it with ``--dataset=cub --data_dir=root``.
     """
+    species_specs(num_species, species_set)  # checks both before any rendering
     n = int(num_species) * int(per_species)
     if per_species < 2:
         raise ValueError(f"`per_species` must be >= 2. Received: per_species={per_species!r}")
@@ -297,13 +316,17 @@ def write_cub_birds(root, num_species=6, per_species=400, size=128, seed=0,
                          f"Received: train_fraction={train_fraction!r}")
     scenes = {k: [] for k in ("image", "label", "box", "points", "visible")}
     for a in range(0, n, 256):  # bounded memory: 256 scenes at a time
-        part = make_bird_scenes(min(256, n - a), num_species, size, seed, start=a)
+        part = make_bird_scenes(min(256, n - a), num_species, size, seed, start=a,
+                                species_set=species_set)
         for k in scenes:
             scenes[k].append(part[k])
         if verbose:
             print(f"rendered {a + len(part['label'])}/{n} bird scenes", flush=True)
     scenes = {k: np.concatenate(v) for k, v in scenes.items()}
-    names = [f"{c + 1:03d}.species_{chr(ord('A') + c)}" for c in range(int(num_species))]
+    if species_set == "evaluation":
+        names = [f"{c + 1:03d}.species_{chr(ord('A') + c)}" for c in range(int(num_species))]
+    else:
+        names = [f"{c + 1:03d}.pretraining_species_{c + 1:02d}" for c in range(int(num_species))]
     return write_cub_files(root, scenes["image"], scenes["label"], scenes["box"],
                            scenes["points"], scenes["visible"], class_names=names,
                            train_fraction=train_fraction, num_classes=int(num_species))
@@ -319,9 +342,13 @@ def main(argv=None):
     p.add_argument("--size", type=int, default=128, help="side of the scenes in pixels")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train_fraction", type=float, default=0.6)
+    p.add_argument("--species_set", choices=tuple(SPECIES_SETS), default="evaluation",
+                   help="evaluation: the species of the evaluation directories; pretraining: "
+                        f"other species (up to {MAX_PRETRAINING_SPECIES}) for a pretraining "
+                        "corpus (keras-icnn-pretrain)")
     args = p.parse_args(argv)
     write_cub_birds(args.output_dir, args.num_species, args.per_species, args.size, args.seed,
-                    args.train_fraction, verbose=1)
+                    args.train_fraction, verbose=1, species_set=args.species_set)
     print(args.output_dir)
 
 

@@ -42,6 +42,10 @@ from keras_icnn.data.synthetic_render import N_UNIFORMS, render_chunk
 PART_NAMES = ("head", "torso", "legs", "tail")
 CATEGORY_NAMES = ("bird", "cat", "cow", "dog", "horse", "sheep",
                   "fox", "frog", "goat", "lion", "mole", "newt")
+# A pretraining corpus's categories (``categories="pretraining"``): other body plans than every
+# evaluation category's, drawn from their own fixed key (tests/data checks they differ).
+PRETRAINING_CATEGORY_NAMES = tuple(f"pretraining_{k + 1:02d}" for k in range(30))
+CATEGORY_SETS = ("evaluation", "pretraining")
 SPLITS = ("train", "validation", "test")
 # multi: classify every category; single: one category against background images.
 TASKS = ("multi", "single")
@@ -81,7 +85,33 @@ def synthetic_config(name):
     return dict(SYNTHETIC_CONFIGS[name])
 
 
-def category_specs(num_classes, similarity=0.0, variants=1):
+def category_names(categories="evaluation"):
+    """The category names of a category set: ``"evaluation"`` (``CATEGORY_NAMES``, the
+    categories every evaluation uses) or ``"pretraining"`` (``PRETRAINING_CATEGORY_NAMES``:
+    other body plans, for a pretraining corpus)."""
+    if categories not in CATEGORY_SETS:
+        raise ValueError(f"`categories` must be one of {CATEGORY_SETS}. "
+                         f"Received: categories={categories!r}")
+    return CATEGORY_NAMES if categories == "evaluation" else PRETRAINING_CATEGORY_NAMES
+
+
+def _pretraining_looks(c, variants_max=4):
+    """Colours, shapes and textures of the pretraining categories ``c``: drawn from their own
+    fixed key (not the evaluation palette), so no body plan is an evaluation category's."""
+    n = len(PRETRAINING_CATEGORY_NAMES)
+    rng = np.random.default_rng(20180619)
+    exps = np.array([1.0, 2.0, 6.0])
+    colour = rng.uniform(20.0, 245.0, (n, variants_max, 4, 3)).astype(np.float32)
+    part_exp = exps[rng.integers(0, 3, (n, 4))]
+    part_exp[:, 2] = 6.0  # legs are boxes, as in every category
+    taper = np.stack([np.where(rng.random(n) < 0.3, 0.7, 0.0), np.zeros(n), np.zeros(n),
+                      np.where(rng.random(n) < 0.5, 0.8, 0.0)], 1)
+    return dict(jitter=rng.random((n, 16))[c], color_variants=colour[c], exp=part_exp[c],
+                taper=taper[c], texture=rng.integers(0, 4, (n, 4))[c],
+                n_legs=2 + rng.integers(0, 3, n)[c])
+
+
+def category_specs(num_classes, similarity=0.0, variants=1, categories="evaluation"):
     """Body-plan parameters of each category, arrays indexed by category.
 
     Shapes are super-ellipses ``|du/a|^p + |dv/(b*taper)|^p <= 1`` (p=1
@@ -99,16 +129,21 @@ def category_specs(num_classes, similarity=0.0, variants=1):
     ``variants`` > 1 gives every category that many colourings ("breeds"):
     ``color_variants`` [C, V, 4, 3], variant v shifting the palette by 7v (the
     sibling sharing applies to each variant); ``color`` is variant 0.
+
+    ``categories="pretraining"``: the body plans of ``PRETRAINING_CATEGORY_NAMES`` (up to
+    30; colours, shapes, textures and proportions from their own key) instead of the
+    evaluation categories'.
     """
-    if not 1 <= int(num_classes) <= len(CATEGORY_NAMES):
+    names = category_names(categories)
+    if not 1 <= int(num_classes) <= len(names):
         raise ValueError(
-            f"`num_classes` must lie in [1, {len(CATEGORY_NAMES)}]. "
+            f"`num_classes` must lie in [1, {len(names)}] ({categories} categories). "
             f"Received: num_classes={num_classes}"
         )
     c = np.arange(int(num_classes))
     rng = np.random.default_rng(20180618)  # fixed: the body plans never change
     n = len(CATEGORY_NAMES)
-    jitter = rng.random((n, 16))[c]
+    jitter = rng.random((n, 16))[c % n]  # (pretraining categories replace it below)
     exps = np.array([1.0, 2.0, 6.0])
     specs = {
         # colours: every part of every category gets a different palette entry
@@ -140,6 +175,19 @@ def category_specs(num_classes, similarity=0.0, variants=1):
     specs["color_variants"] = np.stack(
         [np.stack([_PALETTE[(c * 5 + k * 3 + 7 * v) % len(_PALETTE)] for k in range(4)], 1)
          for v in range(variants)], 1)  # [C, V, 4, 3]
+    if categories == "pretraining":
+        own = _pretraining_looks(c)
+        specs["color_variants"] = own["color_variants"][:, :variants]
+        specs["color"] = specs["color_variants"][:, 0]
+        for key in ("exp", "taper", "texture", "n_legs"):
+            specs[key] = own[key]
+        jitter = own["jitter"]
+        specs.update(
+            tex_freq=6.0 + 8.0 * jitter[:, 0:4], tex_angle=np.pi * jitter[:, 4:8],
+            torso_a=0.22 + 0.08 * jitter[:, 8], torso_b=0.11 + 0.06 * jitter[:, 9],
+            head_r=0.10 + 0.05 * jitter[:, 10], head_aspect=0.7 + 0.6 * jitter[:, 11],
+            head_lift=0.05 + 0.15 * jitter[:, 12], leg_len=0.16 + 0.12 * jitter[:, 13],
+            tail_len=0.12 + 0.10 * jitter[:, 14], tail_angle=-0.2 - 0.9 * jitter[:, 15])
     similarity = float(similarity)
     if not 0.0 <= similarity <= 1.0:
         raise ValueError(f"`similarity` must lie in [0, 1]. Received: similarity={similarity}")
@@ -171,7 +219,7 @@ def category_specs(num_classes, similarity=0.0, variants=1):
 # Vectorised drawing primitives over a chunk of images [n, H, W]
 # --------------------------------------------------------------------------
 def _check_args(n, image_size, num_classes, seed, occlusion, similarity=0.0, color_jitter=0.0,
-                distractors=1, variants=1):
+                distractors=1, variants=1, categories="evaluation"):
     from keras_icnn import validation
 
     validation.non_negative_int(n, "n")  # 2.5 images: a TypeError, not 2 images
@@ -186,12 +234,13 @@ def _check_args(n, image_size, num_classes, seed, occlusion, similarity=0.0, col
         raise ValueError(f"`color_jitter` must lie in [0, 1]. Received: color_jitter={color_jitter}")
     if int(distractors) not in (1, 2) or float(distractors) != int(distractors):
         raise ValueError(f"`distractors` must be 1 or 2. Received: distractors={distractors}")
-    return category_specs(num_classes, similarity, variants)
+    return category_specs(num_classes, similarity, variants, categories)
 
 
-def category_index(name_or_index, num_classes=6):
-    """Category index from a name in ``CATEGORY_NAMES`` or an int."""
-    names = CATEGORY_NAMES[:num_classes]
+def category_index(name_or_index, num_classes=6, categories="evaluation"):
+    """Category index from a name in ``CATEGORY_NAMES`` (or the ``categories`` set's) or an
+    int."""
+    names = category_names(categories)[:num_classes]
     if isinstance(name_or_index, str) and not name_or_index.isdigit():
         if name_or_index not in names:
             raise ValueError(f"Unknown category {name_or_index!r}; expected one of {names}")
@@ -204,7 +253,7 @@ def category_index(name_or_index, num_classes=6):
 
 def make_examples(n, image_size=64, num_classes=6, seed=0, split="train", negatives=False,
                   occlusion=0.2, start=0, category=None, similarity=0.0, color_jitter=0.0,
-                  distractors=1, variants=1):
+                  distractors=1, variants=1, categories="evaluation"):
     """Generate ``n`` annotated creature images (examples ``start .. start+n-1``).
 
     Args:
@@ -230,6 +279,9 @@ def make_examples(n, image_size=64, num_classes=6, seed=0, split="train", negati
         variants: colourings per category (1-4; see :func:`category_specs`),
             one drawn per image: the colour says less about the category.
             ``SYNTHETIC_CONFIGS`` names settings of these knobs.
+        categories: ``"evaluation"`` (the categories of ``CATEGORY_NAMES``) or
+            ``"pretraining"`` (other body plans, ``PRETRAINING_CATEGORY_NAMES``, up to 30:
+            a pretraining corpus disjoint from every evaluation).
 
     Returns:
         dict of numpy arrays: ``image`` uint8 [n,H,W,3], ``label`` int64 [n],
@@ -240,12 +292,14 @@ def make_examples(n, image_size=64, num_classes=6, seed=0, split="train", negati
         ``num_classes`` examples, so classes are balanced.
     """
     specs = _check_args(n, image_size, num_classes, seed, occlusion, similarity, color_jitter,
-                        distractors, variants)
+                        distractors, variants, categories)
     look = dict(color_jitter=float(color_jitter), distractors=int(distractors))
     split_id = _split_id(split)
     n, image_size, num_classes = int(n), int(image_size), int(num_classes)
-    fixed = None if category is None else category_index(category, num_classes)
+    fixed = None if category is None else category_index(category, num_classes, categories)
     key = [int(seed), split_id, int(bool(negatives)), image_size, num_classes]
+    if categories == "pretraining":  # another image stream than the evaluation data's
+        key.append(1)
     uniforms = np.empty((n, N_UNIFORMS))
     noise = np.empty((n, image_size, image_size, 3), np.float32)
     labels = np.empty((n,), np.int64)
@@ -283,7 +337,7 @@ def make_single_category_examples(category, n, image_size=64, num_classes=6, see
     clutter (which includes isolated parts of other categories). ``look``: the
     difficulty knobs of :func:`make_examples`.
     """
-    c = category_index(category, num_classes)
+    c = category_index(category, num_classes, look.get("categories", "evaluation"))
     lo, hi = int(start), int(start) + int(n)
     pos_idx = np.arange(lo, hi)[np.arange(lo, hi) % 2 == 0] // 2
     neg_idx = np.arange(lo, hi)[np.arange(lo, hi) % 2 == 1] // 2

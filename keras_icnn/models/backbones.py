@@ -264,8 +264,85 @@ def get_backbone(name, input_shape=(64, 64, 3), num_classes=6, weights="none", *
     if name in APPLICATIONS:
         kwargs.pop("width", None)
         return application_backbone(name, input_shape, num_classes, weights=weights, **kwargs)
-    if _check_weights(weights) is not None:
-        raise ValueError(f"The built-in backbone {name!r} has no pretrained weights; "
-                         f"--weights applies to {tuple(APPLICATIONS)}. Received: weights={weights!r}")
+    checked = _check_weights(weights)
+    if checked == "imagenet":
+        raise ValueError(f"The built-in backbone {name!r} has no ImageNet weights; "
+                         f"--weights=imagenet applies to {tuple(APPLICATIONS)} (a built-in one "
+                         "takes a weights file keras-icnn-pretrain wrote). "
+                         f"Received: weights={weights!r}")
     builders = {"vgg": vgg_backbone, "alexnet": alexnet_backbone, "resnet20": resnet20_backbone}
-    return builders[name](input_shape=input_shape, num_classes=num_classes, **kwargs)
+    model = builders[name](input_shape=input_shape, num_classes=num_classes, **kwargs)
+    if checked is not None:
+        _load_base_weights(conv_base(model), checked, name)
+    return model
+
+
+def conv_base(model):
+    """The convolutional base of a backbone built here: a ``keras.Model`` from its input to
+    the input of its head (the ``flatten`` or ``gap`` layer), sharing the model's layers
+    (loading weights into it sets the model's).
+
+    Example:
+        >>> base = conv_base(vgg_backbone((64, 64, 3), num_classes=6))
+        >>> base.output.shape
+        (None, 8, 8, 128)
+    """
+    for head in ("flatten", "gap"):
+        if head in [layer.name for layer in model.layers]:
+            return keras.Model(model.inputs, model.get_layer(head).input,
+                               name=f"{model.name}_base")
+    raise ValueError(f"Model {model.name!r} is not a backbone of keras_icnn.models.backbones: "
+                     "no 'flatten' or 'gap' layer where its head starts")
+
+
+def base_weights_model(model, name):
+    """A model holding the weights ``--weights=PATH`` reads for backbone ``name``, copied
+    from ``model`` (a backbone of that name, e.g. after pretraining): for a
+    ``keras.applications`` backbone its own ``include_top=False`` network (the format its
+    loader reads), for a built-in one :func:`conv_base`."""
+    if name in APPLICATIONS:
+        constructor = APPLICATIONS[name][0]
+        base = getattr(keras.applications, constructor)(
+            include_top=False, weights=None, input_shape=tuple(model.inputs[0].shape[1:]))
+        for layer in base.layers:
+            if layer.weights:
+                layer.set_weights(model.get_layer(layer.name).get_weights())
+        return base
+    if name not in BUILTIN:
+        raise ValueError(f"`backbone` must be one of {BACKBONES}. Received: backbone={name!r}")
+    return conv_base(model)
+
+
+def save_base_weights(model, name, path):
+    """Write the convolutional base of ``model`` (backbone ``name``) to ``path`` (a
+    ``.weights.h5`` file) in the format ``get_backbone(name, ..., weights=path)`` and every
+    command's ``--weights=PATH`` read. Returns ``path``.
+
+    Example:
+        >>> model = get_backbone("vgg", (64, 64, 3), 30)
+        >>> # ... train it on a pretraining corpus ...
+        >>> save_base_weights(model, "vgg", "/tmp/pre/vgg.weights.h5")
+        >>> fine = get_backbone("vgg", (64, 64, 3), 6, weights="/tmp/pre/vgg.weights.h5")
+    """
+    path = str(path)
+    if not path.endswith(".weights.h5"):
+        raise ValueError(f"`path` must end in .weights.h5 (Keras' weights format). "
+                         f"Received: path={path!r}")
+    base_weights_model(model, name).save_weights(path)
+    return path
+
+
+def _load_base_weights(base, path, name):
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            # Keras 3.15 warns once per Add/merge node of a functional sub-model ("Skipping
+            # nested container at '_operations_by_depth/...'"): they hold no weights, and a
+            # missing or misshapen weight still raises below.
+            warnings.filterwarnings("ignore", message="Skipping nested container")
+            base.load_weights(path)
+    except ValueError as err:
+        raise ValueError(f"The weights file {path} does not fit the {name!r} backbone built "
+                         f"here (a file keras-icnn-pretrain wrote for the same --backbone and "
+                         f"--width is expected): {err}") from err

@@ -128,7 +128,7 @@ def test_weights_from_a_file_and_the_imagenet_route(tmp_path, monkeypatch):
                                   base.get_layer("block3_conv2").kernel)
     with pytest.raises(FileNotFoundError, match="no such file"):
         get_backbone("vgg16", SHAPE, 3, weights=str(tmp_path / "missing.h5"))
-    with pytest.raises(ValueError, match="no pretrained weights"):
+    with pytest.raises(ValueError, match="no ImageNet weights"):
         get_backbone("vgg", SHAPE, 3, weights="imagenet")
     seen = {}
     real = keras.applications.VGG16
