@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--image_size=32", "--num_classes=3", "--verbose=0", "--width=4", "--batch_size=16"]
 TRAIN = ["--num_train=64", "--num_val=16", "--num_test=32"]
 TESTED = ("train-icnn", "train-csg", "train-explainer", "evaluate", "detect-adversarial",
-          "export", "preview")
+          "export", "preview", "pretrain")
 
 
 def _script(name):
@@ -98,6 +98,8 @@ def console_runs(work):
              work),
         _Run("preview", ["--preview", str(work / "preview.png"), "--n=4", "--image_size=32"],
              work),
+        _Run("pretrain", TRAIN + TINY + ["--epochs=1", "--categories=pretraining",
+                                         f"--output_dir={work / 'pretrain'}"], work),
     ]
     out.update(_wave(first))
     icnn, csg = work / "icnn", work / "csg"
@@ -197,6 +199,29 @@ def test_train_csg(runs):
     assert {"csg.keras", "baseline.keras", "gate.npy", "gate.png", "config.json"} \
         <= set(os.listdir(out))
     assert 0.0 <= results["l1_density"] <= 1.0
+
+
+def test_pretrain(runs):
+    """The pretrained classifier's conv base lands in backbone.weights.h5, which --weights
+    (get_backbone) reads back into a backbone with another head."""
+    import keras
+    import numpy as np
+
+    from keras_icnn.data import synthetic_parts
+    from keras_icnn.models.backbones import conv_base, get_backbone
+
+    log = _ok(runs, "pretrain")
+    out = runs["work"] / "pretrain"
+    results = _json(out / "results.json")
+    assert results["classes"] == list(synthetic_parts.PRETRAINING_CATEGORY_NAMES[:3])
+    assert 0.0 <= results["test_accuracy"] <= 1.0
+    assert f"--weights={out / 'backbone.weights.h5'}" in log
+    classifier = keras.models.load_model(out / "classifier.keras")
+    fine = get_backbone("vgg", (32, 32, 3), 5, weights=str(out / "backbone.weights.h5"),
+                        width=4)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(conv_base(fine)(x), conv_base(classifier)(x))
+    assert fine.outputs[0].shape[-1] == 5 and classifier.outputs[0].shape[-1] == 3
 
 
 def test_preview(runs):

@@ -50,6 +50,12 @@ def main(argv):
         print(f"location instability: performer top conv {li['performer_top_conv']:.4f}, "
               f"explainer conv-interp-2 {li['explainer']:.4f} (ratio {li['ratio']:.2f}, "
               "paper 0.36-0.69)")
+        for key, name in (("part_consistency", "part consistency"),
+                          ("part_stability", "part stability")):
+            v = r[key]
+            ratio = "n/a" if v["ratio"] is None else f"{v['ratio']:.2f}"
+            print(f"{name}: performer top conv {v['performer_top_conv']:.4f}, explainer "
+                  f"conv-interp-2 {v['explainer']:.4f} (ratio {ratio})")
     print(recipes.common.results_line(config, r))
 
 

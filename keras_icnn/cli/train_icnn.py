@@ -35,11 +35,17 @@ def main(argv):
     print("\n" + recipes.format_table(rows, [
         ("model", "model"), (f"{split}_accuracy", f"{split} accuracy"),
         ("location_instability", "location instability (lower is better)"),
+        ("part_consistency", "part consistency (higher)"),
+        ("part_stability", "part stability (higher)"),
         ("part_interpretability", "part interpretability (higher is better)")]))
     ratios = results.get("ratios") or {}
     if "location_instability" in ratios:
         print(f"interpretable / ordinary: location instability {ratios['location_instability']:.2f}x "
               "(paper ~0.62x)")
+    for key, name in (("part_consistency", "part consistency"),
+                      ("part_stability", "part stability")):
+        if key in ratios:
+            print(f"interpretable / ordinary: {name} {ratios[key]:.2f}x")
     if "part_interpretability" in ratios:
         print(f"interpretable / ordinary: part interpretability "
               f"{ratios['part_interpretability']:.2f}x (paper 1.5-1.9x)")

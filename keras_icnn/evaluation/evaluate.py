@@ -52,7 +52,8 @@ def evaluate_model(model, source, config, name, pictures_dir, tree_source=None):
     labels, pooled = r["labels"], r["pooled"]
     out = {"layer": layer_name, "filters": int(pooled.shape[-1]), "accuracy": r["accuracy"],
            "images": int(len(labels))}
-    for key in ("location_instability", "part_interpretability"):
+    for key in ("location_instability", "part_consistency", "part_stability",
+                "part_interpretability"):
         if key in r:
             out[key] = r[key]
     if "dissection" in r:  # Network Dissection on (category, part) concepts

@@ -7,12 +7,8 @@ import numpy as np
 from keras_icnn import validation
 from keras_icnn.evaluation.model_eval import iter_batches
 from keras_icnn.evaluation.streaming import peak_responses
-from keras_icnn.metrics.parts import HALF_SIDE, PartCounts
+from keras_icnn.metrics.parts import HALF_SIDE, NOISE_STD, PartCounts
 from keras_icnn.models.backbones import default_layer
-
-# The paper's σ = 0.2 is on ImageNet-normalised inputs (per-channel std ≈ 0.226 of [0, 1]): on
-# the 0-255 pixels the package's models take, 0.2 x 0.226 x 255 ≈ 11.5.
-NOISE_STD = 0.2 * 0.226 * 255.0
 
 
 def part_consistency_and_stability(model, examples, layer=None, noise_std=NOISE_STD,

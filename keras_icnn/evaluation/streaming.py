@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_icnn.metrics import interpretability, localization, network_dissection
+from keras_icnn.metrics.parts import NOISE_STD, PartCounts
 from keras_icnn.models import heads
 from keras_icnn.models.receptive_field import peak_locations, peak_units, receptive_field
 
@@ -95,10 +96,23 @@ def peak_responses(model, layer_name):
     return peaks
 
 
+def _count_parts(counts, step, rf, batch, i, j, labels, num_classes, rng, noise_std):
+    """Add a batch to the part consistency/stability counts (SPEC §12): the peaks' receptive-
+    field centres on the images and on the images plus seeded Gaussian noise."""
+    x = np.asarray(batch["image"], np.float32)
+    noisy = x + rng.normal(0.0, float(noise_std), x.shape).astype(np.float32)
+    ni, nj = step(tf.convert_to_tensor(noisy))[3:5]
+    centres = [np.stack(rf.centers(a.numpy(), b.numpy()), -1) for a, b in ((i, j), (ni, nj))]
+    if counts is None:
+        counts = PartCounts(centres[0].shape[1], batch["landmarks"].shape[1],
+                            max(int(num_classes), 2), x.shape[1:3])
+    return counts.update(centres[0], batch["landmarks"], labels, centres[1])
+
+
 def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes, single=None,
                           top_quantile=0.005, iou_threshold=0.2, activ_top_fraction=0.3,
                           top_k=100, dense_kernel=None, keep=48, sample_budget=2 ** 24, seed=0,
-                          verbose=1, atlas_images=0, atlas_size=80):
+                          verbose=1, atlas_images=0, atlas_size=80, part_noise_std=NOISE_STD):
     """Every filter metric of ``layer_name`` over a stream, in at most two passes.
 
     Args:
@@ -125,11 +139,16 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
             pass (which then runs even without masks) as ``atlas_size``-pixel float16
             images with the filter's map: memory ``min(N, atlas_images x F)`` small images
             and ``atlas_images x F`` maps, whatever the image size.
+        part_noise_std: the Gaussian noise of part stability (SPEC §12, in input units; the
+            noisy images are seeded by ``seed``); with landmarks, pass 1 also runs the model
+            on the noisy images.
 
     Returns:
         dict with ``accuracy``, ``labels`` [N], ``logits`` [N, C], ``scores``,
         ``positions``, ``pooled`` [N, F] and, where the data allow,
-        ``location_instability``, ``part_interpretability`` (+ ``p_f``, ``p``),
+        ``location_instability``, ``part_consistency`` and ``part_stability`` (landmarks;
+        :mod:`keras_icnn.metrics.parts`, each filter's category as below),
+        ``part_interpretability`` (+ ``p_f``, ``p``),
         ``activmap`` and ``cam`` (dicts), ``dissection`` (the dict of
         :func:`~keras_icnn.metrics.dissection`, concepts ``class * P + part`` of the
         positive images; needs part masks), ``filter_classes``, ``positives`` [N] bool,
@@ -165,7 +184,8 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
     state = {k: [] for k in ("label", "logits", "scores", "i", "j", "pooled", "landmarks",
                              "sample", "cam_iou")}
     kept, seen, negatives_with_parts = [], 0, False
-    has = {}
+    has, part_counts = {}, None
+    noise_rng = np.random.default_rng([int(seed), 12])  # SPEC §12's noisy images
     bar = keras.utils.Progbar(n_total, unit_name="image", verbose=verbose)
     for batch in batches():
         batch = {k: np.asarray(v) for k, v in batch.items()}
@@ -181,6 +201,8 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
         state["pooled"].append(flat_np.mean(axis=1))
         if has["landmarks"]:
             state["landmarks"].append(batch["landmarks"])
+            part_counts = _count_parts(part_counts, step, rf, batch, i, j, labels, num_classes,
+                                       noise_rng, part_noise_std)
         if has["part_masks"]:
             negatives_with_parts |= bool(batch["part_masks"][labels == 0].any())
             tops["all"].add(flat_np.reshape(-1, f))
@@ -219,6 +241,9 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
             single)
     r["filter_classes"] = (np.ones(f, int) if single else interpretability.filter_categories(
         r["pooled"], labels, num_classes))
+    if part_counts is not None and np.isfinite(r["landmarks"][pos][..., 0]).any():
+        r["part_consistency"] = part_counts.consistency(r["filter_classes"])[0]
+        r["part_stability"] = part_counts.stability(r["filter_classes"])[0]
     atlas = None
     if atlas_images:
         k = min(int(atlas_images), len(labels))

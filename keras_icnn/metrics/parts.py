@@ -19,6 +19,9 @@ import numpy as np
 from keras_icnn import validation
 
 HALF_SIDE = 36.0 / 224.0  # the paper's 36-px half-side on 224-px images, as a fraction
+# The stability's noise: the paper's σ = 0.2 is on ImageNet-normalised inputs (per-channel std
+# ≈ 0.226 of [0, 1]); on the 0-255 pixels the package's models take, 0.2 x 0.226 x 255 ≈ 11.5.
+NOISE_STD = 0.2 * 0.226 * 255.0
 
 
 def part_coverage(positions, landmarks, image_size, half_side=HALF_SIDE):

@@ -22,6 +22,8 @@ from keras_icnn.validation import check_fields
 COLUMNS = (
     ("accuracy", "accuracy", "higher"),
     ("location_instability", "location instability", "lower"),
+    ("part_consistency", "part consistency", "higher"),
+    ("part_stability", "part stability", "higher"),
     ("part_interpretability", "part interpretability", "higher"),
     ("mis", "MIS", "higher"),
     ("activmap_avg_iou", "ActivMap Avg-IoU", "higher"),

@@ -173,7 +173,8 @@ def measure(config, source, strategy, models, fitted):
     peaks = peak_responses(performer, distiller.top_layer_name)
     cls_distiller = models.get("distiller_cls")
     out = {k: [] for k in ("label", "perf", "rec", "cls", "loc", "score", "landmarks", "pos",
-                           "peak")}
+                           "peak", "noisy_loc", "noisy_pos")}
+    noise_rng = np.random.default_rng([int(config.seed), 12])  # part stability's noise
     for batch in eval_batches(config, source)():
         images = np.asarray(batch["image"])
         out["label"].append(np.asarray(batch["label"]))
@@ -190,12 +191,16 @@ def measure(config, source, strategy, models, fitted):
             positions, scores = peaks(images)
             out["pos"].append(positions)
             out["peak"].append(scores)
+            noisy = (images + noise_rng.normal(0.0, metrics.parts.NOISE_STD, images.shape)
+                     ).astype(np.float32)
+            out["noisy_loc"].append(distiller.explain(noisy)["part_locations"])
+            out["noisy_pos"].append(peaks(noisy)[0])
     r = {k: np.concatenate(v) for k, v in out.items() if v}
     labels = r["label"]
     perf_err = float(np.mean(r["perf"] != labels))
     rec_err = float(np.mean(r["rec"] != labels))
     size = (config.image_size, config.image_size)
-    li = None
+    li = parts = None
     if "landmarks" in r and np.isfinite(r["landmarks"][..., 0]).any():
         li_perf, _, _ = metrics.location_instability_multi(
             r["pos"], r["landmarks"], labels, size, r["peak"], source.num_classes,
@@ -205,6 +210,7 @@ def measure(config, source, strategy, models, fitted):
             rule="most_activated")
         li = {"performer_top_conv": li_perf, "explainer": li_expl,
               "ratio": li_expl / max(li_perf, 1e-12)}
+        parts = _part_scores(r, labels, source.num_classes, size)
     plan = distiller.plan
     results = {
         "p": float(models["explainer"].p), "layer": models["layer"],
@@ -221,6 +227,10 @@ def measure(config, source, strategy, models, fitted):
                             else None),
         # None without landmarks: not applicable, never 0.
         "location_instability": li,
+        # Part consistency and stability (SPEC §12), each filter's category by ICNN's rule on
+        # its peaks; None without landmarks.
+        "part_consistency": None if parts is None else parts["consistency"],
+        "part_stability": None if parts is None else parts["stability"],
         "final_train": {k: float(v[-1]) for k, v in fitted["history"].items()
                         if not k.startswith("diag_")},
         # Per epoch, on the first validation batch: ExplainerDistiller.diagnose.
@@ -234,6 +244,23 @@ def measure(config, source, strategy, models, fitted):
     if not config.performer:
         artifacts["performer.keras"] = performer
     return results, artifacts
+
+
+def _part_scores(r, labels, num_classes, size):
+    """Part consistency and stability of the performer's top conv and of the explainer's
+    conv-interp-2 (SPEC §12), with their ratios (explainer / performer)."""
+    out = {"consistency": {}, "stability": {}}
+    for name, pos, noisy, score in (("performer_top_conv", r["pos"], r["noisy_pos"], r["peak"]),
+                                    ("explainer", r["loc"], r["noisy_loc"], r["score"])):
+        classes = metrics.interpretability.filter_categories(score, labels, num_classes)
+        out["consistency"][name] = metrics.part_consistency(pos, r["landmarks"], labels,
+                                                            classes, size)[0]
+        out["stability"][name] = metrics.part_stability(pos, noisy, r["landmarks"], labels,
+                                                        classes, size)[0]
+    for key in out:
+        base = out[key]["performer_top_conv"]
+        out[key]["ratio"] = out[key]["explainer"] / base if base > 0 else None
+    return out
 
 
 def run_explainer_experiment(config):

@@ -177,12 +177,16 @@ def measure(config, source, strategy, models, histories):
             "layer": layer,
             # None: the data have no landmarks / part masks ("not applicable", never 0).
             "location_instability": figures.get("location_instability"),
+            # SPEC §12 on landmarks: the part-prototype measures, beside location instability.
+            "part_consistency": figures.get("part_consistency"),
+            "part_stability": figures.get("part_stability"),
             "part_interpretability": figures.get("part_interpretability")}
     if "ordinary" in results and "interpretable" in results:
         o, i = results["ordinary"], results["interpretable"]
         # A ratio to an ordinary CNN scoring 0 is undefined (not 1e12x): left out.
         results["ratios"] = {key: i[key] / o[key]
-                             for key in ("location_instability", "part_interpretability")
+                             for key in ("location_instability", "part_consistency",
+                                         "part_stability", "part_interpretability")
                              if o[key] is not None and i[key] is not None and o[key] > 0}
     return results, {f"{name}.keras": model for name, model in models.items()}
 

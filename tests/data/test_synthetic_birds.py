@@ -66,3 +66,37 @@ def test_cub_directory_reads_back(tmp_path):
     assert test["part_masks"].any(axis=(1, 2)).mean() > 0.5
     with pytest.raises(ValueError, match="per_species"):
         synthetic_birds.write_cub_birds(str(tmp_path / "x"), per_species=1)
+
+
+def _look(spec):
+    keys = ("body", "wing", "crown", "breast", "beak", "aspect", "head", "beak_length",
+            "tail_length", "tail_fan", "bars", "crest")
+    return np.concatenate([np.asarray(spec[k], float).reshape(len(spec["head"]), -1)
+                           for k in keys], 1)
+
+
+def test_pretraining_species_are_none_of_the_evaluation_species(tmp_path):
+    """A pretraining corpus (keras-icnn-pretrain) shares no species with any evaluation
+    directory: every pretraining look is farther from every evaluation look (any species
+    count) than half the closest two evaluation species are from each other."""
+    pre = _look(synthetic_birds.species_specs(synthetic_birds.MAX_PRETRAINING_SPECIES,
+                                              "pretraining"))
+    evaluation = _look(synthetic_birds.species_specs(synthetic_birds.MAX_SPECIES))
+    within = np.linalg.norm(evaluation[:, None] - evaluation[None], axis=-1)
+    closest_pair = within[np.triu_indices(len(evaluation), 1)].min()
+    for n in range(2, synthetic_birds.MAX_SPECIES + 1):
+        looks = _look(synthetic_birds.species_specs(n))
+        gap = np.linalg.norm(pre[:, None] - looks[None], axis=-1).min()
+        assert gap > 0.3 and gap > 0.4 * closest_pair, (n, gap, closest_pair)
+    # The same rendering otherwise: scenes and a CUB directory with the pretraining names.
+    scenes = synthetic_birds.make_bird_scenes(4, num_species=30, size=64,
+                                              species_set="pretraining")
+    assert scenes["image"].shape == (4, 64, 64, 3)
+    root = synthetic_birds.write_cub_birds(str(tmp_path / "pre"), num_species=3, per_species=2,
+                                           size=48, species_set="pretraining")
+    names = (tmp_path / "pre" / "classes.txt").read_text().split()
+    assert root and names[1] == "001.pretraining_species_01"
+    with pytest.raises(ValueError, match="species_set"):
+        synthetic_birds.species_specs(6, "other")
+    with pytest.raises(ValueError, match=r"\[2, 12\] for the evaluation"):
+        synthetic_birds.species_specs(13)

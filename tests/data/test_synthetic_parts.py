@@ -147,3 +147,27 @@ def test_bad_difficulty_arguments():
         synthetic_parts.make_examples(2, color_jitter=-0.1)
     with pytest.raises(ValueError, match="`distractors` must be 1 or 2"):
         synthetic_parts.make_examples(2, distractors=3)
+
+
+def test_pretraining_categories_are_none_of_the_evaluation_categories():
+    """keras-icnn-pretrain's synthetic corpus: 30 body plans, each differing from every
+    evaluation category (all 12) in colour or in part shapes; same parts, landmarks and
+    balance; another image stream (image i is not an evaluation image recoloured)."""
+    evaluation = synthetic_parts.category_specs(12)
+    pre = synthetic_parts.category_specs(30, categories="pretraining")
+    colour_gap = np.abs(pre["color"][:, None] - evaluation["color"][None]).mean(axis=(2, 3))
+    same_shapes = (pre["exp"][:, None] == evaluation["exp"][None]).all(-1) & (
+        pre["texture"][:, None] == evaluation["texture"][None]).all(-1)
+    assert ((colour_gap > 20) | ~same_shapes).all()
+    assert len({tuple(c.ravel()) for c in pre["color"]}) == 30
+    ex = synthetic_parts.make_examples(60, 32, num_classes=30, categories="pretraining")
+    np.testing.assert_array_equal(np.bincount(ex["label"]), np.full(30, 2))
+    assert ex["landmarks"].shape == (60, 4, 2) and ex["part_masks"].any()
+    first = synthetic_parts.make_examples(6, 32, num_classes=6)
+    other = synthetic_parts.make_examples(6, 32, num_classes=6, categories="pretraining")
+    assert not np.array_equal(first["bbox"], other["bbox"])
+    assert synthetic_parts.category_names("pretraining")[0] == "pretraining_01"
+    with pytest.raises(ValueError, match=r"\[1, 30\] \(pretraining categories\)"):
+        synthetic_parts.category_specs(31, categories="pretraining")
+    with pytest.raises(ValueError, match="categories"):
+        synthetic_parts.make_examples(2, 32, categories="other")

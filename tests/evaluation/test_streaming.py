@@ -70,6 +70,22 @@ def test_streamed_metrics_equal_in_memory_metrics(task):
         assert stream["dissection"][key] == dis[key]
     assert stream["accuracy"] == float(np.mean(r["logits"].argmax(-1) == labels))
     assert len(stream["kept"]) == 40 and stream["kept"][3]["maps"].shape == (4, 4, 32)
+    # Part consistency and stability (SPEC §12): the in-memory functions on the same peaks,
+    # the noisy ones on the images plus the stream's seeded noise (drawn batch by batch).
+    fc = stream["filter_classes"]
+    rng = np.random.default_rng([0, 12])
+    noisy = np.concatenate([ex["image"][a:a + 8] + rng.normal(0, metrics.parts.NOISE_STD,
+                                                                ex["image"][a:a + 8].shape)
+                            for a in range(0, 40, 8)]).astype(np.float32)
+    noisy_positions = metrics.collect_responses(model, layer, dict(ex, image=noisy),
+                                                verbose=0)["positions"]
+    consistency, _, _ = metrics.part_consistency(r["positions"], ex["landmarks"], labels, fc,
+                                                 (32, 32))
+    stability, _ = metrics.part_stability(r["positions"], noisy_positions, ex["landmarks"],
+                                          labels, fc, (32, 32))
+    np.testing.assert_allclose(stream["part_consistency"], consistency)
+    np.testing.assert_allclose(stream["part_stability"], stability)
+    assert 0 < stability < 1  # the noise moves some peaks, not all
 
 
 def test_streamed_metrics_without_parts_report_none_of_them():
@@ -80,6 +96,7 @@ def test_streamed_metrics_without_parts_report_none_of_them():
                                 lambda: pipeline.make_dataset(plain, 5, as_supervised=False), 12,
                                 3, verbose=0)
     assert "part_interpretability" not in out and "location_instability" not in out
+    assert "part_consistency" not in out and "part_stability" not in out
     assert "activmap" not in out and out["pooled"].shape == (12, 32)
     with pytest.raises(ValueError, match="held 12 images, expected num_examples=13"):
         stream_filter_metrics(model, "top_conv",

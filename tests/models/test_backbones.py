@@ -126,6 +126,13 @@ def test_weights_from_a_file_and_the_imagenet_route(tmp_path, monkeypatch):
     model = get_backbone("vgg16", SHAPE, 3, weights=path)
     np.testing.assert_array_equal(model.get_layer("block3_conv2").kernel,
                                   base.get_layer("block3_conv2").kernel)
+    # What keras-icnn-pretrain writes for an application: its own include_top=False format.
+    from keras_icnn.models.backbones import save_base_weights
+
+    again = save_base_weights(model, "vgg16", str(tmp_path / "again.weights.h5"))
+    reread = keras.applications.VGG16(include_top=False, weights=again, input_shape=SHAPE)
+    np.testing.assert_array_equal(reread.get_layer("block5_conv3").kernel,
+                                  base.get_layer("block5_conv3").kernel)
     with pytest.raises(FileNotFoundError, match="no such file"):
         get_backbone("vgg16", SHAPE, 3, weights=str(tmp_path / "missing.h5"))
     with pytest.raises(ValueError, match="no ImageNet weights"):
@@ -167,3 +174,24 @@ def test_preprocessing_inside_the_model_survives_export(tmp_path):
     # Raw pixels in, the model's own preprocessing applied: Keras' softmax exactly.
     np.testing.assert_allclose(probabilities, tf.nn.softmax(model(x)).numpy(), rtol=1e-5,
                                atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["vgg", "alexnet", "resnet20"])
+def test_built_in_backbone_weights_round_trip(tmp_path, name):
+    """save_base_weights writes the conv base; --weights=PATH (get_backbone) loads it into a
+    backbone with another classifier: every conv/BN weight equal, the head left alone."""
+    from keras_icnn.models.backbones import conv_base, save_base_weights
+
+    kwargs = {"width": 4} | ({"blocks_per_stage": 1} if name == "resnet20" else {})
+    trained = get_backbone(name, SHAPE, 7, **kwargs)
+    path = save_base_weights(trained, name, tmp_path / f"{name}.weights.h5")
+    fine = get_backbone(name, SHAPE, 3, weights=path, **kwargs)
+    base = conv_base(trained)
+    for layer in base.layers:
+        for a, b in zip(layer.weights, fine.get_layer(layer.name).weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert fine.get_layer("logits").kernel.shape[-1] == 3
+    with pytest.raises(ValueError, match="does not fit the"):
+        get_backbone(name, SHAPE, 3, weights=path, **dict(kwargs, width=8))
+    with pytest.raises(ValueError, match=r"must end in \.weights\.h5"):
+        save_base_weights(trained, name, tmp_path / "x.h5")

@@ -1,0 +1,200 @@
+"""The papers' regime (issue 48): a pretrained backbone fine-tuned on a few dozen images per
+class, against training from scratch, for each method against its own baseline.
+
+Every run is the command a user types (``keras-icnn-train-icnn``, ``-train-explainer``,
+``-train-csg``, ``-pretrain``), started as a process; its results.json is read back. Results
+go to ``benchmarks/results/regime.json`` after every run; a run already there is skipped
+(restart the script to continue). ``--table_only`` writes the tables without training.
+
+Stages:
+1. **Corpora** (under ``--work_dir``, deterministic): the bird pretraining corpus (30 species
+   x 400 scenes, ``species_set="pretraining"``: no evaluation species) and the bird
+   evaluation directory of this study (6 evaluation species x 600 scenes, 70% CUB training
+   files, so 400 per species remain after the validation images: room for 300 per class).
+   The synthetic corpora are generated in memory by the commands (``--categories``).
+2. **Pretraining** (``keras-icnn-pretrain``, once per corpus x backbone): VGG (ICNN, and the
+   explainer's performer) and ResNet-20 (CSG), width 16, 64 px, 15 epochs, on the
+   synthetic pretraining categories (30 x 400) and on the pretraining birds.
+3. **The study**: method x dataset x regime x seed, regime = (scratch | pretrained) x
+   (30 | 300 training images per class). Each method's run trains its own baseline the same
+   way (ICNN: the ordinary CNN; explainer: the performer it explains; CSG: ``--train_baseline``).
+
+The rule, written before the runs: every setting is the command's default (the settings
+chosen on the validation splits of the from-scratch regime, issues 25-46); pretrained runs
+add only ``--weights`` (and the backbone's ``--width``); the figures are read on the test
+split. Validation accuracy per epoch is recorded for the later choice of pretrained
+defaults (issue 48 item 7), which is made on the validation splits only.
+
+Usage:
+    python benchmarks/bench_regime.py --stage=pretrain
+    python benchmarks/bench_regime.py --stage=study --seeds=0
+    python benchmarks/bench_regime.py --table_only
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import bench_common
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results", "regime.json")
+TABLE = os.path.join(ROOT, "benchmarks", "results", "regime.md")
+BIRDS_EVAL = dict(num_species=6, per_species=600, size=128, seed=0, train_fraction=0.7)
+BIRDS_PRE = dict(num_species=30, per_species=400, size=128, seed=0, train_fraction=0.6,
+                 species_set="pretraining")
+WIDTH = 16
+PRETRAIN_EPOCHS = 15
+BACKBONES = {"icnn": "vgg", "explainer": "vgg", "csg": "resnet20"}
+COMMANDS = {"icnn": "keras-icnn-train-icnn", "explainer": "keras-icnn-train-explainer",
+            "csg": "keras-icnn-train-csg"}
+REGIMES = ("pretrained_30", "scratch_30", "pretrained_300", "scratch_300")
+DATASETS = ("synthetic", "birds")
+METHODS = ("icnn", "explainer", "csg")
+
+
+def birds_dir(work, kind):
+    """Write (once) and return the bird directory ``kind`` ("eval" or "pretraining")."""
+    from keras_icnn.data import synthetic_birds
+
+    spec = BIRDS_EVAL if kind == "eval" else BIRDS_PRE
+    path = os.path.join(work, f"birds_{kind}")
+    marker = os.path.join(path, "WRITTEN.json")
+    if bench_common.load_json(marker, default=None) != spec:
+        print(f"writing {path} ...", flush=True)
+        synthetic_birds.write_cub_birds(path, verbose=0, **spec)
+        bench_common.save_json(marker, spec)
+    return path
+
+
+def data_flags(dataset, work, per_class=None, pretraining=False):
+    if dataset == "synthetic":
+        if pretraining:
+            return ["--dataset=synthetic", "--categories=pretraining", "--num_classes=30",
+                    "--num_train=12000", "--num_val=600", "--num_test=1200"]
+        return ["--dataset=synthetic", "--num_classes=6", f"--num_train={6 * per_class}",
+                "--num_val=300", "--num_test=1200"]
+    if pretraining:
+        return ["--dataset=cub", f"--data_dir={birds_dir(work, 'pretraining')}", "--num_val=600"]
+    return ["--dataset=cub", f"--data_dir={birds_dir(work, 'eval')}",
+            f"--num_train={6 * per_class}", "--num_val=120"]
+
+
+def run_command(argv, log):
+    """Run one command to completion, its output into ``log``; raise with the log's tail."""
+    t0 = time.time()
+    with open(log, "w") as f:
+        code = subprocess.call(argv, stdout=f, stderr=subprocess.STDOUT,
+                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    if code:
+        with open(log) as f:
+            tail = f.read()[-3000:]
+        raise RuntimeError(f"{' '.join(argv)} exited {code}:\n{tail}")
+    return time.time() - t0
+
+
+def pretrain(state, work, only=None):
+    for dataset in DATASETS:
+        for backbone in sorted(set(BACKBONES.values())):
+            key = f"pretrain/{dataset}/{backbone}"
+            if key in state["runs"] or (only and key not in only):
+                continue
+            out = os.path.join(work, "pretrained", dataset, backbone)
+            os.makedirs(out, exist_ok=True)
+            argv = ["keras-icnn-pretrain", f"--backbone={backbone}", f"--width={WIDTH}",
+                    f"--epochs={PRETRAIN_EPOCHS}", f"--output_dir={out}", "--verbose=0",
+                    *data_flags(dataset, work, pretraining=True)]
+            print(key, "...", flush=True)
+            seconds = run_command(argv, os.path.join(out, "log.txt"))
+            results = bench_common.load_json(os.path.join(out, "results.json"))
+            state["runs"][key] = dict(argv=argv, seconds=round(seconds, 1),
+                                      test_accuracy=results["test_accuracy"],
+                                      val_accuracy=results["val_accuracy"],
+                                      weights=results["weights_file"])
+            bench_common.save_json(RESULTS, state)
+            print(f"  test accuracy {results['test_accuracy']:.3f} ({seconds:.0f} s)", flush=True)
+
+
+def figures(method, results):
+    """The figures of one run: the method's model against its own baseline."""
+    if method == "icnn":
+        o, i = results["ordinary"], results["interpretable"]
+        keys = ("test_accuracy", "location_instability", "part_consistency", "part_stability",
+                "part_interpretability")
+        return {"method": {k: i.get(k) for k in keys}, "baseline": {k: o.get(k) for k in keys},
+                "val_accuracy": {"method": i.get("val_accuracy"),
+                                 "baseline": o.get("val_accuracy")}}
+    if method == "explainer":
+        keys = ("p", "error_increase", "performer_accuracy", "explainer_accuracy",
+                "location_instability_explainer", "location_instability_performer",
+                "dead_filters", "part_consistency_explainer", "part_consistency_performer")
+        return {k: results.get(k) for k in keys}
+    keys = ("mis", "baseline_mis", "mis_ratio", "test_accuracy", "baseline_test_accuracy")
+    return {k: results.get(k) for k in keys} | {"raw": {k: v for k, v in results.items()
+                                                       if isinstance(v, (int, float))}}
+
+
+def study(state, work, seeds, methods, datasets, regimes):
+    for seed in seeds:
+        for regime in regimes:
+            init, per_class = regime.split("_")
+            for dataset in datasets:
+                for method in methods:
+                    key = f"study/{method}/{dataset}/{regime}/seed{seed}"
+                    if key in state["runs"]:
+                        continue
+                    backbone = BACKBONES[method]
+                    out = os.path.join(work, "study", method, dataset, regime, f"seed{seed}")
+                    os.makedirs(out, exist_ok=True)
+                    argv = [COMMANDS[method], f"--backbone={backbone}", f"--width={WIDTH}",
+                            f"--seed={seed}", f"--output_dir={out}", "--verbose=0",
+                            *data_flags(dataset, work, int(per_class))]
+                    if method == "csg":
+                        argv.append("--train_baseline")
+                    if init == "pretrained":
+                        weights = state["runs"][f"pretrain/{dataset}/{backbone}"]["weights"]
+                        argv.append(f"--weights={weights}")
+                    print(key, "...", flush=True)
+                    try:
+                        seconds = run_command(argv, os.path.join(out, "log.txt"))
+                    except RuntimeError as err:
+                        state["runs"][key] = dict(argv=argv, error=str(err)[-1500:])
+                        bench_common.save_json(RESULTS, state)
+                        print("  FAILED", str(err)[-400:], flush=True)
+                        continue
+                    results = bench_common.load_json(os.path.join(out, "results.json"))
+                    state["runs"][key] = dict(argv=argv, seconds=round(seconds, 1),
+                                              **figures(method, results))
+                    bench_common.save_json(RESULTS, state)
+                    print(f"  {seconds:.0f} s", flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--stage", choices=("pretrain", "study", "all"), default="all")
+    p.add_argument("--work_dir", default="/tmp/keras_icnn_regime")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--datasets", default=",".join(DATASETS))
+    p.add_argument("--regimes", default=",".join(REGIMES))
+    p.add_argument("--table_only", action="store_true")
+    args = p.parse_args()
+    state = bench_common.load_json(RESULTS, default={"machine": bench_common.machine(),
+                                                     "runs": {}})
+    if not args.table_only:
+        if args.stage in ("pretrain", "all"):
+            pretrain(state, args.work_dir)
+        if args.stage in ("study", "all"):
+            study(state, args.work_dir, [int(s) for s in args.seeds.split(",")],
+                  args.methods.split(","), args.datasets.split(","), args.regimes.split(","))
+    try:
+        import regime_tables
+    except ImportError:
+        return
+    regime_tables.write(state, TABLE)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
