@@ -2,22 +2,21 @@ r"""Pretrain a backbone as a plain classifier and save its convolutional base fo
 
 The papers fine-tune ImageNet-pretrained backbones on a few dozen images per class. Without
 ImageNet weights (no internet, or a built-in backbone), pretrain on a corpus whose classes
-no evaluation uses, then fine-tune with --weights=<output_dir>/backbone.weights.h5 and the
-same --backbone and --width:
+no evaluation uses, then fine-tune any command with --weights=<output_dir>/backbone.weights.h5
+and the same --backbone and --width (e.g. keras-icnn-train-icnn
+--weights=/tmp/pre_syn/backbone.weights.h5 --num_train=180).
 
 Examples:
     keras-icnn-pretrain --backbone=vgg --num_classes=30 --epochs=20 --output_dir=/tmp/pre_syn
-    keras-icnn-train-icnn --weights=/tmp/pre_syn/backbone.weights.h5 --num_train=180
-
-    python -m keras_icnn.data.synthetic_birds --species_set=pretraining --num_species=30 \
-        --output_dir=/tmp/pre_birds_data
     keras-icnn-pretrain --dataset=cub --data_dir=/tmp/pre_birds_data --backbone=resnet20 \
         --output_dir=/tmp/pre_birds
 
-The synthetic corpus (--dataset=synthetic) uses its pretraining categories by default
-(--categories=pretraining: 30 body plans no evaluation uses). Writes backbone.weights.h5,
-classifier.keras, config.json and results.json (accuracy on --eval_split) into
---output_dir.
+The bird corpus of the second line is written by ``python -m keras_icnn.data.synthetic_birds
+--species_set=pretraining --num_species=30 --output_dir=/tmp/pre_birds_data`` (species no
+evaluation directory has). The synthetic corpus (--dataset=synthetic) uses its pretraining
+categories by default (--categories=pretraining: 30 body plans no evaluation uses). Writes
+backbone.weights.h5, classifier.keras, config.json and results.json (accuracy on
+--eval_split) into --output_dir.
 """
 from absl import flags
 

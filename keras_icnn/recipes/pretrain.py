@@ -17,7 +17,7 @@ import keras
 from keras_icnn.config.choices import LR_SCHEDULES
 from keras_icnn.config.flags import option
 from keras_icnn.config.options import RecipeConfig, redefault
-from keras_icnn.data.synthetic_parts import CATEGORY_SETS
+from keras_icnn.data.synthetic_parts import CATEGORY_SETS, category_names
 from keras_icnn.models import guard
 from keras_icnn.recipes.common import datasets, make_backbone, run_experiment, tensorboard
 from keras_icnn.validation import check_fields
@@ -57,6 +57,11 @@ class PretrainConfig(RecipeConfig):
         check_fields(self, positive=("epochs",), positive_numbers=("learning_rate",),
                      choices={"categories": CATEGORY_SETS,
                               "learning_rate_schedule": LR_SCHEDULES})
+        most = len(category_names(self.categories))
+        if self.dataset == "synthetic" and self.num_classes > most:
+            raise ValueError(f"`num_classes` must be <= {most} with categories="
+                             f"{self.categories!r} (the synthetic {self.categories} "
+                             f"categories). Received: num_classes={self.num_classes}")
         return self
 
 
