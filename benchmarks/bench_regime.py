@@ -31,7 +31,6 @@ Usage:
     python benchmarks/bench_regime.py --table_only
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -82,6 +81,30 @@ def data_flags(dataset, work, per_class=None, pretraining=False):
             f"--num_train={6 * per_class}", "--num_val=120"]
 
 
+def _commit():
+    """The checkout's commit (``+dirty`` with uncommitted changes): which code a run used."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("+dirty" if git("status", "--porcelain",
+                                                                  "keras_icnn") else "")
+
+
+def record(state, key, value):
+    """Store one run in ``state`` and in RESULTS, merged under a lock with what other
+    processes of this script recorded meanwhile (the study can run beside the pretraining)."""
+    import fcntl
+
+    with open(RESULTS + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        on_disk = bench_common.load_json(RESULTS, default={"machine": bench_common.machine(),
+                                                           "runs": {}})
+        on_disk["runs"][key] = dict(value, commit=_commit())
+        bench_common.save_json(RESULTS, on_disk)
+        state["runs"].update(on_disk["runs"])
+
+
 def run_command(argv, log):
     """Run one command to completion, its output into ``log``; raise with the log's tail."""
     t0 = time.time()
@@ -103,37 +126,117 @@ def pretrain(state, work, only=None):
                 continue
             out = os.path.join(work, "pretrained", dataset, backbone)
             os.makedirs(out, exist_ok=True)
+            done = os.path.join(out, "results.json")
+            if os.path.isfile(done) and os.path.isfile(os.path.join(out, "backbone.weights.h5")):
+                results = bench_common.load_json(done)  # finished by an earlier, killed run
+                record(state, key, dict(argv=None, seconds=results["seconds"],
+                                        test_accuracy=results["test_accuracy"],
+                                        val_accuracy=results["val_accuracy"],
+                                        weights=results["weights_file"]))
+                continue
             argv = ["keras-icnn-pretrain", f"--backbone={backbone}", f"--width={WIDTH}",
                     f"--epochs={PRETRAIN_EPOCHS}", f"--output_dir={out}", "--verbose=0",
                     *data_flags(dataset, work, pretraining=True)]
             print(key, "...", flush=True)
             seconds = run_command(argv, os.path.join(out, "log.txt"))
             results = bench_common.load_json(os.path.join(out, "results.json"))
-            state["runs"][key] = dict(argv=argv, seconds=round(seconds, 1),
-                                      test_accuracy=results["test_accuracy"],
-                                      val_accuracy=results["val_accuracy"],
-                                      weights=results["weights_file"])
-            bench_common.save_json(RESULTS, state)
+            record(state, key, dict(argv=argv, seconds=round(seconds, 1),
+                                    test_accuracy=results["test_accuracy"],
+                                    val_accuracy=results["val_accuracy"],
+                                    weights=results["weights_file"]))
             print(f"  test accuracy {results['test_accuracy']:.3f} ({seconds:.0f} s)", flush=True)
 
 
 def figures(method, results):
-    """The figures of one run: the method's model against its own baseline."""
-    if method == "icnn":
-        o, i = results["ordinary"], results["interpretable"]
-        keys = ("test_accuracy", "location_instability", "part_consistency", "part_stability",
-                "part_interpretability")
-        return {"method": {k: i.get(k) for k in keys}, "baseline": {k: o.get(k) for k in keys},
-                "val_accuracy": {"method": i.get("val_accuracy"),
-                                 "baseline": o.get("val_accuracy")}}
-    if method == "explainer":
-        keys = ("p", "error_increase", "performer_accuracy", "explainer_accuracy",
-                "location_instability_explainer", "location_instability_performer",
-                "dead_filters", "part_consistency_explainer", "part_consistency_performer")
-        return {k: results.get(k) for k in keys}
-    keys = ("mis", "baseline_mis", "mis_ratio", "test_accuracy", "baseline_test_accuracy")
-    return {k: results.get(k) for k in keys} | {"raw": {k: v for k, v in results.items()
-                                                       if isinstance(v, (int, float))}}
+    """The run's results.json, lists of per-epoch diagnostics left out (val accuracy kept)."""
+    del method
+    return {"results": {k: v for k, v in results.items() if k not in ("diagnostics",)}}
+
+
+def _stat(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "—"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.3f}"
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.3f} ± {sd:.3f}"
+
+
+def _get(tree, path):
+    for key in path.split("/"):
+        if not isinstance(tree, dict) or tree.get(key) is None:
+            return None
+        tree = tree[key]
+    return tree
+
+
+def _ratio(r, a, b):
+    x, y = _get(r, a), _get(r, b)
+    return None if x is None or y is None or y == 0 else x / y
+
+
+# (column header, function of a run's results); ratios are method / its baseline.
+COLUMNS = {
+    "icnn": [("accuracy ordinary", lambda r: _get(r, "ordinary/test_accuracy")),
+             ("accuracy interpretable", lambda r: _get(r, "interpretable/test_accuracy")),
+             ("location instability ratio", lambda r: _get(r, "ratios/location_instability")),
+             ("part consistency ordinary", lambda r: _get(r, "ordinary/part_consistency")),
+             ("part consistency interpretable",
+              lambda r: _get(r, "interpretable/part_consistency")),
+             ("part consistency ratio", lambda r: _get(r, "ratios/part_consistency")),
+             ("part stability ratio", lambda r: _get(r, "ratios/part_stability"))],
+    "explainer": [("p", lambda r: r.get("p")),
+                  ("Δerror (points)", lambda r: None if r.get("delta_error") is None
+                   else 100 * r["delta_error"]),
+                  ("performer accuracy", lambda r: None if r.get("performer_test_error") is None
+                   else 1 - r["performer_test_error"]),
+                  ("location instability ratio",
+                   lambda r: _get(r, "location_instability/ratio")),
+                  ("part consistency ratio", lambda r: _get(r, "part_consistency/ratio")),
+                  ("part stability ratio", lambda r: _get(r, "part_stability/ratio"))],
+    "csg": [("STD-path accuracy", lambda r: _get(r, "csg/std_path_test_accuracy")),
+            ("baseline accuracy", lambda r: _get(r, "baseline/test_accuracy")),
+            ("MIS CSG", lambda r: _get(r, "csg/mis")),
+            ("MIS baseline", lambda r: _get(r, "baseline/mis")),
+            ("MIS ratio", lambda r: r.get("mis_ratio")),
+            ("L1-density", lambda r: r.get("l1_density"))],
+}
+
+
+def tables(state):
+    """Markdown: the pretraining runs, then per method a row per (dataset, regime), mean ± std
+    over the seeds done (n)."""
+    lines = ["# The regime study (issue 48): generated by benchmarks/bench_regime.py", "",
+             f"Machine: {state.get('machine', '?')}. Test split; every setting the command's "
+             "default (the rule in the script's docstring). Ratios: the method / its own "
+             "baseline trained the same way.", "", "## Pretraining", "",
+             "| corpus | backbone | test accuracy | seconds |", "|---|---|---|---|"]
+    for key, run in sorted(state["runs"].items()):
+        if key.startswith("pretrain/"):
+            _, corpus, backbone = key.split("/")
+            lines.append(f"| {corpus} | {backbone} | {run['test_accuracy']:.3f} | "
+                         f"{run['seconds']:.0f} |")
+    for method in METHODS:
+        cols = COLUMNS[method]
+        lines += ["", f"## {method}", "",
+                  "| dataset | regime | n | " + " | ".join(c for c, _ in cols) + " |",
+                  "|---|---|---|" + "---|" * len(cols)]
+        for dataset in DATASETS:
+            for regime in REGIMES:
+                runs = [run["results"] for key, run in state["runs"].items()
+                        if key.startswith(f"study/{method}/{dataset}/{regime}/")
+                        and "results" in run]
+                failed = sum(1 for key, run in state["runs"].items()
+                             if key.startswith(f"study/{method}/{dataset}/{regime}/")
+                             and "error" in run)
+                if not runs and not failed:
+                    continue
+                n = f"{len(runs)}" + (f" ({failed} failed)" if failed else "")
+                lines.append(f"| {dataset} | {regime} | {n} | " + " | ".join(
+                    _stat([fn(r) for r in runs]) for _, fn in cols) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def study(state, work, seeds, methods, datasets, regimes):
@@ -160,14 +263,12 @@ def study(state, work, seeds, methods, datasets, regimes):
                     try:
                         seconds = run_command(argv, os.path.join(out, "log.txt"))
                     except RuntimeError as err:
-                        state["runs"][key] = dict(argv=argv, error=str(err)[-1500:])
-                        bench_common.save_json(RESULTS, state)
+                        record(state, key, dict(argv=argv, error=str(err)[-1500:]))
                         print("  FAILED", str(err)[-400:], flush=True)
                         continue
                     results = bench_common.load_json(os.path.join(out, "results.json"))
-                    state["runs"][key] = dict(argv=argv, seconds=round(seconds, 1),
-                                              **figures(method, results))
-                    bench_common.save_json(RESULTS, state)
+                    record(state, key, dict(argv=argv, seconds=round(seconds, 1),
+                                            **figures(method, results)))
                     print(f"  {seconds:.0f} s", flush=True)
 
 
@@ -189,11 +290,9 @@ def main():
         if args.stage in ("study", "all"):
             study(state, args.work_dir, [int(s) for s in args.seeds.split(",")],
                   args.methods.split(","), args.datasets.split(","), args.regimes.split(","))
-    try:
-        import regime_tables
-    except ImportError:
-        return
-    regime_tables.write(state, TABLE)
+    with open(TABLE, "w") as f:
+        f.write(tables(state))
+    print(f"wrote {TABLE}")
 
 
 if __name__ == "__main__":

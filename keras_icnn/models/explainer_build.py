@@ -2,6 +2,7 @@
 weights copied from the performer, and its :class:`ExplainerDistiller`) and
 :func:`p_scale_for`."""
 import keras
+import numpy as np
 
 from keras_icnn.models import graph
 from keras_icnn.models.distiller import ExplainerDistiller
@@ -24,9 +25,34 @@ def p_scale_for(lr, p_lr):
     return DEFAULT_P_SCALE * p_lr / lr
 
 
+def silent_filters(model, layer_name, images):
+    """bool [F]: the filters of ``layer_name`` with no positive unit on any of ``images`` (an
+    array [N, H, W, 3] or an iterable of such batches, or of ``(images, ...)`` tuples): after
+    a ReLU they are zero everywhere, and a ReLU that never fires gets no gradient.
+
+    Example:
+        >>> silent_filters(performer, "top_conv", x_train[:256]).mean()  # share of dead filters
+    """
+    probe = keras.Model(model.inputs, model.get_layer(layer_name).output)
+    batches = [images] if hasattr(images, "shape") else images
+    peak = None
+    for batch in batches:
+        if isinstance(batch, (tuple, list)):
+            batch = batch[0]
+        if isinstance(batch, dict):
+            batch = batch["image"]
+        maps = np.asarray(probe.predict_on_batch(np.asarray(batch, np.float32)), np.float32)
+        top = maps.max(axis=(0, 1, 2))
+        peak = top if peak is None else np.maximum(peak, top)
+    if peak is None:
+        raise ValueError("`images` holds no image to probe the filters with")
+    return peak <= 0.0
+
+
 def build_explainer(performer, target_layer, copy_weights=True, norm_momentum=0.9, p_init=0.0,
-                    interp_kwargs=None, initial_p=None, p_scale=DEFAULT_P_SCALE, alpha_floor=DEFAULT_ALPHA_FLOOR, single_category=False, positive_class=1,
-                    **distiller_kwargs):
+                    interp_kwargs=None, initial_p=None, p_scale=DEFAULT_P_SCALE,
+                    alpha_floor=DEFAULT_ALPHA_FLOOR, single_category=False, positive_class=1,
+                    probe_images=None, **distiller_kwargs):
     """An :class:`Explainer` for ``performer`` at ``target_layer`` and its distiller.
 
     conv-interp-1 starts from the performer's top conv weights and the decoder
@@ -51,6 +77,12 @@ def build_explainer(performer, target_layer, copy_weights=True, norm_momentum=0.
         alpha_floor: the norm-layers divide by at least this fraction of their
             mean ``alpha`` (:class:`~keras_icnn.layers.NormLayer`; default 0.1; 0 is
             the paper's rule).
+        probe_images: a few training images (or a batch iterable of them): the performer's
+            top-conv filters silent on all of them (no positive unit: a dead ReLU, which
+            no gradient can revive) are *not* copied into conv-interp-1, whose own fresh
+            initialisation they keep; ``None`` copies every filter (the paper's rule).
+            A performer trained from scratch can have most of its top filters silent
+            (57% on our birds): copied, they start conv-interp-1 dead.
         single_category: the performer classifies one category (``positive_class``)
             against the rest: every interpretable filter belongs to that category
             and the norm-layers' alpha is estimated on predicted positives.
@@ -95,9 +127,13 @@ def build_explainer(performer, target_layer, copy_weights=True, norm_momentum=0.
     if copy_weights:
         if tuple(top.kernel.shape[:2]) == (3, 3) and tuple(top.kernel.shape) == tuple(
                 explainer.conv_interp_1.kernel.shape):
-            explainer.conv_interp_1.kernel.assign(top.kernel)
+            copy = (np.ones(int(top.filters), bool) if probe_images is None
+                    else ~silent_filters(performer, top.name, probe_images))
+            conv = explainer.conv_interp_1
+            conv.kernel.assign(np.where(copy, np.asarray(top.kernel), np.asarray(conv.kernel)))
             if top.use_bias:
-                explainer.conv_interp_1.bias.assign(top.bias)
+                conv.bias.assign(np.where(copy, np.asarray(top.bias), np.asarray(conv.bias)))
+            explainer.copied_filters = int(copy.sum())
         for mine, theirs in zip(explainer.decoder, plan.decoder_layers):
             if theirs.weights:
                 mine.set_weights(theirs.get_weights())

@@ -47,6 +47,11 @@ class ExplainerConfig(RecipeConfig):
     single_category: bool = option(False, "The performer classifies one category (class 1) "
                                           "against the rest: all filters belong to it and the "
                                           "norm-layers' alpha comes from predicted positives.")
+    copy_silent_filters: bool = option(False, "Copy every filter of the performer's top conv "
+                                              "into conv-interp-1 (the paper's rule). By "
+                                              "default the filters silent on 8 training "
+                                              "batches (dead ReLUs, no gradient) keep a fresh "
+                                              "initialisation instead.")
     explainer_cls: bool = option(False, "Also train the Explainer+cls baseline (classification "
                                         "loss of the performer's classifier instead of the "
                                         "reconstruction loss; uses the labels) and report its "
@@ -111,6 +116,17 @@ def build(config, source, strategy):
     return {"performer": performer, "layer": _layer(config, performer)}
 
 
+PROBE_BATCHES = 8  # training batches on which a copied filter must fire somewhere
+
+
+def _probe_images(config, source):
+    """A few training batches, in a fixed order, to find the performer's silent filters."""
+    import itertools
+
+    train = source.dataset("train", config.batch_size, training=False)
+    return [np.asarray(x) for x, _ in itertools.islice(train, PROBE_BATCHES)]
+
+
 def _distiller(config, strategy, models, objective="reconstruction"):
     from keras_icnn.models import explainer_build as distiller_lib
 
@@ -123,7 +139,8 @@ def _distiller(config, strategy, models, objective="reconstruction"):
             p_scale=distiller_lib.p_scale_for(
                 config.learning_rate, config.p_learning_rate or config.learning_rate),
             alpha_floor=config.alpha_floor,
-            single_category=config.single_category, objective=objective)
+            single_category=config.single_category, objective=objective,
+            probe_images=models.get("probe_images"))
         distiller.compile(keras.optimizers.Adam(config.learning_rate))
     return explainer, distiller
 
@@ -139,6 +156,10 @@ def fit(config, source, strategy, models):
         performer.fit(train, epochs=config.performer_epochs, verbose=config.verbose, shuffle=False,
                       callbacks=[guard.protect(performer)]
                       + tensorboard(config, strategy, "performer"))
+    if config.copy_silent_filters:
+        models["probe_images"] = None
+    else:
+        models["probe_images"] = _probe_images(config, source)
     explainer, distiller = _distiller(config, strategy, models)
     sync_batchnorm(explainer, strategy)
     models.update(explainer=explainer, distiller=distiller)
@@ -237,6 +258,12 @@ def measure(config, source, strategy, models, fitted):
         "diagnostics": {k[5:]: [float(x) for x in v] for k, v in fitted["history"].items()
                         if k.startswith("diag_")},
         "performer_unchanged": fitted["performer_unchanged"],
+        # conv-interp-1's filters copied from the performer's top conv (the rest: silent there,
+        # freshly initialised; --copy_silent_filters copies all), and the share of each
+        # interpretable layer's filters dead on the first validation batch after the last epoch.
+        "conv_interp_1_copied_filters": getattr(models["explainer"], "copied_filters", None),
+        "dead_filters": {f"conv_interp_{i}": float(fitted["history"][f"diag_dead_{i}"][-1])
+                         for i in (1, 2) if f"diag_dead_{i}" in fitted["history"]},
     }
     artifacts = {"explainer.keras": models["explainer"]}
     if "explainer_cls" in models:

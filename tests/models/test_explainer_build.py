@@ -88,3 +88,40 @@ def test_a_softmax_head_performer_is_read_through_to_its_logits(head):
                                atol=1e-6)
     assert performer.get_layer("logits").activation.__name__ == (
         "softmax" if head == "activation" else "linear")  # the user's model unchanged
+
+
+def test_silent_performer_filters_are_not_copied(performer):
+    """A top-conv filter with no positive unit on the probe images (a dead ReLU: no gradient
+    can revive it) keeps conv-interp-1's fresh initialisation; every other filter is copied."""
+    from keras_icnn.models.explainer_build import silent_filters
+
+    keras.utils.set_random_seed(3)
+    dead = keras.models.clone_model(performer)
+    dead.set_weights(performer.get_weights())
+    top = dead.get_layer("top_conv")
+    kernel, bias = top.kernel.numpy(), top.bias.numpy()
+    killed = np.zeros(kernel.shape[-1], bool)
+    killed[[1, 5, 6]] = True
+    kernel[..., killed] = -np.abs(kernel[..., killed])  # inputs are post-ReLU: never positive
+    bias[killed] = -1.0
+    top.kernel.assign(kernel)
+    top.bias.assign(bias)
+    images = random_images(8)
+    maps = keras.Model(dead.inputs, top.output).predict(images, verbose=0)
+    want = maps.max(axis=(0, 1, 2)) <= 0  # numpy's verdict, on the same images
+    assert want[killed].all()
+    np.testing.assert_array_equal(silent_filters(dead, "top_conv", [images[:3], images[3:]]), want)
+    keras.utils.set_random_seed(7)
+    fresh, _ = build_explainer(dead, "block3_pool", copy_weights=False)
+    keras.utils.set_random_seed(7)
+    explainer, _ = build_explainer(dead, "block3_pool", probe_images=images)
+    got = explainer.conv_interp_1.kernel.numpy()
+    np.testing.assert_array_equal(got[..., ~want], kernel[..., ~want])
+    np.testing.assert_array_equal(got[..., want], fresh.conv_interp_1.kernel.numpy()[..., want])
+    np.testing.assert_array_equal(explainer.conv_interp_1.bias.numpy()[want], 0.0)
+    assert explainer.copied_filters == int((~want).sum())
+    # Without probe images every filter is copied (the paper's rule).
+    everything, _ = build_explainer(dead, "block3_pool")
+    np.testing.assert_array_equal(everything.conv_interp_1.kernel.numpy(), kernel)
+    with pytest.raises(ValueError, match="no image"):
+        silent_filters(dead, "top_conv", [])
