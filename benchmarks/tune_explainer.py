@@ -64,6 +64,11 @@ VARIANTS = {
     "floor_0.1": {"alpha_floor": 0.1},
     "floor_0.01_lr_1e-4_plr_1e-3": {"alpha_floor": 0.01, "learning_rate": 1e-4, "p_learning_rate": 1e-3},
     "floor_0.1_lr_1e-4_plr_1e-3": {"alpha_floor": 0.1, "learning_rate": 1e-4, "p_learning_rate": 1e-3},
+    # Issue 48: the performer's top conv is 57% silent on the birds, and conv-interp-1 copied
+    # those dead ReLUs. copy_silent = every filter copied (the rule until then); fresh_silent =
+    # the filters silent on 8 training batches keep a fresh initialisation (the new default).
+    "copy_silent": {"copy_silent_filters": True},
+    "fresh_silent": {"copy_silent_filters": False},
 }
 DIAGNOSTICS = ("neg_mi_1", "neg_mi_2", "dead_1", "dead_2", "raw_peak_1", "raw_peak_2",
                "lambda_mean_1", "lambda_mean_2", "score_spread_2")

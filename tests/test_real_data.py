@@ -133,7 +133,7 @@ def test_bad_data_and_backbone_settings_name_the_field(tmp_path):
              (CSGConfig(dataset="folder", data_dir=str(tmp_path / "nope")), "`data_dir` not found"),
              (ICNNConfig(backbone="vgg", weights="imagenet"), "needs a keras.applications backbone"),
              (CSGConfig(backbone="resnet50", image_size=16), "needs --image_size >= 32"),
-             (ExplainerConfig(backbone="resnet50"), "resnet50 is residual"),
+             (ExplainerConfig(backbone="resnet50", image_size=16), "needs --image_size >= 32"),
              (ICNNConfig(dataset="tfds", data_dir=str(tmp_path)), "`tfds_name` is needed"),
              (ICNNConfig(task="single", dataset="folder", data_dir=str(tmp_path)),
               "synthetic-data task")]

@@ -23,8 +23,10 @@ BUILTIN = BUILTIN_BACKBONES
 # name: (constructor name in keras.applications, preprocess mode, top layer, explainer layer)
 APPLICATIONS = {
     "vgg16": ("VGG16", "caffe", "block5_conv3", "block5_conv2"),
-    "resnet50": ("ResNet50", "caffe", "conv5_block3_out", None),
-    "mobilenet_v2": ("MobileNetV2", "tf", "out_relu", None),
+    # Residual performers: the explainer reads the last block's input and stands in for the
+    # block (ResNet-50); MobileNetV2's last 1x1 conv reads block 16's projection.
+    "resnet50": ("ResNet50", "caffe", "conv5_block3_out", "conv5_block2_out"),
+    "mobilenet_v2": ("MobileNetV2", "tf", "out_relu", "block_16_project_BN"),
 }
 assert tuple(APPLICATIONS) == APPLICATION_BACKBONES, "config.choices lists these backbones"
 WEIGHTS_HELP = "imagenet (Keras' loader and ~/.keras cache), none, or a weights file path"
@@ -226,17 +228,15 @@ def default_layer(model_or_backbone, method="icnn"):
         return _top_conv_layer(model_or_backbone)
     name = model_or_backbone
     if name in BUILTIN:
-        top, explainer_layer = "top_conv", (None if name == "resnet20" else "block3_pool")
+        # ResNet-20 (3 blocks per stage): the input of its last block.
+        top, explainer_layer = "top_conv", ("stage3_block1_out" if name == "resnet20"
+                                            else "block3_pool")
     elif name in APPLICATIONS:
         _, _, top, explainer_layer = APPLICATIONS[name]
     else:
         raise ValueError(f"`backbone` must be one of {BACKBONES}. Received: backbone={name!r}")
     if method != "explainer":
         return top
-    if explainer_layer is None:
-        raise ValueError(f"The explainer needs a performer whose head after the top conv is a "
-                         f"chain of layers (VGG-16 or AlexNet style); {name} is residual. "
-                         "Use --backbone=vgg, alexnet or vgg16.")
     return explainer_layer
 
 

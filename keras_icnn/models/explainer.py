@@ -31,17 +31,30 @@ from keras_icnn.layers.interpretable_conv import InterpretableConv
 from keras_icnn.layers.norm_layer import NormLayer
 
 
+def _chain(layers):
+    """Every layer has one inbound node with one input tensor (a head the explainer can cut)."""
+    return all(len(layer._inbound_nodes) == 1 and len(layer._inbound_nodes[0].input_tensors) == 1
+               for layer in layers)
+
+
 def split_performer(performer, target_layer):
-    """The performer's top conv above ``target_layer`` and its head as a layer chain.
+    """The layer the explainer stands in for above ``target_layer`` and the head above it.
+
+    A plain performer (VGG, AlexNet, MobileNet's last conv): the top conv, the last conv layer
+    above ``target_layer``, with a chain of single-input layers after it. A residual performer
+    (ResNet; beyond the paper, issue 48): the last residual block, skip included, ending at the
+    first layer after which the head is a chain (its merge's activation, e.g. ResNet-50's
+    ``conv5_block3_out``); ``target_layer`` must be that block's input (everything between
+    them reads only it), and the explainer reconstructs the block's output.
 
     Returns:
-        ``(top_conv, head_layers)``: ``head_layers`` are the layers after the
-        top conv, in order (pooling/flatten, dense, dropout, ..., classifier).
+        ``(top, head_layers)``: ``top`` the layer whose output the explainer stands in for,
+        ``head_layers`` the layers after it, in order (pooling/flatten, dense, dropout, ...,
+        classifier).
 
     Raises:
-        ValueError: no such layer, no conv above it, a head that is not a chain
-            of single-input layers (residual performers are out of scope), or
-            one that does not end in a Dense classifier.
+        ValueError: no such layer, no conv above it, a block that reads more than
+            ``target_layer``, or a head that does not end in a Dense classifier.
     """
     names = [layer.name for layer in performer.layers]
     if target_layer not in names:
@@ -54,19 +67,40 @@ def split_performer(performer, target_layer):
         raise ValueError(f"The performer has no conv layer after {target_layer!r}: the explainer "
                          "stands in for the top conv layer above its target layer")
     top = convs[-1]
-    head = performer.layers[top + 1:]
-    for layer in head:
-        if len(layer._inbound_nodes) != 1 or len(layer._inbound_nodes[0].input_tensors) != 1:
+    while top < len(names) - 1 and not _chain(performer.layers[top + 1:]):
+        top += 1  # a residual performer: the last block ends where the head becomes a chain
+    if top != convs[-1]:
+        # The block's output is its merge's activation (ResNet's ReLU after the Add).
+        while top + 1 < len(names) and isinstance(performer.layers[top + 1],
+                                                  (keras.layers.ReLU, keras.layers.Activation)):
+            top += 1
+        try:
+            keras.Model(performer.get_layer(target_layer).output, performer.layers[top].output)
+        except ValueError as err:
             raise ValueError(
-                "The performer's head after its top conv must be a chain of single-input layers "
-                f"(VGG/AlexNet style); layer {layer.name!r} is not. Residual performers (ResNet, "
-                "MobileNet) are out of scope for the explainer.")
+                f"The explainer stands in for the performer's last residual block (up to "
+                f"{names[top]!r}); its input must be {target_layer!r}, but the block reads "
+                f"other layers too: pick the block's input, the layer right before its first "
+                f"conv and its skip connection ({err})") from None
+    head = performer.layers[top + 1:]
     classifier = head[-2] if len(head) >= 2 and is_softmax_layer(head[-1]) else (
         head[-1] if head else None)
     if not isinstance(classifier, keras.layers.Dense):
         raise ValueError("The performer must end with a Dense classifier after its top conv "
                          "(a softmax as its activation or as one more layer is read through)")
     return performer.layers[top], head
+
+
+def source_conv(performer, target_layer, top):
+    """The conv layer conv-interp-1 is initialised from: ``top`` itself for a plain performer,
+    the last conv of the block for a residual one."""
+    if isinstance(top, keras.layers.Conv2D):
+        return top
+    names = [layer.name for layer in performer.layers]
+    convs = [layer for layer in performer.layers[names.index(target_layer) + 1:
+                                                 names.index(top.name)]
+             if isinstance(layer, keras.layers.Conv2D)]
+    return convs[-1]
 
 
 def is_softmax_layer(layer):

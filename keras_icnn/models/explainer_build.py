@@ -7,7 +7,8 @@ import numpy as np
 from keras_icnn.models import graph
 from keras_icnn.models.distiller import ExplainerDistiller
 from keras_icnn.models.explainer import (
-    DEFAULT_ALPHA_FLOOR, DEFAULT_P_SCALE, Explainer, decoder_configs, logit_p, plan_head)
+    DEFAULT_ALPHA_FLOOR, DEFAULT_P_SCALE, Explainer, decoder_configs, logit_p, plan_head,
+    source_conv)
 
 
 def p_scale_for(lr, p_lr):
@@ -55,7 +56,9 @@ def build_explainer(performer, target_layer, copy_weights=True, norm_momentum=0.
                     probe_images=None, **distiller_kwargs):
     """An :class:`Explainer` for ``performer`` at ``target_layer`` and its distiller.
 
-    conv-interp-1 starts from the performer's top conv weights and the decoder
+    conv-interp-1 starts from the performer's top conv weights (a residual performer: the
+    explainer stands in for its last block, reconstructs the block's output, skip included,
+    and conv-interp-1 starts from the block's last conv when the shapes agree) and the decoder
     from the performer's head up to the last reconstructed layer (both when
     ``copy_weights``); the performer itself is frozen and never changed: its
     classifier stays its own and classifies the reconstruction.
@@ -118,21 +121,24 @@ def build_explainer(performer, target_layer, copy_weights=True, norm_momentum=0.
     interp_kwargs = dict(interp_kwargs or {})
     if single_category:
         interp_kwargs.update(single_category=True, positive_class=int(positive_class))
-    explainer = Explainer(int(top.filters), num_classes, configs, targets,
+    explainer = Explainer(int(top_shape[-1]), num_classes, configs, targets,
                           norm_momentum=norm_momentum, p_init=p_init, p_scale=p_scale,
                           alpha_floor=alpha_floor,
                           interp_kwargs=interp_kwargs,
                           name=f"{performer.name}_explainer")
     explainer.build((None,) + in_shape)
     if copy_weights:
-        if tuple(top.kernel.shape[:2]) == (3, 3) and tuple(top.kernel.shape) == tuple(
-                explainer.conv_interp_1.kernel.shape):
-            copy = (np.ones(int(top.filters), bool) if probe_images is None
-                    else ~silent_filters(performer, top.name, probe_images))
-            conv = explainer.conv_interp_1
-            conv.kernel.assign(np.where(copy, np.asarray(top.kernel), np.asarray(conv.kernel)))
-            if top.use_bias:
-                conv.bias.assign(np.where(copy, np.asarray(top.bias), np.asarray(conv.bias)))
+        source = source_conv(performer, target_layer, top)
+        conv = explainer.conv_interp_1
+        if tuple(source.kernel.shape) == tuple(conv.kernel.shape):
+            # A residual block's conv is followed by BatchNorm and the skip: "silent" is not
+            # defined there, so every filter of it is copied.
+            copy = (~silent_filters(performer, top.name, probe_images)
+                    if probe_images is not None and source is top
+                    else np.ones(int(source.filters), bool))
+            conv.kernel.assign(np.where(copy, np.asarray(source.kernel), np.asarray(conv.kernel)))
+            if source.use_bias:
+                conv.bias.assign(np.where(copy, np.asarray(source.bias), np.asarray(conv.bias)))
             explainer.copied_filters = int(copy.sum())
         for mine, theirs in zip(explainer.decoder, plan.decoder_layers):
             if theirs.weights:

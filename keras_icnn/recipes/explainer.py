@@ -76,7 +76,7 @@ class ExplainerConfig(RecipeConfig):
             raise FileNotFoundError("performer model not found: `performer` must be a saved .keras "
                                     f"file. Received: performer={self.performer!r}")
         if not self.performer:
-            backbones.default_layer(self.backbone, "explainer")  # residual backbones: refused
+            backbones.default_layer(self.backbone, "explainer")  # a known backbone
         return self
 
 

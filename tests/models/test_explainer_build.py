@@ -54,10 +54,35 @@ def test_head_without_hidden_fc(gap_performer):
         np.testing.assert_array_equal(a, b.numpy())
 
 
-def test_residual_performer_refused():
-    model = resnet20_backbone((32, 32, 3), 3, width=4, blocks_per_stage=1)
-    with pytest.raises(ValueError, match="Residual performers"):
-        build_explainer(model, "stage2_block0_out")
+def test_a_residual_performer_is_explained_at_its_last_block():
+    """The explainer stands in for the last residual block, skip included: it reads the
+    block's input, reconstructs the pooled block output (no hidden FC), conv-interp-1 starts
+    from the block's last conv, and the frozen performer's own classifier classifies."""
+    keras.utils.set_random_seed(2)
+    model = resnet20_backbone((32, 32, 3), 3, width=4, blocks_per_stage=2)
+    explainer, distiller = build_explainer(model, "stage3_block0_out")
+    plan = distiller.plan
+    assert plan.top.name == "top_conv" and plan.pooled
+    assert [layer.name for layer in plan.head] == ["gap", "logits"]
+    assert explainer.filters == 16
+    np.testing.assert_array_equal(explainer.conv_interp_1.kernel.numpy(),
+                                  model.get_layer("stage3_block1_conv2").kernel.numpy())
+    images = random_images(6)
+    top, feats, targets, logits = distiller.performer_outputs(images, with_top=True)
+    block_out = keras.Model(model.inputs, model.get_layer("top_conv").output)(images)
+    np.testing.assert_allclose(top, block_out, rtol=1e-6)
+    np.testing.assert_allclose(targets[0], np.asarray(block_out).mean(axis=(1, 2)), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(logits, model(images), rtol=1e-5, atol=1e-5)
+    before = [w.numpy().copy() for w in model.weights]
+    distiller.compile(keras.optimizers.Adam(1e-3))
+    history = distiller.fit(images, batch_size=3, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0])
+    for a, b in zip(before, model.weights):
+        np.testing.assert_array_equal(a, b.numpy())
+    # Inside the block is not its input: the skip reads stage3_block0_out too.
+    with pytest.raises(ValueError, match="reads other layers too"):
+        build_explainer(model, "stage3_block1_relu1")
 
 
 @pytest.mark.parametrize("head", ["activation", "layer"])
