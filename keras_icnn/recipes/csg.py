@@ -91,13 +91,16 @@ class CSGConfig(RecipeConfig):
                                  GATE_OPTIMIZERS)
     gate_learning_rate: float = option(0.05, "Adam learning rate of G (--gate_optimizer=own).",
                                        aliases=("gate_lr",))
-    learning_rate_schedule: str = option("constant", "Network learning rates (--learning_rate, "
-                                                     "--csg_learning_rate; baseline too):"
-                                          " constant; cosine decay to 0; or step (x0.1 at 40%, "
-                                          "60% and 80%); each over the steps its optimizer "
-                                          "takes (the STD and CSG optimizers step only in their "
-                                          "own epochs). G's stays constant.", CSG_LR_SCHEDULES,
-                                         aliases=("lr_schedule",))
+    learning_rate_schedule: str = option("cosine", "Network learning rates (--learning_rate, "
+                                                   "--csg_learning_rate; the --train_baseline "
+                                                   "model's too, the same way): cosine decay to "
+                                                   "0 (default: both models' last epoch, the one "
+                                                   "reported, is a settled one); constant; or "
+                                                   "step (x0.1 at 40%, 60% and 80%); each over "
+                                                   "the steps its optimizer takes (the STD and "
+                                                   "CSG optimizers step only in their own "
+                                                   "epochs). G's stays constant.",
+                                         CSG_LR_SCHEDULES, aliases=("lr_schedule",))
     period: int = option(csg_lib.PERIOD, "Epochs per STD/CSG period.")
     csg_epochs: int = option(csg_lib.CSG_EPOCHS, "CSG epochs at the start of each period.")
     warmup: int = option(csg_lib.WARMUP, "STD epochs before the first period.")

@@ -147,6 +147,28 @@ def test_cosine_learning_rates_span_the_steps_each_optimizer_takes():
         raise AssertionError("an unknown learning_rate_schedule was accepted")
 
 
+def test_the_csg_network_and_its_baseline_end_on_a_settled_rate_by_default():
+    """Issue 48: the CSG network (both phases) and its STD baseline decay the same way, to 0
+    at their last step, so the reported last-epoch weights of both are settled ones (with a
+    constant rate the baseline's last epoch swung by points and decided the comparison)."""
+    from keras_icnn.models.csg import phase_table
+    from keras_icnn.recipes import CSGConfig
+    from keras_icnn.recipes.optim import network_learning_rates
+
+    config = CSGConfig()
+    assert config.learning_rate_schedule == "cosine"
+    phases = phase_table(config.epochs, period=config.period, csg_epochs=config.csg_epochs,
+                         warmup=config.warmup)
+    std, csg, base = network_learning_rates(config, 47, phases)
+    for schedule, steps in ((std, phases.count("std") * 47), (csg, phases.count("csg") * 47),
+                            (base, len(phases) * 47)):
+        assert schedule.decay_steps == steps
+        np.testing.assert_allclose(float(schedule(0)), schedule.initial_learning_rate)
+        assert abs(float(schedule(steps))) < 1e-12
+        # The last epoch starts below a third of the initial rate and ends at 0.
+        assert float(schedule(steps - 47)) < 0.32 * schedule.initial_learning_rate
+
+
 def test_paper_recipe_presets_what_flags_leave_alone():
     """--recipe=paper sets App. B's values; a flag on the command line wins, even when it
     equals the plain default."""
