@@ -246,9 +246,17 @@ def study(state, work, seeds, methods, datasets, regimes):
             for dataset in datasets:
                 for method in methods:
                     key = f"study/{method}/{dataset}/{regime}/seed{seed}"
+                    # What other processes of this script recorded meanwhile (pretraining).
+                    state["runs"].update(bench_common.load_json(
+                        RESULTS, default={"runs": {}})["runs"])
                     if key in state["runs"]:
                         continue
                     backbone = BACKBONES[method]
+                    if init == "pretrained" and f"pretrain/{dataset}/{backbone}" not in \
+                            state["runs"]:
+                        print(f"{key}: its pretrained {backbone} is not ready, skipped "
+                              "(rerun the script after --stage=pretrain)", flush=True)
+                        continue
                     out = os.path.join(work, "study", method, dataset, regime, f"seed{seed}")
                     os.makedirs(out, exist_ok=True)
                     argv = [COMMANDS[method], f"--backbone={backbone}", f"--width={WIDTH}",
