@@ -69,6 +69,12 @@ VARIANTS = {
     # the filters silent on 8 training batches keep a fresh initialisation (the new default).
     "copy_silent": {"copy_silent_filters": True},
     "fresh_silent": {"copy_silent_filters": False},
+    # Filters still die in the first epoch with fresh_silent (42% after one epoch on the
+    # synthetic data): Adam moves every weight by ~lr per step whatever its gradient, large
+    # against the copied kernels' scale. The lower rate that kept more alive (issue 26), with p
+    # kept at its speed:
+    "fresh_silent_lr_1e-4_plr_1e-3": {"copy_silent_filters": False, "learning_rate": 1e-4,
+                                      "p_learning_rate": 1e-3},
 }
 DIAGNOSTICS = ("neg_mi_1", "neg_mi_2", "dead_1", "dead_2", "raw_peak_1", "raw_peak_2",
                "lambda_mean_1", "lambda_mean_2", "score_spread_2")
