@@ -414,7 +414,29 @@ def render_tuning_explainer_datasets(d):
           "--seeds=0,1,2`"] + verdicts(synthetic),
          ["birds", "`python benchmarks/tune_explainer.py --datasets=birds --variants=default "
           "--split=test`"] + verdicts(birds)])
-    return [first, second]
+    third = _table(
+        ["conv-interp-1's initialisation", "birds: p", "birds: Δerror",
+         "birds: location instability ratio", "birds: dead conv-interp-1 (epoch 1 → 20)",
+         "synthetic: p", "synthetic: Δerror", "synthetic: location instability ratio",
+         "synthetic: dead conv-interp-1 (epoch 1 → 20)"],
+        [[label] + [cell for dataset in ("birds", "synthetic")
+                    for cell in _explainer_cells(d.get(f"{dataset}/{key}"))
+                    + [_dead(d.get(f"{dataset}/{key}"))]]
+         for key, label in _SILENT_VARIANTS])
+    return [first, second, third]
+
+
+# Issue 48: the performer's silent top-conv filters copied (the old rule) or not.
+_SILENT_VARIANTS = (
+    ("copy_silent", "every filter copied (the rule until issue 48)"),
+    ("fresh_silent", "**silent filters fresh** (adopted)"),
+    ("fresh_silent_lr_1e-4_plr_1e-3", "silent filters fresh, lr 1e-4, `p_lr=1e-3`"),
+)
+
+
+def _dead(r):
+    dead = (r or {}).get("diagnostics", {}).get("dead_1")
+    return "-" if not dead else f"{dead[0]:.0%} → {dead[-1]:.0%}"
 
 
 # JSON results -> their table (the benchmarks that write none themselves).

@@ -102,6 +102,7 @@ def run_one(dataset, variant, work, birds, split="validation"):
             f"performer_{split}_error": r[f"performer_{split}_error"],
             "final_train": r["final_train"],
             "diagnostics": {k: r["diagnostics"][k] for k in DIAGNOSTICS if k in r["diagnostics"]},
+            "conv_interp_1_copied_filters": r.get("conv_interp_1_copied_filters"),
             "overrides": VARIANTS[variant], "seconds": r["seconds"],
             "date": time.strftime("%Y-%m-%d"),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores"}

@@ -64,8 +64,8 @@ def test_resnet50_through_icnn_and_csg():
                 gate_optimizer=keras.optimizers.Adam(0.05), run_eagerly=True)
     csg.fit(x, y, batch_size=4, epochs=1, schedule=dict(period=1, csg_epochs=1, warmup=0),
             verbose=0)
-    with pytest.raises(ValueError, match="residual"):
-        default_layer("resnet50", "explainer")
+    # The explainer reads the last residual block's input (issue 48).
+    assert default_layer("resnet50", "explainer") == "conv5_block2_out"
 
 
 def _conv_bn_relu_model():
