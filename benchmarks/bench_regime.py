@@ -135,7 +135,7 @@ def pretrain(state, work, only=None):
                                         weights=results["weights_file"]))
                 continue
             argv = ["keras-icnn-pretrain", f"--backbone={backbone}", f"--width={WIDTH}",
-                    f"--epochs={PRETRAIN_EPOCHS}", f"--output_dir={out}", "--verbose=0",
+                    f"--epochs={PRETRAIN_EPOCHS}", f"--output_dir={out}", "--verbose=2",
                     *data_flags(dataset, work, pretraining=True)]
             print(key, "...", flush=True)
             seconds = run_command(argv, os.path.join(out, "log.txt"))
@@ -260,7 +260,7 @@ def study(state, work, seeds, methods, datasets, regimes):
                     out = os.path.join(work, "study", method, dataset, regime, f"seed{seed}")
                     os.makedirs(out, exist_ok=True)
                     argv = [COMMANDS[method], f"--backbone={backbone}", f"--width={WIDTH}",
-                            f"--seed={seed}", f"--output_dir={out}", "--verbose=0",
+                            f"--seed={seed}", f"--output_dir={out}", "--verbose=2",
                             *data_flags(dataset, work, int(per_class))]
                     if method == "csg":
                         argv.append("--train_baseline")
