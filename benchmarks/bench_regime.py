@@ -259,6 +259,11 @@ def study(state, work, seeds, methods, datasets, regimes):
                         continue
                     out = os.path.join(work, "study", method, dataset, regime, f"seed{seed}")
                     os.makedirs(out, exist_ok=True)
+                    done = os.path.join(out, "results.json")
+                    if os.path.isfile(done):  # finished by a run killed before it recorded
+                        record(state, key, dict(argv=None, recovered=True, **figures(
+                            method, bench_common.load_json(done))))
+                        continue
                     argv = [COMMANDS[method], f"--backbone={backbone}", f"--width={WIDTH}",
                             f"--seed={seed}", f"--output_dir={out}", "--verbose=2",
                             *data_flags(dataset, work, int(per_class))]
