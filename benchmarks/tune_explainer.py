@@ -67,8 +67,8 @@ VARIANTS = {
     # Issue 48: the performer's top conv is 57% silent on the birds, and conv-interp-1 copied
     # those dead ReLUs. copy_silent = every filter copied (the rule until then); fresh_silent =
     # the filters silent on 8 training batches keep a fresh initialisation (the new default).
-    "copy_silent": {"copy_silent_filters": True},
-    "fresh_silent": {"copy_silent_filters": False},
+    "copy_silent": {"copy_silent_filters": True, "learning_rate": 1e-3, "p_learning_rate": 0.0},
+    "fresh_silent": {"copy_silent_filters": False, "learning_rate": 1e-3, "p_learning_rate": 0.0},
     # Filters still die in the first epoch with fresh_silent (42% after one epoch on the
     # synthetic data): Adam moves every weight by ~lr per step whatever its gradient, large
     # against the copied kernels' scale. The lower rate that kept more alive (issue 26), with p
