@@ -32,6 +32,12 @@ CASES = {
         f"--performer={ROOT}/benchmarks/results/models/csg_hard/bench_e90_seed0/baseline.keras",
         "--layer=stage3_block1_out", "--dataset=synthetic", "--synthetic_config=hard",
         "--num_classes=10", "--num_train=3000", "--num_val=300", "--num_test=1200"],
+    # The same at the explainer's learning rates before issue 48 (1e-3 for all, p included).
+    "hard_resnet20_lr1e-3": [
+        f"--performer={ROOT}/benchmarks/results/models/csg_hard/bench_e90_seed0/baseline.keras",
+        "--layer=stage3_block1_out", "--dataset=synthetic", "--synthetic_config=hard",
+        "--num_classes=10", "--num_train=3000", "--num_val=300", "--num_test=1200",
+        "--learning_rate=1e-3", "--p_learning_rate=0"],
     "birds_resnet50": [
         "--backbone=resnet50", "--weights=none", "--image_size=128", "--dataset=cub",
         "--data_dir={birds}", "--num_val=240", "--performer_epochs=10", "--batch_size=16"],
