@@ -249,7 +249,7 @@ def study(state, work, seeds, methods, datasets, regimes):
                     # What other processes of this script recorded meanwhile (pretraining).
                     state["runs"].update(bench_common.load_json(
                         RESULTS, default={"runs": {}})["runs"])
-                    if key in state["runs"]:
+                    if key in state["runs"] and "error" not in state["runs"][key]:
                         continue
                     backbone = BACKBONES[method]
                     if init == "pretrained" and f"pretrain/{dataset}/{backbone}" not in \

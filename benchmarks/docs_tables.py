@@ -428,10 +428,10 @@ def render_tuning_explainer_datasets(d):
 
 # Issue 48: the performer's silent top-conv filters copied (the old rule) or not.
 _SILENT_VARIANTS = (
-    ("copy_silent", "every filter copied (the paper's rule; default)"),
-    ("fresh_silent", "silent filters fresh"),
+    ("copy_silent", "every filter copied, lr 1e-3 (the defaults until issue 48)"),
+    ("fresh_silent", "silent filters fresh, lr 1e-3"),
     ("floor_0.1_lr_1e-4_plr_1e-3", "every filter copied, lr 1e-4, `p_lr=1e-3` (issue 26)"),
-    ("fresh_silent_lr_1e-4_plr_1e-3", "silent filters fresh, lr 1e-4, `p_lr=1e-3`"),
+    ("fresh_silent_lr_1e-4_plr_1e-3", "**silent filters fresh, lr 1e-4, `p_lr=1e-3`** (adopted)"),
 )
 
 

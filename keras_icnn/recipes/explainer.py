@@ -53,12 +53,12 @@ class ExplainerConfig(RecipeConfig):
     single_category: bool = option(False, "The performer classifies one category (class 1) "
                                           "against the rest: all filters belong to it and the "
                                           "norm-layers' alpha comes from predicted positives.")
-    copy_silent_filters: bool = option(True, "Copy every filter of the performer's top conv "
-                                             "into conv-interp-1 (the paper's rule; default). "
-                                             "False: the filters silent on 8 training batches "
-                                             "(dead ReLUs) keep a fresh initialisation instead "
-                                             "(measured on both validation splits: they die in "
-                                             "training all the same, docs/results.md).")
+    copy_silent_filters: bool = option(False, "Copy every filter of the performer's top conv "
+                                              "into conv-interp-1 (the paper's rule). By "
+                                              "default the filters silent on 8 training "
+                                              "batches (dead ReLUs, which no gradient revives) "
+                                              "keep a fresh initialisation instead (chosen on "
+                                              "both validation splits, docs/results.md).")
     explainer_cls: bool = option(False, "Also train the Explainer+cls baseline (classification "
                                         "loss of the performer's classifier instead of the "
                                         "reconstruction loss; uses the labels) and report its "
