@@ -32,6 +32,7 @@ Usage:
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -41,6 +42,9 @@ import bench_common
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "regime.json")
 TABLE = os.path.join(ROOT, "benchmarks", "results", "regime.md")
+# The pretrained bases (about 1 MB each), committed so that a fresh work tree skips the
+# pretraining (half an hour a backbone on 2 cores).
+COMMITTED = os.path.join(ROOT, "benchmarks", "results", "models", "pretrained")
 BIRDS_EVAL = dict(num_species=6, per_species=600, size=128, seed=0, train_fraction=0.7)
 BIRDS_PRE = dict(num_species=30, per_species=400, size=128, seed=0, train_fraction=0.6,
                  species_set="pretraining")
@@ -127,6 +131,10 @@ def pretrain(state, work, only=None):
             out = os.path.join(work, "pretrained", dataset, backbone)
             os.makedirs(out, exist_ok=True)
             done = os.path.join(out, "results.json")
+            kept = os.path.join(COMMITTED, dataset, backbone)
+            if not os.path.isfile(done) and os.path.isfile(os.path.join(kept, "results.json")):
+                for name in ("results.json", "backbone.weights.h5"):  # a fresh work tree
+                    shutil.copy(os.path.join(kept, name), os.path.join(out, name))
             if os.path.isfile(done) and os.path.isfile(os.path.join(out, "backbone.weights.h5")):
                 results = bench_common.load_json(done)  # finished by an earlier, killed run
                 record(state, key, dict(argv=None, seconds=results["seconds"],
@@ -140,6 +148,9 @@ def pretrain(state, work, only=None):
             print(key, "...", flush=True)
             seconds = run_command(argv, os.path.join(out, "log.txt"))
             results = bench_common.load_json(os.path.join(out, "results.json"))
+            os.makedirs(kept, exist_ok=True)  # committed: a later session need not retrain
+            for name in ("results.json", "backbone.weights.h5"):
+                shutil.copy(os.path.join(out, name), os.path.join(kept, name))
             record(state, key, dict(argv=argv, seconds=round(seconds, 1),
                                     test_accuracy=results["test_accuracy"],
                                     val_accuracy=results["val_accuracy"],
