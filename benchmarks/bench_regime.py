@@ -72,17 +72,17 @@ def birds_dir(work, kind):
     return path
 
 
-def data_flags(dataset, work, per_class=None, pretraining=False):
+def data_flags(dataset, work, per_class=None, pretraining=False, num_val=None):
     if dataset == "synthetic":
         if pretraining:
             return ["--dataset=synthetic", "--categories=pretraining", "--num_classes=30",
                     "--num_train=12000", "--num_val=600", "--num_test=1200"]
         return ["--dataset=synthetic", "--num_classes=6", f"--num_train={6 * per_class}",
-                "--num_val=300", "--num_test=1200"]
+                f"--num_val={num_val or 300}", "--num_test=1200"]
     if pretraining:
         return ["--dataset=cub", f"--data_dir={birds_dir(work, 'pretraining')}", "--num_val=600"]
     return ["--dataset=cub", f"--data_dir={birds_dir(work, 'eval')}",
-            f"--num_train={6 * per_class}", "--num_val=120"]
+            f"--num_train={6 * per_class}", f"--num_val={num_val or 120}"]
 
 
 def _commit():

@@ -107,6 +107,17 @@ class RunOptions:
                                       "tensorboard --logdir=DIR. '' writes none.")
 
 
+def min_steps_option(pretrained):
+    """The ``min_steps_per_epoch`` field of a recipe whose choice with ``--weights`` is
+    ``pretrained`` (its help says the number)."""
+    return option(-1, "An epoch is the fewest whole passes over the training set (each "
+                      "reshuffled) that make at least this many optimizer steps: with a few "
+                      "dozen images per class one pass is a handful of steps. 0: one pass. "
+                      f"-1 (default): one pass from scratch, and {pretrained} steps when "
+                      "--weights is given (the pretrained small-data regime, chosen on both "
+                      "validation splits: docs/results.md, 'The papers' regime').")
+
+
 
 @dataclasses.dataclass
 class RecipeConfig(RunOptions, ModelOptions, DataOptions):
@@ -115,6 +126,36 @@ class RecipeConfig(RunOptions, ModelOptions, DataOptions):
     # (num_train, num_val, num_test) of the synthetic data when the flags say 0.
     SYNTHETIC_SIZES: typing.ClassVar[tuple] = (4800, 600, 1200)
     METHOD: typing.ClassVar[str] = "icnn"
+    # ``min_steps_per_epoch`` when it is -1 and --weights is given (recipes declare the field
+    # with :func:`min_steps_option` of the same number).
+    PRETRAINED_MIN_STEPS: typing.ClassVar[int] = 0
+    min_steps_per_epoch: int = min_steps_option(0)
+
+    def pretrained(self):
+        """Whether the backbone starts from weights (``--weights`` other than none)."""
+        return self.weights not in ("none", "")
+
+    def passes_per_epoch(self, num_train):
+        """Whole passes over ``num_train`` training images that make one epoch: the fewest
+        giving at least ``min_steps_per_epoch`` steps of ``batch_size`` (-1: 0 from scratch,
+        ``PRETRAINED_MIN_STEPS`` with --weights).
+
+        Example:
+            >>> RecipeConfig(weights="base.weights.h5", min_steps_per_epoch=50
+            ...              ).passes_per_epoch(180)       # 6 steps a pass: 9 passes, 54 steps
+            9
+            >>> RecipeConfig().passes_per_epoch(180)       # from scratch: one pass
+            1
+        """
+        wanted = self.min_steps_per_epoch
+        if wanted < 0:
+            wanted = self.PRETRAINED_MIN_STEPS if self.pretrained() else 0
+        per_pass = max(-(-int(num_train) // self.batch_size), 1)
+        return max(-(-int(wanted) // per_pass), 1)
+
+    def steps_per_epoch(self, num_train):
+        """Optimizer steps of one epoch on ``num_train`` images (see :meth:`passes_per_epoch`)."""
+        return self.passes_per_epoch(num_train) * max(-(-int(num_train) // self.batch_size), 1)
 
     def validate_common(self):
         check_fields(
@@ -122,6 +163,11 @@ class RecipeConfig(RunOptions, ModelOptions, DataOptions):
             choices={"backbone": BACKBONES, "strategy": STRATEGIES,
                      "eval_split": EVAL_SPLITS})
         self.validate_data()
+        if isinstance(self.min_steps_per_epoch, bool) or not isinstance(
+                self.min_steps_per_epoch, int) or self.min_steps_per_epoch < -1:
+            raise ValueError("`min_steps_per_epoch` must be an integer >= -1 (-1: the "
+                             "method's choice, 0: one pass per epoch). Received: "
+                             f"min_steps_per_epoch={self.min_steps_per_epoch!r}")
         if self.eval_split == "validation" and self.num_val < 1:
             raise ValueError("`num_val` must be >= 1 with eval_split='validation'. "
                              f"Received: num_val={self.num_val}")

@@ -114,6 +114,8 @@ def datasets(config, source, strategy=None, shuffle_train=True):
     also reads TensorFlow's global seed, so it is set here (to ``config.seed``) rather than
     inherited from whatever ran before. (Inheriting it moved the ICNN bench's figures when
     8fc21d3 started building the pipeline after ``keras.utils.set_random_seed``: issue 25.)
+    An epoch is ``config.passes_per_epoch`` passes over the training set (one unless
+    ``min_steps_per_epoch`` asks for more steps than a pass makes).
     """
     import tensorflow as tf
 
@@ -122,6 +124,9 @@ def datasets(config, source, strategy=None, shuffle_train=True):
     shard = distribute.worker_shard(strategy) if strategy is not None else None
     train = source.dataset("train", config.batch_size, training=shuffle_train, seed=config.seed,
                            cache=cache, shard=shard)
+    passes = config.passes_per_epoch(source.size("train"))
+    if passes > 1:  # an epoch of several whole passes, each reshuffled (min_steps_per_epoch)
+        train = train.repeat(passes)
     val = source.dataset("validation", config.batch_size, cache=cache, shard=shard) \
         if source.size("validation") else None
     return train, val
@@ -217,6 +222,8 @@ def run_experiment(config, build, fit, measure):
                 sync_batchnorm(model, strategy)
         fitted = fit(config, source, strategy, models)
         results, artifacts = measure(config, source, strategy, models, fitted)
+    results.update(steps_per_epoch=config.steps_per_epoch(source.size("train")),
+                   passes_per_epoch=config.passes_per_epoch(source.size("train")))
     results.update(dataset=config.dataset, num_classes=source.num_classes,
                    replicas=int(strategy.num_replicas_in_sync), strategy=config.strategy,
                    eval_split=config.eval_split, eval_images=source.size(config.eval_split),

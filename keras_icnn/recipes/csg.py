@@ -237,7 +237,7 @@ def build(config, source, strategy):
     if config.fixed_gate:
         gate_kwargs.update(fixed=True, filters_per_class=config.filters_per_class,
                            shared_filters=config.shared_filters)
-    steps_per_epoch = -(-source.size("train") // config.batch_size)
+    steps_per_epoch = config.steps_per_epoch(source.size("train"))
     std_lr, csg_learning_rate, baseline_lr = network_learning_rates(
         config, steps_per_epoch, csg_lib.phase_table(config.epochs, **_schedule(config)))
     keras.utils.set_random_seed(config.seed)

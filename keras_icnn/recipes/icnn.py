@@ -125,7 +125,7 @@ def build_icnn_pair(config, num_classes, num_train=None, strategy=None):
     icnn = interpretable.make_interpretable(ordinary, layer, num_classes=num_classes,
                                             **layer_kwargs)
     n = num_train or config.num_train or config.SYNTHETIC_SIZES[0]
-    steps = -(-n // config.batch_size) * config.epochs
+    steps = config.steps_per_epoch(n) * config.epochs
     return (compile_classifier(ordinary, config, steps, jit),
             compile_classifier(icnn, config, steps, jit))
 

@@ -70,7 +70,7 @@ def build(config, source, strategy):
 
     keras.utils.set_random_seed(config.seed)
     jit = config.jit_compile and strategy.num_replicas_in_sync == 1
-    steps = -(-source.size("train") // config.batch_size) * config.epochs
+    steps = config.steps_per_epoch(source.size("train")) * config.epochs
     with strategy.scope():
         model, _ = make_backbone(config, source.num_classes)
         model.compile(optimizer=keras.optimizers.Adam(decay(config, config.learning_rate, steps)),

@@ -69,6 +69,41 @@ def test_first_epoch_shows_every_training_image_once(small):
     assert not np.array_equal(index, np.arange(len(images)))  # shuffled
 
 
+def _indices(batches, images):
+    """Which training image each batch image is (as is or mirrored)."""
+    flat, mirrored = images.reshape(len(images), -1), images[:, :, ::-1].reshape(len(images), -1)
+    s = np.concatenate([np.asarray(x) for x, _ in batches]).reshape(-1, flat.shape[1])
+    match = (s[:, None] == flat[None]).all(-1) | (s[:, None] == mirrored[None]).all(-1)
+    assert match.any(1).all()
+    return match.argmax(1)
+
+
+def test_an_epoch_of_min_steps_is_whole_reshuffled_passes(small):
+    """Issue 48 item 7: ``min_steps_per_epoch`` makes an epoch the fewest whole passes that
+    give that many steps (64 images at batch 32: 2 steps a pass, 5 steps -> 3 passes), each
+    pass every image once in a new order; -1 means it with --weights only."""
+    config, source = small
+    images = np.asarray(source.table("train")["image"], np.float32)
+    config = dataclasses.replace(config, min_steps_per_epoch=5)
+    assert (config.passes_per_epoch(64), config.steps_per_epoch(64)) == (3, 6)
+    train, _ = datasets(config, source)
+    epoch = list(train)
+    assert len(epoch) == 6
+    index = _indices(epoch, images)
+    passes = index.reshape(3, 64)
+    for order in passes:
+        assert sorted(order.tolist()) == list(range(64))
+    assert not np.array_equal(passes[0], passes[1])
+    # -1: one pass from scratch, the recipe's pretrained choice with --weights.
+    auto = dataclasses.replace(config, min_steps_per_epoch=-1)
+    assert auto.passes_per_epoch(64) == 1
+    pretrained = dataclasses.replace(auto, weights="base.weights.h5")
+    expected = -(-type(auto).PRETRAINED_MIN_STEPS // 2) or 1
+    assert pretrained.passes_per_epoch(64) == expected
+    with pytest.raises(ValueError, match="min_steps_per_epoch"):
+        dataclasses.replace(config, min_steps_per_epoch=-2).validate()
+
+
 def test_fixed_model_metrics_are_constant(small):
     config, source = small
     keras.utils.set_random_seed(0)
