@@ -10,7 +10,7 @@ from keras_icnn import metrics
 from keras_icnn.layers.class_specific_gate import SPARSITY_NORMS
 from keras_icnn.models import backbones, csg as csg_lib, guard
 from keras_icnn.config.flags import option
-from keras_icnn.config.options import RecipeConfig, redefault
+from keras_icnn.config.options import RecipeConfig, min_steps_option, redefault
 from keras_icnn.distribute import is_chief
 from keras_icnn.evaluation.csg import csg_pass
 from keras_icnn.recipes.optim import (
@@ -19,9 +19,7 @@ from keras_icnn.recipes.common import (
     datasets, eval_batches, make_backbone, run_experiment, tensorboard)
 from keras_icnn.validation import check_choice, check_fields
 
-# Network learning-rate schedules of the CSG recipe. "step" is the authors' MultiStepLR
-# (x0.1 at 40%, 60% and 80% of training: hyliang96/CSGCNN VOCPart/train/train.py, the
-# `scheduler` / `scheduler_reg` lines) counted in each phase's own steps.
+# The gate matrix's optimizer: its own Adam, or the CSG phase's (the authors' train.py).
 GATE_OPTIMIZERS = ("own", "csg")
 
 # App. B's CIFAR-10 ResNet-20 set-up (the runs behind Table 1's MIS ratio 1.43): batch 256,
@@ -64,6 +62,8 @@ class CSGConfig(RecipeConfig):
     """Settings of a CSG experiment (see ``trainers/train_csg.py``)."""
 
     backbone: str = redefault("backbone", "resnet20")
+    PRETRAINED_MIN_STEPS = 25  # with --weights (issue 48 item 7: tune_regime.py)
+    min_steps_per_epoch: int = min_steps_option(25)
     num_val: int = redefault("num_val", 300)
     batch_size: int = redefault("batch_size", 64)
     recipe: str = option(

@@ -8,7 +8,7 @@ import numpy as np
 
 from keras_icnn import metrics, validation
 from keras_icnn.config.flags import option
-from keras_icnn.config.options import RecipeConfig, redefault
+from keras_icnn.config.options import RecipeConfig, min_steps_option, redefault
 from keras_icnn.recipes.common import (
     datasets, eval_batches, load_model_file, make_backbone, run_experiment, tensorboard)
 from keras_icnn.validation import check_fields
@@ -24,6 +24,8 @@ class ExplainerConfig(RecipeConfig):
     performer: str = option("", "A saved .keras performer (empty: train a --backbone performer "
                                 "first; its head after the top conv must be a chain of layers).")
     performer_epochs: int = option(6, "Epochs of the performer when training one.")
+    PRETRAINED_MIN_STEPS = 50  # with --weights (issue 48 item 7: tune_regime.py)
+    min_steps_per_epoch: int = min_steps_option(50)
     num_val: int = redefault("num_val", 300)
     epochs: int = option(20, "Distillation epochs.")
     learning_rate: float = option(1e-4, "Adam learning rate of the distillation (issue 48: at "

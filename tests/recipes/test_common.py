@@ -104,6 +104,29 @@ def test_an_epoch_of_min_steps_is_whole_reshuffled_passes(small):
         dataclasses.replace(config, min_steps_per_epoch=-2).validate()
 
 
+@pytest.mark.parametrize("name", ["icnn", "explainer", "csg", "pretrain"])
+def test_each_recipes_min_steps_help_says_its_pretrained_choice(name):
+    """The number ``--help`` gives for --weights is the one the recipe uses (issue 48 item 7:
+    explainer 50, CSG 25, ICNN 0, chosen by benchmarks/tune_regime.py)."""
+    import importlib
+    import re
+
+    module = importlib.import_module(f"keras_icnn.recipes.{name}")
+    config = next(value for key, value in vars(module).items()
+                  if key.endswith("Config") and value.__module__ == module.__name__)
+    field = {f.name: f for f in dataclasses.fields(config)}["min_steps_per_epoch"]
+    text = field.metadata["help"]
+    steps = config.PRETRAINED_MIN_STEPS
+    if steps:
+        assert re.search(rf"at least {steps} steps when --weights is given", text), text
+    else:
+        assert "from scratch and with --weights alike" in text, text
+    assert {"icnn": 0, "explainer": 50, "csg": 25}.get(name, steps) == steps
+    weighted = config(weights=__file__, min_steps_per_epoch=-1)
+    per_pass = -(-180 // weighted.batch_size)
+    assert weighted.steps_per_epoch(180) == per_pass * max(-(-steps // per_pass), 1)
+
+
 def test_fixed_model_metrics_are_constant(small):
     config, source = small
     keras.utils.set_random_seed(0)
