@@ -1,8 +1,9 @@
 """What the non-finite guard (``keras_icnn.models.guard``) costs per training step.
 
-The guard checks the batch, every gradient and every variable after the step, keeps
-a copy of every variable the step can write and assigns ``where(bad, copy, value)``
-back, and its callback reads the verdict after every batch. Timed here through
+The guard checks the batch and every gradient (and its square) before each optimizer's
+apply, which runs only on a verdict of finite (issue 49: a conditional apply); it keeps a
+copy only of what the forward pass writes (BatchNorm statistics and the like), checks it
+and restores it after a bad step, and its callback reads the verdict after every batch. Timed here through
 ``fit`` (so the callback's per-batch read is in the figure), one epoch of
 ``--steps`` batches from an in-memory dataset, guarded and unguarded models of
 the same architecture and weights alternately within each repeat (these machines

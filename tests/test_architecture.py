@@ -48,7 +48,7 @@ ROOMS = {
 UPSTREAM_PRIVATE = {
     "_flatten_layers",  # Keras' own layer walk (nested models, wrappers), as Keras uses it
     "_inbound_nodes", "_keras_history", "_nodes_by_depth", "_run_through_graph",  # the graph
-    "_trainable_variables",  # an optimizer's variable list (guard snapshots its slots)
+    "_trainable_variables",  # an optimizer's variable list; a layer's weights made trainable (guard)
     "_maybe_symbolic_build",  # compat.multi_worker's version-bounded Keras fix
     "_is_gcs_disabled",  # tensorflow-datasets: never reach the network
     "_exit",  # os._exit: the CSG recipe's simulated kill (a resume test's crash)

@@ -231,6 +231,8 @@ class CSGModel(guard.GuardedModel, keras.Model):
         train_gate = csg and gate_layer.trainable and gate_layer.gate.trainable
         theta = self._network_variables()
         grads = tape.gradient(scaled, theta + ([gate_layer.gate] if train_gate else []))
+        # Two optimizers may apply: the guard sees every gradient before the first does.
+        guard.declare_gradients(grads, theta + ([gate_layer.gate] if train_gate else []))
         if train_gate and self.gate_in_csg_optimizer:
             opt.apply(grads, theta + [gate_layer.gate])
         else:

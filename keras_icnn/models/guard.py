@@ -6,25 +6,21 @@ NaN and the optimizer writes it into the weights. Keras' ``TerminateOnNaN`` read
 the loss and never notices. The guard watches what the step *touches*:
 
 * the batch's inputs (every floating tensor of ``x``);
-* every gradient handed to an optimizer (not under a ``LossScaleOptimizer``, whose
-  non-finite *scaled* gradients are normal: it skips those steps itself);
-* every variable after the step: weights, non-trainable statistics (BatchNorm's
-  moving statistics, ``NormLayer.alpha``, ``InterpretableConv``'s class
-  statistics), seed-generator states, and each optimizer's slots, iteration
-  counter and loss scale.
+* every gradient handed to an optimizer, and its square (not under a
+  ``LossScaleOptimizer``, whose non-finite *scaled* gradients are normal);
+* what the forward pass wrote (BatchNorm's moving statistics, ``NormLayer.alpha``,
+  ``InterpretableConv``'s class statistics, seed-generator states).
 
-Mechanism (snapshot and restore): before the step the guard copies every variable
-the step can write; after it, each one is assigned ``where(bad, copy, value)``,
-where ``bad`` is the step's verdict agreed over the replicas (an all-reduce).
-The restore is an unconditional assignment through ``strategy.extended.update``
-inside a merge call, the way Keras' optimizers update mirrored variables, so it
-needs no ``tf.cond`` around an optimizer (``LossScaleOptimizer``'s way, which
-``DESIGN.md`` rules out under ``tf.distribute``) and works alike without a
-strategy, under ``MirroredStrategy`` and under XLA. A conditional apply would
-also not undo what the *forward* pass writes (BatchNorm, ``NormLayer``), which
-the snapshot does. Once a step is bad, every later step of the same
-``steps_per_execution`` is undone too, so the model is left exactly as it was
-before the first bad step.
+Mechanism (issue 49: nothing non-finite is applied, nothing large is copied): every
+optimizer's apply runs under a verdict, the inputs and the gradients finite on every
+replica, so weights, slots and iteration counters are never written by a bad step (a
+``tf.cond``; under ``MirroredStrategy`` the cond sits in the cross-replica context of a
+merge call, each replica's apply inside it, as Keras' ``LossScaleOptimizer`` does). Only the
+forward-written state is snapshotted before the step and, after a bad one, restored. A
+gradient whose square is finite cannot make Adam's or SGD's update overflow, so no weight
+or slot needs checking after the step. Once a step is bad, every later step of the same
+``steps_per_execution`` applies nothing and is restored too, so the model is left exactly as
+it was before the first bad step.
 
 The verdict is a code (which tensor was first non-finite) in a replica-local
 variable; :class:`StopOnNonFiniteStep` reads it after every batch, outside the
@@ -41,71 +37,18 @@ Example:
 """
 
 import functools
-import math
 import threading
 
 import keras
 import tensorflow as tf
 
 from keras_icnn import _lazy
-from keras_icnn.layers.interpretable_conv import InterpretableConv
-
-_HINTS = {
-    "input": "Check the inputs for NaN/Inf pixels (keras_icnn.data.pipeline.validate_examples "
-             "names them).",
-    "gradient": "The loss's gradient overflowed or a layer produced NaN: lower the learning "
-                "rate, or check the loss for log(0) / division by zero.",
-    "variable": "A weight, statistic or optimizer slot overflowed: lower the learning rate.",
-}
-
-
-class NonFiniteStepError(FloatingPointError, ValueError):
-    """A training step met a NaN or Inf; the model was restored to its state before it."""
-
+from keras_icnn.models.guard_verdict import (  # noqa: F401  (public names of the guard)
+    EpochCounter, NonFiniteStepError, StopOnNonFiniteStep, guard_of)
 
 # The gradient checks of the step being traced, per thread: MirroredStrategy traces each
 # replica's step in its own thread, and they share the optimizers.
 _tracing = threading.local()
-
-
-class _Guard:
-    """Per-model state: the verdict variable and the names of the tensors it can point to."""
-
-    def __init__(self, model):
-        self.names = []          # code - 1 -> (kind, description)
-        self._index = {}
-        self._lock = threading.Lock()
-        with model.distribute_strategy.scope():
-            # Replica-local: each replica writes the (agreed) verdict; a read sums them.
-            self.code = tf.Variable(0.0, trainable=False, name="keras_icnn_nonfinite_code",
-                                    synchronization=tf.VariableSynchronization.ON_READ,
-                                    aggregation=tf.VariableAggregation.SUM)
-
-    def code_of(self, kind, description):
-        key = (kind, description)
-        with self._lock:     # the same code on every replica's thread
-            if key not in self._index:
-                self.names.append(key)
-                self._index[key] = len(self.names)
-            return self._index[key]
-
-    def read(self, replicas):
-        """The first offending (kind, description) since the last reset, or None."""
-        value = int(round(float(self.code.numpy()) / max(replicas, 1)))
-        return self.names[value - 1] if 0 < value <= len(self.names) else None
-
-    def reset(self):
-        self.code.assign(0.0)
-
-
-def guard_of(model):
-    """The model's guard (created on first use, inside the model's strategy scope)."""
-    g = model.__dict__.get("_keras_icnn_guard")
-    if g is None:
-        g = _Guard(model)
-        # Not a tracked attribute: the guard is no part of the model's saved state.
-        object.__setattr__(model, "_keras_icnn_guard", g)
-    return g
 
 
 def _optimizers(model):
@@ -165,75 +108,177 @@ def _finite_flags(tensors, fused=True):
     return (_finite_flags_fused if fused else _finite_flags_plain)(tensors)
 
 
-def _record_gradients(opt):
-    """Make ``opt.apply`` first record, for the guarded step being traced on this
-    thread, whether each gradient is finite (once per optimizer; a no-op elsewhere)."""
+def _forward_state(model):
+    """The variables a forward pass can write: those of the model made non-trainable
+    (BatchNorm's moving statistics, ``NormLayer.alpha``, class statistics, seed-generator
+    states, diagnostics), metric accumulators left out. A weight made trainable and frozen
+    later (a frozen performer's kernels) is not one of them; optimizer variables neither (the
+    optimizer runs only on a verdict of finite)."""
+    made_trainable = {id(_tf_variable(v)) for layer in model._flatten_layers(include_self=True)
+                      for v in getattr(layer, "_trainable_variables", ())}
+    metric_ids = {id(_tf_variable(v)) for m in model.metrics for v in m.variables}
+    out, seen = [], made_trainable | metric_ids
+    for v in model.variables:
+        tv = _tf_variable(v)
+        if id(tv) not in seen:
+            seen.add(id(tv))
+            out.append((getattr(v, "path", None) or tv.name, tv))
+    return out
+
+
+def _finite_gradients(grads, fused):
+    """bool ``[n]``: each gradient finite *and its square too* (``|g| < 1.8e19``): Adam's
+    second moment would overflow on a larger one, so a gradient that passes cannot make an
+    optimizer write a non-finite slot or weight."""
+    return _finite_flags([tf.square(g) for g in grads], fused)
+
+
+def _conditional(ok, fn, args):
+    """Run ``fn(*args)`` (an optimizer's apply) only where ``ok`` (a scalar every replica
+    agrees on). One replica: ``tf.cond``. Under a strategy with merge calls
+    (``MirroredStrategy``): the cond in the cross-replica context, each replica's apply of its
+    own ``args`` inside it, as Keras' ``LossScaleOptimizer`` does (a cond in the replica
+    context cannot hold the merge call an optimizer's apply makes)."""
+
+    def skip():
+        return tf.constant(False)
+
+    if not tf.distribute.has_strategy() or \
+            tf.__internal__.distribute.strategy_supports_no_merge_call():
+        def run():
+            fn(*args)
+            return tf.constant(True)
+
+        tf.cond(ok, run, skip)
+        return
+
+    def cross(distribution, ok, *args):
+        def apply_all():
+            distribution.extended.call_for_each_replica(fn, args=args)
+            return tf.constant(True)
+
+        tf.cond(distribution.experimental_local_results(ok)[0], apply_all, skip)
+
+    tf.distribute.get_replica_context().merge_call(cross, args=(ok, *args))
+
+
+def _gate_apply(opt):
+    """Make ``opt.apply`` (once per optimizer; unchanged outside a guarded step) first record
+    whether each gradient is finite (not under a ``LossScaleOptimizer``, whose non-finite
+    *scaled* gradients are normal: it skips those steps itself), then apply only when
+    everything the step checked so far is finite on every replica and no earlier step of the
+    same ``steps_per_execution`` was bad."""
     if "apply" in vars(opt):
         return
     original = opt.apply
+    scaled = isinstance(opt, keras.optimizers.LossScaleOptimizer)
 
     def apply(grads, trainable_variables=None):
-        record = getattr(_tracing, "record", None)
-        if record is not None:
-            variables = (trainable_variables if trainable_variables is not None
-                         else opt._trainable_variables)
-            pairs = [(getattr(v, "path", None) or getattr(v, "name", "?"),
-                      g.values if isinstance(g, tf.IndexedSlices) else g)
-                     for g, v in zip(grads, variables) if g is not None]
-            record([path for path, _ in pairs], _finite_flags(
-                [g for _, g in pairs], getattr(_tracing, "fused", True)))
-        return original(grads, trainable_variables)
+        hooks = getattr(_tracing, "hooks", None)
+        if hooks is None:
+            return original(grads, trainable_variables)
+        if not scaled:
+            declare_gradients(grads, trainable_variables if trainable_variables is not None
+                              else opt._trainable_variables)
+        grads = list(grads)
+        hooks.check_forward()
+        _conditional(hooks.ok(), original, (grads, trainable_variables))
+        return None
 
     opt.apply = apply
 
 
+def declare_gradients(grads, variables):
+    """Record, for the guarded step being traced, whether each gradient is finite, before any
+    optimizer applies. A step that applies several optimizers (CSG's network and gate) calls
+    it with every gradient first, so that a NaN in the last one also stops the first apply;
+    a no-op outside a guarded step."""
+    hooks = getattr(_tracing, "hooks", None)
+    if hooks is None:
+        return
+    pairs = [(getattr(v, "path", None) or getattr(v, "name", "?"),
+              g.values if isinstance(g, tf.IndexedSlices) else g)
+             for g, v in zip(grads, variables) if g is not None]
+    hooks.record([path for path, _ in pairs],
+                 _finite_gradients([g for _, g in pairs], hooks.fused))
+
+
+class _StepHooks:
+    """The checks of the guarded step being traced: ``record`` adds (codes, finite flags),
+    ``ok`` is the verdict so far, agreed over the replicas, and false once an earlier step of
+    the same execution was bad."""
+
+    def __init__(self, guard, previous, fused, forward):
+        self.guard, self.previous, self.fused = guard, previous, fused
+        self.forward = [(name, v) for name, v in forward if v.dtype.is_floating]
+        self.checks = []
+
+    def check_forward(self):
+        """Record whether the forward-written state is finite now (before an apply: a
+        statistic that overflowed in this step's forward pass stops the apply too)."""
+        self.record([f"variable {name!r}" for name, _ in self.forward],
+                    _finite_flags([v.read_value() for _, v in self.forward], self.fused),
+                    kind="variable")
+
+    def record(self, paths, finite, kind="gradient"):
+        describe = (lambda p: f"the gradient of {p!r}") if kind == "gradient" else (lambda p: p)
+        self.checks.append(([self.guard.code_of(kind, describe(p)) for p in paths], finite))
+
+    def flags(self):
+        """float ``[n]``: how many replicas found each checked tensor non-finite."""
+        if not self.checks:
+            return tf.zeros([0], tf.float32)
+        flags = tf.cast(tf.logical_not(tf.concat([ok for _, ok in self.checks], 0)), tf.float32)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            flags = context.all_reduce(tf.distribute.ReduceOp.SUM, flags)
+        return flags
+
+    def ok(self):
+        return tf.logical_and(tf.logical_not(tf.reduce_any(self.flags() > 0)),
+                              self.previous <= 0)
+
+
 def guarded_step(model, step, data):
-    """Run ``step(data)`` (a train step of ``model``) under the guard; returns its logs."""
+    """Run ``step(data)`` (a train step of ``model``) under the guard; returns its logs.
+
+    Nothing non-finite is applied: each optimizer's apply runs under a verdict (inputs and
+    gradients finite on every replica, see :func:`_gate_apply`), and only what the forward
+    pass writes (:func:`_forward_state`) is snapshotted and restored after a bad step.
+    """
     with tf.init_scope():    # made by fit already; here only for a step traced without it
         guard = guard_of(model)
     x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-    checks = []   # ([codes], bool [n] finite) in order: inputs, gradients, variables
     inputs = [(i, t) for i, t in enumerate(tf.nest.flatten(x))
               if t is not None and tf.convert_to_tensor(t).dtype.is_floating]
     single = len(tf.nest.flatten(x)) == 1
     fused = bool(getattr(model, "fused_checks", True))
-    checks.append(([guard.code_of("input", "input" if single else f"input {i}")
-                    for i, _ in inputs], _finite_flags([t for _, t in inputs], fused)))
     # Keras builds an optimizer inside its first apply; build it first, or its slots
-    # would be born during the step and escape the snapshot.
+    # would be born inside the conditional apply.
     opt = getattr(model, "optimizer", None)
     if opt is not None and not opt.built:
         opt.build(model.trainable_variables)
-    state = _state(model)
-    snapshot = [tf.identity(v) for _, v in state]
-
-    def record_gradient(paths, finite):
-        checks.append(([guard.code_of("gradient", f"the gradient of {path!r}") for path in paths],
-                       finite))
-
+    previous = tf.identity(guard.code)
+    forward = _forward_state(model)
+    snapshot = [tf.identity(v) for _, v in forward]
+    hooks = _StepHooks(guard, previous, fused, forward)
+    hooks.record(["input" if single else f"input {i}" for i, _ in inputs],
+                 _finite_flags([t for _, t in inputs], fused), kind="input")
     for opt in _optimizers(model):
-        if not isinstance(opt, keras.optimizers.LossScaleOptimizer):
-            _record_gradients(opt)
-    _tracing.record, _tracing.fused = record_gradient, fused
+        _gate_apply(opt)
+    _tracing.hooks = hooks
     try:
         logs = step(data)
     finally:
-        _tracing.record = None
-    floating = [(name, v) for name, v in state if v.dtype.is_floating]
-    checks.append(([guard.code_of("variable", f"variable {name!r}") for name, _ in floating],
-                   _finite_flags([v.read_value() for _, v in floating], fused)))
-    # Agree over the replicas: the count of replicas that found each tensor non-finite.
-    flags = tf.cast(tf.logical_not(tf.concat([ok for _, ok in checks], 0)), tf.float32)
-    context = tf.distribute.get_replica_context()
-    if context is not None:
-        flags = context.all_reduce(tf.distribute.ReduceOp.SUM, flags)
-    codes = tf.constant([c for cs, _ in checks for c in cs], tf.float32)
+        _tracing.hooks = None
+    hooks.check_forward()
+    flags = hooks.flags()
+    codes = tf.constant([c for cs, _ in hooks.checks for c in cs], tf.float32)
     first = tf.gather(codes, tf.argmax(tf.cast(flags > 0, tf.int32)))
-    previous = tf.identity(guard.code)
     bad_now = tf.reduce_any(flags > 0)
     bad = tf.logical_or(bad_now, previous > 0)
     guard.code.assign(tf.where(previous > 0, previous, tf.where(bad_now, first, 0.0)))
-    _restore(state, snapshot, bad)
+    _restore(forward, snapshot, bad)
     return {k: v for k, v in dict(logs).items() if not k.startswith("nonfinite_")}
 
 
@@ -282,76 +327,6 @@ class GuardedModel:
     def make_train_function(self, force=False):
         guard_of(self)
         return super().make_train_function(force=force)
-
-
-class EpochCounter(keras.callbacks.Callback):
-    """The one epoch counter of the package's models: at each epoch's start it sets
-    ``model.current_epoch`` (0-based, a Python int: the messages and the CSG schedule read
-    it), every built ``InterpretableConv``'s ``epoch`` variable (1-based: the
-    ``inverse_epoch`` schedule's N) and the model's own ``epoch`` variable when it has one
-    (1-based: the explainer distiller's ``fraction_decay``). Every guarded model's ``fit``
-    runs one (:class:`StopOnNonFiniteStep` is one); ``keras_icnn.models.FilterLossEpoch`` is
-    this class.
-    """
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.model.current_epoch = int(epoch)
-        for layer in self.model._flatten_layers(include_self=False):
-            if isinstance(layer, InterpretableConv) and layer.built:
-                layer.epoch.assign(float(epoch + 1))
-        counter = getattr(self.model, "epoch", None)
-        if hasattr(counter, "assign"):
-            counter.assign(float(epoch + 1))
-
-
-class StopOnNonFiniteStep(EpochCounter):
-    """The one non-finite stop callback: raises :class:`NonFiniteStepError` (a
-    ``FloatingPointError`` and a ``ValueError``) after a batch whose step the guard undid,
-    naming the tensor kind, phase, epoch and step; also when NaN/Inf maps reached an
-    interpretable layer's filter loss (naming the layer) or a logged loss is not finite.
-    It is the models' epoch counter too (:class:`EpochCounter`).
-
-    The guarded models add it in ``fit``; :func:`protect` returns one for any model.
-    """
-
-    def on_train_begin(self, logs=None):
-        guard_of(self.model).reset()
-
-    def on_train_batch_end(self, batch, logs=None):
-        guard = guard_of(self.model)
-        found = guard.read(self.model.distribute_strategy.num_replicas_in_sync)
-        # InterpretableModel also counts non-finite maps per interpretable layer.
-        maps = [name for name, t in getattr(self.model, "nonfinite_trackers", {}).items()
-                if float(t.result()) != 0]
-        losses = [k for k in ("loss", "csg_loss") if (logs or {}).get(k) is not None
-                  and not math.isfinite(float(logs[k]))]
-        if found is None and not maps and not losses:
-            return
-        self.model.stop_training = True
-        per = getattr(self.model, "_steps_per_execution", None)
-        per = int(per.numpy()) if per is not None and hasattr(per, "numpy") else 1
-        step = f"step {batch + 1}" if per <= 1 else f"one of steps {batch + 2 - per}-{batch + 1}"
-        phase = getattr(self.model, "phase", None)
-        where = (f"{phase.upper()} phase, " if isinstance(phase, str) else "") + \
-            f"epoch {getattr(self.model, 'current_epoch', 0) + 1}, {step}"
-        layers = ", ".join(map(repr, maps))
-        if found is None and maps:
-            raise NonFiniteStepError(
-                f"Non-finite activations (NaN or Inf) reached the filter loss of layer(s) "
-                f"{layers} at {where}: the filter loss and the weights would become NaN. "
-                f"{_HINTS['input']} Or lower the learning rate.")
-        if found is None:
-            raise NonFiniteStepError(
-                f"Non-finite {losses[0]} ({float(logs[losses[0]])}) at {where}. Lower the "
-                "learning rate (of that phase, for a CSG model: --learning_rate / "
-                "--csg_learning_rate / --gate_learning_rate).")
-        kind, what = found
-        maps = (f" Non-finite activations also reached the filter loss of layer(s) "
-                f"{layers}." if maps else "")
-        raise NonFiniteStepError(
-            f"Non-finite values (NaN or Inf) in {what} at {where}: training stopped and the "
-            "model (weights, statistics, optimizer slots and iteration count) was restored to "
-            f"its state before that step.{maps} {_HINTS[kind]}")
 
 
 def protect(model, fused_checks=None):

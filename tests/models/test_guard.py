@@ -207,3 +207,28 @@ def test_mixed_precision_skipped_steps_are_not_errors_but_nan_inputs_are():
                       callbacks=[guard.protect(model)])
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_mirrored_finite_fit_applies_every_step_like_an_unguarded_one():
+    """Issue 49: under MirroredStrategy the apply runs inside a cond of the cross-replica
+    context; on finite data it must apply every step, exactly as without the guard."""
+    from keras_icnn import distribute
+
+    strategy = distribute.get_strategy("mirrored", num_cpu_devices=2)
+    x, y = tiny_data(32)
+    with strategy.scope():
+        guarded, plain = _plain(keras.layers.Identity()), _plain(keras.layers.Identity())
+    guarded.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False,
+                callbacks=[guard.protect(guarded)])
+    plain.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False)
+    assert int(np.asarray(guarded.optimizer.iterations)) == int(np.asarray(plain.optimizer.iterations)) == 4
+    for a, b in zip(guarded.weights, plain.weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+
+
+def test_no_weight_or_slot_is_copied_only_forward_written_state():
+    """Issue 49: the snapshot holds what the forward pass writes (BatchNorm's moving
+    statistics, a statistic), never a trainable weight or an optimizer slot."""
+    model = _plain(keras.layers.BatchNormalization(name="bn"))
+    names = sorted(name for name, _ in guard._forward_state(model))
+    assert names == ["bn/moving_mean", "bn/moving_variance"], names
