@@ -12,7 +12,14 @@ one process), the alternatives that give the same numbers:
   each a 4-lookup box sum of one 2-D prefix-sum table (prefix sums by small
   triangular matmuls): O(4 D hw) additions per map instead of O(hw^2) products;
 * ``bfloat16``: the matmul with bfloat16 inputs (oneDNN's fast path; TF rounds the
-  output to bfloat16 too), with its error relative to float32.
+  output to bfloat16 too), with its error relative to float32;
+* ``fft``: the correlation as a product of spectra (issue 49): ``rfft2d`` of each map
+  zero-padded to 2h x 2w, times the pyramid's spectrum laid out circularly (offsets
+  -(h-1)..h-1 are distinct modulo 2h, so the circular correlation is the exact linear one),
+  ``irfft2d``, the h x w corner: O(hw log hw) per map.
+
+With ``--gradients`` each formulation is also timed forward + backward (the gradient of a
+sum of squares of the table with respect to the maps: the exact filter loss's autodiff).
 
 Usage: python benchmarks/bench_scores.py   (~2 minutes on 2 CPU cores)
 Writes benchmarks/results/scores.json (``--out``).
@@ -64,11 +71,39 @@ def staircase(x, d):
     return out
 
 
+def fft_pyramid(size, d):
+    """The pyramid ``relu(d - |di| - |dj|)`` laid out circularly on a 2h x 2w grid, as the
+    spectrum ``rfft2d`` gives (complex64 ``[2h, h + 1]``)."""
+    offsets = np.arange(2 * size)
+    offsets = np.where(offsets < size, offsets, offsets - 2 * size)
+    kernel = np.maximum(d - np.abs(offsets)[:, None] - np.abs(offsets)[None, :], 0)
+    return tf.constant(np.fft.rfft2(kernel).astype(np.complex64))
+
+
+def fft(x, spectrum):
+    """P by spectra: ``x`` [N, h, w] zero-padded to 2h x 2w (``fft_length``)."""
+    h, w = x.shape[1], x.shape[2]
+    product = tf.signal.rfft2d(x, fft_length=[2 * h, 2 * w]) * spectrum
+    return tf.signal.irfft2d(product, fft_length=[2 * h, 2 * w])[:, :h, :w]
+
+
+def with_gradient(fn):
+    def run(z):
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            out = fn(z)
+            loss = tf.reduce_sum(tf.square(out))
+        return tape.gradient(loss, z)
+    return run
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shapes", default="8x64,14x512,28x64", help="map size x filters, comma-separated")
     p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--gradients", action="store_true",
+                   help="also time forward + backward of each formulation")
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                  "results", "scores.json"))
     args = p.parse_args()
@@ -82,6 +117,9 @@ def main():
         dist = templates.l1_distance_matrix(size, size)
         pyramid = tf.constant(np.maximum(d - dist, 0).astype(np.float32))
         reference = tf.reshape(tf.reshape(x, [n, -1]) @ pyramid, x.shape).numpy()
+        # d/dx sum(P^2) = 2 P A^T with A the (symmetric) pyramid matrix.
+        grad_reference = tf.reshape(2.0 * tf.reshape(reference, [n, -1]) @ tf.transpose(
+            pyramid), x.shape).numpy()
         for xla in (True, False):
             fns = {
                 "matmul": lambda z: tf.reshape(tf.reshape(z, [n, -1]) @ pyramid, z.shape),
@@ -89,17 +127,26 @@ def main():
                 "bfloat16": lambda z: tf.cast(tf.reshape(
                     tf.reshape(tf.cast(z, tf.bfloat16), [n, -1]) @ tf.cast(pyramid, tf.bfloat16),
                     z.shape), tf.float32),
+                "fft": lambda z, s=fft_pyramid(size, d): fft(z, s),
             }
+            if args.gradients:
+                for name in ("matmul", "fft"):
+                    fns[f"{name} + gradient"] = with_gradient(fns[name])
             base = None
             for name, fn in fns.items():
                 f = tf.function(fn, jit_compile=xla)
-                err = float(np.abs(f(x).numpy() - reference).max() / np.abs(reference).max())
+                if name.endswith("gradient"):
+                    err = float(np.abs(f(x).numpy() - grad_reference).max()
+                                / np.abs(grad_reference).max())
+                else:
+                    err = float(np.abs(f(x).numpy() - reference).max() / np.abs(reference).max())
                 ms = median_ms(f, x)
                 base = ms if name == "matmul" else base
+                base = ms if name == "matmul + gradient" else base
                 rows.append({"map": f"{size}x{size}", "filters": filters, "xla": xla,
                              "formulation": name, "ms": ms, "vs_matmul": ms / base,
                              "max_relative_error": err})
-                print(f"{size}x{size}x{filters} XLA {'on ' if xla else 'off'} {name:>9}: "
+                print(f"{size}x{size}x{filters} XLA {'on ' if xla else 'off'} {name:>17}: "
                       f"{ms:7.2f} ms ({ms / base:.2f}x matmul), error {err:.1e}", flush=True)
     bench_common.write_rows(args.out, rows, batch_size=args.batch_size)
 

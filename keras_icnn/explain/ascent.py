@@ -94,9 +94,12 @@ def _ascend(objective, shape, ids, steps, learning_rate, l2, jitter, blur_every,
     for a in range(0, count, batch_size):
         index = tf.range(a, min(count, a + batch_size), dtype=tf.int32)
         # Each start depends on the seed and on the filter / class it serves only.
-        x = best = centre + span * tf.vectorized_map(
+        # A loop over the few start images, not vectorized_map: pfor cannot vectorise a
+        # stateless draw whose seed differs per image, and fell back to this same loop
+        # with a warning in the middle of evaluate's progress bars (issue 49).
+        x = best = centre + span * tf.map_fn(
             lambda i: tf.random.stateless_uniform(shape, tf.stack([seed, i]), -0.05, 0.05),
-            tf.gather(ids, index))
+            tf.gather(ids, index), fn_output_signature=tf.float32)
         best_response = tf.fill(tf.shape(index), -float("inf"))
         for s in range(steps):  # iterations, each one traced step over the whole batch
             blur = bool(blur_every) and (s + 1) % blur_every == 0 and s + 1 < steps

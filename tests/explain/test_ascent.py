@@ -54,3 +54,20 @@ def test_class_images_raise_their_logit_and_bad_arguments_are_refused(trained):
         ascent.class_images(model, classes=[-1])
     with pytest.raises(ValueError, match="4D maps"):
         ascent.filter_images(model, layer="logits")
+
+
+def test_start_images_need_no_pfor_fallback(trained, caplog):
+    """Issue 49: the start draws no longer go through vectorized_map, whose fallback printed
+    "Using a while_loop for converting StatelessRandomUniformV2" in evaluate's progress bars;
+    each start still depends only on the seed and its filter."""
+    import logging
+
+    model = trained[0]
+    with caplog.at_level(logging.WARNING):
+        a = ascent.filter_images(model, filters=[3, 1], seed=4, steps=1, jitter=0, blur_every=0,
+                                 learning_rate=1e-9)
+    assert not [r for r in caplog.records if "while_loop for converting" in r.getMessage()]
+    b = ascent.filter_images(model, filters=[1], seed=4, steps=1, jitter=0, blur_every=0,
+                             learning_rate=1e-9)
+    np.testing.assert_array_equal(a[1], b[0])
+    assert np.abs(a[0] - a[1]).max() > 0
