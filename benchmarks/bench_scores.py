@@ -81,10 +81,10 @@ def fft_pyramid(size, d):
 
 
 def fft(x, spectrum):
-    """P by spectra: ``x`` [N, h, w] zero-padded to 2h x 2w (``fft_length``)."""
-    h, w = x.shape[1], x.shape[2]
+    """P by spectra: ``x`` [..., h, w] zero-padded to 2h x 2w (``fft_length``)."""
+    h, w = x.shape[-2], x.shape[-1]
     product = tf.signal.rfft2d(x, fft_length=[2 * h, 2 * w]) * spectrum
-    return tf.signal.irfft2d(product, fft_length=[2 * h, 2 * w])[:, :h, :w]
+    return tf.signal.irfft2d(product, fft_length=[2 * h, 2 * w])[..., :h, :w]
 
 
 def with_gradient(fn):
