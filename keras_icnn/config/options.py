@@ -112,15 +112,15 @@ def min_steps_option(pretrained):
     ``pretrained`` steps (its help says the number; 0 says one pass either way)."""
     if pretrained:
         default = (f"-1 (default): one pass from scratch, and at least {pretrained} steps when "
-                   "--weights is given")
+                   "--weights is given (the pretrained small-data regime")
     else:
         default = ("-1 (default): one pass, from scratch and with --weights alike (more steps "
-                   "did not help this method")
+                   "did not help this method in the pretrained small-data regime")
     return option(-1, "An epoch is the fewest whole passes over the training set (each "
                       "reshuffled) that make at least this many optimizer steps: with a few "
                       "dozen images per class one pass is a handful of steps. 0: one pass. "
-                      f"{default} in the pretrained small-data regime, chosen on both "
-                      "validation splits: docs/results.md, 'The papers' regime').")
+                      f"{default}, chosen on both validation splits: docs/results.md, 'The "
+                      "papers' regime').")
 
 
 @dataclasses.dataclass
