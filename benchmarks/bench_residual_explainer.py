@@ -43,6 +43,10 @@ CASES = {
         "--data_dir={birds}", "--num_val=240", "--performer_epochs=10", "--batch_size=16"],
 }
 
+# Cases whose performer the recipe trains: the layer the explainer reads when resumed from the
+# saved performer (the backbone's default layer).
+RESUME_LAYER = {"birds_resnet50": "conv5_block2_out"}
+
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -62,6 +66,14 @@ def main():
         os.makedirs(out, exist_ok=True)
         argv = ["keras-icnn-train-explainer", f"--output_dir={out}", "--verbose=0",
                 *[a.format(birds=args.birds_dir) for a in CASES[case]]]
+        performer = os.path.join(out, "performer.keras")
+        if case in RESUME_LAYER and os.path.isfile(performer):
+            # The performer finished before the run was stopped (the recipe writes it before
+            # distilling): distil from it instead of training it again.
+            argv = [a for a in argv if not a.startswith(("--backbone=", "--weights=",
+                                                         "--performer_epochs="))]
+            argv += [f"--performer={performer}", f"--layer={RESUME_LAYER[case]}"]
+            print(f"  resumed from {performer}", flush=True)
         print(case, "...", flush=True)
         t0 = time.time()
         with open(os.path.join(out, "log.txt"), "w") as log:
@@ -72,7 +84,9 @@ def main():
             continue
         r = bench_common.load_json(os.path.join(out, "results.json"))
         state["runs"][case] = {
-            "argv": argv, "seconds": round(time.time() - t0, 1), "p": r["p"],
+            "argv": argv, "seconds": round(time.time() - t0, 1),
+            "resumed_from_saved_performer": any(a.startswith("--performer=") for a in argv)
+            and case in RESUME_LAYER, "p": r["p"],
             "delta_error": r["delta_error"], "performer_test_error": r["performer_test_error"],
             "location_instability": r["location_instability"],
             "part_consistency": r.get("part_consistency"),

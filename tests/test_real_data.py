@@ -98,6 +98,7 @@ def test_all_trainers_and_evaluate_on_a_real_layout(dataset, layout_results):
     icnn_out, csg_out, expl_out, eval_out = (work / n for n in ("icnn", "csg", "expl", "ev"))
     icnn = json.loads((icnn_out / "results.json").read_text())
     expl = json.loads((expl_out / "results.json").read_text())
+    assert (expl_out / "performer.keras").is_file()  # saved before the distillation
     report = json.loads((eval_out / "report.json").read_text())
     # Every class is present: the class count is the dataset's, and the test split holds all.
     for r in (icnn, expl):

@@ -154,6 +154,21 @@ def _distiller(config, strategy, models, objective="reconstruction"):
     return explainer, distiller
 
 
+def _save_performer_now(config, strategy, performer):
+    """Write the freshly trained performer before the distillation starts (chief only): a
+    distillation that fails or is stopped keeps it, and ``--performer=PATH --layer=NAME``
+    distils again without retraining it."""
+    from keras_icnn.distribute import is_chief
+
+    if not is_chief(strategy):
+        return
+    os.makedirs(config.output_dir, exist_ok=True)
+    path = os.path.join(config.output_dir, "performer.keras")
+    performer.save(path)
+    if config.verbose:
+        print(f"performer saved: {path} (reuse: --performer={path})")
+
+
 def fit(config, source, strategy, models):
     from keras_icnn.distribute import sync_batchnorm
 
@@ -165,6 +180,7 @@ def fit(config, source, strategy, models):
         performer.fit(train, epochs=config.performer_epochs, verbose=config.verbose, shuffle=False,
                       callbacks=[guard.protect(performer)]
                       + tensorboard(config, strategy, "performer"))
+        _save_performer_now(config, strategy, performer)
     if config.copy_silent_filters:
         models["probe_images"] = None
     else:
@@ -277,9 +293,7 @@ def measure(config, source, strategy, models, fitted):
     artifacts = {"explainer.keras": models["explainer"]}
     if "explainer_cls" in models:
         artifacts["explainer_cls.keras"] = models["explainer_cls"]
-    if not config.performer:
-        artifacts["performer.keras"] = performer
-    return results, artifacts
+    return results, artifacts  # performer.keras: written by fit when it trained one
 
 
 def _part_scores(r, labels, num_classes, size):
