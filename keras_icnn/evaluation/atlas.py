@@ -6,6 +6,7 @@ gradient-ascent picture) and predictions explained filter by filter. Built from 
 import numpy as np
 import tensorflow as tf
 
+from keras_icnn.evaluation.clock import StageClock
 from keras_icnn.explain import ascent
 from keras_icnn.explain import explainable_for
 from keras_icnn.reporting import html as report_html
@@ -34,9 +35,11 @@ def _traced_rows(explainable, images, batch_size):
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def atlas_section(model, name, layer_name, source, config, r, mi, matrices):
+def atlas_section(model, name, layer_name, source, config, r, mi, matrices, clock=None):
     """One model's part of report.html: its filter atlas, matrices (PNG bytes by name,
-    :func:`~keras_icnn.evaluation.evaluate.matrix_pngs`) and explained predictions."""
+    :func:`~keras_icnn.evaluation.evaluate.matrix_pngs`) and explained predictions; ``clock``
+    (a :class:`~keras_icnn.evaluation.clock.StageClock`) times its stages."""
+    clock = clock or StageClock()
     class_names, part_names = source.class_names, source.part_names
     scores, p_f = r["scores"], r.get("p_f")
     num_filters = scores.shape[1]
@@ -47,17 +50,19 @@ def atlas_section(model, name, layer_name, source, config, r, mi, matrices):
     k = collected["top"].shape[0]
     top = collected["top"][:, shown]  # [k, shown]
     examples = list(range(min(config.explained_predictions, len(r["kept"]))))
-    explainable = explainable_for(model, layer_name)
-    t = _traced_rows(explainable, np.stack([r["kept"][i]["image"] for i in examples]).astype(
-        np.float32), config.batch_size) if examples else {}
+    with clock("explained_predictions"):
+        explainable = explainable_for(model, layer_name)
+        t = _traced_rows(explainable, np.stack([r["kept"][i]["image"] for i in examples]).astype(
+            np.float32), config.batch_size) if examples else {}
     own = np.asarray(explainable.filter_classes())
     categories = np.where(own >= 0, own, r["filter_classes"])
     gate = gate_of(model)
     dis = r.get("dissection")
     concept_names = [f"{class_name(class_names, c)}/{p}" for c in range(
         len(dis["iou"][0]) // max(len(part_names), 1)) for p in part_names] if dis else []
-    pictures = (ascent_pictures(model, layer_name, shown, config) if config.ascent_steps
-                and len(shown) else None)
+    with clock("ascent"):
+        pictures = (ascent_pictures(model, layer_name, shown, config) if config.ascent_steps
+                    and len(shown) else None)
     filters = []
     for column, f in enumerate(shown):
         thumbs = report_html.thumbnails(

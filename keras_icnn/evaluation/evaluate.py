@@ -8,6 +8,7 @@ import numpy as np
 from keras_icnn import metrics
 from keras_icnn.evaluation import streaming
 from keras_icnn.evaluation.atlas import atlas_section, class_name, gate_of
+from keras_icnn.evaluation.clock import StageClock
 from keras_icnn.reporting.html import THUMB
 
 
@@ -30,10 +31,13 @@ def evaluate_model(model, source, config, name, pictures_dir, tree_source=None):
         ``(metrics, atlas)``: the metrics dict and the model's report.html section
         (:func:`atlas_section`; with ``tree_source``, the training images of ``--trees`` and
         ``--graph``, its ``"trees"``: :func:`keras_icnn.evaluation.trees.tree_sections`, and
-        its ``"graph"``: :func:`keras_icnn.evaluation.graph_section.graph_section`).
+        its ``"graph"``: :func:`keras_icnn.evaluation.graph_section.graph_section`). The
+        metrics' ``"stage_seconds"`` says where the time went (the streamed passes over the
+        split, GradMaps, pictures, the atlas with its gradient-ascent pictures, trees, graph).
     """
     from keras_icnn.models import graph
 
+    clock = StageClock()
     # A user's nested model (a keras.applications base in a Sequential) is read through a
     # flat copy with its weights; --layer may name a layer inside it or give its path.
     layer_name = graph.flat_layer_name(model, config.layer, "evaluate") if config.layer else None
@@ -42,13 +46,8 @@ def evaluate_model(model, source, config, name, pictures_dir, tree_source=None):
     num_classes = int(model.outputs[0].shape[-1])
     kernel = _gap_dense_kernel(model, layer_name)
     single = config.task == "single" if config.dataset == "synthetic" else False
-    r = streaming.stream_filter_metrics(
-        model, layer_name,
-        lambda: source.dataset(config.eval_split, config.batch_size, as_supervised=False),
-        source.size(config.eval_split), num_classes, single=single or None, top_k=config.top_k,
-        dense_kernel=kernel, keep=max(config.gradmap_examples, 16, config.explained_predictions),
-        seed=config.seed, verbose=config.verbose, atlas_images=config.atlas_images,
-        atlas_size=THUMB)
+    with clock("stream"):
+        r = _stream(model, layer_name, source, config, single, kernel, num_classes)
     labels, pooled = r["labels"], r["pooled"]
     out = {"layer": layer_name, "filters": int(pooled.shape[-1]), "accuracy": r["accuracy"],
            "images": int(len(labels))}
@@ -62,7 +61,9 @@ def evaluate_model(model, source, config, name, pictures_dir, tree_source=None):
                    detectors=d["detector_count"], concepts=int(d["iou"].shape[1]),
                    mean_iou_ceiling=float(d["ceiling"][d["best_concept"]].mean()))
     # Filter-class mutual information (CSG §4.2) on global-average-pooled maps.
-    mi = metrics.mutual_information_matrix(pooled, labels, num_classes, random_state=config.seed)
+    with clock("mutual_information"):
+        mi = metrics.mutual_information_matrix(pooled, labels, num_classes,
+                                               random_state=config.seed)
     out["mis"] = metrics.mutual_information_score(matrix=mi)
     if "activmap" in r:
         act = r["activmap"]
@@ -71,7 +72,9 @@ def evaluate_model(model, source, config, name, pictures_dir, tree_source=None):
     kept = [k for k in r["kept"] if not single or int(k["label"]) == 1]
     if config.gradmap_examples > 0 and kept and "object_mask" in kept[0]:
         chosen = kept[:config.gradmap_examples]
-        grads = metrics.gradient_maps(model, layer_name, np.stack([k["image"] for k in chosen]))
+        with clock("gradmaps"):
+            grads = metrics.gradient_maps(model, layer_name,
+                                          np.stack([k["image"] for k in chosen]))
         gl = metrics.gradient_map_localization(
             grads, np.stack([k["object_mask"] for k in chosen]),
             np.array([int(k["label"]) for k in chosen]), num_classes)
@@ -88,23 +91,38 @@ def evaluate_model(model, source, config, name, pictures_dir, tree_source=None):
         out["redundancy_r0.1"] = metrics.redundancy_ratio(corr, 0.1)
         out["c_ic"] = metrics.inter_class_correlation(
             corr, class_act, max(1, out["filters"] // num_classes))
-    matrices = matrix_pngs(model, name, r, mi, source.class_names, source.part_names)
-    out["pictures"] = (_pictures(model, name, layer_name, source, r, mi, kept, pictures_dir,
-                                 matrices) if pictures_dir and kept else {})
-    atlas = atlas_section(model, name, layer_name, source, config, r, mi, matrices)
+    with clock("pictures"):
+        matrices = matrix_pngs(model, name, r, mi, source.class_names, source.part_names)
+        out["pictures"] = (_pictures(model, name, layer_name, source, r, mi, kept, pictures_dir,
+                                     matrices) if pictures_dir and kept else {})
+    atlas = atlas_section(model, name, layer_name, source, config, r, mi, matrices, clock)
     if tree_source is not None and getattr(config, "graph", False):
         from keras_icnn.evaluation.graph_section import graph_section
 
-        atlas["graph"] = graph_section(model, tree_source, config)
+        with clock("graph"):
+            atlas["graph"] = graph_section(model, tree_source, config)
     if tree_source is not None and getattr(config, "trees", True):
         from keras_icnn.evaluation.trees import tree_sections
 
         p_f = r.get("p_f")
         filter_parts = np.where(p_f > 0, r["p"].argmax(1), -1) if p_f is not None else None
         explained = [k["image"] for k in r["kept"][:config.explained_predictions]]
-        atlas["trees"] = tree_sections(model, layer_name, tree_source, config, filter_parts,
-                                       source.part_names, explained)
+        with clock("trees"):
+            atlas["trees"] = tree_sections(model, layer_name, tree_source, config, filter_parts,
+                                           source.part_names, explained)
+    out["stage_seconds"] = clock.rounded()
     return out, atlas
+
+
+def _stream(model, layer_name, source, config, single, kernel, num_classes):
+    """:func:`streaming.stream_filter_metrics` of the config's split."""
+    return streaming.stream_filter_metrics(
+        model, layer_name,
+        lambda: source.dataset(config.eval_split, config.batch_size, as_supervised=False),
+        source.size(config.eval_split), num_classes, single=single or None, top_k=config.top_k,
+        dense_kernel=kernel, keep=max(config.gradmap_examples, 16, config.explained_predictions),
+        seed=config.seed, verbose=config.verbose, atlas_images=config.atlas_images,
+        atlas_size=THUMB)
 
 
 def _pictures(model, name, layer_name, source, r, mi, kept, folder, matrices):
