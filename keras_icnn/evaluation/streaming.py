@@ -11,7 +11,8 @@ memory, in at most two passes:
    being kept); CAM IoU per image; the first ``keep`` examples with their maps
    (pictures, GradMaps).
 2. only where the data have part or object masks: each image's IoUs with the
-   thresholds of pass 1, summed into ``P(f, k)`` and ActivMap's per-filter IoU; with
+   thresholds of pass 1 (on pass 1's maps when they fit ``maps_budget``, else the model
+   runs again), summed into ``P(f, k)`` and ActivMap's per-filter IoU; with
    part masks also Network Dissection's dataset-wide intersections and unions of every
    filter with every (category, part) concept (``[F, C x P]`` counts, the same threshold:
    ``P(a > T) = top_quantile`` over all units).
@@ -109,10 +110,40 @@ def _count_parts(counts, step, rf, batch, i, j, labels, num_classes, rng, noise_
     return counts.update(centres[0], batch["landmarks"], labels, centres[1])
 
 
+def _count_error(seen, expected, at_least=""):
+    return ValueError(f"stream_filter_metrics: the stream held {at_least}{seen} images, "
+                      f"expected num_examples={expected}")
+
+
+def _pass2_counts(maps, batch, sel, part_thr, activ_thr):
+    """Region counts of the selected images' ``maps`` with their part masks (``part_thr``)
+    and object masks (``activ_thr``): ``{"parts": (inter, union) [b, F, P], "object":
+    (inter, union) [b, F, 1]}`` (those that apply), from one upsampling of the maps."""
+    masks, sets, parts = [], [], 0
+    if part_thr is not None:
+        masks.append(batch["part_masks"][sel].astype(bool))
+        sets.append(part_thr)
+        parts = masks[0].shape[-1]
+    if activ_thr is not None:
+        masks.append(batch["object_mask"][sel].astype(bool)[..., None])
+        sets.append(activ_thr)
+    if not masks:
+        return {}
+    inter, union = interpretability.region_counts(maps, np.concatenate(masks, -1),
+                                                  np.stack(sets))  # [T, b, F, P (+1)]
+    out = {}
+    if part_thr is not None:
+        out["parts"] = (inter[0, ..., :parts], union[0, ..., :parts])
+    if activ_thr is not None:
+        out["object"] = (inter[-1, ..., parts:], union[-1, ..., parts:])
+    return out
+
+
 def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes, single=None,
                           top_quantile=0.005, iou_threshold=0.2, activ_top_fraction=0.3,
                           top_k=100, dense_kernel=None, keep=48, sample_budget=2 ** 24, seed=0,
-                          verbose=1, atlas_images=0, atlas_size=80, part_noise_std=NOISE_STD):
+                          verbose=1, atlas_images=0, atlas_size=80, part_noise_std=NOISE_STD,
+                          maps_budget=2 ** 28):
     """Every filter metric of ``layer_name`` over a stream, in at most two passes.
 
     Args:
@@ -132,6 +163,9 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
         dense_kernel: [F, C] of a GAP -> Dense head for CAM (None: no CAM).
         keep: examples (with maps) kept for pictures and GradMaps.
         sample_budget: unit values kept for ActivMap's threshold.
+        maps_budget: bytes of float32 maps pass 1 may keep (``N x h x w x F x 4``) so that
+            pass 2 reads only the masks and does not run the model again; larger
+            streams run it again (0: always).
         seed: seed of that sample.
         verbose: progress bars.
         atlas_images: images kept per filter for a filter atlas (0: none): each filter's
@@ -186,6 +220,9 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
     kept, seen, negatives_with_parts = [], 0, False
     has, part_counts = {}, None
     noise_rng = np.random.default_rng([int(seed), 12])  # SPEC §12's noisy images
+    # Pass 1's maps, kept for pass 2 when they fit the budget (pass 2 then needs no forward).
+    cache = (np.empty((n_total, h, w, f), np.float32) if n_total * hw * f * 4 <= maps_budget
+             else None)
     bar = keras.utils.Progbar(n_total, unit_name="image", verbose=verbose)
     for batch in batches():
         batch = {k: np.asarray(v) for k, v in batch.items()}
@@ -193,6 +230,10 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
         labels = batch["label"].astype(np.int64)
         maps, flat, scores, i, j, logits = step(tf.convert_to_tensor(batch["image"]))
         flat_np = flat.numpy()
+        if cache is not None:
+            if seen + len(labels) > n_total:
+                raise _count_error(seen + len(labels), n_total, "at least ")
+            cache[seen:seen + len(labels)] = flat_np.reshape(-1, h, w, f)
         state["label"].append(labels)
         state["logits"].append(logits.numpy())
         state["scores"].append(scores.numpy())
@@ -223,8 +264,7 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
         seen += len(labels)
         bar.update(seen)
     if seen != n_total:
-        raise ValueError(f"stream_filter_metrics: the stream held {seen} images, expected "
-                         f"num_examples={n_total}")
+        raise _count_error(seen, n_total)
     r = {k: np.concatenate(v) for k, v in state.items() if v}
     labels = r["labels"] = r.pop("label")
     x, y = rf.centers(r.pop("i"), r.pop("j"))
@@ -277,35 +317,38 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
         start += n
         if not run.any():
             continue
-        ran = step(tf.convert_to_tensor(batch["image"][run]))[0].numpy()
+        if cache is not None:
+            ran = cache[start - n:start][run]
+        else:
+            ran = step(tf.convert_to_tensor(batch["image"][run]))[0].numpy()
         if atlas:
             _collect_atlas(atlas, batch["image"][run], ran, np.flatnonzero(run) + start - n,
                            atlas_size)
         if not sel.any():
             continue
         maps = ran[sel[run]]
+        # One upsampling per batch for the parts and ActivMap's object mask (each with its
+        # own thresholds); Network Dissection's (category, part) counts follow from the parts'.
+        counted = _pass2_counts(maps, batch, sel, part_thr, activ_thr)
         if part_thr is not None:
             masks = batch["part_masks"][sel].astype(bool)
-            iou = interpretability.part_ious(maps, masks, part_thr)  # [b, F, P]
+            inter, union = counted["parts"]
+            iou = np.where(union > 0, inter / np.maximum(union, 1.0), 0.0)  # [b, F, P]
             use = np.broadcast_to(masks.any(axis=(1, 2))[:, None, :], iou.shape)
             if not single:
                 use = use & (b_labels[:, None] == r["filter_classes"][None, :])[:, :, None]
             b_hits, b_counts = ((iou > iou_threshold) & use).sum(0), use.sum(0)
             hits = b_hits if hits is None else hits + b_hits
             counts = b_counts if counts is None else counts + b_counts
-            concepts, _ = network_dissection.category_part_concepts(
-                masks, b_labels, num_classes)
-            inter, union = network_dissection.dissection_counts(maps, concepts, part_thr)
-            area = concepts.reshape(-1, concepts.shape[-1]).sum(0, dtype=np.float64)
+            inter, union, area = network_dissection.dissection_counts_from_parts(
+                inter, union, masks.sum((1, 2)), b_labels, num_classes)
             if dis_inter is None:
                 dis_inter, dis_union, dis_area = inter, union, area
             else:
                 dis_inter, dis_union, dis_area = dis_inter + inter, dis_union + union, \
                     dis_area + area
         if activ_thr is not None:
-            inter, union = interpretability.region_counts(
-                maps, batch["object_mask"][sel][..., None], activ_thr)
-            inter, union = inter[..., 0].astype(np.float64), union[..., 0].astype(np.float64)
+            inter, union = (c[..., 0].astype(np.float64) for c in counted["object"])
             activ_iou.append(np.where(union > 0, inter / np.maximum(union, 1.0), 0.0))
     if hits is not None:
         p = np.where(counts > 0, hits / np.maximum(counts, 1), 0.0)

@@ -9,7 +9,8 @@ from keras_icnn.metrics.mutual_information import (
     mutual_information_ceiling, mutual_information_matrix, mutual_information_score)
 from keras_icnn.metrics.parts import PartCounts, part_consistency, part_coverage, part_stability
 from keras_icnn.metrics.network_dissection import (
-    category_part_concepts, dissection, dissection_counts, dissection_from_counts, iou_ceiling)
+    category_part_concepts, dissection, dissection_counts, dissection_counts_from_parts,
+    dissection_from_counts, iou_ceiling)
 from keras_icnn.evaluation.faithfulness import deletion, insertion, mu_fidelity
 from keras_icnn.metrics.localization import (
     activation_map_localization, cam_localization, class_activation_maps, filter_correlation,
@@ -43,7 +44,8 @@ __all__ = [
     "receptive_field", "activation_map_localization", "cam_localization",
     "class_activation_maps", "filter_correlation", "gradient_map_localization", "gradient_maps",
     "inter_class_correlation", "redundancy_ratio", "part_contributions",
-    "category_part_concepts", "dissection", "dissection_counts", "dissection_from_counts",
+    "category_part_concepts", "dissection", "dissection_counts", "dissection_counts_from_parts",
+    "dissection_from_counts",
     "iou_ceiling", "deletion", "insertion", "mu_fidelity", "PartCounts", "part_consistency",
     "part_coverage", "part_stability", "part_consistency_and_stability",
 ]

@@ -197,13 +197,14 @@ def upsample_maps(maps, size):
 
 @tf.function(reduce_retracing=True)
 def _region_counts(maps, masks, thresholds):
+    # thresholds [T, F]: the maps are upsampled once, thresholded T times.
     up = tf.image.resize(tf.cast(maps, tf.float32), tf.shape(masks)[1:3], method="bilinear")
-    n = tf.shape(masks)[0]
-    above = up > thresholds
-    region = tf.reshape(tf.cast(above, tf.float32), [n, -1, tf.shape(maps)[-1]])
+    n, f = tf.shape(masks)[0], tf.shape(maps)[-1]
+    above = up[None] > thresholds[:, None, None, None, :]  # [T, n, H, W, F]
+    region = tf.reshape(tf.cast(above, tf.float32), [tf.shape(thresholds)[0], n, -1, f])
     m = tf.reshape(tf.cast(masks, tf.float32), [n, -1, tf.shape(masks)[-1]])
-    inter = tf.matmul(region, m, transpose_a=True)  # [n, F, P]; exact (0/1 sums < 2**24)
-    union = tf.reduce_sum(region, 1)[:, :, None] + tf.reduce_sum(m, 1)[:, None, :] - inter
+    inter = tf.einsum("tnuf,nup->tnfp", region, m)  # [T, n, F, P]; exact (0/1 sums < 2**24)
+    union = tf.reduce_sum(region, 2)[..., None] + tf.reduce_sum(m, 1)[None, :, None, :] - inter
     return inter, union
 
 
@@ -214,21 +215,29 @@ def region_counts(activation_maps, masks, thresholds, chunk=64):
     Maps [N, h, w, F] are upsampled bilinearly to the masks' size [N, H, W, P]
     (the identity when already that size) and thresholded with ``thresholds``
     [F] (strictly ``> T``: a constant map, dead or saturated, has no unit above its
-    threshold and so an empty region). One
-    TensorFlow function per chunk of images (bounds memory).
+    threshold and so an empty region). ``thresholds`` [T, F] gives T sets at once
+    ([T, N, F, P] counts; the maps are upsampled once). One TensorFlow function per chunk
+    of images (bounds memory).
     """
     masks = np.asarray(masks, bool)
-    thresholds = tf.constant(np.asarray(thresholds, np.float32))
+    thr = np.asarray(thresholds, np.float32)
+    if thr.ndim not in (1, 2) or thr.shape[-1] != np.shape(activation_maps)[-1]:
+        raise ValueError(f"`thresholds` must be [F] or [T, F] with F = "
+                         f"{np.shape(activation_maps)[-1]} (the maps' filters). Received: "
+                         f"shape={thr.shape}")
+    sets = tf.constant(thr.reshape(-1, thr.shape[-1]))
     inter, union = [], []
     for a in range(0, len(masks), chunk):
         i, u = _region_counts(tf.constant(np.asarray(activation_maps[a:a + chunk], np.float32)),
-                              tf.constant(masks[a:a + chunk]), thresholds)
+                              tf.constant(masks[a:a + chunk]), sets)
         inter.append(i.numpy())
         union.append(u.numpy())
     if not inter:
-        empty = np.zeros((0, np.shape(activation_maps)[-1], masks.shape[-1]), np.float32)
-        return empty, empty
-    return np.concatenate(inter), np.concatenate(union)
+        empty = np.zeros((len(sets), 0, np.shape(activation_maps)[-1], masks.shape[-1]),
+                         np.float32)
+        inter, union = [empty], [empty]
+    inter, union = np.concatenate(inter, axis=1), np.concatenate(union, axis=1)
+    return (inter, union) if thr.ndim == 2 else (inter[0], union[0])
 
 
 def part_ious(activation_maps, part_masks, thresholds, chunk=64):

@@ -74,6 +74,41 @@ def dissection_counts(activation_maps, concept_masks, thresholds, chunk=64):
     return inter.sum(0, dtype=np.float64), union.sum(0, dtype=np.float64)
 
 
+def dissection_counts_from_parts(inter, union, part_areas, labels, num_classes):
+    """:func:`dissection_counts` of the (category, part) concepts
+    (:func:`category_part_concepts`), derived from the per-image counts of the part masks
+    themselves, without building the concept masks: concept ``c * P + p`` is part p on the
+    images of class c and empty elsewhere, so its intersection is the part's on class-c
+    images and 0 elsewhere, and its union is the part's on class-c images and the filter's
+    region alone elsewhere.
+
+    Args:
+        inter, union: [N, F, P] per image (:func:`~keras_icnn.metrics.region_counts` of the
+            part masks).
+        part_areas: [N, P] pixels of each part mask.
+        labels: [N] class of each image.
+
+    Returns:
+        ``(inter [F, C * P], union [F, C * P], concept_areas [C * P])``, summed over the
+        images (float64).
+    """
+    inter, union = np.asarray(inter, np.float64), np.asarray(union, np.float64)
+    areas = np.asarray(part_areas, np.float64)
+    if (inter.ndim != 3 or union.shape != inter.shape or inter.shape[2] < 1
+            or areas.shape != (len(inter), inter.shape[2])):
+        raise ValueError("`inter` and `union` must be [N, F, P] (P >= 1) and `part_areas` "
+                         "[N, P]. "
+                         f"Received: {inter.shape}, {union.shape}, {areas.shape}")
+    onehot = (validation.labels_np(labels, num_classes, count=len(inter))[:, None]
+              == np.arange(num_classes)).astype(np.float64)  # [N, C]
+    region = union[:, :, 0] + inter[:, :, 0] - areas[:, None, 0]  # [N, F]: the filter's region
+    f = inter.shape[1]
+    own_inter = np.einsum("nc,nfp->fcp", onehot, inter).reshape(f, -1)
+    own_extra = np.einsum("nc,nfp->fcp", onehot, union - region[:, :, None]).reshape(f, -1)
+    return (own_inter, region.sum(0)[:, None] + own_extra,
+            np.einsum("nc,np->cp", onehot, areas).reshape(-1))
+
+
 def dissection_from_counts(inter, union, iou_threshold=0.04):
     """The figures of :func:`dissection` from summed counts ``[K, C]`` (the streaming driver's
     second pass ends here)."""

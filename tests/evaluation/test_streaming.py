@@ -38,7 +38,16 @@ def test_streamed_metrics_equal_in_memory_metrics(task):
 
     stream = stream_filter_metrics(
         model, layer, lambda: pipeline.make_dataset(ex, 8, as_supervised=False), len(labels),
-        classes, single=single, top_k=10, dense_kernel=kernel, verbose=0)
+        classes, single=single, top_k=10, dense_kernel=kernel, verbose=0, atlas_images=3)
+    # Pass 2 on pass 1's kept maps (the default budget) or running the model again: the same.
+    rerun = stream_filter_metrics(
+        model, layer, lambda: pipeline.make_dataset(ex, 8, as_supervised=False), len(labels),
+        classes, single=single, top_k=10, dense_kernel=kernel, verbose=0, atlas_images=3,
+        maps_budget=0)
+    np.testing.assert_array_equal(rerun["p"], stream["p"])
+    np.testing.assert_array_equal(rerun["dissection"]["iou"], stream["dissection"]["iou"])
+    np.testing.assert_array_equal(rerun["atlas"]["maps"], stream["atlas"]["maps"])
+    assert rerun["activmap"]["avg_iou"] == stream["activmap"]["avg_iou"]
 
     if single:
         li, _ = metrics.location_instability(r["positions"][pos], ex["landmarks"][pos], (32, 32),
@@ -101,6 +110,10 @@ def test_streamed_metrics_without_parts_report_none_of_them():
     with pytest.raises(ValueError, match="held 12 images, expected num_examples=13"):
         stream_filter_metrics(model, "top_conv",
                               lambda: pipeline.make_dataset(plain, 5, as_supervised=False), 13,
+                              3, verbose=0)
+    with pytest.raises(ValueError, match="held at least 12 images, expected num_examples=11"):
+        stream_filter_metrics(model, "top_conv",
+                              lambda: pipeline.make_dataset(plain, 5, as_supervised=False), 11,
                               3, verbose=0)
 
 

@@ -113,6 +113,18 @@ def test_region_counts_match_numpy_with_upsampling():
     iou = metrics.part_ious(maps, masks, thr)
     np.testing.assert_allclose(iou, np.where(want_u > 0, want_i / np.maximum(want_u, 1), 0),
                                rtol=1e-6)
+    # T threshold sets at once: each set's counts as if asked alone.
+    sets = np.stack([thr, thr[::-1], np.full(4, 0.1, np.float32)])
+    inter_t, union_t = metrics.region_counts(maps, masks, sets, chunk=32)
+    assert inter_t.shape == (3, 70, 4, 3)
+    for t in range(3):
+        region = metrics.upsample_maps(maps, (10, 10)) > sets[t]
+        np.testing.assert_array_equal(inter_t[t], np.einsum(
+            "nhwf,nhwp->nfp", region.astype(np.int64), masks.astype(np.int64)))
+        np.testing.assert_array_equal(union_t[t], np.logical_or(
+            region[..., :, None], masks[..., None, :]).sum((1, 2)))
+    with pytest.raises(ValueError, match=r"`thresholds` must be \[F\] or \[T, F\] with F = 4"):
+        metrics.region_counts(maps, masks, thr[:3])
 
 
 def test_perfect_part_detector_scores_one():

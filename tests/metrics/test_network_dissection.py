@@ -123,3 +123,26 @@ def test_bad_input_is_named():
         nd.dissection(np.zeros((2, 8, 8, 1)), np.zeros((2, 4, 4, 1), bool))
     with pytest.raises(ValueError, match="same N"):
         nd.dissection(np.zeros((2, 4, 4, 1)), np.zeros((3, 4, 4, 1), bool))
+
+
+def test_dissection_counts_from_parts_equal_the_concept_masks_counts():
+    # The streaming evaluation derives the (category, part) counts from the part masks' own
+    # counts; they must equal the counts of the concept masks built explicitly.
+    rng = np.random.RandomState(3)
+    maps = (rng.uniform(size=(40, 4, 4, 5)) ** 2).astype(np.float32)
+    masks = rng.uniform(size=(40, 8, 8, 3)) < 0.3
+    masks[:5] = False  # images without any part
+    labels = rng.randint(0, 4, 40)
+    thr = np.array([0.3, 0.6, 0.1, 5.0, 0.45], np.float32)  # filter 3: an empty region
+    from keras_icnn import metrics
+
+    concepts, _ = metrics.category_part_concepts(masks, labels, 4)
+    want_i, want_u = metrics.dissection_counts(maps, concepts, thr)
+    inter, union = metrics.region_counts(maps, masks, thr)
+    got_i, got_u, areas = metrics.dissection_counts_from_parts(
+        inter, union, masks.sum((1, 2)), labels, 4)
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_array_equal(got_u, want_u)
+    np.testing.assert_array_equal(areas, concepts.reshape(-1, 12).sum(0))
+    with pytest.raises(ValueError, match=r"`part_areas` \[N, P\]"):
+        metrics.dissection_counts_from_parts(inter, union, masks.sum((1, 2))[:3], labels, 4)
