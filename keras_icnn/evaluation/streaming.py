@@ -204,7 +204,8 @@ def stream_filter_metrics(model, layer_name, batches, num_examples, num_classes,
     rng = np.random.default_rng(seed)
     per_image = max(1, min(hw, sample_budget // max(n_total * f, 1)))
 
-    @tf.function(autograph=False)
+    # reduce_retracing: pass 2 without kept maps runs subsets of every size.
+    @tf.function(autograph=False, reduce_retracing=True)
     def step(x):
         maps, logits = probe(x, training=False)
         maps = tf.cast(maps, tf.float32)

@@ -64,25 +64,33 @@ def _ascend(objective, shape, ids, steps, learning_rate, l2, jitter, blur_every,
     count = int(ids.shape[0])
     centre, span = (low + high) / 2.0, high - low
 
+    def gain_of(x, index):
+        response = objective(x, index)
+        return response, response - l2 * tf.reduce_mean(tf.square((x - centre) / span),
+                                                         axis=[1, 2, 3])
+
     @tf.function(autograph=False, reduce_retracing=True)
     def step(x, index, shift, blur):
         x = tf.roll(x, shift, axis=[1, 2])
-        with tf.GradientTape(persistent=True) as tape:
+        with tf.GradientTape() as tape:
             tape.watch(x)
-            response = objective(x, index)
-            gain = response - l2 * tf.reduce_mean(tf.square((x - centre) / span), axis=[1, 2, 3])
+            response, gain = gain_of(x, index)
         g = tape.gradient(gain, x)
         # An image on which its unit is silent (its ReLU at 0 everywhere) has no gradient to
-        # climb: it follows the redirected-ReLU gradient until the unit responds (the second
-        # backward pass runs only on steps where some image is silent).
-        silent = response <= 0
+        # climb: it follows the redirected-ReLU gradient until the unit responds (a second
+        # forward and backward pass, of the silent images only, on steps where there are any).
+        silent = tf.where(response <= 0)[:, 0]
 
         def redirected():
+            xs = tf.gather(x, silent)
+            with tf.GradientTape() as again:
+                again.watch(xs)
+                gain_s = gain_of(xs, tf.gather(index, silent))[1]
             with redirected_relu_gradients():
-                woken = tape.gradient(gain, x)
-            return tf.where(tf.reshape(silent, [-1, 1, 1, 1]), woken, g)
+                woken = again.gradient(gain_s, xs)
+            return tf.tensor_scatter_nd_update(g, silent[:, None], woken)
 
-        g = tf.cond(tf.reduce_any(silent), redirected, lambda: g)
+        g = tf.cond(tf.size(silent) > 0, redirected, lambda: g)
         scale = tf.reduce_mean(tf.abs(g), axis=[1, 2, 3], keepdims=True)
         x = tf.roll(x + learning_rate * span * g / (scale + 1e-12), -shift, axis=[1, 2])
         x = tf.cond(blur, lambda: gaussian_blur(x, blur_sigma), lambda: x)

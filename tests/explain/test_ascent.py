@@ -71,3 +71,22 @@ def test_start_images_need_no_pfor_fallback(trained, caplog):
                              learning_rate=1e-9)
     np.testing.assert_array_equal(a[1], b[0])
     assert np.abs(a[0] - a[1]).max() > 0
+
+
+def test_a_silent_filter_is_woken_and_the_batch_does_not_change_any_image():
+    """A filter silent on its start image follows the redirected-ReLU gradient (a second pass
+    over the silent images only) until it responds; the live filter beside it in the batch
+    gets exactly the image it gets alone."""
+    inputs = keras.Input((12, 12, 3))
+    conv = keras.layers.Conv2D(2, 3, activation="relu", name="conv")
+    model = keras.Model(inputs, conv(inputs))
+    # Filter 0: mean pixel - 140, silent on the grey start (~127.5); filter 1: mean pixel - 100.
+    conv.set_weights([np.full((3, 3, 3, 2), 1 / 27, np.float32),
+                      np.array([-140.0, -100.0], np.float32)])
+    kw = dict(steps=24, seed=2, jitter=0, blur_every=0, l2=0.0)
+    both = ascent.filter_images(model, "conv", filters=[0, 1], **kw)
+    alone = np.concatenate([ascent.filter_images(model, "conv", filters=[f], **kw)
+                            for f in (0, 1)])
+    np.testing.assert_allclose(both, alone, atol=1e-3)
+    response = model.predict(both, verbose=0).mean((1, 2))
+    assert response[0, 0] > 0 and response[1, 1] > 0, response
