@@ -339,7 +339,7 @@ _DEMO_COLUMNS = (("mis", "MIS (↑)", "{:.4f}"), ("activmap_avg_iou", "ActivMap 
 
 def render_evaluate(d):
     """bench_evaluate.py (make demo's two commands): (1) the trainer's test figures, (2) the
-    evaluation's other metrics."""
+    evaluation's other metrics, (3) its share of the training, (4) its stages per model."""
     row = d["rows"][-1]
     t = row["training_results"]
     o, i = t["ordinary"], t["interpretable"]
@@ -360,7 +360,12 @@ def render_evaluate(d):
                     ["`evaluate.py` on both models (imports included)",
                      f"{row['evaluate_seconds']:.1f}",
                      f"{100 * ratio:.1f}% (target ≤ 10%: {'met' if ratio <= 0.10 else 'missed'})"]])
-    return [first, second, third]
+    stages = row.get("stages") or {}
+    names = list(dict.fromkeys(k for v in stages.values() for k in v))
+    fourth = _table(["model"] + [f"{k.replace('_', ' ')} (s)" for k in names] + ["sum (s)"],
+                    [[model] + [f"{v.get(k, 0):.1f}" for k in names] + [f"{sum(v.values()):.1f}"]
+                     for model, v in stages.items()])
+    return [first, second, third, fourth]
 
 
 _EXPLAINER_VARIANTS = (

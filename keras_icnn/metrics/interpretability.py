@@ -197,14 +197,21 @@ def upsample_maps(maps, size):
 
 @tf.function(reduce_retracing=True)
 def _region_counts(maps, masks, thresholds):
-    # thresholds [T, F]: the maps are upsampled once, thresholded T times.
+    # thresholds [T, F]: the maps are upsampled once, thresholded T times; each set is one
+    # [U, F]^T x [U, P + 1] matmul per image (the ones column counts the region's units). A
+    # 5-D [T, n, U, F] einsum instead was 2.5x slower (issue 49).
     up = tf.image.resize(tf.cast(maps, tf.float32), tf.shape(masks)[1:3], method="bilinear")
-    n, f = tf.shape(masks)[0], tf.shape(maps)[-1]
-    above = up[None] > thresholds[:, None, None, None, :]  # [T, n, H, W, F]
-    region = tf.reshape(tf.cast(above, tf.float32), [tf.shape(thresholds)[0], n, -1, f])
-    m = tf.reshape(tf.cast(masks, tf.float32), [n, -1, tf.shape(masks)[-1]])
-    inter = tf.einsum("tnuf,nup->tnfp", region, m)  # [T, n, F, P]; exact (0/1 sums < 2**24)
-    union = tf.reduce_sum(region, 2)[..., None] + tf.reduce_sum(m, 1)[None, :, None, :] - inter
+    n = tf.shape(masks)[0]
+    up = tf.reshape(up, [n, -1, tf.shape(maps)[-1]])  # [n, U, F]
+    m = tf.reshape(tf.cast(masks, tf.float32), [n, -1, tf.shape(masks)[-1]])  # [n, U, P]
+    m1 = tf.concat([m, tf.ones_like(m[..., :1])], axis=-1)
+
+    def counts(threshold):  # exact: 0/1 sums < 2**24
+        return tf.matmul(tf.cast(up > threshold, tf.float32), m1, transpose_a=True)
+
+    c = tf.map_fn(counts, thresholds, fn_output_signature=tf.float32)  # [T, n, F, P + 1]
+    inter = c[..., :-1]
+    union = c[..., -1:] + tf.reduce_sum(m, 1)[None, :, None, :] - inter
     return inter, union
 
 
