@@ -236,6 +236,10 @@ def test_evaluate(runs):
     report = _json(out / "report.json")
     assert {"report.md", "report.html", "config.json", "pictures"} <= set(os.listdir(out))
     assert list(report["models"]) == ["ordinary", "interpretable"]
+    # Where each model's time went: the stages, within the evaluation's total.
+    stages = [r["stage_seconds"] for r in report["models"].values()]
+    assert all("stream" in s and min(s.values()) >= 0 for s in stages)
+    assert sum(sum(s.values()) for s in stages) <= report["seconds"] + 0.1
 
 
 def test_train_explainer(runs):
