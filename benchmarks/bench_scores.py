@@ -13,6 +13,8 @@ one process), the alternatives that give the same numbers:
   triangular matmuls): O(4 D hw) additions per map instead of O(hw^2) products;
 * ``bfloat16``: the matmul with bfloat16 inputs (oneDNN's fast path; TF rounds the
   output to bfloat16 too), with its error relative to float32;
+* ``staircase, adjoint + gradient`` (with ``--gradients``): the staircase forward and, as
+  its gradient, the staircase of the upstream gradient (the pyramid is symmetric);
 * ``fft``: the correlation as a product of spectra (issue 49): ``rfft2d`` of each map
   zero-padded to 2h x 2w, times the pyramid's spectrum laid out circularly (offsets
   -(h-1)..h-1 are distinct modulo 2h, so the circular correlation is the exact linear one),
@@ -22,6 +24,8 @@ With ``--gradients`` each formulation is also timed forward + backward (the grad
 sum of squares of the table with respect to the maps: the exact filter loss's autodiff).
 
 Usage: python benchmarks/bench_scores.py   (~2 minutes on 2 CPU cores)
+       python benchmarks/bench_scores.py --shapes=56x64,28x64 --gradients --xla=on \
+           --out=benchmarks/results/scores_adjoint.json   (the staircase's adjoint, issue 49)
 Writes benchmarks/results/scores.json (``--out``).
 """
 import argparse
@@ -71,6 +75,16 @@ def staircase(x, d):
     return out
 
 
+def staircase_adjoint(x, d):
+    """:func:`staircase` whose gradient is the staircase of the upstream gradient (exact: the
+    pyramid matrix ``relu(d - |i - m|_1)`` is symmetric)."""
+    @tf.custom_gradient
+    def run(z):
+        return staircase(z, d), lambda upstream: staircase(upstream, d)
+
+    return run(x)
+
+
 def fft_pyramid(size, d):
     """The pyramid ``relu(d - |di| - |dj|)`` laid out circularly on a 2h x 2w grid, as the
     spectrum ``rfft2d`` gives (complex64 ``[2h, h + 1]``)."""
@@ -102,6 +116,7 @@ def main():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shapes", default="8x64,14x512,28x64", help="map size x filters, comma-separated")
     p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--xla", default="on,off", help="XLA settings timed, comma-separated")
     p.add_argument("--gradients", action="store_true",
                    help="also time forward + backward of each formulation")
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -120,7 +135,7 @@ def main():
         # d/dx sum(P^2) = 2 P A^T with A the (symmetric) pyramid matrix.
         grad_reference = tf.reshape(2.0 * tf.reshape(reference, [n, -1]) @ tf.transpose(
             pyramid), x.shape).numpy()
-        for xla in (True, False):
+        for xla in [{"on": True, "off": False}[v] for v in args.xla.split(",")]:
             fns = {
                 "matmul": lambda z: tf.reshape(tf.reshape(z, [n, -1]) @ pyramid, z.shape),
                 "staircase": lambda z: staircase(z, d),
@@ -132,6 +147,11 @@ def main():
             if args.gradients:
                 for name in ("matmul", "fft"):
                     fns[f"{name} + gradient"] = with_gradient(fns[name])
+                # The pyramid matrix is symmetric: the correlation's adjoint is the same
+                # staircase on the upstream gradient (XLA's autodiff of the slices and pads
+                # took 13.4x the matmul's step at 56x56x64, issue 49).
+                fns["staircase, adjoint + gradient"] = with_gradient(
+                    lambda z: staircase_adjoint(z, d))
             base = None
             for name, fn in fns.items():
                 f = tf.function(fn, jit_compile=xla)
