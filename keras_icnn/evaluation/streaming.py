@@ -1,4 +1,5 @@
-"""Filter metrics over a stream of batches: memory bounded by N x F, never all maps.
+"""Filter metrics over a stream of batches: memory bounded by N x F plus at most
+``maps_budget`` bytes of maps (pass 1's, kept so that pass 2 need not run the model again).
 
 :func:`stream_filter_metrics` runs a model over a dataset that may not fit in
 memory, in at most two passes:
