@@ -22,6 +22,10 @@ Usage:
                                                    #   14x14x512 and 28x28x256/512)
     python benchmarks/bench_layers.py --sizes=28 --filters=512 --steps=5 --append
                                                    # re-measure some points, keep the rest
+    python benchmarks/bench_layers.py --sizes=56 --filters=64 --steps=5 --append
+                                                   # 56x56: the staircase score table (issue 49)
+    python benchmarks/bench_layers.py --sizes=56 --filters=64 --steps=5 --score_table=dense \
+        --out=benchmarks/results/layers_56_dense.json   # the same with the dense table
 
 Writes benchmarks/results/layers.json (layers_quick.json with --quick, or --out).
 """
@@ -38,6 +42,7 @@ import numpy as np  # noqa: E402
 
 from keras_icnn.layers import InterpretableConv  # noqa: E402
 from keras_icnn.models import InterpretableModel  # noqa: E402
+from keras_icnn.ops import pyramid  # noqa: E402
 
 NUM_CLASSES = 10
 KEY = ("map", "filters", "gradient", "xla")
@@ -122,6 +127,10 @@ def main():
     p.add_argument("--min_repeat_seconds", type=float, default=2.0,
                    help="more steps than --steps where a repeat would take less than this "
                         "(short steps are noisy)")
+    p.add_argument("--score_table", choices=("auto", "dense"), default="auto",
+                   help="auto: the layers' own rule (the staircase under XLA from "
+                        "ops.pyramid.MIN_UNITS units); dense: the dense matmul at every size "
+                        "(the before of issue 49's switch)")
     p.add_argument("--append", action="store_true",
                    help="keep the rows of --out that this run does not measure")
     p.add_argument("--out", default=None,
@@ -132,6 +141,8 @@ def main():
         args.out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                 "layers_quick.json" if args.quick else "layers.json")
     b = args.batch_size
+    if args.score_table == "dense":
+        pyramid.MIN_UNITS = float("inf")
     if args.quick:
         configs = [(14, 512, "approximate", True, b), (14, 512, "exact", True, b),
                    (28, 64, "approximate", True, b), (8, 64, "approximate", True, b),
@@ -147,6 +158,7 @@ def main():
     print("-" * len(header))
     for config in configs:
         r = run(config, args.steps, args.repeats, args.min_repeat_seconds)
+        r["score_table"] = args.score_table
         rows.append(r)
         print(f"{r['map']:>6} {r['filters']:>7} {r['gradient']:>11} "
               f"{'on' if r['xla'] else 'off':>4} {r['plain_ms']:>9.1f} "

@@ -15,6 +15,11 @@ one process), the alternatives that give the same numbers:
   output to bfloat16 too), with its error relative to float32;
 * ``staircase, adjoint + gradient`` (with ``--gradients``): the staircase forward and, as
   its gradient, the staircase of the upstream gradient (the pyramid is symmetric);
+* ``table: dense + gradient`` / ``table: ops.pyramid + gradient`` (with ``--gradients``): the
+  loss's whole score table ``[B, K, hw + 1]`` from maps ``[B, h, w, K]`` as
+  ``ops.filter_loss.template_scores`` computes it, dense or by the staircase (transposes,
+  the sums and the negative template included), forward + backward: the figures behind
+  ``ops.pyramid.MIN_UNITS``;
 * ``fft``: the correlation as a product of spectra (issue 49): ``rfft2d`` of each map
   zero-padded to 2h x 2w, times the pyramid's spectrum laid out circularly (offsets
   -(h-1)..h-1 are distinct modulo 2h, so the circular correlation is the exact linear one),
@@ -40,6 +45,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_icnn import templates  # noqa: E402
+from keras_icnn.ops import filter_loss, pyramid  # noqa: E402
 
 
 def median_ms(fn, x, repeats=7, steps=10):
@@ -55,32 +61,12 @@ def median_ms(fn, x, repeats=7, steps=10):
     return 1e3 * statistics.median(samples)
 
 
-def staircase(x, d):
-    """P for maps ``x`` [N, h, w] and an integer pyramid radius ``d`` (see the docstring)."""
-    _, h, w = x.shape
-    rows = tf.constant(np.triu(np.ones((h, h), np.float32)))
-    cols = tf.constant(np.triu(np.ones((w, w), np.float32)))
-    table = tf.einsum("nqj,qi->nij", x, rows)
-    table = tf.einsum("niq,qj->nij", table, cols)  # inclusive 2-D prefix sums
-    # Lookups below the map read 0, beyond it the last row/column (clamped).
-    table = tf.pad(table, [[0, 0], [d, 0], [d, 0]])
-    table = tf.concat([table, tf.repeat(table[:, -1:, :], d - 1, axis=1)], axis=1)
-    table = tf.concat([table, tf.repeat(table[:, :, -1:], d - 1, axis=2)], axis=2)
-    out = 0.0
-    for t in range(1, d + 1):  # the graph's D rectangles (one fused loop under XLA)
-        a, b = d - t, t - 1
-        hi_i, lo_i, hi_j, lo_j = d + a, d - a - 1, d + b, d - b - 1
-        out = out + (table[:, hi_i:hi_i + h, hi_j:hi_j + w] - table[:, lo_i:lo_i + h, hi_j:hi_j + w]
-                     - table[:, hi_i:hi_i + h, lo_j:lo_j + w] + table[:, lo_i:lo_i + h, lo_j:lo_j + w])
-    return out
-
-
 def staircase_adjoint(x, d):
     """:func:`staircase` whose gradient is the staircase of the upstream gradient (exact: the
     pyramid matrix ``relu(d - |i - m|_1)`` is symmetric)."""
     @tf.custom_gradient
     def run(z):
-        return staircase(z, d), lambda upstream: staircase(upstream, d)
+        return pyramid.staircase(z, d), lambda upstream: pyramid.staircase(upstream, d)
 
     return run(x)
 
@@ -130,17 +116,17 @@ def main():
         x = tf.constant(np.maximum(np.random.RandomState(0).randn(n, size, size), 0)
                         .astype(np.float32))
         dist = templates.l1_distance_matrix(size, size)
-        pyramid = tf.constant(np.maximum(d - dist, 0).astype(np.float32))
-        reference = tf.reshape(tf.reshape(x, [n, -1]) @ pyramid, x.shape).numpy()
+        pyramid_matrix = tf.constant(np.maximum(d - dist, 0).astype(np.float32))
+        reference = tf.reshape(tf.reshape(x, [n, -1]) @ pyramid_matrix, x.shape).numpy()
         # d/dx sum(P^2) = 2 P A^T with A the (symmetric) pyramid matrix.
         grad_reference = tf.reshape(2.0 * tf.reshape(reference, [n, -1]) @ tf.transpose(
-            pyramid), x.shape).numpy()
+            pyramid_matrix), x.shape).numpy()
         for xla in [{"on": True, "off": False}[v] for v in args.xla.split(",")]:
             fns = {
-                "matmul": lambda z: tf.reshape(tf.reshape(z, [n, -1]) @ pyramid, z.shape),
-                "staircase": lambda z: staircase(z, d),
+                "matmul": lambda z: tf.reshape(tf.reshape(z, [n, -1]) @ pyramid_matrix, z.shape),
+                "staircase": lambda z: pyramid.staircase(z, d),
                 "bfloat16": lambda z: tf.cast(tf.reshape(
-                    tf.reshape(tf.cast(z, tf.bfloat16), [n, -1]) @ tf.cast(pyramid, tf.bfloat16),
+                    tf.reshape(tf.cast(z, tf.bfloat16), [n, -1]) @ tf.cast(pyramid_matrix, tf.bfloat16),
                     z.shape), tf.float32),
                 "fft": lambda z, s=fft_pyramid(size, d): fft(z, s),
             }
@@ -152,6 +138,19 @@ def main():
                 # took 13.4x the matmul's step at 56x56x64, issue 49).
                 fns["staircase, adjoint + gradient"] = with_gradient(
                     lambda z: staircase_adjoint(z, d))
+                matrix = tf.constant(templates.template_matrix(size, size))
+
+                def table(z, method):  # [B*K, h, w] -> the loss's layout and table
+                    maps = tf.transpose(tf.reshape(z, [args.batch_size, filters, size, size]),
+                                        [0, 2, 3, 1])
+                    scores = filter_loss.template_scores(maps, matrix, 4.0, method=method)
+                    return scores[..., :-1] - scores[..., -1:]  # tau * (beta / n) * P
+
+                scale = templates.default_tau(size, size) * 4.0 / size
+                for method in ("dense", "staircase"):
+                    fns[f"table: {'ops.pyramid' if method == 'staircase' else method}"
+                        " + gradient"] = with_gradient(
+                        lambda z, m=method: tf.reshape(table(z, m), z.shape) / scale)
             base = None
             for name, fn in fns.items():
                 f = tf.function(fn, jit_compile=xla)
@@ -162,7 +161,7 @@ def main():
                     err = float(np.abs(f(x).numpy() - reference).max() / np.abs(reference).max())
                 ms = median_ms(f, x)
                 base = ms if name == "matmul" else base
-                base = ms if name == "matmul + gradient" else base
+                base = ms if name in ("matmul + gradient", "table: dense + gradient") else base
                 rows.append({"map": f"{size}x{size}", "filters": filters, "xla": xla,
                              "formulation": name, "ms": ms, "vs_matmul": ms / base,
                              "max_relative_error": err})

@@ -29,7 +29,9 @@ Two gradients:
 Both take ``x`` of shape ``[B, h, w, K]`` (post-ReLU, ``x >= 0``) and return
 the per-filter loss, shape ``[K]``, in float32 whatever the input dtype.
 
-Implementation: the fitness scores of all templates are one float32 matmul (SPEC §1); the
+Implementation: the fitness scores of all templates are one float32 matmul (SPEC §1), or, for
+the paper's templates on maps of at least ``ops.pyramid.MIN_UNITS`` units under XLA, a
+correlation with one L1 pyramid as box sums (``keras_icnn.ops.pyramid``, measured faster there); the
 approximate gradient's target template is computed from the peak's coordinates rather than
 gathered; on one replica the value and gradient are each one XLA-compiled function
 (``fused=None``; ``fused=False`` for a device with no XLA compiler); inside XLA the peak is the first unit equal to the maximum
@@ -50,9 +52,9 @@ from keras_icnn.ops.filter_loss import (  # noqa: F401  (public names of this mo
 
 
 @tf.function(jit_compile=True, autograph=False)
-def _fused_exact(x, templates, log_priors):
+def _fused_exact(x, templates, log_priors, beta, tau):
     """Value [K] and ``d value_k / d x[..., k]`` in one XLA-compiled function."""
-    value = exact_value(x, templates, log_priors)
+    value = exact_value(x, templates, log_priors, beta, tau)
     # Filter k's loss depends only on map k: the gradient of the sum holds every
     # filter's own gradient in its channel. (tf.gradients, not a tape: this runs
     # inside tf.custom_gradient, where tapes are paused.)
@@ -129,10 +131,14 @@ def mutual_information_loss(
         TensorShape([16])
     """
     x, h, w = check_feature_maps(x)
-    templates, log_priors = constants(h, w, templates, log_priors, beta, tau, x.dtype)
+    # The paper's family (no templates given) may skip the dense table (ops/pyramid.py).
+    family = (None, None) if templates is not None else (
+        float(beta), None if tau is None else float(tau))
+    templates, log_priors = constants(h, w, templates, log_priors, beta, tau, x.dtype,
+                                      build_templates=False)
     if not _use_fused(fused):
-        return exact_value(x, templates, log_priors)
-    return _with_gradient(lambda maps: _fused_exact(maps, templates, log_priors), x)
+        return exact_value(x, templates, log_priors, *family)
+    return _with_gradient(lambda maps: _fused_exact(maps, templates, log_priors, *family), x)
 
 
 def _approximate_terms(x, labels, target_classes, templates, log_priors, form, beta, tau,
@@ -141,7 +147,7 @@ def _approximate_terms(x, labels, target_classes, templates, log_priors, form, b
     ``templates`` (any template family), else computed (the paper's family)."""
     h, w = int(x.shape[1]), int(x.shape[2])
     value, coeff, positive, mu_i, mu_j, idx = approximate_coefficients(
-        x, labels, target_classes, templates, log_priors, form, via_max)
+        x, labels, target_classes, templates, log_priors, form, via_max, beta, tau)
     if beta is None:
         # T^ gathered for every image and filter: [B, h*w, K], the size of x itself.
         t_hat = tf.reshape(tf.transpose(tf.gather(templates, idx, axis=1), [1, 0, 2]),
@@ -167,7 +173,8 @@ def approximate_terms(x, labels, target_classes, templates=None, log_priors=None
     check_form(form)
     x, h, w = check_feature_maps(x)
     custom = templates is not None
-    templates, log_priors = constants(h, w, templates, log_priors, beta, tau, x.dtype)
+    templates, log_priors = constants(h, w, templates, log_priors, beta, tau, x.dtype,
+                                      build_templates=False)
     labels = tf.convert_to_tensor(labels)
     target_classes = tf.convert_to_tensor(target_classes)
     args = (x, labels, target_classes, templates, log_priors, form,
@@ -264,8 +271,8 @@ def filter_statistics(x, beta=templates_lib.DEFAULT_BETA, tau=None):
     """
     x, h, w = check_feature_maps(x)
     x = tf.cast(tf.stop_gradient(x), tf.float32)
-    templates, log_priors = constants(h, w, None, None, beta, tau)
-    scores = template_scores(x, templates)  # [B, K, T]
+    _, log_priors = constants(h, w, None, None, beta, tau, build_templates=False)
+    scores = template_scores(x, None, float(beta), tau)  # [B, K, T]
     neg_mi = mutual_information_terms(scores, log_priors)[2]
     peaks = tf.reduce_max(x, axis=[1, 2])  # [B, K]
     return {"neg_mi": tf.reduce_sum(neg_mi),

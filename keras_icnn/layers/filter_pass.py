@@ -85,9 +85,9 @@ def training_pass(x, labels, activation, seen, num_classes, decay, positive_clas
         value = losses_lib.mutual_information_loss(x32, beta=beta, fused=False)
         loss_grad = (tf.gradients(tf.reduce_sum(value), x32)[0],)  # filters are independent
     else:
-        templates, log_priors = (tf.constant(c) for c in losses_lib.standard_constants(h, w, beta))
+        _, log_priors = losses_lib.constants(h, w, None, None, beta, None, build_templates=False)
         value, coeff, positive, mu_i, mu_j, _ = losses_lib.approximate_coefficients(
-            x32, labels, targets, templates, log_priors, form, via_max=True)
+            x32, labels, targets, None, log_priors, form, via_max=True, beta=beta)
         loss_grad = (coeff, positive, mu_i, mu_j)
     mask_mu = part_locations(x32, mu, via_max=True)
     mask = part_masks(*mask_mu, h, w, beta)

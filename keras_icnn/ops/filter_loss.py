@@ -6,7 +6,7 @@ import functools
 
 import tensorflow as tf
 
-from keras_icnn.ops import templates as templates_lib
+from keras_icnn.ops import pyramid, templates as templates_lib
 from keras_icnn import validation
 from keras_icnn.ops.peaks import peak_units
 
@@ -24,14 +24,17 @@ def standard_constants(h, w, beta=templates_lib.DEFAULT_BETA, tau=None):
     return templates, log_priors
 
 
-def constants(h, w, templates, log_priors, beta, tau, dtype=tf.float32):
+def constants(h, w, templates, log_priors, beta, tau, dtype=tf.float32, build_templates=True):
     """``(templates, log_priors)`` as tensors of ``dtype``: the given ones, or the standard
-    ones (:func:`standard_constants`) where None."""
-    if templates is None or log_priors is None:
-        standard_t, standard_p = standard_constants(h, w, float(beta), tau)
-        templates = standard_t if templates is None else templates
-        log_priors = standard_p if log_priors is None else log_priors
-    templates = tf.cast(tf.convert_to_tensor(templates), dtype)
+    ones (:func:`standard_constants`) where None. ``build_templates=False`` leaves absent
+    templates None (:func:`template_scores` builds the ``[hw, hw+1]`` matrix only if the dense
+    table is the one computed: 39 MB at 56x56, 630 MB at 112x112)."""
+    if log_priors is None:
+        log_priors = templates_lib.uniform_log_priors(h, w)
+    if templates is None and build_templates:
+        templates = standard_constants(h, w, float(beta), tau)[0]
+    if templates is not None:
+        templates = tf.cast(tf.convert_to_tensor(templates), dtype)
     log_priors = tf.cast(tf.convert_to_tensor(log_priors), dtype)
     return templates, log_priors
 
@@ -64,24 +67,43 @@ def check_feature_maps(x):
     return tf.cast(x, dtype), int(h), int(w)
 
 
-def template_scores(x, templates):
+def template_scores(x, templates, beta=None, tau=None, method="auto"):
     """Fitness ``s_T(x) = sum_ij x_ij T_ij`` of every image, filter and template.
 
     Args:
         x: float32 ``[B, h, w, K]``.
-        templates: float32 ``[h*w, T]`` (see ``templates.template_matrix``).
+        templates: float32 ``[h*w, T]`` (see ``templates.template_matrix``), or None for the
+            paper's family of ``beta`` and ``tau`` (built here if the dense table is chosen).
+        beta, tau: when ``beta`` is given, ``templates`` is the paper's family
+            ``template_matrix(h, w, beta, tau)``, which the table may then be computed
+            without (:mod:`keras_icnn.ops.pyramid`); None: any template matrix.
+        method: ``"auto"`` (the staircase where it is measured faster: under XLA, maps of
+            at least ``pyramid.MIN_UNITS`` units; else one matmul), ``"dense"`` or
+            ``"staircase"``.
 
     Returns:
-        float32 ``[B, K, T]``, computed as one matmul.
+        float32 ``[B, K, T]``.
     """
-    x, templates = tf.convert_to_tensor(x), tf.convert_to_tensor(templates)
+    x = tf.convert_to_tensor(x)
     if x.shape.rank != 4:
         raise ValueError("`x` must be feature maps of rank 4 [batch, height, width, filters]. "
                          f"Received: x of shape {x.shape}")
     rows = (x.shape[1] * x.shape[2]) if None not in (x.shape[1], x.shape[2]) else None
+    if templates is None:
+        if beta is None or rows is None:
+            raise ValueError("`templates` may be omitted only for the paper's family (`beta` "
+                             f"given) on maps of a static size. Received: beta={beta}, x of "
+                             f"shape {x.shape}")
+        if pyramid.use_staircase(x.shape[1], x.shape[2], beta, method):
+            return pyramid.template_scores(x, beta, tau)
+        templates = standard_constants(int(x.shape[1]), int(x.shape[2]), float(beta), tau)[0]
+        templates = tf.constant(templates, x.dtype)
+    templates = tf.convert_to_tensor(templates)
     if templates.shape.rank != 2 or (rows is not None and templates.shape[0] not in (None, rows)):
         raise ValueError(f"`templates` must be a [h*w, T] matrix for {x.shape[1]}x{x.shape[2]} "
                          f"maps. Received: templates of shape {templates.shape}")
+    if rows is not None and pyramid.use_staircase(x.shape[1], x.shape[2], beta, method):
+        return tf.cast(pyramid.template_scores(x, beta, tau), templates.dtype)
     shape = tf.shape(x)
     flat = tf.reshape(x, [shape[0], shape[1] * shape[2], shape[3]])
     return tf.einsum("bpk,pt->bkt", flat, templates)
@@ -139,8 +161,9 @@ def mutual_information_terms(scores, log_priors):
     return log_p_x_given_t, log_p_x, -batch_sum(tf.exp(m[..., 0]) * inner)
 
 
-def exact_value(x, templates, log_priors):
-    return mutual_information_terms(template_scores(x, templates), log_priors)[2]
+def exact_value(x, templates, log_priors, beta=None, tau=None):
+    """``-MI`` per filter [K]; ``beta``, ``tau`` as in :func:`template_scores`."""
+    return mutual_information_terms(template_scores(x, templates, beta, tau), log_priors)[2]
 
 
 def peak_targets(x, labels, target_classes, via_max=False):
@@ -198,13 +221,14 @@ def target_templates(positive, mu_i, mu_j, h, w, beta=templates_lib.DEFAULT_BETA
 
 
 def approximate_coefficients(x, labels, target_classes, templates, log_priors, form="printed",
-                             via_max=False):
+                             via_max=False, beta=None, tau=None):
     """The filter loss and eq. (5) in factored form: ``dLoss_f/dx = coeff * T^``.
 
     Args:
         x: float ``[B, h, w, K]``; labels: int ``[B]``; target_classes: int ``[K]``.
         templates, log_priors: the ``[h*w, T]`` template matrix and ``[T]`` log priors.
         form: ``"printed"`` or ``"appendix"``; via_max: as in ``peak_units``.
+        beta, tau: as in :func:`template_scores` (given: ``templates`` is the paper's family).
 
     Returns:
         ``(value [K], coeff [B, K], positive, mu_i, mu_j, idx)``: ``-MI`` per filter,
@@ -214,7 +238,7 @@ def approximate_coefficients(x, labels, target_classes, templates, log_priors, f
         family, :func:`target_templates` of ``positive, mu_i, mu_j``).
     """
     log_p_x_given_t, log_p_x, value = mutual_information_terms(
-        template_scores(x, templates), log_priors)
+        template_scores(x, templates, beta, tau), log_priors)
     positive, mu_i, mu_j, idx = peak_targets(x, labels, target_classes, via_max)
     log_p_hat = tf.gather(log_p_x_given_t, idx, axis=2, batch_dims=2)  # [B, K]
     prior_hat = tf.exp(tf.gather(log_priors, idx))  # [B, K]
