@@ -488,7 +488,9 @@ def render_decision_tree(d):
 
 
 RENDERERS = {"layers_quick.json": render_layers_quick, "layers.json": render_layers,
+             "layers_56_dense.json": render_layers,
              "fused_call.json": render_fused_call, "scores.json": render_scores,
+             "scores_crossover.json": render_scores,
              "steps.json": render_steps, "data.json": render_data, "export.json": render_export,
              "explain.json": render_explain, "icnn_seeds.json": render_icnn_seeds,
              "csg_hard_validation.json": render_csg_hard_validation,
