@@ -22,6 +22,9 @@ Usage:
                                                    #   14x14x512 and 28x28x256/512)
     python benchmarks/bench_layers.py --sizes=28 --filters=512 --steps=5 --append
                                                    # re-measure some points, keep the rest
+    python benchmarks/bench_layers.py --steps=5 --resume
+                                                   # restart an interrupted run (rows are
+                                                   #   written as they are measured)
     python benchmarks/bench_layers.py --sizes=56 --filters=64 --steps=5 --append
                                                    # 56x56: the staircase score table (issue 49)
     python benchmarks/bench_layers.py --sizes=56 --filters=64 --steps=5 --score_table=dense \
@@ -30,6 +33,7 @@ Usage:
 Writes benchmarks/results/layers.json (layers_quick.json with --quick, or --out).
 """
 import argparse
+import json
 import math
 import os
 import time
@@ -131,6 +135,9 @@ def main():
                    help="auto: the layers' own rule (the staircase under XLA from "
                         "ops.pyramid.MIN_UNITS units); dense: the dense matmul at every size "
                         "(the before of issue 49's switch)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip the points --out already holds and keep its rows (restart an "
+                        "interrupted run; implies --append)")
     p.add_argument("--append", action="store_true",
                    help="keep the rows of --out that this run does not measure")
     p.add_argument("--out", default=None,
@@ -151,6 +158,20 @@ def main():
         configs = [(int(s), int(f), g, x == "on", b)
                    for s in args.sizes.split(",") for f in args.filters.split(",")
                    for g in args.gradients.split(",") for x in args.xla.split(",")]
+    old = []
+    if (args.append or args.resume) and os.path.exists(args.out):
+        with open(args.out) as f:
+            old = json.load(f)["rows"]
+    if args.resume:
+        done = {tuple(r[k] for k in KEY) for r in old}
+        configs = [c for c in configs
+                   if (f"{c[0]}x{c[0]}", c[1], c[2], c[3]) not in done]
+        print(f"--resume: {len(done)} points already in {args.out}, {len(configs)} to measure")
+
+    def merged(new):
+        measured = {tuple(r[k] for k in KEY) for r in new}
+        return [r for r in old if tuple(r[k] for k in KEY) not in measured] + new
+
     rows = []
     header = (f"{'map':>6} {'filters':>7} {'gradient':>11} {'xla':>4} {'plain ms':>9} "
               f"{'icnn ms':>9} {'ratio':>6} {'spread':>13}")
@@ -165,13 +186,9 @@ def main():
               f"{r['interpretable_ms']:>9.1f} {r['ratio']:>6.3f} "
               f"[{r['ratio_min']:.3f}, {r['ratio_max']:.3f}]", flush=True)
         keras.backend.clear_session()
-    if args.append and os.path.exists(args.out):
-        import json
-
-        with open(args.out) as f:
-            old = json.load(f)["rows"]
-        measured = {tuple(r[k] for k in KEY) for r in rows}
-        rows = [r for r in old if tuple(r[k] for k in KEY) not in measured] + rows
+        # written as it goes: an interrupted run restarts with --resume
+        bench_common.write_rows(args.out, merged(rows), batch_size=b)
+    rows = merged(rows)
     print()
     for what, target, met in targets(rows):
         print(f"{what}: target {target}: {'met' if met else 'MISSED'}")
