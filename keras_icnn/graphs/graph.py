@@ -91,6 +91,11 @@ class ExplanatoryGraph:
         self._model, self._probe = model, probe
 
     # ---- structure ---------------------------------------------------------------------
+    @property
+    def model(self):
+        """The CNN the graph reads (``None`` for a graph loaded without one)."""
+        return self._model
+
     def node_layer(self):
         """[K] graph layer of each node."""
         return np.repeat(np.arange(len(self.layers)), [d * n for d, n in zip(

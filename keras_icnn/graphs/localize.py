@@ -5,11 +5,14 @@ filters) whose positions best predict the landmark — near it and at a steady o
 keep each one's mean offset, and localise the part on new images as the score-weighted
 prediction ``Σ w_V (p_V + o_V) / Σ w_V`` of the picked detectors present there. The baseline
 matches conv features instead: the unit of a new image whose features (the same layers,
-L2-normalised per layer) are nearest to those under an annotated landmark.
+L2-normalised per layer) are nearest to those under an annotated landmark. ``refine=λ`` joins
+the two: the detectors' prediction ``p̂`` becomes a deformation prior on the appearance match,
+the part going to the unit ``u`` that maximises ``cos(f_u, f_annotated) − λ‖c_u − p̂‖²/diag²``.
 
 Example:
     >>> found = localize_parts(graph, images[:3], landmarks[:3], test_images)   # [N, P, 2]
     >>> normalised_distance(found, test_landmarks, (64, 64))                    # mean, per part
+    >>> found = localize_parts(graph, images[:3], landmarks[:3], test_images, refine=3.0)
 """
 import keras
 import numpy as np
@@ -29,6 +32,7 @@ class FilterDetectors:
     CNN's filters "used the same way")."""
 
     def __init__(self, model, layers):
+        self.model = model
         self.probe = LayerPeaks(model, layers, 1, caller="FilterDetectors")
         self.image_size = self.probe.image_size
         self.layers, self.filters = self.probe.layers, self.probe.filters
@@ -99,27 +103,40 @@ def predict_parts(inference, chosen, offsets, scale, fallback):
     return np.where(total[..., None] > 0, guess, np.asarray(fallback)[None])
 
 
-def localize_parts(detector, annotated_images, landmarks, images, count=10, batch_size=64):
+def localize_parts(detector, annotated_images, landmarks, images, count=10, refine=None,
+                   batch_size=64):
     """Localise parts on ``images`` from ``k`` annotated images (SPEC §10).
 
     Args:
         detector: an :class:`~keras_icnn.graphs.ExplanatoryGraph` (with its model) or a
             :class:`FilterDetectors`.
         annotated_images: [k, H, W, C]; ``landmarks``: [k, P, 2] (x, y), NaN where hidden.
-        images: [N, H, W, C] (or a dataset of images).
+        images: [N, H, W, C] array.
         count: detectors picked per part.
+        refine: ``None``: each part where the picked detectors put it. A weight ``λ > 0``:
+            that prediction ``p̂`` refined on the conv features of the detector's layers
+            (:class:`NearestNeighbourParts`): the part goes to the unit ``u`` maximising
+            ``cos(f_u, f_annotated) − λ‖c_u − p̂‖²/(H² + W²)`` — the detectors' geometry as a
+            deformation prior on the appearance match (larger ``λ``: closer to ``p̂``).
 
     Returns:
         [N, P, 2] predicted (x, y) of every part.
 
     Example:
         >>> found = localize_parts(graph, train_x[:3], train_landmarks[:3], test_x)
+        >>> found = localize_parts(graph, train_x[:3], train_landmarks[:3], test_x, refine=3.0)
     """
+    if refine is not None:
+        refine = validation.number_in(refine, "refine", low=0.0)
     annotated = detector.infer(annotated_images, batch_size=batch_size)
     chosen, offsets, scale = select_detectors(annotated, landmarks, detector.image_size, count)
     fallback = np.nanmean(np.asarray(landmarks, np.float64), axis=0)
-    return predict_parts(detector.infer(images, batch_size=batch_size), chosen, offsets, scale,
-                         fallback)
+    found = predict_parts(detector.infer(images, batch_size=batch_size), chosen, offsets, scale,
+                          fallback)
+    if refine is None:
+        return found
+    nn = NearestNeighbourParts(detector.model, detector.layers).fit(annotated_images, landmarks)
+    return nn.predict(images, batch_size=batch_size, prior=found, prior_weight=refine)
 
 
 def normalised_distance(predicted, landmarks, image_size):
@@ -188,16 +205,44 @@ class NearestNeighbourParts:
         self.shown = np.isfinite(lm[..., 0])  # [k, P]
         return self
 
-    def predict(self, images, batch_size=64):
-        """[N, P, 2]: the centre of each part's best-matching unit."""
+    def predict(self, images, batch_size=64, prior=None, prior_weight=1.0):
+        """[N, P, 2]: the centre of each part's best-matching unit.
+
+        Args:
+            images: [N, H, W, C] array (or a dataset of images).
+            prior: optional [N, P, 2] expected (x, y) of each part on each image (e.g. a
+                graph's prediction): a unit's score is then its cosine similarity minus
+                ``prior_weight · ‖centre − prior‖² / (H² + W²)``.
+        """
         if self.prototypes is None:
             raise ValueError("NearestNeighbourParts.predict needs fit(annotated_images, "
                              "landmarks) first")
+        weight = validation.number_in(prior_weight, "prior_weight", low=0.0)
+        if prior is not None:
+            prior = np.asarray(prior, np.float32)
+            parts = self.prototypes.shape[1]
+            if prior.ndim != 3 or prior.shape[1:] != (parts, 2) or not np.isfinite(prior).all():
+                raise ValueError(f"`prior` must be a finite [N, {parts}, 2] array of (x, y), one "
+                                 f"row per image. Received: shape={prior.shape}")
         protos = tf.constant(self.prototypes.astype(np.float32))
         shown = tf.constant(self.shown)
-        out = []
+        centres = tf.constant(self.centres.astype(np.float32))
+        diag2 = float(self.image_size[0] ** 2 + self.image_size[1] ** 2)
+        out, start = [], 0
         for x, _ in image_batches(images, None, batch_size):
             sim = tf.einsum("buf,kpf->bukp", self._features(tf.constant(x)), protos)
             sim = tf.reduce_max(tf.where(shown[None, None], sim, -np.inf), axis=2)  # [B, U, P]
+            if prior is not None:
+                near = prior[start:start + len(x)]
+                if len(near) != len(x):
+                    raise ValueError(f"`prior` must have one row per image: it has "
+                                     f"{len(prior)} rows, fewer than the images")
+                d2 = tf.reduce_sum((centres[None, :, None] - near[:, None]) ** 2, -1)
+                sim = sim - weight * d2 / diag2
+            start += len(x)
             out.append(self.centres[tf.argmax(sim, axis=1).numpy()])  # [B, P, 2]
-        return np.concatenate(out)
+        found = np.concatenate(out)
+        if prior is not None and len(prior) != len(found):
+            raise ValueError(f"`prior` must have one row per image: it has {len(prior)} "
+                         f"rows, more than the {len(found)} images")
+        return found

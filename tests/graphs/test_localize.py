@@ -35,9 +35,9 @@ def test_graph_nodes_localise_a_part_from_three_examples(graph, two_level):
 def _unit_features(images):
     """The two layers' features of the channel model, by hand: "top" reads channels 0 and 2,
     "low" channel 1 (1x1 convs of the pixels), each L2-normalised. [N, 32*32, 3]"""
-    def norm(x):
-        n = np.linalg.norm(x, axis=-1, keepdims=True)
-        return x / np.maximum(n, 1e-12)
+    def norm(x):  # tf.math.l2_normalize: x / sqrt(max(Σx², 1e-12))
+        x = x.astype(np.float64)
+        return x / np.sqrt(np.maximum((x ** 2).sum(-1, keepdims=True), 1e-12))
     return np.concatenate([norm(images[..., [0, 2]]), norm(images[..., [1]])],
                           -1).reshape(len(images), -1, 3)
 
@@ -87,3 +87,56 @@ def test_location_instability_counts_only_present_images():
     np.testing.assert_allclose(all_images, [[np.std([0.0, 0.5, 5.0])]])
     with pytest.raises(ValueError, match="`present` must be a bool array"):
         location_instability(positions, landmarks, (6, 8), scores, present=np.ones((3, 1)))
+
+
+def _unit_centres():
+    jj, ii = np.meshgrid(np.arange(32), np.arange(32))
+    return np.stack([jj.ravel() + 0.5, ii.ravel() + 0.5], -1)  # [units, 2] (x, y), row-major
+
+
+def _prior_scores(images, annotated, landmarks, prior, weight):
+    """The appearance match minus the prior's penalty, by hand: [N, units]."""
+    units = (np.floor(landmarks[:, 0, 1]).astype(int) * 32
+             + np.floor(landmarks[:, 0, 0]).astype(int))
+    protos = _unit_features(annotated)[np.arange(len(annotated)), units]
+    sim = (_unit_features(images) @ protos.T).max(-1)
+    d2 = ((_unit_centres()[None] - prior[:, 0][:, None]) ** 2).sum(-1)
+    return sim - weight * d2 / (32.0 ** 2 + 32.0 ** 2)
+
+
+def _at(found):
+    return np.floor(found[:, 0, 1]).astype(int) * 32 + np.floor(found[:, 0, 0]).astype(int)
+
+
+def test_prior_weighs_the_appearance_match_as_numpy(two_level):
+    model, images, part = two_level
+    landmarks = (part + SHIFT)[:, None]
+    nn = NearestNeighbourParts(model, ["top", "low"]).fit(images[:2], landmarks[:2])
+    prior = landmarks[200:] + np.array([4.0, 3.0])  # 5 px off the truth
+    found = nn.predict(images[200:], prior=prior, prior_weight=20.0)
+    score = _prior_scores(images[200:], images[:2], landmarks[:2], prior, 20.0)
+    np.testing.assert_allclose(score[np.arange(len(score)), _at(found)], score.max(-1),
+                               atol=1e-5)
+    # a huge weight puts the part on the prior's unit; none gives the plain match
+    np.testing.assert_allclose(nn.predict(images[200:], prior=prior, prior_weight=1e6),
+                               np.floor(prior) + 0.5)
+    np.testing.assert_allclose(nn.predict(images[200:], prior=prior, prior_weight=0.0),
+                               nn.predict(images[200:]))
+    with pytest.raises(ValueError, match=r"`prior` must be a finite \[N, 1, 2\] array"):
+        nn.predict(images[200:], prior=prior[:, :, :1])
+    with pytest.raises(ValueError, match="it has 39 rows, fewer than the images"):
+        nn.predict(images[200:], prior=prior[1:])
+    with pytest.raises(ValueError, match="it has 40 rows, more than the 39 images"):
+        nn.predict(images[201:], prior=prior)
+
+
+def test_refine_puts_the_nodes_prediction_under_the_appearance_match(graph, two_level):
+    _, images, part = two_level
+    landmarks = (part + SHIFT)[:, None]
+    nodes = localize_parts(graph, images[:3], landmarks[:3], images[160:], count=3)
+    found = localize_parts(graph, images[:3], landmarks[:3], images[160:], count=3, refine=5.0)
+    score = _prior_scores(images[160:], images[:3], landmarks[:3], nodes, 5.0)
+    np.testing.assert_allclose(score[np.arange(len(score)), _at(found)], score.max(-1),
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="`refine`"):
+        localize_parts(graph, images[:3], landmarks[:3], images[160:], refine=-1.0)
