@@ -40,6 +40,7 @@ HARD = os.path.join(ROOT, "benchmarks", "results", "models", "csg_hard", "bench_
 CASES = ("synthetic/vgg", "birds/vgg", "synthetic_hard/resnet20", "birds/resnet20")
 KS = (1, 3, 5)
 METHODS = ("graph", "filters", "nearest_neighbour", "icnn_filters")
+PRIORS = ("graph", "filters", "mean")  # spatial priors of the refined nearest neighbour
 
 
 def case_run(case, args):
@@ -134,8 +135,9 @@ def few_shot(detectors, nn, train, test, train_inf, test_inf, num_classes, draws
     """{method: {k: [distance per draw]}} (mean over classes and parts within a draw).
 
     ``refined``: {name: (prior, λ)} more methods, the nearest-neighbour match under a spatial
-    prior (``localize_parts(refine=λ)``): ``prior`` "graph" (the graph nodes' prediction) or
-    "mean" (the annotated landmarks' mean, a control without the graph)."""
+    prior (``localize_parts(refine=λ)``): ``prior`` "graph" (the graph nodes' prediction),
+    "filters" (the raw filters' prediction, a control: the same layers without the graph) or
+    "mean" (the annotated landmarks' mean, a control without any detector)."""
     from keras_icnn.graphs import localize
 
     size = test["image"].shape[1:3]
@@ -160,7 +162,7 @@ def few_shot(detectors, nn, train, test, train_inf, test_inf, num_classes, draws
                                                       offsets, scale, fallback)
                 nn.fit(train["image"][idx], lm)
                 found["nearest_neighbour"] = nn.predict(test["image"][mine])
-                priors = {"graph": found.get("graph"),
+                priors = {"graph": found.get("graph"), "filters": found.get("filters"),
                           "mean": np.broadcast_to(fallback, truth.shape)}
                 for name, (prior, weight) in refined.items():
                     found[name] = nn.predict(test["image"][mine], prior=priors[prior],
@@ -287,32 +289,34 @@ def measure(model, icnn, train, evalset, num_classes, setting, draws, seed):
 
 def refine_step(model, train, val, test, num_classes, setting, grid, args):
     """The graph's prediction as a spatial prior on the nearest-neighbour match
-    (``localize_parts(refine=λ)``), against the same prior from the annotated landmarks' mean
-    (a control without the graph): λ of each chosen on the validation split (lowest k = 3
-    distance), then both measured on the test split with the graph nodes and the plain
-    nearest neighbour on the same draws."""
+    (``localize_parts(refine=λ)``), against two controls: the same layers' raw filters'
+    prediction as the prior, and the annotated landmarks' mean: λ of each chosen on the
+    validation split (lowest k = 3 distance), then all measured on the test split with the
+    graph nodes, the raw filters and the plain nearest neighbour on the same draws."""
     from keras_icnn.graphs import ExplanatoryGraph
-    from keras_icnn.graphs.localize import NearestNeighbourParts
+    from keras_icnn.graphs.localize import FilterDetectors, NearestNeighbourParts
 
     g = ExplanatoryGraph.fit(model, train["image"], nodes_per_filter=setting["nodes"],
                              min_activation=setting["min_activation"],
                              anchor=setting.get("anchor", "centroid"), seed=args.seed, verbose=0)
     nn = NearestNeighbourParts(model, g.layers)
-    train_inf = {"graph": g.infer(train["image"])}
+    detectors = {"graph": g, "filters": FilterDetectors(model, g.layers)}
+    train_inf = {m: d.infer(train["image"]) for m, d in detectors.items()}
 
     def summary(shots):
         return {m: {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "draws": v}
                     for k, v in per_k.items()} for m, per_k in shots.items()}
 
-    variants = {f"{prior}_refined@{lam:g}": (prior, lam) for prior in ("graph", "mean")
-                for lam in grid}
-    shots = few_shot({"graph": g}, nn, train, val, train_inf, {"graph": g.infer(val["image"])},
+    variants = {f"{prior}_refined@{lam:g}": (prior, lam) for prior in PRIORS for lam in grid}
+    shots = few_shot(detectors, nn, train, val, train_inf,
+                     {m: d.infer(val["image"]) for m, d in detectors.items()},
                      num_classes, args.val_draws, args.seed, variants)
     chosen = {prior: min((lam for lam in grid),
                          key=lambda lam: np.mean(shots[f"{prior}_refined@{lam:g}"]["3"]))
-              for prior in ("graph", "mean")}
-    shots_test = few_shot({"graph": g}, nn, train, test, train_inf,
-                          {"graph": g.infer(test["image"])}, num_classes, args.draws, args.seed,
+              for prior in PRIORS}
+    shots_test = few_shot(detectors, nn, train, test, train_inf,
+                          {m: d.infer(test["image"]) for m, d in detectors.items()},
+                          num_classes, args.draws, args.seed,
                           {f"{p}_refined": (p, lam) for p, lam in chosen.items()})
     return {"validation": summary(shots), "chosen": chosen, "test": summary(shots_test)}
 
@@ -395,14 +399,17 @@ def table(state):
             + "\n\nFit cost (synthetic VGG, 2 CPU cores)\n\n"
             + write_table(["fit", "nodes", "seconds", "of which reading images"], cost_rows)
             + "\n\nThe graph's prediction as a spatial prior on the nearest-neighbour match "
-              "(localize_parts(refine=λ)), and the control: the same match under the "
-              "annotated landmarks' mean as prior (test split, same draws, mean ± std)\n\n"
+              "(localize_parts(refine=λ)), and two controls: the same match under the raw "
+              "filters' prediction, and under the annotated landmarks' mean (test split, same "
+              "draws, mean ± std)\n\n"
             + write_table(["case", "k", "graph nodes", "nearest neighbour",
-                           "graph nodes + appearance", "mean landmark + appearance"],
+                           "graph nodes + appearance", "raw filters + appearance",
+                           "mean landmark + appearance"],
                           refined_rows(state))
             + "\n\nValidation split: λ of the two priors (← chosen: lowest k = 3 "
               "distance)\n\n"
             + write_table(["case", "λ", "graph nodes + appearance, k = 3",
+                           "raw filters + appearance, k = 3",
                            "mean landmark + appearance, k = 3", "nearest neighbour, k = 3"],
                           refined_rows(state, validation=True))
             + "\n")
@@ -420,7 +427,7 @@ def refined_rows(state, validation=False):
             lams = sorted({float(m.split("@")[1]) for m in v if "@" in m})
             for lam in lams:
                 cells = []
-                for prior in ("graph", "mean"):
+                for prior in PRIORS:
                     mark = " ←" if chosen[prior] == lam else ""
                     cells.append(f"{v[f'{prior}_refined@{lam:g}']['3']['mean']:.4f}{mark}")
                 rows.append([case, f"{lam:g}"] + cells
@@ -432,7 +439,7 @@ def refined_rows(state, validation=False):
                                      + (f" (λ {chosen[m.split('_')[0]]:g})"
                                         if m.endswith("refined") else "")
                                      for m in ("graph", "nearest_neighbour", "graph_refined",
-                                               "mean_refined")])
+                                               "filters_refined", "mean_refined")])
     return rows
 
 
