@@ -404,9 +404,10 @@ def table(state):
               "draws, mean ± std)\n\n"
             + write_table(["case", "k", "graph nodes", "nearest neighbour",
                            "graph nodes + appearance", "raw filters + appearance",
-                           "mean landmark + appearance"],
+                           "mean landmark + appearance",
+                           "graph nodes + appearance − nearest neighbour, paired (draws won)"],
                           refined_rows(state))
-            + "\n\nValidation split: λ of the two priors (← chosen: lowest k = 3 "
+            + "\n\nValidation split: λ of each prior (← chosen: lowest k = 3 "
               "distance)\n\n"
             + write_table(["case", "λ", "graph nodes + appearance, k = 3",
                            "raw filters + appearance, k = 3",
@@ -435,11 +436,15 @@ def refined_rows(state, validation=False):
             continue
         t = ref["test"]
         for k in map(str, KS):
+            paired = (np.array(t["graph_refined"][k]["draws"])
+                      - np.array(t["nearest_neighbour"][k]["draws"]))
             rows.append([case, k] + [f"{t[m][k]['mean']:.4f} ± {t[m][k]['std']:.4f}"
                                      + (f" (λ {chosen[m.split('_')[0]]:g})"
                                         if m.endswith("refined") else "")
                                      for m in ("graph", "nearest_neighbour", "graph_refined",
-                                               "filters_refined", "mean_refined")])
+                                               "filters_refined", "mean_refined")]
+                        + [f"{paired.mean():+.4f} ± {paired.std():.4f} "
+                           f"({int((paired < 0).sum())}/{len(paired)})"])
     return rows
 
 
