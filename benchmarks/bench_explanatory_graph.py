@@ -13,6 +13,10 @@ birds. For each case a graph is fitted on 1000 training images, then:
    class's images: the graph's nodes, the same layers' raw filters, the nearest-neighbour
    baseline on those layers' features, and (VGG cases) the interpretable CNN's filters used
    the same way (``keras_icnn.graphs.localize``). Mean and std over draws.
+3. the refine step: the nearest-neighbour match under a spatial prior
+   (``localize_parts(refine=λ)``) — the graph nodes' prediction, and two controls: the raw
+   filters' prediction and the annotated landmarks' mean; λ of each chosen on the validation
+   split, then all measured on the test split on the same draws.
 
 Settings rule (fixed before any run): every ``--grid`` setting (nodes per filter x presence
 threshold) is fitted and measured on the validation split; the one with the lowest graph
