@@ -46,7 +46,12 @@ def test_streamed_metrics_equal_in_memory_metrics(task):
         maps_budget=0)
     np.testing.assert_array_equal(rerun["p"], stream["p"])
     np.testing.assert_array_equal(rerun["dissection"]["iou"], stream["dissection"]["iou"])
-    np.testing.assert_array_equal(rerun["atlas"]["maps"], stream["atlas"]["maps"])
+    # Running the model again runs it on the wanted images of each batch only: another batch
+    # size, which may take another CPU kernel (on an AVX2-only AMD EPYC, 7 of 1536 values
+    # moved by 1.5e-6 relative), hence a float tolerance on the maps; the thresholded
+    # figures above and below stay exactly equal.
+    np.testing.assert_allclose(rerun["atlas"]["maps"], stream["atlas"]["maps"], rtol=1e-5,
+                               atol=1e-8)
     assert rerun["activmap"]["avg_iou"] == stream["activmap"]["avg_iou"]
 
     if single:

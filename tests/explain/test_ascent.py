@@ -25,16 +25,22 @@ def trained():
 def test_every_filter_image_beats_noise_fivefold_and_the_test_split_99th_percentile(trained):
     model, test, noise = trained
     probe = keras.Model(model.inputs, model.get_layer("top_conv").output)
-    images = ascent.filter_images(model, seed=0)  # all 32 filters of the top conv, one batch
+    # All 32 filters of the top conv, one batch. 512 steps: at the default 256, 3 of the 32
+    # filters stayed at 0.67-0.99x the test split's 99th percentile on one machine's model
+    # (AVX2 AMD EPYC; all 32 above it on the machines before), all above it at 512.
+    images = ascent.filter_images(model, seed=0, steps=512)
     assert images.shape == (32, 32, 32, 3) and images.min() >= 0 and images.max() <= 255
     own = probe.predict(images, verbose=0).mean((1, 2))[np.arange(32), np.arange(32)]
     on_noise = probe.predict(noise, verbose=0).mean((1, 2)).mean(0)
     p99 = np.percentile(probe.predict(test, verbose=0).mean((1, 2)), 99, axis=0)
     assert (own >= 5 * on_noise).all(), np.round(own / np.maximum(on_noise, 1e-12), 2)
     assert (own > p99).all(), np.round(own / np.maximum(p99, 1e-12), 2)
-    # Same seed, same images (batching does not matter); another seed, other images.
-    again = ascent.filter_images(model, filters=[5, 0], seed=0, batch_size=1)
-    np.testing.assert_allclose(again, images[[5, 0]], atol=1e-3)
+    # Same seed, same images (batching does not matter); another seed, other images. Over 16
+    # steps: a batch of 1 may take another CPU kernel than a batch of 32, and hundreds of
+    # normalised steps amplify its last-bit differences into other images.
+    short = ascent.filter_images(model, seed=0, steps=16)
+    again = ascent.filter_images(model, filters=[5, 0], seed=0, steps=16, batch_size=1)
+    np.testing.assert_allclose(again, short[[5, 0]], atol=1e-3)
     other = ascent.filter_images(model, filters=[5], seed=1, steps=8)
     assert np.abs(other[0] - images[5]).mean() > 1.0
 
